@@ -1,0 +1,83 @@
+"""Entry point: argument parsing, then paths, then logging, then the chosen command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from portwatch import __version__, logs, paths
+from portwatch.cli import CommandError, add_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portwatch",
+        description="Watch network ports, explain what listens on them, and alert when a "
+        "program you have not trusted takes one. With no command, opens the desktop app.",
+    )
+    parser.add_argument("--version", action="version", version=f"portwatch {__version__}")
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="keep all config, history and logs under DIR (also PORTWATCH_DATA_DIR)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument(
+        "--probe",
+        choices=("auto", "psutil", "netlink"),
+        default="auto",
+        help="which OS source to read sockets from (default: the fastest available)",
+    )
+    gui = parser.add_argument_group("desktop app options")
+    gui.add_argument("--minimized", action="store_true", help="start hidden in the tray")
+    gui.add_argument(
+        "--smoke",
+        metavar="PNG",
+        help="open the window, save a screenshot to PNG and exit (checks a build works)",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_commands(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    where = paths.resolve(args.data_dir)
+    try:
+        where.ensure()
+    except OSError as exc:
+        print(
+            f"portwatch: error: cannot use the data folder {where.data_dir}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+    logs.configure(where.log_file, verbose=args.verbose, console=args.command is not None)
+    if args.command is None:
+        from portwatch.app import run_app
+
+        return run_app(where, args)
+    try:
+        return int(args.handler(args, where))
+    except CommandError as exc:
+        print(f"portwatch: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # `portwatch scan | head`: the reader went away; not an error worth a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def gui_main() -> int:
+    """The double-click entry point: always the desktop app."""
+    return main([arg for arg in sys.argv[1:] if not arg.startswith("-psn_")])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""The headless command line: one module per command, no Qt imported."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# Each module has ``add_parser(subparsers)`` which registers a sub-command whose
+# ``handler`` is ``run(args, paths) -> int``.
+COMMAND_MODULES = ("watch",)
+
+
+class CommandError(Exception):
+    """A runtime failure the user can act on: printed as one line, exit status 1."""
+
+
+def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"portwatch.cli.{name}")
+        module.add_parser(subparsers)

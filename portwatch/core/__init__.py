@@ -1,0 +1,1 @@
+"""Pure logic: no Qt, no psutil, no sqlite3, no file I/O."""

@@ -1,0 +1,179 @@
+"""The immutable values that flow from the probe through the engine to storage and screen."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Proto(str, enum.Enum):
+    """Transport protocol of a socket."""
+
+    TCP = "tcp"
+    UDP = "udp"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Family(str, enum.Enum):
+    """Address family of a socket."""
+
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Status(str, enum.Enum):
+    """How far portwatch can vouch for the owner of a listener.
+
+    ``UNATTRIBUTED`` means the OS would not tell us who owns the socket (or the
+    owner's executable could not be read); it is never treated as known.
+    """
+
+    KNOWN = "known"
+    UNKNOWN = "unknown"
+    UNATTRIBUTED = "unattributed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process that owns a socket, as far as the OS lets us see it.
+
+    ``exe`` is read from the OS directly (on Linux ``/proc/<pid>/exe``), never guessed
+    from the command line; ``sha256`` is the hash of the file that process runs.
+    ``script`` is the script or module an interpreter runs (part of its identity);
+    whole command lines are never kept because they can carry passwords.
+    """
+
+    pid: int
+    create_time: float | None = None
+    name: str | None = None
+    exe: str | None = None
+    sha256: str | None = None
+    user: str | None = None
+    script: str | None = None
+    script_sha256: str | None = None
+    # Why some details are missing ("access denied", "process exited"), for people.
+    note: str | None = None
+
+    @property
+    def identified(self) -> bool:
+        """True when the executable and its hash were read: the minimum for an identity."""
+        return bool(self.exe) and bool(self.sha256)
+
+    @property
+    def instance(self) -> tuple[int, float | None]:
+        """(pid, create_time): tells a process apart from a later one that reuses its pid."""
+        return (self.pid, self.create_time)
+
+
+@dataclass(frozen=True, order=True)
+class Endpoint:
+    """Where a socket listens: protocol, family, local address and port."""
+
+    proto: Proto
+    family: Family
+    address: str
+    port: int
+
+    @property
+    def reach(self) -> str:
+        """Who can connect: ``loopback``, ``all`` interfaces, or one ``interface``."""
+        if self.address in ("0.0.0.0", "::", "*", ""):
+            return "all"
+        if self.address.startswith("127.") or self.address in ("::1", "localhost"):
+            return "loopback"
+        if self.address.startswith("::ffff:127."):
+            return "loopback"
+        return "interface"
+
+    def label(self) -> str:
+        """``tcp 127.0.0.1:3653`` or ``udp [::1]:3653`` for people and logs."""
+        host = f"[{self.address}]" if self.family is Family.IPV6 else self.address
+        return f"{self.proto} {host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A socket waiting for peers: TCP in LISTEN, or UDP bound with no remote address."""
+
+    endpoint: Endpoint
+    owner: Owner | None = None
+
+    @property
+    def proto(self) -> Proto:
+        return self.endpoint.proto
+
+    @property
+    def port(self) -> int:
+        return self.endpoint.port
+
+    @property
+    def attributed(self) -> bool:
+        """True when the owner's executable and hash are known (pid alone is not enough)."""
+        return self.owner is not None and self.owner.identified
+
+
+@dataclass(frozen=True)
+class PortActivity:
+    """Activity on one watched port in one poll."""
+
+    port: int
+    proto: Proto
+    listeners: int
+    established: int
+    # Bytes moved on the port's connections since the previous poll, where the probe
+    # can measure it (the Linux netlink probe); None where it cannot.
+    bytes_delta: int | None = None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One poll of the OS connection tables.
+
+    ``wall`` is epoch seconds for people and history; ``mono`` is the monotonic clock
+    used for scheduling and rate limits. ``partial`` says the OS showed only part of
+    the system, with ``partial_reason`` in plain words.
+    """
+
+    wall: float
+    mono: float
+    listeners: tuple[Listener, ...]
+    activity: tuple[PortActivity, ...] = ()
+    partial: bool = False
+    partial_reason: str | None = None
+    probe_name: str = ""
+
+
+class EventKind(str, enum.Enum):
+    """What changed between two samples."""
+
+    OPENED = "listener-opened"
+    CLOSED = "listener-closed"
+    OWNER_CHANGED = "owner-changed"
+    UNKNOWN_OWNER = "unknown-owner"
+    UNATTRIBUTED_OWNER = "unattributed-owner"
+    BINARY_CHANGED = "binary-changed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class PortEvent:
+    """A change seen on a listener, stamped with the poll that saw it."""
+
+    kind: EventKind
+    listener: Listener
+    wall: float
+    mono: float
+    watched: bool = False
+    previous: Owner | None = None
+    detail: str | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)

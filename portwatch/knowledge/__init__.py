@@ -1,0 +1,1 @@
+"""Port descriptions embedded in the app: answers "what is port N/proto?"."""

@@ -1,0 +1,91 @@
+"""The one owner of portwatch's config, data and log locations.
+
+``--data-dir`` (or ``PORTWATCH_DATA_DIR``) re-roots all of them under one folder, which is
+what tests and portable installs use.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ENV_DATA_DIR = "PORTWATCH_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where portwatch keeps each kind of file."""
+
+    config_dir: Path
+    data_dir: Path
+    log_dir: Path
+
+    @property
+    def watchlist_file(self) -> Path:
+        return self.config_dir / "watchlist.txt"
+
+    @property
+    def trust_file(self) -> Path:
+        return self.config_dir / "trust.json"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config_dir / "settings.json"
+
+    @property
+    def knowledge_file(self) -> Path:
+        """The user's own port descriptions, which add to or override the embedded ones."""
+        return self.config_dir / "ports.toml"
+
+    @property
+    def history_db(self) -> Path:
+        return self.data_dir / "history.sqlite3"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "portwatch.log"
+
+    @property
+    def runtime_dir(self) -> Path:
+        """Lock file and local socket for the single-instance guard."""
+        return self.data_dir
+
+    def ensure(self) -> None:
+        """Create the folders; raises OSError with the OS's reason if that is impossible."""
+        for folder in (self.config_dir, self.data_dir, self.log_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def rooted(root: Path) -> Paths:
+    """Every location under one folder."""
+    root = root.expanduser().absolute()
+    return Paths(config_dir=root, data_dir=root, log_dir=root / "logs")
+
+
+def platform_default(platform: str = sys.platform, env: dict[str, str] | None = None) -> Paths:
+    """The per-user locations each OS expects."""
+    env = dict(os.environ) if env is None else env
+    home = Path(env.get("HOME") or Path.home())
+    if platform.startswith("win"):
+        appdata = Path(env.get("APPDATA") or home / "AppData" / "Roaming")
+        local = Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local")
+        return Paths(appdata / "portwatch", local / "portwatch", local / "portwatch" / "logs")
+    if platform == "darwin":
+        support = home / "Library" / "Application Support" / "portwatch"
+        return Paths(support, support, home / "Library" / "Logs" / "portwatch")
+    config = Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "portwatch"
+    state = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state") / "portwatch"
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "portwatch"
+    return Paths(config, data, state / "logs")
+
+
+def resolve(data_dir: str | os.PathLike[str] | None = None) -> Paths:
+    """``--data-dir`` first, then ``PORTWATCH_DATA_DIR``, then the OS default."""
+    if data_dir:
+        return rooted(Path(data_dir))
+    env_dir = os.environ.get(ENV_DATA_DIR)
+    if env_dir:
+        return rooted(Path(env_dir))
+    return platform_default()

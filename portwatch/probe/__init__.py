@@ -1,0 +1,1 @@
+"""The only code that touches psutil and other OS sources of socket tables."""

@@ -1,0 +1,1 @@
+"""Qt without widgets: the sampler thread, notifiers, settings, single-instance guard."""

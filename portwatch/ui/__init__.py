@@ -1,0 +1,1 @@
+"""QtWidgets and pyqtgraph live here and nowhere else."""
