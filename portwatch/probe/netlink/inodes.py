@@ -1,0 +1,183 @@
+"""Which process holds a socket: socket inode → pids, from ``/proc/<pid>/fd``.
+
+The kernel's socket diagnostics name a socket's inode but not its process; the only
+way to find the owner is to read the fd links of processes. Doing that every poll
+costs as much as psutil does, so this resolver remembers:
+
+- inode → pids for sockets already found (kept while the socket is alive and each
+  pid is still the same process: same start time in ``/proc/<pid>/stat``);
+- per process, the fd numbers already read, so a rescan reads only new fds;
+- inodes searched for and not found (another user's process when not root, or a
+  process that exited), so they are not searched for again every poll;
+- processes whose fds cannot be read (permission), skipped until their pid is reused.
+
+A scan runs only when an inode it has not seen appears, and stops as soon as every
+unknown inode has been found: first a cheap pass over new processes and new fd
+numbers, then, only if something is still missing, a full pass that also re-reads
+fd numbers that may have been reused.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+_SOCKET_PREFIX = "socket:["
+
+
+@dataclass
+class _Process:
+    """What one scan learnt about a process."""
+
+    start: int  # start time in clock ticks since boot; tells a reused pid apart
+    readable: bool = True
+    fds: dict[str, int] = field(default_factory=dict)  # fd name → socket inode (0: not a socket)
+
+
+@dataclass
+class ScanStats:
+    """Counters for benchmarks and tests: how much work the resolver did."""
+
+    scans: int = 0
+    processes_listed: int = 0
+    links_read: int = 0
+
+
+class InodeResolver:
+    """Maps socket inodes to the pids holding them, reading ``/proc`` as little as it can."""
+
+    def __init__(self, proc_root: str = "/proc") -> None:
+        self._proc = proc_root
+        self._owners: dict[int, tuple[int, ...]] = {}
+        self._missing: set[int] = set()
+        self._processes: dict[int, _Process] = {}
+        self.stats = ScanStats()
+
+    def resolve(self, inodes: Collection[int]) -> dict[int, tuple[int, ...]]:
+        """Pids holding each of ``inodes`` (the live sockets of this poll).
+
+        An inode no visible process holds (or inode 0) maps to ``()``. Errors reading
+        one process never fail the call: that process is skipped.
+        """
+        live = set(inodes)
+        live.discard(0)
+        # Forget sockets that are gone so the caches stay the size of the live set.
+        for gone in self._owners.keys() - live:
+            del self._owners[gone]
+        self._missing &= live
+        self._drop_changed_processes()
+        unknown = live - self._owners.keys() - self._missing
+        if unknown:
+            self._scan(unknown)
+        return {inode: self._owners.get(inode, ()) for inode in inodes}
+
+    def forget(self) -> None:
+        """Drop every cache (the next resolve scans from scratch)."""
+        self._owners.clear()
+        self._missing.clear()
+        self._processes.clear()
+
+    # --- internals ------------------------------------------------------------------
+
+    def _start_time(self, pid: int) -> int | None:
+        try:
+            with open(f"{self._proc}/{pid}/stat", "rb") as fh:
+                raw = fh.read()
+        except OSError:
+            return None
+        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+        fields = raw[raw.rfind(b")") + 2 :].split()
+        try:
+            return int(fields[19])  # field 22 overall: starttime
+        except (IndexError, ValueError):
+            return None
+
+    def _drop_changed_processes(self) -> None:
+        """Forget owners whose process has exited or whose pid now names another process."""
+        pids = {pid for owners in self._owners.values() for pid in owners}
+        changed = set()
+        for pid in pids:
+            known = self._processes.get(pid)
+            if known is None or self._start_time(pid) != known.start:
+                changed.add(pid)
+        if not changed:
+            return
+        for pid in changed:
+            self._processes.pop(pid, None)
+        for inode in [i for i, owners in self._owners.items() if set(owners) & changed]:
+            del self._owners[inode]
+
+    def _list_pids(self) -> list[int]:
+        try:
+            names = os.listdir(self._proc)
+        except OSError:
+            return []
+        return [int(name) for name in names if name.isdigit()]
+
+    def _scan(self, unknown: set[int]) -> None:
+        self.stats.scans += 1
+        pids = self._list_pids()
+        self.stats.processes_listed += len(pids)
+        present = set(pids)
+        for pid in self._processes.keys() - present:
+            del self._processes[pid]
+        found: dict[int, list[int]] = {}
+        remaining = set(unknown)
+        # Pass 1: new processes and fd numbers not read before. Pass 2 (only if needed):
+        # every fd again, because a closed fd's number may now hold a new socket.
+        for full in (False, True):
+            for pid in pids:
+                if not remaining:
+                    break
+                self._read_process(pid, full, remaining, found)
+            if not remaining:
+                break
+        for inode, owners in found.items():
+            self._owners[inode] = tuple(sorted(owners))
+        self._missing |= remaining
+
+    def _read_process(
+        self, pid: int, full: bool, remaining: set[int], found: dict[int, list[int]]
+    ) -> None:
+        proc = self._processes.get(pid)
+        start = self._start_time(pid)
+        if start is None:
+            self._processes.pop(pid, None)
+            return  # exited
+        if proc is None or proc.start != start:
+            proc = _Process(start)
+            self._processes[pid] = proc
+        if not proc.readable:
+            return
+        fd_dir = f"{self._proc}/{pid}/fd"
+        try:
+            names = os.listdir(fd_dir)
+        except PermissionError:
+            proc.readable = False
+            return
+        except OSError:
+            return  # exited or a kernel thread with no fd table
+        fds = proc.fds
+        if full:
+            fresh = dict.fromkeys(names, 0)
+            to_read: Iterable[str] = names
+        else:
+            fresh = {name: fds.get(name, 0) for name in names}
+            to_read = [name for name in names if name not in fds]
+        for name in to_read:
+            try:
+                target = os.readlink(f"{fd_dir}/{name}")
+            except OSError:
+                fresh.pop(name, None)  # closed meanwhile
+                continue
+            self.stats.links_read += 1
+            if target.startswith(_SOCKET_PREFIX):
+                fresh[name] = int(target[len(_SOCKET_PREFIX) : -1])
+        proc.fds = fresh
+        for inode in fresh.values():
+            if inode in remaining or inode in found:
+                found.setdefault(inode, [])
+                if pid not in found[inode]:
+                    found[inode].append(pid)
+                remaining.discard(inode)
