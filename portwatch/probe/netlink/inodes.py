@@ -113,7 +113,7 @@ class InodeResolver:
             names = os.listdir(self._proc)
         except OSError:
             return []
-        return [int(name) for name in names if name.isdigit()]
+        return sorted(int(name) for name in names if name.isdigit())
 
     def _scan(self, unknown: set[int]) -> None:
         self.stats.scans += 1

@@ -57,6 +57,7 @@ class _WatchPlan:
     """The kernel filter and the (port, proto) list for one watch list."""
 
     tcp_ranges: tuple[tuple[int, int], ...]
+    requests: tuple[tuple[int, int, int, int, bytes], ...]  # per family, with the port filter
     pairs: tuple[tuple[int, Proto], ...]
     tcp_ports: frozenset[int]
     udp_ports: frozenset[int]
@@ -69,6 +70,9 @@ def _plan(watched: WatchList) -> _WatchPlan:
     pairs = tuple(sorted(watched.ports(), key=lambda pair: (pair[0], pair[1].value)))
     return _WatchPlan(
         tcp_ranges=tuple(tcp_ranges),
+        requests=tuple(tcp_connections_request(family, tcp_ranges) for family in FAMILIES)
+        if tcp_ranges
+        else (),
         pairs=pairs,
         tcp_ports=frozenset(port for port, proto in pairs if proto is Proto.TCP),
         udp_ports=frozenset(port for port, proto in pairs if proto is Proto.UDP),
@@ -155,7 +159,7 @@ class NetlinkProbe:
         listening: list[tuple[Proto, _Row]] = []
         conn_counts: dict[tuple[int, Proto], int] = {}
         byte_totals: dict[bytes, tuple[int, int, int]] = {}
-        for family in FAMILIES:
+        for index, family in enumerate(FAMILIES):
             for row in self._rows_of(family, socket.IPPROTO_TCP, tcp_listeners_request(family)):
                 listening.append((Proto.TCP, row))
             for row in self._rows_of(family, socket.IPPROTO_UDP, udp_request(family)):
@@ -163,8 +167,8 @@ class NetlinkProbe:
                     listening.append((Proto.UDP, row))
                 else:
                     self._count(conn_counts, row, Proto.UDP, plan.udp_ports)
-            if plan.tcp_ranges:
-                self._read_connections(family, plan, conn_counts, byte_totals)
+            if plan.requests:
+                self._read_connections(family, plan.requests[index], plan, conn_counts, byte_totals)
 
         owners = self.resolver.resolve([row.inode for _, row in listening])
         owner_cache: dict[int, Owner | None] = {}
@@ -220,13 +224,14 @@ class NetlinkProbe:
     def _read_connections(
         self,
         family: int,
+        request: tuple[int, int, int, int, bytes],
         plan: _WatchPlan,
         conn_counts: dict[tuple[int, Proto], int],
         byte_totals: dict[bytes, tuple[int, int, int]],
     ) -> None:
         assert self._diag is not None
         fam = _FAMILY[family]
-        for chunk, start, end in self._diag.dump(tcp_connections_request(family, plan.tcp_ranges)):
+        for chunk, start, end in self._diag.dump(request):
             state = chunk[start + 1]
             sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
             dport = int.from_bytes(chunk[start + 6 : start + 8], "big")

@@ -1,0 +1,275 @@
+"""The netlink probe against the real kernel, with sockets held by child processes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_netlink_children import SocketChild, start_child
+
+from portwatch.core.types import Endpoint, Family, Proto, Sample
+from portwatch.core.watchlist import WatchList, parse_spec
+from portwatch.probe.base import ProbeError
+from portwatch.probe.netlink import NetlinkProbe, codec
+from portwatch.probe.netlink.fallback import FirstPollFallback, netlink_or_fallback
+from portwatch.probe.netlink.inodes import InodeResolver
+from portwatch.probe.netlink.sockdiag import FAMILIES, SockDiag, tcp_connections_request
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_NETLINK"), reason="Linux only")
+
+
+@pytest.fixture
+def child() -> Iterator[SocketChild]:
+    proc = start_child(
+        [
+            {"kind": "tcp-listen", "host": "127.0.0.1"},
+            {"kind": "tcp-listen", "host": "::1"},
+            {"kind": "udp", "host": "127.0.0.1"},
+            {"kind": "udp", "host": "::1"},
+            {"kind": "udp-connected", "host": "127.0.0.1"},
+            {"kind": "tcp-pair", "host": "127.0.0.1"},
+            {"kind": "tcp-pair", "host": "::1"},
+        ]
+    )
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def probe() -> Iterator[NetlinkProbe]:
+    p = NetlinkProbe()
+    yield p
+    p.close()
+
+
+def _watch(*ports: int) -> WatchList:
+    return WatchList(tuple(parse_spec(str(port)) for port in ports))
+
+
+def _of(sample: Sample, pid: int) -> set[Endpoint]:
+    return {
+        item.endpoint
+        for item in sample.listeners
+        if item.owner is not None and item.owner.pid == pid
+    }
+
+
+def test_kernel_filter_returns_only_connections_on_the_watched_port(child: SocketChild) -> None:
+    pairs = [o for o in child.opened if o["kind"] == "tcp-pair"]
+    wanted, other = pairs[0], pairs[1]
+    diag = SockDiag()
+    try:
+        seen = []
+        for family in FAMILIES:
+            request = tcp_connections_request(family, [(wanted["port"], wanted["port"])])
+            for chunk, start, end in diag.dump(request):
+                seen.append(codec.decode_message(chunk, start, end))
+    finally:
+        diag.close()
+    ports = {(m.sport, m.dport) for m in seen}
+    # Both ends of the watched connection, nothing of the other one.
+    assert (wanted["port"], wanted["client_port"]) in ports
+    assert (wanted["client_port"], wanted["port"]) in ports
+    assert all(wanted["port"] in pair for pair in ports)
+    assert all(other["port"] not in pair for pair in ports)
+    assert all(m.tcp_info is not None and len(m.tcp_info) >= 136 for m in seen if m.state == 1)
+
+
+def test_listeners_are_tcp_listen_and_unconnected_udp_with_their_owner(
+    child: SocketChild, probe: NetlinkProbe
+) -> None:
+    sample = probe.poll(WatchList())
+    assert sample.probe_name == "netlink"
+    got = _of(sample, child.pid)
+    expected = set()
+    for item in child.opened:
+        family = Family.IPV6 if ":" in item["host"] else Family.IPV4
+        if item["kind"] in ("tcp-listen", "tcp-pair"):
+            expected.add(Endpoint(Proto.TCP, family, item["host"], item["port"]))
+        elif item["kind"] == "udp":
+            expected.add(Endpoint(Proto.UDP, family, item["host"], item["port"]))
+    # The connected UDP pair and the TCP connections are not listeners.
+    assert got == expected
+
+
+def test_activity_counts_listeners_and_both_ends_of_established_connections(
+    child: SocketChild, probe: NetlinkProbe
+) -> None:
+    pair = next(o for o in child.opened if o["kind"] == "tcp-pair" and o["host"] == "::1")
+    udp = next(o for o in child.opened if o["kind"] == "udp-connected")
+    sample = probe.poll(_watch(pair["port"], udp["port"]))
+    activity = {(a.port, a.proto): a for a in sample.activity}
+    tcp = activity[(pair["port"], Proto.TCP)]
+    assert (tcp.listeners, tcp.established) == (1, 2)
+    assert activity[(pair["port"], Proto.UDP)].listeners == 0
+    assert activity[(udp["port"], Proto.UDP)].established == 2
+    assert activity[(udp["port"], Proto.UDP)].listeners == 0
+
+
+def test_bytes_delta_counts_bytes_since_the_previous_poll(
+    child: SocketChild, probe: NetlinkProbe
+) -> None:
+    pair = next(o for o in child.opened if o["kind"] == "tcp-pair" and o["host"] == "127.0.0.1")
+    watched = _watch(pair["port"])
+
+    def tcp_delta() -> int | None:
+        sample = probe.poll(watched)
+        return next(a for a in sample.activity if a.proto is Proto.TCP).bytes_delta
+
+    assert tcp_delta() is None  # the first poll has no baseline
+    assert tcp_delta() == 0
+    child.send(pair["pair"], 50_000)
+    delta = tcp_delta()
+    # Received by the server end for sure; acknowledged to the client end as well
+    # unless the last ACK is still in flight.
+    assert delta is not None and 50_000 <= delta <= 100_000
+    rest = tcp_delta()
+    assert rest is not None and delta + rest <= 100_002
+    assert next(a for a in probe.poll(watched).activity if a.proto is Proto.UDP).bytes_delta is None
+
+
+def test_steady_polls_do_not_rescan_proc(child: SocketChild, probe: NetlinkProbe) -> None:
+    probe.poll(WatchList())
+    scans = probe.resolver.stats.scans
+    for _ in range(3):
+        probe.poll(WatchList())
+    assert probe.resolver.stats.scans == scans
+    # A new socket (in a new process) triggers one scan that finds it.
+    other = start_child([{"kind": "tcp-listen", "host": "127.0.0.1"}])
+    try:
+        assert _of(probe.poll(WatchList()), other.pid)
+        assert probe.resolver.stats.scans == scans + 1
+    finally:
+        other.stop()
+    assert not _of(probe.poll(WatchList()), other.pid)
+
+
+def test_closed_probe_refuses_to_poll() -> None:
+    p = NetlinkProbe()
+    p.close()
+    with pytest.raises(ProbeError):
+        p.poll(WatchList())
+
+
+# --- the inode resolver on a /proc tree we build ---------------------------------------
+
+
+def _fake_process(root: Path, pid: int, start: int, fds: dict[int, str]) -> None:
+    proc = root / str(pid)
+    (proc / "fd").mkdir(parents=True, exist_ok=True)
+    fields = ["S"] + ["0"] * 18 + [str(start)] + ["0"] * 10
+    (proc / "stat").write_text(f"{pid} (a (weird) name) " + " ".join(fields) + "\n")
+    for fd in list((proc / "fd").iterdir()):
+        fd.unlink()
+    for fd, target in fds.items():
+        os.symlink(target, proc / "fd" / str(fd))
+
+
+def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None:
+    _fake_process(tmp_path, 10, 100, {0: "/dev/null", 3: "socket:[1001]", 4: "pipe:[5]"})
+    _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]"})
+    (tmp_path / "self").mkdir()  # non-numeric entries are not processes
+    resolver = InodeResolver(str(tmp_path))
+    assert resolver.resolve([1001, 2002, 0]) == {1001: (10,), 2002: (20,), 0: ()}
+    assert resolver.stats.scans == 1
+    # Known inodes: no scan at all.
+    assert resolver.resolve([1001, 2002]) == {1001: (10,), 2002: (20,)}
+    assert resolver.stats.scans == 1
+    # A new fd in pid 20: the cheap pass reads just that link.
+    _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]", 5: "socket:[2003]"})
+    links = resolver.stats.links_read
+    assert resolver.resolve([1001, 2002, 2003])[2003] == (20,)
+    assert resolver.stats.links_read == links + 1
+    # An inode nobody holds is searched for once, then remembered as missing.
+    assert resolver.resolve([9999]) == {9999: ()}
+    scans = resolver.stats.scans
+    assert resolver.resolve([9999]) == {9999: ()}
+    assert resolver.stats.scans == scans
+
+
+def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> None:
+    _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
+    resolver = InodeResolver(str(tmp_path))
+    assert resolver.resolve([1001]) == {1001: (10,)}
+    # fd 3 closed and reopened as another socket: found by the full pass.
+    _fake_process(tmp_path, 10, 100, {3: "socket:[1002]"})
+    assert resolver.resolve([1002]) == {1002: (10,)}
+    # pid 10 exits and a new process gets pid 10 with the old inode number: re-read.
+    _fake_process(tmp_path, 10, 555, {7: "socket:[1002]"})
+    assert resolver.resolve([1002]) == {1002: (10,)}
+    assert resolver.stats.scans == 3
+    # The process vanishes: its socket becomes unattributed, no error.
+    (tmp_path / "10" / "fd" / "7").unlink()
+    (tmp_path / "10" / "fd").rmdir()
+    (tmp_path / "10" / "stat").unlink()
+    (tmp_path / "10").rmdir()
+    assert resolver.resolve([1002]) == {1002: ()}
+
+
+def test_resolver_reports_every_process_sharing_a_socket_found_in_one_pass(tmp_path: Path) -> None:
+    _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
+    _fake_process(tmp_path, 11, 101, {3: "socket:[1001]", 4: "socket:[1002]"})
+    resolver = InodeResolver(str(tmp_path))
+    owners = resolver.resolve([1001, 1002])
+    assert owners[1002] == (11,)
+    assert 10 in owners[1001]
+
+
+# --- choosing a back-end ----------------------------------------------------------------
+
+
+class _Recording:
+    """A probe double: fails as told, records calls."""
+
+    def __init__(self, name: str, fail: bool) -> None:
+        self.name = name
+        self.fail = fail
+        self.closed = False
+        self.polls = 0
+
+    def poll(self, watched: WatchList) -> Sample:
+        self.polls += 1
+        if self.fail:
+            raise ProbeError("refused")
+        return Sample(wall=0.0, mono=0.0, listeners=(), probe_name=self.name)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_first_poll_failure_switches_to_the_fallback_and_says_why(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    preferred, fallback = _Recording("netlink", True), _Recording("psutil", False)
+    probe = FirstPollFallback(preferred, lambda: fallback)
+    with caplog.at_level(logging.WARNING):
+        assert probe.poll(WatchList()).probe_name == "psutil"
+    assert preferred.closed and probe.name == "psutil"
+    assert "first poll" in caplog.text and "refused" in caplog.text
+    probe.poll(WatchList())
+    assert fallback.polls == 2
+
+
+def test_failure_after_a_good_first_poll_is_reported_not_hidden() -> None:
+    preferred, fallback = _Recording("netlink", False), _Recording("psutil", False)
+    probe = FirstPollFallback(preferred, lambda: fallback)
+    probe.poll(WatchList())
+    preferred.fail = True
+    with pytest.raises(ProbeError):
+        probe.poll(WatchList())
+    assert fallback.polls == 0
+
+
+def test_unavailable_netlink_falls_back_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    fallback = _Recording("psutil", False)
+
+    def broken() -> NetlinkProbe:
+        raise OSError(97, "Address family not supported by protocol")
+
+    with caplog.at_level(logging.WARNING):
+        assert netlink_or_fallback(broken, lambda: fallback) is fallback
+    assert "not available" in caplog.text
