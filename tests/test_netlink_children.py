@@ -67,6 +67,12 @@ for line in sys.stdin:
         while got < n:
             got += len(srv.recv(n - got))
         print("ok", flush=True)
+    elif words and words[0] == "listen":
+        s = socket.socket(fam(words[1]), socket.SOCK_STREAM)
+        s.bind((words[1], 0))
+        s.listen(16)
+        keep.append(s)
+        print(s.getsockname()[1], flush=True)
 """
 
 
@@ -87,6 +93,13 @@ class SocketChild:
         self.proc.stdin.write(f"send {pair} {nbytes}\n")
         self.proc.stdin.flush()
         assert self.proc.stdout.readline().strip() == "ok"
+
+    def listen(self, host: str) -> int:
+        """Open one more TCP listener in this (already running) child; its port."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"listen {host}\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
 
     def stop(self) -> None:
         """Close stdin (the child exits) and reap it."""

@@ -105,9 +105,12 @@ def test_activity_counts_listeners_and_both_ends_of_established_connections(
     activity = {(a.port, a.proto): a for a in sample.activity}
     tcp = activity[(pair["port"], Proto.TCP)]
     assert (tcp.listeners, tcp.established) == (1, 2)
-    assert activity[(pair["port"], Proto.UDP)].listeners == 0
-    assert activity[(udp["port"], Proto.UDP)].established == 2
-    assert activity[(udp["port"], Proto.UDP)].listeners == 0
+    # Like the psutil probe: only watched pairs with a listener or a connection.
+    assert (pair["port"], Proto.UDP) not in activity
+    assert (udp["port"], Proto.TCP) not in activity
+    udp_activity = activity[(udp["port"], Proto.UDP)]
+    assert (udp_activity.listeners, udp_activity.established) == (0, 2)
+    assert udp_activity.bytes_delta is None  # no byte counters for UDP in sock_diag
 
 
 def test_bytes_delta_counts_bytes_since_the_previous_poll(
@@ -129,20 +132,27 @@ def test_bytes_delta_counts_bytes_since_the_previous_poll(
     assert delta is not None and 50_000 <= delta <= 100_000
     rest = tcp_delta()
     assert rest is not None and delta + rest <= 100_002
-    assert next(a for a in probe.poll(watched).activity if a.proto is Proto.UDP).bytes_delta is None
 
 
 def test_steady_polls_do_not_rescan_proc(child: SocketChild, probe: NetlinkProbe) -> None:
     probe.poll(WatchList())
-    scans = probe.resolver.stats.scans
+    stats = probe.resolver.stats
+    scans, links = stats.scans, stats.links_read
     for _ in range(3):
         probe.poll(WatchList())
-    assert probe.resolver.stats.scans == scans
-    # A new socket (in a new process) triggers one scan that finds it.
+    assert (stats.scans, stats.links_read) == (scans, links)
+    # A new process is read once, whole, when it appears: no scan of the others.
     other = start_child([{"kind": "tcp-listen", "host": "127.0.0.1"}])
     try:
         assert _of(probe.poll(WatchList()), other.pid)
-        assert probe.resolver.stats.scans == scans + 1
+        assert stats.scans == scans
+        # A new socket in a known process: one scan, reading only the new fd numbers.
+        links = stats.links_read
+        port = other.listen("::1")
+        sample = probe.poll(WatchList())
+        assert Endpoint(Proto.TCP, Family.IPV6, "::1", port) in _of(sample, other.pid)
+        assert stats.scans == scans + 1
+        assert stats.links_read - links < 10
     finally:
         other.stop()
     assert not _of(probe.poll(WatchList()), other.pid)
@@ -174,11 +184,13 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]"})
     (tmp_path / "self").mkdir()  # non-numeric entries are not processes
     resolver = InodeResolver(str(tmp_path))
+    # The first call reads every process (all are new to it); no search was needed.
     assert resolver.resolve([1001, 2002, 0]) == {1001: (10,), 2002: (20,), 0: ()}
-    assert resolver.stats.scans == 1
-    # Known inodes: no scan at all.
+    assert (resolver.stats.scans, resolver.stats.new_processes) == (0, 2)
+    # Known inodes: nothing read at all.
+    links = resolver.stats.links_read
     assert resolver.resolve([1001, 2002]) == {1001: (10,), 2002: (20,)}
-    assert resolver.stats.scans == 1
+    assert (resolver.stats.scans, resolver.stats.links_read) == (0, links)
     # A new fd in pid 20: the cheap pass reads just that link.
     _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]", 5: "socket:[2003]"})
     links = resolver.stats.links_read
@@ -198,10 +210,11 @@ def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> N
     # fd 3 closed and reopened as another socket: found by the full pass.
     _fake_process(tmp_path, 10, 100, {3: "socket:[1002]"})
     assert resolver.resolve([1002]) == {1002: (10,)}
-    # pid 10 exits and a new process gets pid 10 with the old inode number: re-read.
+    assert resolver.stats.scans == 1
+    # pid 10 exits and a new process gets pid 10 holding the socket: read as a new process.
     _fake_process(tmp_path, 10, 555, {7: "socket:[1002]"})
     assert resolver.resolve([1002]) == {1002: (10,)}
-    assert resolver.stats.scans == 3
+    assert resolver.stats.new_processes == 2
     # The process vanishes: its socket becomes unattributed, no error.
     (tmp_path / "10" / "fd" / "7").unlink()
     (tmp_path / "10" / "fd").rmdir()
@@ -210,13 +223,15 @@ def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> N
     assert resolver.resolve([1002]) == {1002: ()}
 
 
-def test_resolver_reports_every_process_sharing_a_socket_found_in_one_pass(tmp_path: Path) -> None:
+def test_resolver_adds_a_forked_process_as_another_holder(tmp_path: Path) -> None:
     _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
     _fake_process(tmp_path, 11, 101, {3: "socket:[1001]", 4: "socket:[1002]"})
     resolver = InodeResolver(str(tmp_path))
-    owners = resolver.resolve([1001, 1002])
-    assert owners[1002] == (11,)
-    assert 10 in owners[1001]
+    assert resolver.resolve([1001, 1002]) == {1001: (10, 11), 1002: (11,)}
+    # A worker forked later inherits the listener: it is one more holder.
+    _fake_process(tmp_path, 12, 102, {3: "socket:[1001]"})
+    assert resolver.resolve([1001, 1002]) == {1001: (10, 11, 12), 1002: (11,)}
+    assert resolver.stats.scans == 0
 
 
 # --- choosing a back-end ----------------------------------------------------------------

@@ -11,10 +11,13 @@ costs as much as psutil does, so this resolver remembers:
   process that exited), so they are not searched for again every poll;
 - processes whose fds cannot be read (permission), skipped until their pid is reused.
 
-A scan runs only when an inode it has not seen appears, and stops as soon as every
-unknown inode has been found: first a cheap pass over new processes and new fd
-numbers, then, only if something is still missing, a full pass that also re-reads
-fd numbers that may have been reused.
+Each poll lists ``/proc`` (one directory read) and reads the fds of processes that
+appeared since the previous poll: a forked worker that inherited a listener is one
+more holder of it, as psutil would report. Otherwise ``/proc/<pid>/fd`` is read only
+when an inode it has not seen appears, and that scan stops as soon as every unknown
+inode has been found: first a cheap pass over fd numbers not read before, then, only
+if something is still missing, a full pass that also re-reads fd numbers that may
+have been reused.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class ScanStats:
     """Counters for benchmarks and tests: how much work the resolver did."""
 
     scans: int = 0
+    new_processes: int = 0
     processes_listed: int = 0
     links_read: int = 0
 
@@ -66,10 +70,12 @@ class InodeResolver:
         for gone in self._owners.keys() - live:
             del self._owners[gone]
         self._missing &= live
-        self._drop_changed_processes()
+        pids = self._list_pids()
+        self._drop_changed_processes(pids)
+        self._read_new_processes(pids, live)
         unknown = live - self._owners.keys() - self._missing
         if unknown:
-            self._scan(unknown)
+            self._scan(pids, unknown)
         return {inode: self._owners.get(inode, ()) for inode in inodes}
 
     def forget(self) -> None:
@@ -93,20 +99,37 @@ class InodeResolver:
         except (IndexError, ValueError):
             return None
 
-    def _drop_changed_processes(self) -> None:
-        """Forget owners whose process has exited or whose pid now names another process."""
-        pids = {pid for owners in self._owners.values() for pid in owners}
-        changed = set()
-        for pid in pids:
+    def _drop_changed_processes(self, pids: list[int]) -> None:
+        """Forget processes that exited, and owners whose pid now names another process."""
+        present = set(pids)
+        changed = self._processes.keys() - present
+        for pid in changed:
+            del self._processes[pid]
+        for pid in {pid for owners in self._owners.values() for pid in owners} - changed:
             known = self._processes.get(pid)
             if known is None or self._start_time(pid) != known.start:
                 changed.add(pid)
+                self._processes.pop(pid, None)
         if not changed:
             return
-        for pid in changed:
-            self._processes.pop(pid, None)
-        for inode in [i for i, owners in self._owners.items() if set(owners) & changed]:
-            del self._owners[inode]
+        for inode, owners in list(self._owners.items()):
+            if set(owners) & changed:
+                kept = tuple(pid for pid in owners if pid not in changed)
+                if kept:
+                    self._owners[inode] = kept
+                else:
+                    del self._owners[inode]
+
+    def _read_new_processes(self, pids: list[int], live: set[int]) -> None:
+        """Read every fd of processes not seen before, adding them as holders."""
+        new = [pid for pid in pids if pid not in self._processes]
+        if not new:
+            return
+        found: dict[int, list[int]] = {}
+        self.stats.new_processes += len(new)
+        for pid in new:
+            self._read_process(pid, True, live, found, stop_when_found=False)
+        self._record(found)
 
     def _list_pids(self) -> list[int]:
         try:
@@ -115,13 +138,14 @@ class InodeResolver:
             return []
         return sorted(int(name) for name in names if name.isdigit())
 
-    def _scan(self, unknown: set[int]) -> None:
+    def _record(self, found: dict[int, list[int]]) -> None:
+        for inode, pids in found.items():
+            self._owners[inode] = tuple(sorted(set(self._owners.get(inode, ())) | set(pids)))
+            self._missing.discard(inode)
+
+    def _scan(self, pids: list[int], unknown: set[int]) -> None:
         self.stats.scans += 1
-        pids = self._list_pids()
         self.stats.processes_listed += len(pids)
-        present = set(pids)
-        for pid in self._processes.keys() - present:
-            del self._processes[pid]
         found: dict[int, list[int]] = {}
         remaining = set(unknown)
         # Pass 1: new processes and fd numbers not read before. Pass 2 (only if needed):
@@ -133,12 +157,17 @@ class InodeResolver:
                 self._read_process(pid, full, remaining, found)
             if not remaining:
                 break
-        for inode, owners in found.items():
-            self._owners[inode] = tuple(sorted(owners))
+        self._record(found)
         self._missing |= remaining
 
     def _read_process(
-        self, pid: int, full: bool, remaining: set[int], found: dict[int, list[int]]
+        self,
+        pid: int,
+        full: bool,
+        remaining: set[int],
+        found: dict[int, list[int]],
+        *,
+        stop_when_found: bool = True,
     ) -> None:
         proc = self._processes.get(pid)
         start = self._start_time(pid)
@@ -177,7 +206,8 @@ class InodeResolver:
         proc.fds = fresh
         for inode in fresh.values():
             if inode in remaining or inode in found:
-                found.setdefault(inode, [])
-                if pid not in found[inode]:
-                    found[inode].append(pid)
-                remaining.discard(inode)
+                holders = found.setdefault(inode, [])
+                if pid not in holders:
+                    holders.append(pid)
+                if stop_when_found:
+                    remaining.discard(inode)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
+from portwatch.probe.identity import OwnerReader
 from portwatch.probe.netlink import codec
 from portwatch.probe.netlink.inodes import InodeResolver
 from portwatch.probe.netlink.sockdiag import (
@@ -30,8 +31,6 @@ from portwatch.probe.netlink.sockdiag import (
 )
 
 log = logging.getLogger(__name__)
-
-OwnerFactory = Callable[[int], "Owner | None"]
 
 _FAMILY: dict[int, Family] = {int(socket.AF_INET): Family.IPV4, int(socket.AF_INET6): Family.IPV6}
 _MSG = codec.INET_DIAG_MSG
@@ -58,7 +57,6 @@ class _WatchPlan:
 
     tcp_ranges: tuple[tuple[int, int], ...]
     requests: tuple[tuple[int, int, int, int, bytes], ...]  # per family, with the port filter
-    pairs: tuple[tuple[int, Proto], ...]
     tcp_ports: frozenset[int]
     udp_ports: frozenset[int]
 
@@ -67,27 +65,22 @@ def _plan(watched: WatchList) -> _WatchPlan:
     tcp_ranges = codec.merge_ranges(
         (spec.lo, spec.hi) for spec in watched.specs if Proto.TCP in spec.protos
     )
-    pairs = tuple(sorted(watched.ports(), key=lambda pair: (pair[0], pair[1].value)))
+    pairs = watched.ports()
     return _WatchPlan(
         tcp_ranges=tuple(tcp_ranges),
         requests=tuple(tcp_connections_request(family, tcp_ranges) for family in FAMILIES)
         if tcp_ranges
         else (),
-        pairs=pairs,
         tcp_ports=frozenset(port for port, proto in pairs if proto is Proto.TCP),
         udp_ports=frozenset(port for port, proto in pairs if proto is Proto.UDP),
     )
 
 
-def _bare_owner(pid: int) -> Owner:
-    return Owner(pid=pid)
-
-
 class NetlinkProbe:
     """A :class:`~portwatch.probe.base.Probe` reading sockets through NETLINK_SOCK_DIAG.
 
-    ``owner_for`` turns a pid into an :class:`Owner` (the shared identity code in
-    production, a fake in tests); ``proc_root`` is where ``/proc`` is.
+    ``owners`` turns a pid into an :class:`Owner` (shared with the psutil probe, so
+    both describe a process the same way); ``proc_root`` is where ``/proc`` is.
     Raises ``OSError`` from the constructor when netlink socket diagnostics are not
     available, so a caller can fall back to another probe.
     """
@@ -96,13 +89,13 @@ class NetlinkProbe:
 
     def __init__(
         self,
-        owner_for: OwnerFactory | None = None,
+        owners: OwnerReader | None = None,
         *,
         proc_root: str = "/proc",
         clock: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._owner_for: OwnerFactory = owner_for or _bare_owner
+        self.owners = owners or OwnerReader()
         self._clock = clock
         self._mono = mono
         self._diag: SockDiag | None = SockDiag()
@@ -181,11 +174,12 @@ class NetlinkProbe:
                 listeners.append(Listener(endpoint, None))
             for pid in pids:
                 if pid not in owner_cache:
-                    owner_cache[pid] = self._owner_for(pid)
+                    owner_cache[pid] = self.owners.owner(pid)
                 listeners.append(Listener(endpoint, owner_cache[pid]))
             key = (row.sport, proto)
             listener_counts[key] = listener_counts.get(key, 0) + max(1, len(pids))
 
+        self.owners.forget_unused()
         activity = self._activity(plan, listener_counts, conn_counts, byte_totals)
         listeners.sort(key=lambda item: (item.endpoint, item.owner.pid if item.owner else -1))
         return Sample(
@@ -273,6 +267,12 @@ class NetlinkProbe:
         baseline = self._bytes_ports or frozenset()
         self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
         self._bytes_ports = plan.tcp_ports
+        # The same rows as the psutil probe: watched pairs with a listener or a connection.
+        active = {
+            pair
+            for pair in (*listener_counts, *conn_counts)
+            if pair[0] in (plan.tcp_ports if pair[1] is Proto.TCP else plan.udp_ports)
+        }
         return tuple(
             PortActivity(
                 port=port,
@@ -284,5 +284,5 @@ class NetlinkProbe:
                 if proto is Proto.TCP and port in baseline
                 else None,
             )
-            for port, proto in plan.pairs
+            for port, proto in sorted(active)
         )
