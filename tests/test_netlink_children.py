@@ -1,6 +1,7 @@
 """Child processes holding real loopback sockets, for the probe tests (no tests here).
 
-A child opens the sockets described by a JSON list, prints one JSON line describing
+A child opens the sockets described by a JSON list (``fork`` starts a worker process
+holding every socket opened before it), prints one JSON line describing
 what it opened, then obeys one-line commands on stdin (``send I N``: push N bytes
 over connection I and wait until the peer has read them) until stdin closes.
 """
@@ -54,6 +55,18 @@ for spec in json.loads(sys.argv[1]):
         pairs.append((cli, srv))
         out.append({"kind": kind, "host": host, "port": lst.getsockname()[1],
                     "client_port": cli.getsockname()[1], "pair": len(pairs) - 1})
+    elif kind == "fork":
+        # A worker that inherits every socket opened so far, as pre-fork servers do.
+        import os
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(w)
+            os.read(r, 1)  # returns when the parent exits and the pipe closes
+            os._exit(0)
+        os.close(r)
+        keep.append(w)
+        out.append({"kind": kind, "host": host, "pid": pid})
     else:
         raise SystemExit("unknown kind " + kind)
 print(json.dumps(out), flush=True)
@@ -121,9 +134,12 @@ def python_for(user: int | None) -> str | None:
     for candidate in (sys.executable, shutil.which("python3"), "/usr/bin/python3"):
         if not candidate:
             continue
-        check = subprocess.run(
-            [candidate, "-c", "pass"], user=user, capture_output=True, check=False, cwd="/"
-        )
+        try:
+            check = subprocess.run(
+                [candidate, "-c", "pass"], user=user, capture_output=True, check=False, cwd="/"
+            )
+        except OSError:  # not executable for that user
+            continue
         if check.returncode == 0:
             return candidate
     return None

@@ -136,23 +136,23 @@ def test_bytes_delta_counts_bytes_since_the_previous_poll(
 
 def test_steady_polls_do_not_rescan_proc(child: SocketChild, probe: NetlinkProbe) -> None:
     probe.poll(WatchList())
+    # Counted exactly on a /proc we build (below); here other processes come and go on
+    # the machine, so only searches for unknown sockets are counted.
     stats = probe.resolver.stats
-    scans, links = stats.scans, stats.links_read
+    scans = stats.scans
     for _ in range(3):
         probe.poll(WatchList())
-    assert (stats.scans, stats.links_read) == (scans, links)
+    assert stats.scans == scans
     # A new process is read once, whole, when it appears: no scan of the others.
     other = start_child([{"kind": "tcp-listen", "host": "127.0.0.1"}])
     try:
         assert _of(probe.poll(WatchList()), other.pid)
         assert stats.scans == scans
-        # A new socket in a known process: one scan, reading only the new fd numbers.
-        links = stats.links_read
+        # A new socket in a known process: found by a scan.
         port = other.listen("::1")
         sample = probe.poll(WatchList())
         assert Endpoint(Proto.TCP, Family.IPV6, "::1", port) in _of(sample, other.pid)
-        assert stats.scans == scans + 1
-        assert stats.links_read - links < 10
+        assert stats.scans >= scans + 1
     finally:
         other.stop()
     assert not _of(probe.poll(WatchList()), other.pid)

@@ -59,7 +59,7 @@ class InodeResolver:
         self.stats = ScanStats()
 
     def resolve(self, inodes: Collection[int]) -> dict[int, tuple[int, ...]]:
-        """Pids holding each of ``inodes`` (the live sockets of this poll).
+        """Pids holding each of ``inodes`` (the live sockets of this poll), ascending.
 
         An inode no visible process holds (or inode 0) maps to ``()``. Errors reading
         one process never fail the call: that process is skipped.
@@ -148,10 +148,11 @@ class InodeResolver:
         self.stats.processes_listed += len(pids)
         found: dict[int, list[int]] = {}
         remaining = set(unknown)
-        # Pass 1: new processes and fd numbers not read before. Pass 2 (only if needed):
-        # every fd again, because a closed fd's number may now hold a new socket.
+        # Pass 1: fd numbers not read before. Pass 2 (only if needed): every fd again,
+        # because a closed fd's number may now hold a new socket. Highest pids first:
+        # a socket shared by several processes is reported as the highest one's.
         for full in (False, True):
-            for pid in pids:
+            for pid in reversed(pids):
                 if not remaining:
                     break
                 self._read_process(pid, full, remaining, found)

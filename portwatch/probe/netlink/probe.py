@@ -167,17 +167,24 @@ class NetlinkProbe:
         owner_cache: dict[int, Owner | None] = {}
         listeners: list[Listener] = []
         listener_counts: dict[tuple[int, Proto], int] = {}
+        seen: set[tuple[Endpoint, int | None]] = set()
         for proto, row in listening:
             endpoint = Endpoint(proto, row.family, row.address, row.sport)
-            pids = owners.get(row.inode, ())
-            if not pids:
-                listeners.append(Listener(endpoint, None))
-            for pid in pids:
+            holders = owners.get(row.inode, ())
+            # One row per socket, owned by the holder with the highest pid: what psutil
+            # reports on Linux (its inode map keeps the last pid listed in /proc).
+            pid = holders[-1] if holders else None
+            if (endpoint, pid) in seen:
+                continue  # SO_REUSEPORT twins in one process: one listener, as psutil says
+            seen.add((endpoint, pid))
+            owner = None
+            if pid is not None:
                 if pid not in owner_cache:
                     owner_cache[pid] = self.owners.owner(pid)
-                listeners.append(Listener(endpoint, owner_cache[pid]))
+                owner = owner_cache[pid]
+            listeners.append(Listener(endpoint, owner))
             key = (row.sport, proto)
-            listener_counts[key] = listener_counts.get(key, 0) + max(1, len(pids))
+            listener_counts[key] = listener_counts.get(key, 0) + 1
 
         self.owners.forget_unused()
         activity = self._activity(plan, listener_counts, conn_counts, byte_totals)
