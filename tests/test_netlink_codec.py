@@ -227,3 +227,17 @@ def test_truncated_replies_raise_value_error() -> None:
         codec.decode_message(bad_attr, start, end)
     with pytest.raises(ValueError):
         codec.decode_message(raw, 16, 40)
+
+
+def test_legacy_tcp_request_asks_for_both_families() -> None:
+    bytecode = codec.port_filter([(3653, 3653)])
+    raw = codec.encode_request(socket.AF_UNSPEC, socket.IPPROTO_TCP, 6, ext=2, bytecode=bytecode)
+    length, msg_type = struct.unpack_from("=IH", raw)
+    assert (length, msg_type) == (len(raw), codec.TCPDIAG_GETSOCK)
+    family, src_len, dst_len, ext = struct.unpack_from("=BBBB", raw, 16)
+    assert (family, src_len, dst_len, ext) == (0, 0, 0, 2)
+    states, dbs = struct.unpack_from("=II", raw, 16 + 4 + 48)
+    assert (states, dbs) == (6, 0)
+    assert struct.unpack_from("=HH", raw, 16 + 60) == (4 + len(bytecode), 1)
+    with pytest.raises(ValueError):
+        codec.encode_request(socket.AF_UNSPEC, socket.IPPROTO_UDP, 6)

@@ -17,7 +17,12 @@ from portwatch.probe.base import ProbeError
 from portwatch.probe.netlink import NetlinkProbe, codec
 from portwatch.probe.netlink.fallback import FirstPollFallback, netlink_or_fallback
 from portwatch.probe.netlink.inodes import InodeResolver
-from portwatch.probe.netlink.sockdiag import FAMILIES, SockDiag, tcp_connections_request
+from portwatch.probe.netlink.sockdiag import (
+    BOTH_FAMILIES,
+    FAMILIES,
+    SockDiag,
+    tcp_connections_request,
+)
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_NETLINK"), reason="Linux only")
 
@@ -58,25 +63,34 @@ def _of(sample: Sample, pid: int) -> set[Endpoint]:
     }
 
 
-def test_kernel_filter_returns_only_connections_on_the_watched_port(child: SocketChild) -> None:
-    pairs = [o for o in child.opened if o["kind"] == "tcp-pair"]
-    wanted, other = pairs[0], pairs[1]
+def _dump(families: tuple[int, ...], bytecode: bytes) -> list[codec.DiagMessage]:
     diag = SockDiag()
     try:
-        seen = []
-        for family in FAMILIES:
-            request = tcp_connections_request(family, [(wanted["port"], wanted["port"])])
-            for chunk, start, end in diag.dump(request):
-                seen.append(codec.decode_message(chunk, start, end))
+        return [
+            codec.decode_message(chunk, start, end)
+            for family in families
+            for chunk, start, end in diag.dump(tcp_connections_request(family, bytecode))
+        ]
     finally:
         diag.close()
-    ports = {(m.sport, m.dport) for m in seen}
-    # Both ends of the watched connection, nothing of the other one.
-    assert (wanted["port"], wanted["client_port"]) in ports
-    assert (wanted["client_port"], wanted["port"]) in ports
-    assert all(wanted["port"] in pair for pair in ports)
-    assert all(other["port"] not in pair for pair in ports)
-    assert all(m.tcp_info is not None and len(m.tcp_info) >= 136 for m in seen if m.state == 1)
+
+
+def test_kernel_filter_returns_only_connections_on_the_watched_port(child: SocketChild) -> None:
+    pairs = [o for o in child.opened if o["kind"] == "tcp-pair"]
+    for wanted, other in (pairs, pairs[::-1]):
+        bytecode = codec.port_filter([(wanted["port"], wanted["port"])])
+        seen = _dump(FAMILIES, bytecode)
+        ports = {(m.sport, m.dport) for m in seen}
+        # Both ends of the watched connection, nothing of the other one.
+        assert (wanted["port"], wanted["client_port"]) in ports
+        assert (wanted["client_port"], wanted["port"]) in ports
+        assert all(wanted["port"] in pair for pair in ports)
+        assert all(other["port"] not in pair for pair in ports)
+        established = [m for m in seen if m.state == codec.TCP_ESTABLISHED]
+        assert all(m.tcp_info is not None and len(m.tcp_info) >= 136 for m in established)
+        # The legacy request answers for IPv4 and IPv6 at once, with the same sockets.
+        both = _dump(BOTH_FAMILIES, bytecode)
+        assert sorted(m.cookie for m in both) == sorted(m.cookie for m in seen)
 
 
 def test_listeners_are_tcp_listen_and_unconnected_udp_with_their_owner(
@@ -288,3 +302,22 @@ def test_unavailable_netlink_falls_back_at_once(caplog: pytest.LogCaptureFixture
     with caplog.at_level(logging.WARNING):
         assert netlink_or_fallback(broken, lambda: fallback) is fallback
     assert "not available" in caplog.text
+
+
+def test_per_family_requests_give_the_same_sample_as_the_combined_one(
+    child: SocketChild, probe: NetlinkProbe
+) -> None:
+    pair = next(o for o in child.opened if o["kind"] == "tcp-pair")
+    watched = _watch(pair["port"])
+    combined = probe.poll(watched)
+    per_family = NetlinkProbe()
+    # What a kernel without the legacy TCP request gets after its first refusal.
+    per_family._tcp_families = FAMILIES
+    try:
+        separate = per_family.poll(watched)
+    finally:
+        per_family.close()
+    assert _of(separate, child.pid) == _of(combined, child.pid)
+    assert [(a.port, a.proto, a.listeners, a.established) for a in separate.activity] == [
+        (a.port, a.proto, a.listeners, a.established) for a in combined.activity
+    ]

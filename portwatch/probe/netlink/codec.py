@@ -24,6 +24,9 @@ NLM_F_MULTI = 0x02
 NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
 # linux/sock_diag.h
 SOCK_DIAG_BY_FAMILY = 20
+# linux/inet_diag.h: the original TCP-only request. The kernel answers it for IPv4 and
+# IPv6 together (family AF_UNSPEC), walking its TCP tables once instead of twice.
+TCPDIAG_GETSOCK = 18
 
 # linux/inet_diag.h: request attributes
 INET_DIAG_REQ_BYTECODE = 1
@@ -58,6 +61,8 @@ ALL_STATES = 0xFFFFFFFF
 NLMSGHDR = struct.Struct("=IHHII")
 # inet_diag_req_v2: family, protocol, ext, pad, states, then inet_diag_sockid.
 INET_DIAG_REQ_V2 = struct.Struct("=BBBBI48s")
+# inet_diag_req (v1): family, src_len, dst_len, ext, sockid, states, dbs.
+INET_DIAG_REQ_V1 = struct.Struct("=BBBB48sII")
 # inet_diag_msg: family, state, timer, retrans, sockid (sport, dport, src, dst, if,
 # cookie), expires, rqueue, wqueue, uid, inode.
 INET_DIAG_MSG = struct.Struct("=BBBB2s2s16s16sI8sIIIII")
@@ -103,15 +108,22 @@ def encode_request(
 
     ``ext`` is a mask of ``1 << (INET_DIAG_xxx - 1)`` extensions to include in replies;
     ``bytecode`` (from :func:`port_filter`) makes the kernel skip non-matching sockets.
+    ``family`` ``AF_UNSPEC`` with TCP gives the legacy ``TCPDIAG_GETSOCK`` request, which
+    the kernel answers for both address families in one pass.
     """
-    body = INET_DIAG_REQ_V2.pack(family, protocol, ext, 0, states, bytes(40) + NO_COOKIE)
+    if family == socket.AF_UNSPEC:
+        if protocol != socket.IPPROTO_TCP:
+            raise ValueError("only TCP can be asked for both address families at once")
+        msg_type = TCPDIAG_GETSOCK
+        body = INET_DIAG_REQ_V1.pack(0, 0, 0, ext, bytes(40) + NO_COOKIE, states, 0)
+    else:
+        msg_type = SOCK_DIAG_BY_FAMILY
+        body = INET_DIAG_REQ_V2.pack(family, protocol, ext, 0, states, bytes(40) + NO_COOKIE)
     if bytecode:
         attr_len = RTATTR.size + len(bytecode)
         body += RTATTR.pack(attr_len, INET_DIAG_REQ_BYTECODE) + bytecode
         body += bytes(align4(attr_len) - attr_len)
-    header = NLMSGHDR.pack(
-        NLMSGHDR.size + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0
-    )
+    header = NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
     return header + body
 
 

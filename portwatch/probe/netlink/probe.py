@@ -1,10 +1,10 @@
 """The Linux probe on NETLINK_SOCK_DIAG: cost follows the watched ports, not the machine.
 
 Per poll it asks the kernel for TCP listeners, UDP sockets, and TCP connections on
-the watched ports only (port filter run in the kernel), for IPv4 and IPv6. Owners
-come from :class:`InodeResolver`, which reads ``/proc`` only when a socket it has not
-seen appears. Byte counters of watched connections come from ``tcp_info``, readable
-without root.
+the watched ports only (port filter run in the kernel). Owners come from
+:class:`InodeResolver`, which reads ``/proc`` only when a socket it has not seen
+appears. Byte counters of watched connections come from ``tcp_info``, readable
+without root. The sample means what the psutil probe's means (see ``_poll``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from portwatch.probe.identity import OwnerReader
 from portwatch.probe.netlink import codec
 from portwatch.probe.netlink.inodes import InodeResolver
 from portwatch.probe.netlink.sockdiag import (
+    BOTH_FAMILIES,
     FAMILIES,
+    Request,
     SockDiag,
     tcp_connections_request,
     tcp_listeners_request,
@@ -33,30 +35,26 @@ from portwatch.probe.netlink.sockdiag import (
 log = logging.getLogger(__name__)
 
 _FAMILY: dict[int, Family] = {int(socket.AF_INET): Family.IPV4, int(socket.AF_INET6): Family.IPV6}
-_MSG = codec.INET_DIAG_MSG
-# Offsets inside an inet_diag_msg payload.
-_SOCKID = slice(4, 52)  # ports, addresses, interface and cookie: unique per socket
+_INFO_START = codec.INET_DIAG_MSG.size
 
 
 @dataclass(frozen=True)
 class _Row:
     """What a poll keeps of one socket from the kernel's reply (cached by socket id)."""
 
-    family: Family
+    endpoint: Endpoint
     state: int
-    sport: int
     dport: int
-    address: str
     inode: int
-    cookie: bytes
+    # Sort key of the endpoint in plain values (faster than comparing dataclasses).
+    order: tuple[str, str, str, int]
 
 
 @dataclass(frozen=True)
 class _WatchPlan:
-    """The kernel filter and the (port, proto) list for one watch list."""
+    """The kernel filter and the watched port sets for one watch list."""
 
-    tcp_ranges: tuple[tuple[int, int], ...]
-    requests: tuple[tuple[int, int, int, int, bytes], ...]  # per family, with the port filter
+    tcp_filter: bytes  # empty when no TCP port is watched
     tcp_ports: frozenset[int]
     udp_ports: frozenset[int]
 
@@ -67,10 +65,7 @@ def _plan(watched: WatchList) -> _WatchPlan:
     )
     pairs = watched.ports()
     return _WatchPlan(
-        tcp_ranges=tuple(tcp_ranges),
-        requests=tuple(tcp_connections_request(family, tcp_ranges) for family in FAMILIES)
-        if tcp_ranges
-        else (),
+        tcp_filter=codec.port_filter(tcp_ranges) if tcp_ranges else b"",
         tcp_ports=frozenset(port for port, proto in pairs if proto is Proto.TCP),
         udp_ports=frozenset(port for port, proto in pairs if proto is Proto.UDP),
     )
@@ -100,6 +95,8 @@ class NetlinkProbe:
         self._mono = mono
         self._diag: SockDiag | None = SockDiag()
         self.resolver = InodeResolver(proc_root)
+        # TCP is asked for both families in one request where the kernel allows it.
+        self._tcp_families: tuple[int, ...] = BOTH_FAMILIES
         # socket id bytes → decoded row, per query; rebuilt every poll so it never grows.
         self._rows: dict[tuple[int, int], dict[bytes, _Row]] = {}
         self._plans: dict[WatchList, _WatchPlan] = {}
@@ -121,15 +118,21 @@ class NetlinkProbe:
         """One reading: every TCP/UDP listener, and activity on the watched ports."""
         try:
             return self._poll(watched)
-        except OSError as first:
+        except codec.DiagError as exc:
+            if self._tcp_families == FAMILIES:
+                raise ProbeError(f"the kernel refused socket diagnostics: {exc}") from exc
+            # An old or trimmed kernel without the legacy TCP request: ask per family.
+            log.info("combined IPv4+IPv6 TCP request refused (%s); asking per family", exc)
+            self._tcp_families = FAMILIES
+        except OSError as exc:
             # A netlink socket can be left in a bad state (overrun, interrupted dump):
             # open a fresh one and try once more before giving up on this poll.
-            log.warning("socket diagnostics failed (%s); reopening the netlink socket", first)
+            log.warning("socket diagnostics failed (%s); reopening the netlink socket", exc)
             self._reopen()
-            try:
-                return self._poll(watched)
-            except OSError as exc:
-                raise ProbeError(f"kernel socket diagnostics failed: {exc}") from exc
+        try:
+            return self._poll(watched)
+        except OSError as exc:
+            raise ProbeError(f"kernel socket diagnostics failed: {exc}") from exc
 
     def _reopen(self) -> None:
         if self._diag is not None:
@@ -139,6 +142,14 @@ class NetlinkProbe:
         self._diag = SockDiag()
 
     def _poll(self, watched: WatchList) -> Sample:
+        """Listeners and activity with the psutil probe's meaning.
+
+        A listener is a TCP socket in LISTEN or a UDP socket with no remote port; one
+        per socket, owned by its highest-pid holder (psutil's choice on Linux), and
+        one per (endpoint, pid). Activity rows are the watched (port, proto) pairs with
+        a listener or a connection; a connection (TCP ESTABLISHED, or connected UDP)
+        counts once for each watched port among its local and remote port.
+        """
         if self._diag is None:
             raise ProbeError("the netlink probe is closed")
         wall = self._clock()
@@ -149,111 +160,105 @@ class NetlinkProbe:
                 self._plans.clear()
             plan = self._plans[watched] = _plan(watched)
 
-        listening: list[tuple[Proto, _Row]] = []
+        listening: list[_Row] = []
         conn_counts: dict[tuple[int, Proto], int] = {}
         byte_totals: dict[bytes, tuple[int, int, int]] = {}
-        for index, family in enumerate(FAMILIES):
-            for row in self._rows_of(family, socket.IPPROTO_TCP, tcp_listeners_request(family)):
-                listening.append((Proto.TCP, row))
-            for row in self._rows_of(family, socket.IPPROTO_UDP, udp_request(family)):
+        for family in self._tcp_families:
+            listening.extend(self._rows_of(tcp_listeners_request(family), Proto.TCP))
+            if plan.tcp_filter:
+                request = tcp_connections_request(family, plan.tcp_filter)
+                self._read_connections(request, plan, conn_counts, byte_totals)
+        for family in FAMILIES:
+            for row in self._rows_of(udp_request(family), Proto.UDP):
                 if row.dport == 0:
-                    listening.append((Proto.UDP, row))
-                else:
-                    self._count(conn_counts, row, Proto.UDP, plan.udp_ports)
-            if plan.requests:
-                self._read_connections(family, plan.requests[index], plan, conn_counts, byte_totals)
+                    listening.append(row)
+                elif row.endpoint.port in plan.udp_ports or row.dport in plan.udp_ports:
+                    for port in {row.endpoint.port, row.dport}:
+                        if port in plan.udp_ports:
+                            key = (port, Proto.UDP)
+                            conn_counts[key] = conn_counts.get(key, 0) + 1
 
-        owners = self.resolver.resolve([row.inode for _, row in listening])
+        owners = self.resolver.resolve([row.inode for row in listening])
         owner_cache: dict[int, Owner | None] = {}
-        listeners: list[Listener] = []
+        ordered: list[tuple[tuple[str, str, str, int], int, Listener]] = []
         listener_counts: dict[tuple[int, Proto], int] = {}
         seen: set[tuple[Endpoint, int | None]] = set()
-        for proto, row in listening:
-            endpoint = Endpoint(proto, row.family, row.address, row.sport)
+        for row in listening:
             holders = owners.get(row.inode, ())
-            # One row per socket, owned by the holder with the highest pid: what psutil
-            # reports on Linux (its inode map keeps the last pid listed in /proc).
             pid = holders[-1] if holders else None
-            if (endpoint, pid) in seen:
+            if (row.endpoint, pid) in seen:
                 continue  # SO_REUSEPORT twins in one process: one listener, as psutil says
-            seen.add((endpoint, pid))
+            seen.add((row.endpoint, pid))
             owner = None
             if pid is not None:
                 if pid not in owner_cache:
                     owner_cache[pid] = self.owners.owner(pid)
                 owner = owner_cache[pid]
-            listeners.append(Listener(endpoint, owner))
-            key = (row.sport, proto)
+            ordered.append((row.order, owner.pid if owner else -1, Listener(row.endpoint, owner)))
+            key = (row.endpoint.port, row.endpoint.proto)
             listener_counts[key] = listener_counts.get(key, 0) + 1
-
         self.owners.forget_unused()
-        activity = self._activity(plan, listener_counts, conn_counts, byte_totals)
-        listeners.sort(key=lambda item: (item.endpoint, item.owner.pid if item.owner else -1))
+        ordered.sort(key=lambda item: (item[0], item[1]))
         return Sample(
             wall=wall,
             mono=mono,
-            listeners=tuple(listeners),
-            activity=activity,
+            listeners=tuple(item[2] for item in ordered),
+            activity=self._activity(plan, listener_counts, conn_counts, byte_totals),
             probe_name=self.name,
         )
 
-    def _rows_of(
-        self, family: int, protocol: int, request: tuple[int, int, int, int, bytes]
-    ) -> Iterator[_Row]:
+    def _rows_of(self, request: Request, proto: Proto) -> Iterator[_Row]:
         """The rows of one dump, decoding only sockets not seen at the previous poll."""
         assert self._diag is not None
-        key = (family, protocol)
+        key = (request.family, request.protocol)
         old = self._rows.get(key, {})
         new: dict[bytes, _Row] = {}
-        fam = _FAMILY[family]
         for chunk, start, _end in self._diag.dump(request):
+            # Ports, addresses, interface and cookie: unique per socket, and they hold
+            # everything a row keeps except the inode, which never changes for a socket.
             sockid = chunk[start + 4 : start + 52]
             row = old.get(sockid)
             if row is None:
-                # State is part of the key's meaning for UDP (connect() changes dport),
-                # and dport is inside sockid, so a cached row is always current.
-                state = chunk[start + 1]
-                inode = int.from_bytes(chunk[start + 68 : start + 72], sys.byteorder)
-                sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
-                dport = int.from_bytes(chunk[start + 6 : start + 8], "big")
-                address = codec.format_address(family, chunk[start + 8 : start + 24])
-                row = _Row(fam, state, sport, dport, address, inode, chunk[start + 44 : start + 52])
+                row = self._decode_row(chunk, start, proto)
             new[sockid] = row
             yield row
         self._rows[key] = new
 
+    @staticmethod
+    def _decode_row(chunk: bytes, start: int, proto: Proto) -> _Row:
+        family_code = chunk[start]
+        family = _FAMILY[family_code]
+        sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
+        address = codec.format_address(family_code, chunk[start + 8 : start + 24])
+        return _Row(
+            endpoint=Endpoint(proto, family, address, sport),
+            state=chunk[start + 1],
+            dport=int.from_bytes(chunk[start + 6 : start + 8], "big"),
+            inode=int.from_bytes(chunk[start + 68 : start + 72], sys.byteorder),
+            order=(proto.value, family.value, address, sport),
+        )
+
     def _read_connections(
         self,
-        family: int,
-        request: tuple[int, int, int, int, bytes],
+        request: Request,
         plan: _WatchPlan,
         conn_counts: dict[tuple[int, Proto], int],
         byte_totals: dict[bytes, tuple[int, int, int]],
     ) -> None:
         assert self._diag is not None
-        fam = _FAMILY[family]
+        ports = plan.tcp_ports
         for chunk, start, end in self._diag.dump(request):
-            state = chunk[start + 1]
             sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
             dport = int.from_bytes(chunk[start + 6 : start + 8], "big")
-            row = _Row(fam, state, sport, dport, "", 0, chunk[start + 44 : start + 52])
-            self._count(conn_counts, row, Proto.TCP, plan.tcp_ports)
-            total = codec.tcp_bytes(
-                codec.find_attribute(chunk, start + _MSG.size, end, codec.INET_DIAG_INFO)
-            )
+            if chunk[start + 1] == codec.TCP_ESTABLISHED:
+                for port in {sport, dport}:
+                    if port in ports:
+                        key = (port, Proto.TCP)
+                        conn_counts[key] = conn_counts.get(key, 0) + 1
+            info = codec.find_attribute(chunk, start + _INFO_START, end, codec.INET_DIAG_INFO)
+            total = codec.tcp_bytes(info)
             if total is not None:
-                byte_totals[row.cookie] = (sport, dport, total)
-
-    @staticmethod
-    def _count(
-        counts: dict[tuple[int, Proto], int], row: _Row, proto: Proto, ports: frozenset[int]
-    ) -> None:
-        """Count an established connection once for each watched port it touches."""
-        if proto is Proto.TCP and row.state != codec.TCP_ESTABLISHED:
-            return
-        for port in {row.sport, row.dport}:
-            if port in ports:
-                counts[(port, proto)] = counts.get((port, proto), 0) + 1
+                byte_totals[chunk[start + 44 : start + 52]] = (sport, dport, total)
 
     def _activity(
         self,

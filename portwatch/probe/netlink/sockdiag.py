@@ -10,7 +10,8 @@ from __future__ import annotations
 import errno
 import select
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from typing import NamedTuple
 
 from portwatch.probe.netlink import codec
 
@@ -20,6 +21,19 @@ _RECV_SIZE = 64 * 1024
 _TIMEOUT_S = 5.0
 
 FAMILIES = (socket.AF_INET, socket.AF_INET6)
+# AF_UNSPEC: one legacy TCP request answered for both families (see codec).
+BOTH_FAMILIES = (socket.AF_UNSPEC,)
+_REPLY_TYPES = (codec.SOCK_DIAG_BY_FAMILY, codec.TCPDIAG_GETSOCK)
+
+
+class Request(NamedTuple):
+    """One dump request: which sockets, which extensions, which kernel-side filter."""
+
+    family: int
+    protocol: int
+    states: int
+    ext: int = 0
+    bytecode: bytes = b""
 
 
 class SockDiag:
@@ -51,33 +65,38 @@ class SockDiag:
         self._view.release()
         self._sock.close()
 
-    def dump(
-        self, request_without_seq: tuple[int, int, int, int, bytes]
-    ) -> Iterator[tuple[bytes, int, int]]:
+    def dump(self, request: Request) -> Iterator[tuple[bytes, int, int]]:
         """Send one dump request and yield ``(chunk, start, end)`` per ``inet_diag_msg``.
 
-        ``request_without_seq`` is ``(family, protocol, states, ext, bytecode)``. Each
-        chunk is one read from the kernel as ``bytes``; ``start:end`` is one message's
-        payload inside it. Raises ``OSError`` (``codec.DiagError`` for a refusal).
+        Each chunk is one read from the kernel as ``bytes``; ``start:end`` is one
+        message's payload inside it. Raises ``OSError`` (``codec.DiagError`` when the
+        kernel refuses the request).
         """
-        family, protocol, states, ext, bytecode = request_without_seq
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         seq = self._seq
         self._drain()
         self._sock.send(
-            codec.encode_request(family, protocol, states, ext=ext, bytecode=bytecode, seq=seq)
+            codec.encode_request(
+                request.family,
+                request.protocol,
+                request.states,
+                ext=request.ext,
+                bytecode=request.bytecode,
+                seq=seq,
+            )
         )
+        header = codec.NLMSGHDR
         while True:
             n = self._sock.recv_into(self._buf)
             if n == 0:
                 raise OSError(errno.EIO, "the kernel closed the socket-diagnostics dump")
             chunk = bytes(self._view[:n])
             for msg_type, start, end in codec.iter_messages(chunk):
-                if codec.NLMSGHDR.unpack_from(chunk, start - codec.NLMSGHDR.size)[3] != seq:
+                if header.unpack_from(chunk, start - header.size)[3] != seq:
                     continue  # a late reply to an older request
                 if msg_type == codec.NLMSG_DONE:
                     return
-                if msg_type == codec.SOCK_DIAG_BY_FAMILY:
+                if msg_type in _REPLY_TYPES:
                     yield chunk, start, end
 
     def _drain(self) -> None:
@@ -88,28 +107,21 @@ class SockDiag:
                 break
 
 
-def tcp_listeners_request(family: int) -> tuple[int, int, int, int, bytes]:
+def tcp_listeners_request(family: int) -> Request:
     """TCP sockets in LISTEN, filtered by state in the kernel."""
-    return (family, socket.IPPROTO_TCP, codec.state_bit(codec.TCP_LISTEN), 0, b"")
+    return Request(family, socket.IPPROTO_TCP, codec.state_bit(codec.TCP_LISTEN))
 
 
-def udp_request(family: int) -> tuple[int, int, int, int, bytes]:
+def udp_request(family: int) -> Request:
     """All UDP sockets (bound-and-unconnected ones are the listeners)."""
-    return (family, socket.IPPROTO_UDP, codec.ALL_STATES, 0, b"")
+    return Request(family, socket.IPPROTO_UDP, codec.ALL_STATES)
 
 
 # Every TCP state except LISTEN: connections being set up, open, or closing.
 CONNECTION_STATES = codec.ALL_STATES & ~codec.state_bit(codec.TCP_LISTEN)
+INFO_EXT = 1 << (codec.INET_DIAG_INFO - 1)
 
 
-def tcp_connections_request(
-    family: int, ranges: Sequence[tuple[int, int]]
-) -> tuple[int, int, int, int, bytes]:
-    """TCP connections whose local or remote port is in ``ranges``, with ``tcp_info``."""
-    return (
-        family,
-        socket.IPPROTO_TCP,
-        CONNECTION_STATES,
-        1 << (codec.INET_DIAG_INFO - 1),
-        codec.port_filter(ranges),
-    )
+def tcp_connections_request(family: int, bytecode: bytes) -> Request:
+    """TCP connections matching ``bytecode`` (a :func:`codec.port_filter`), with ``tcp_info``."""
+    return Request(family, socket.IPPROTO_TCP, CONNECTION_STATES, INFO_EXT, bytecode)
