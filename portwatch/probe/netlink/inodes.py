@@ -23,7 +23,7 @@ have been reused.
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 _SOCKET_PREFIX = "socket:["
@@ -54,9 +54,18 @@ class InodeResolver:
     def __init__(self, proc_root: str = "/proc") -> None:
         self._proc = proc_root
         self._owners: dict[int, tuple[int, ...]] = {}
+        self._by_pid: dict[int, set[int]] = {}
         self._missing: set[int] = set()
         self._processes: dict[int, _Process] = {}
+        self._live: set[int] = set()
+        # Bumped whenever any inode's holders change: equal generations, equal answers.
+        self.generation = 0
         self.stats = ScanStats()
+
+    @property
+    def holders(self) -> Mapping[int, tuple[int, ...]]:
+        """inode → pids holding it, ascending, for the inodes of the last update."""
+        return self._owners
 
     def resolve(self, inodes: Collection[int]) -> dict[int, tuple[int, ...]]:
         """Pids holding each of ``inodes`` (the live sockets of this poll), ascending.
@@ -64,27 +73,48 @@ class InodeResolver:
         An inode no visible process holds (or inode 0) maps to ``()``. Errors reading
         one process never fail the call: that process is skipped.
         """
-        live = set(inodes)
-        live.discard(0)
-        # Forget sockets that are gone so the caches stay the size of the live set.
-        for gone in self._owners.keys() - live:
-            del self._owners[gone]
-        self._missing &= live
+        self.update(inodes)
+        return {inode: self._owners.get(inode, ()) for inode in inodes}
+
+    def update(self, inodes: Collection[int] | None) -> None:
+        """Bring :attr:`holders` up to date for ``inodes`` (None: the same as last time)."""
+        if inodes is not None:
+            live = set(inodes)
+            live.discard(0)
+            # Forget sockets that are gone so the caches stay the size of the live set.
+            gone = self._owners.keys() - live
+            for inode in gone:
+                self._forget_inode(inode)
+            if gone or self._missing - live:
+                self.generation += 1
+            self._missing &= live
+            self._live = live
+        live = self._live
         pids = self._list_pids()
         self._drop_changed_processes(pids)
         self._read_new_processes(pids, live)
         unknown = live - self._owners.keys() - self._missing
         if unknown:
             self._scan(pids, unknown)
-        return {inode: self._owners.get(inode, ()) for inode in inodes}
 
     def forget(self) -> None:
         """Drop every cache (the next resolve scans from scratch)."""
         self._owners.clear()
+        self._by_pid.clear()
         self._missing.clear()
         self._processes.clear()
+        self._live = set()
+        self.generation += 1
 
     # --- internals ------------------------------------------------------------------
+
+    def _forget_inode(self, inode: int) -> None:
+        for pid in self._owners.pop(inode, ()):
+            inodes = self._by_pid.get(pid)
+            if inodes is not None:
+                inodes.discard(inode)
+                if not inodes:
+                    del self._by_pid[pid]
 
     def _start_time(self, pid: int) -> int | None:
         try:
@@ -105,20 +135,22 @@ class InodeResolver:
         changed = self._processes.keys() - present
         for pid in changed:
             del self._processes[pid]
-        for pid in {pid for owners in self._owners.values() for pid in owners} - changed:
+        for pid in self._by_pid.keys() - changed:
             known = self._processes.get(pid)
             if known is None or self._start_time(pid) != known.start:
                 changed.add(pid)
                 self._processes.pop(pid, None)
-        if not changed:
-            return
-        for inode, owners in list(self._owners.items()):
-            if set(owners) & changed:
-                kept = tuple(pid for pid in owners if pid not in changed)
+        for pid in changed:
+            inodes = self._by_pid.pop(pid, None)
+            if not inodes:
+                continue
+            self.generation += 1
+            for inode in inodes:
+                kept = tuple(p for p in self._owners.get(inode, ()) if p != pid)
                 if kept:
                     self._owners[inode] = kept
                 else:
-                    del self._owners[inode]
+                    self._owners.pop(inode, None)
 
     def _read_new_processes(self, pids: list[int], live: set[int]) -> None:
         """Read every fd of processes not seen before, adding them as holders."""
@@ -140,8 +172,15 @@ class InodeResolver:
 
     def _record(self, found: dict[int, list[int]]) -> None:
         for inode, pids in found.items():
-            self._owners[inode] = tuple(sorted(set(self._owners.get(inode, ())) | set(pids)))
+            before = self._owners.get(inode, ())
+            after = tuple(sorted(set(before) | set(pids)))
+            if after == before:
+                continue
+            self._owners[inode] = after
+            for pid in pids:
+                self._by_pid.setdefault(pid, set()).add(inode)
             self._missing.discard(inode)
+            self.generation += 1
 
     def _scan(self, pids: list[int], unknown: set[int]) -> None:
         self.stats.scans += 1
@@ -159,7 +198,9 @@ class InodeResolver:
             if not remaining:
                 break
         self._record(found)
-        self._missing |= remaining
+        if remaining - self._missing:
+            self._missing |= remaining
+            self.generation += 1
 
     def _read_process(
         self,

@@ -13,7 +13,7 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
@@ -25,6 +25,7 @@ from portwatch.probe.netlink.inodes import InodeResolver
 from portwatch.probe.netlink.sockdiag import (
     BOTH_FAMILIES,
     FAMILIES,
+    REPLY_TYPES,
     Request,
     SockDiag,
     tcp_connections_request,
@@ -42,12 +43,18 @@ _INFO_START = codec.INET_DIAG_MSG.size
 class _Row:
     """What a poll keeps of one socket from the kernel's reply (cached by socket id)."""
 
+    sockid: bytes
     endpoint: Endpoint
     state: int
     dport: int
     inode: int
     # Sort key of the endpoint in plain values (faster than comparing dataclasses).
     order: tuple[str, str, str, int]
+
+
+def _sort_key(item: tuple[tuple[str, str, str, int], int, Listener]) -> tuple[object, ...]:
+    # The psutil probe's order: endpoint, then owner pid (-1 for none).
+    return (item[0], item[1])
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,18 @@ class _WatchPlan:
     tcp_filter: bytes  # empty when no TCP port is watched
     tcp_ports: frozenset[int]
     udp_ports: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Assembled:
+    """Listeners built from one poll's rows, kept to be reused by the next poll."""
+
+    plan: _WatchPlan
+    generation: int  # the resolver's, when built
+    owners: dict[int, Owner | None]  # pid → owner as read when built
+    listeners: tuple[Listener, ...]
+    listener_counts: dict[tuple[int, Proto], int]
+    udp_connections: dict[tuple[int, Proto], int]
 
 
 def _plan(watched: WatchList) -> _WatchPlan:
@@ -97,8 +116,13 @@ class NetlinkProbe:
         self.resolver = InodeResolver(proc_root)
         # TCP is asked for both families in one request where the kernel allows it.
         self._tcp_families: tuple[int, ...] = BOTH_FAMILIES
-        # socket id bytes → decoded row, per query; rebuilt every poll so it never grows.
+        # Per listener query (family, protocol): the kernel's last answer as raw reads,
+        # the rows decoded from each read, and socket id → row to decode only new sockets.
+        self._chunks: dict[tuple[int, int], list[bytes]] = {}
+        self._chunk_rows: dict[tuple[int, int], list[tuple[_Row, ...]]] = {}
         self._rows: dict[tuple[int, int], dict[bytes, _Row]] = {}
+        # The last assembled listeners, reused while nothing they depend on changed.
+        self._assembled: _Assembled | None = None
         self._plans: dict[WatchList, _WatchPlan] = {}
         # connection cookie → byte total at the previous poll; ports watched then.
         self._last_bytes: dict[bytes, int] = {}
@@ -110,7 +134,13 @@ class NetlinkProbe:
             self._diag.close()
             self._diag = None
         self.resolver.forget()
+        self._forget_rows()
+
+    def _forget_rows(self) -> None:
+        self._chunks.clear()
+        self._chunk_rows.clear()
         self._rows.clear()
+        self._assembled = None
 
     # --- polling --------------------------------------------------------------------
 
@@ -138,7 +168,7 @@ class NetlinkProbe:
         if self._diag is not None:
             self._diag.close()
             self._diag = None
-        self._rows.clear()
+        self._forget_rows()
         self._diag = SockDiag()
 
     def _poll(self, watched: WatchList) -> Sample:
@@ -160,69 +190,149 @@ class NetlinkProbe:
                 self._plans.clear()
             plan = self._plans[watched] = _plan(watched)
 
-        listening: list[_Row] = []
         conn_counts: dict[tuple[int, Proto], int] = {}
         byte_totals: dict[bytes, tuple[int, int, int]] = {}
+        tables: list[tuple[Proto, list[tuple[_Row, ...]]]] = []
+        unchanged = self._assembled is not None and self._assembled.plan is plan
         for family in self._tcp_families:
-            listening.extend(self._rows_of(tcp_listeners_request(family), Proto.TCP))
+            chunks, same = self._collect(tcp_listeners_request(family), Proto.TCP)
+            tables.append((Proto.TCP, chunks))
+            unchanged = unchanged and same
             if plan.tcp_filter:
                 request = tcp_connections_request(family, plan.tcp_filter)
                 self._read_connections(request, plan, conn_counts, byte_totals)
         for family in FAMILIES:
-            for row in self._rows_of(udp_request(family), Proto.UDP):
-                if row.dport == 0:
-                    listening.append(row)
-                elif row.endpoint.port in plan.udp_ports or row.dport in plan.udp_ports:
-                    for port in {row.endpoint.port, row.dport}:
-                        if port in plan.udp_ports:
-                            key = (port, Proto.UDP)
-                            conn_counts[key] = conn_counts.get(key, 0) + 1
+            chunks, same = self._collect(udp_request(family), Proto.UDP)
+            tables.append((Proto.UDP, chunks))
+            unchanged = unchanged and same
 
-        owners = self.resolver.resolve([row.inode for row in listening])
-        owner_cache: dict[int, Owner | None] = {}
-        ordered: list[tuple[tuple[str, str, str, int], int, Listener]] = []
-        listener_counts: dict[tuple[int, Proto], int] = {}
-        seen: set[tuple[Endpoint, int | None]] = set()
-        for row in listening:
-            holders = owners.get(row.inode, ())
-            pid = holders[-1] if holders else None
-            if (row.endpoint, pid) in seen:
-                continue  # SO_REUSEPORT twins in one process: one listener, as psutil says
-            seen.add((row.endpoint, pid))
-            owner = None
-            if pid is not None:
-                if pid not in owner_cache:
-                    owner_cache[pid] = self.owners.owner(pid)
-                owner = owner_cache[pid]
-            ordered.append((row.order, owner.pid if owner else -1, Listener(row.endpoint, owner)))
-            key = (row.endpoint.port, row.endpoint.proto)
-            listener_counts[key] = listener_counts.get(key, 0) + 1
+        assembled = self._assembled
+        if unchanged and assembled is not None:
+            self.resolver.update(None)
+            if self.resolver.generation != assembled.generation or any(
+                self.owners.owner(pid) != owner for pid, owner in assembled.owners.items()
+            ):
+                assembled = self._assemble(plan, tables)
+        else:
+            self.resolver.update([row.inode for row in self._listening(tables)])
+            assembled = self._assemble(plan, tables)
+        self._assembled = assembled
         self.owners.forget_unused()
-        ordered.sort(key=lambda item: (item[0], item[1]))
+        for key, count in assembled.udp_connections.items():
+            conn_counts[key] = conn_counts.get(key, 0) + count
         return Sample(
             wall=wall,
             mono=mono,
-            listeners=tuple(item[2] for item in ordered),
-            activity=self._activity(plan, listener_counts, conn_counts, byte_totals),
+            listeners=assembled.listeners,
+            activity=self._activity(plan, assembled.listener_counts, conn_counts, byte_totals),
             probe_name=self.name,
         )
 
-    def _rows_of(self, request: Request, proto: Proto) -> Iterator[_Row]:
-        """The rows of one dump, decoding only sockets not seen at the previous poll."""
+    def _assemble(
+        self,
+        plan: _WatchPlan,
+        tables: list[tuple[Proto, list[tuple[_Row, ...]]]],
+    ) -> _Assembled:
+        """Listeners, their counts and UDP connection counts from the decoded rows.
+
+        The resolver must be up to date for these rows.
+        """
+        listening = self._listening(tables)
+        udp_connections: dict[tuple[int, Proto], int] = {}
+        for proto, chunks in tables:
+            if proto is not Proto.UDP:
+                continue
+            for rows in chunks:
+                for row in rows:
+                    if row.dport == 0:
+                        continue
+                    for port in {row.endpoint.port, row.dport}:
+                        if port in plan.udp_ports:
+                            key = (port, Proto.UDP)
+                            udp_connections[key] = udp_connections.get(key, 0) + 1
+        holders = self.resolver.holders
+        owners: dict[int, Owner | None] = {}
+        ordered: list[tuple[tuple[str, str, str, int], int, Listener]] = []
+        listener_counts: dict[tuple[int, Proto], int] = {}
+        seen: set[tuple[tuple[str, str, str, int], int | None]] = set()
+        for row in listening:
+            pids = holders.get(row.inode, ())
+            pid = pids[-1] if pids else None
+            if (row.order, pid) in seen:
+                continue  # SO_REUSEPORT twins in one process: one listener, as psutil says
+            seen.add((row.order, pid))
+            owner = None
+            if pid is not None:
+                if pid not in owners:
+                    owners[pid] = self.owners.owner(pid)
+                owner = owners[pid]
+            ordered.append((row.order, owner.pid if owner else -1, Listener(row.endpoint, owner)))
+            port, proto = row.endpoint.port, row.endpoint.proto
+            if port in (plan.tcp_ports if proto is Proto.TCP else plan.udp_ports):
+                key = (port, proto)
+                listener_counts[key] = listener_counts.get(key, 0) + 1
+        ordered.sort(key=_sort_key)
+        return _Assembled(
+            plan=plan,
+            generation=self.resolver.generation,
+            owners=owners,
+            listeners=tuple(item[2] for item in ordered),
+            listener_counts=listener_counts,
+            udp_connections=udp_connections,
+        )
+
+    @staticmethod
+    def _listening(tables: list[tuple[Proto, list[tuple[_Row, ...]]]]) -> list[_Row]:
+        """TCP listeners, and UDP sockets with no remote port."""
+        return [
+            row
+            for proto, chunks in tables
+            for rows in chunks
+            for row in rows
+            if proto is Proto.TCP or row.dport == 0
+        ]
+
+    def _collect(self, request: Request, proto: Proto) -> tuple[list[tuple[_Row, ...]], bool]:
+        """Rows of one listener query, per kernel read, and whether all reads were as before.
+
+        Reads identical to the last poll's keep their decoded rows; in a changed read
+        only sockets not seen before are decoded.
+        """
         assert self._diag is not None
         key = (request.family, request.protocol)
-        old = self._rows.get(key, {})
-        new: dict[bytes, _Row] = {}
-        for chunk, start, _end in self._diag.dump(request):
+        previous = self._chunks.get(key, [])
+        previous_rows = self._chunk_rows.get(key, [])
+        chunks = self._diag.dump_chunks(request, previous)
+        same = len(chunks) == len(previous)
+        rows: list[tuple[_Row, ...]] = []
+        by_id = self._rows.get(key, {})
+        for index, chunk in enumerate(chunks):
+            if index < len(previous) and chunk == previous[index]:
+                rows.append(previous_rows[index])
+            else:
+                same = False
+                rows.append(self._decode_chunk(chunk, proto, by_id))
+        if not same:
+            self._rows[key] = {row.sockid: row for chunk_rows in rows for row in chunk_rows}
+        self._chunks[key] = chunks
+        self._chunk_rows[key] = rows
+        return rows, same
+
+    def _decode_chunk(
+        self, chunk: bytes, proto: Proto, by_id: dict[bytes, _Row]
+    ) -> tuple[_Row, ...]:
+        rows = []
+        for msg_type, start, _end in codec.iter_messages(chunk):
+            if msg_type not in REPLY_TYPES:
+                continue
             # Ports, addresses, interface and cookie: unique per socket, and they hold
             # everything a row keeps except the inode, which never changes for a socket.
             sockid = chunk[start + 4 : start + 52]
-            row = old.get(sockid)
+            row = by_id.get(sockid)
             if row is None:
                 row = self._decode_row(chunk, start, proto)
-            new[sockid] = row
-            yield row
-        self._rows[key] = new
+            rows.append(row)
+        return tuple(rows)
 
     @staticmethod
     def _decode_row(chunk: bytes, start: int, proto: Proto) -> _Row:
@@ -231,6 +341,7 @@ class NetlinkProbe:
         sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
         address = codec.format_address(family_code, chunk[start + 8 : start + 24])
         return _Row(
+            sockid=chunk[start + 4 : start + 52],
             endpoint=Endpoint(proto, family, address, sport),
             state=chunk[start + 1],
             dport=int.from_bytes(chunk[start + 6 : start + 8], "big"),
@@ -279,12 +390,9 @@ class NetlinkProbe:
         baseline = self._bytes_ports or frozenset()
         self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
         self._bytes_ports = plan.tcp_ports
-        # The same rows as the psutil probe: watched pairs with a listener or a connection.
-        active = {
-            pair
-            for pair in (*listener_counts, *conn_counts)
-            if pair[0] in (plan.tcp_ports if pair[1] is Proto.TCP else plan.udp_ports)
-        }
+        # The same rows as the psutil probe: watched pairs with a listener or a connection
+        # (both dicts hold watched pairs only).
+        active = listener_counts.keys() | conn_counts.keys()
         return tuple(
             PortActivity(
                 port=port,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import select
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from portwatch.probe.netlink import codec
@@ -24,6 +24,11 @@ FAMILIES = (socket.AF_INET, socket.AF_INET6)
 # AF_UNSPEC: one legacy TCP request answered for both families (see codec).
 BOTH_FAMILIES = (socket.AF_UNSPEC,)
 _REPLY_TYPES = (codec.SOCK_DIAG_BY_FAMILY, codec.TCPDIAG_GETSOCK)
+REPLY_TYPES = _REPLY_TYPES
+# One fixed sequence number: replies of an unchanged table are then byte-identical
+# from poll to poll (see dump_chunks). Stale replies cannot mix in: every request
+# starts by draining what an abandoned dump left behind.
+_SEQ = 1
 
 
 class Request(NamedTuple):
@@ -58,22 +63,13 @@ class SockDiag:
             raise
         self._buf = bytearray(_RECV_SIZE)
         self._view = memoryview(self._buf)
-        self._seq = 0
 
     def close(self) -> None:
         """Close the netlink socket."""
         self._view.release()
         self._sock.close()
 
-    def dump(self, request: Request) -> Iterator[tuple[bytes, int, int]]:
-        """Send one dump request and yield ``(chunk, start, end)`` per ``inet_diag_msg``.
-
-        Each chunk is one read from the kernel as ``bytes``; ``start:end`` is one
-        message's payload inside it. Raises ``OSError`` (``codec.DiagError`` when the
-        kernel refuses the request).
-        """
-        self._seq = (self._seq + 1) & 0xFFFFFFFF
-        seq = self._seq
+    def _send(self, request: Request) -> None:
         self._drain()
         self._sock.send(
             codec.encode_request(
@@ -82,22 +78,54 @@ class SockDiag:
                 request.states,
                 ext=request.ext,
                 bytecode=request.bytecode,
-                seq=seq,
+                seq=_SEQ,
             )
         )
-        header = codec.NLMSGHDR
+
+    def _recv_chunk(self) -> bytes:
+        n = self._sock.recv_into(self._buf)
+        if n == 0:
+            raise OSError(errno.EIO, "the kernel closed the socket-diagnostics dump")
+        return bytes(self._view[:n])
+
+    def dump(self, request: Request) -> Iterator[tuple[bytes, int, int]]:
+        """Send one dump request and yield ``(chunk, start, end)`` per ``inet_diag_msg``.
+
+        Each chunk is one read from the kernel as ``bytes``; ``start:end`` is one
+        message's payload inside it. Raises ``OSError`` (``codec.DiagError`` when the
+        kernel refuses the request).
+        """
+        self._send(request)
         while True:
-            n = self._sock.recv_into(self._buf)
-            if n == 0:
-                raise OSError(errno.EIO, "the kernel closed the socket-diagnostics dump")
-            chunk = bytes(self._view[:n])
+            chunk = self._recv_chunk()
+            done = False
             for msg_type, start, end in codec.iter_messages(chunk):
-                if header.unpack_from(chunk, start - header.size)[3] != seq:
-                    continue  # a late reply to an older request
                 if msg_type == codec.NLMSG_DONE:
-                    return
-                if msg_type in _REPLY_TYPES:
+                    done = True
+                elif msg_type in _REPLY_TYPES:
                     yield chunk, start, end
+            if done:
+                return
+
+    def dump_chunks(self, request: Request, previous: Sequence[bytes] = ()) -> list[bytes]:
+        """The raw reads of one dump, the last holding ``NLMSG_DONE``.
+
+        A read identical to the same-position read of ``previous`` (this request's
+        last answer) is not walked again: unchanged socket tables come back
+        byte-for-byte the same, so a steady poll costs a memory compare per read.
+        """
+        self._send(request)
+        chunks: list[bytes] = []
+        while True:
+            chunk = self._recv_chunk()
+            index = len(chunks)
+            chunks.append(chunk)
+            if index < len(previous) and chunk == previous[index]:
+                if index == len(previous) - 1:
+                    return chunks
+                continue
+            if any(msg_type == codec.NLMSG_DONE for msg_type, _, _ in codec.iter_messages(chunk)):
+                return chunks
 
     def _drain(self) -> None:
         # A dump abandoned half-way (an exception in the consumer) leaves replies queued;
@@ -117,8 +145,20 @@ def udp_request(family: int) -> Request:
     return Request(family, socket.IPPROTO_UDP, codec.ALL_STATES)
 
 
-# Every TCP state except LISTEN: connections being set up, open, or closing.
-CONNECTION_STATES = codec.ALL_STATES & ~codec.state_bit(codec.TCP_LISTEN)
+# Connections being set up, open or closing: the states that carry a tcp_info. Not
+# TIME_WAIT (no counters left), and above all not the "bound, inactive" bit (13) that
+# ALL_STATES includes: it makes the kernel walk its whole bind hash table, which cost
+# more than the connection walk itself here.
+CONNECTION_STATES = (
+    codec.state_bit(codec.TCP_ESTABLISHED)
+    | codec.state_bit(codec.TCP_SYN_SENT)
+    | codec.state_bit(codec.TCP_SYN_RECV)
+    | codec.state_bit(codec.TCP_FIN_WAIT1)
+    | codec.state_bit(codec.TCP_FIN_WAIT2)
+    | codec.state_bit(codec.TCP_CLOSE_WAIT)
+    | codec.state_bit(codec.TCP_LAST_ACK)
+    | codec.state_bit(codec.TCP_CLOSING)
+)
 INFO_EXT = 1 << (codec.INET_DIAG_INFO - 1)
 
 
