@@ -148,9 +148,7 @@ def bench_size(n: int, per_child: int, watched: WatchList) -> dict[str, tuple[fl
             netlink.close()
         psutil_probe = PsutilProbe()
         rows["psutil probe"] = measure(lambda: psutil_probe.poll(watched), slow_rounds)
-        rows["bare net_connections"] = measure(
-            lambda: psutil.net_connections("inet"), slow_rounds
-        )
+        rows["bare net_connections"] = measure(lambda: psutil.net_connections("inet"), slow_rounds)
         rows["_sockets"] = (float(holders.sockets), 0.0, 0.0)
         return rows
     finally:
@@ -163,10 +161,7 @@ def print_size(n: int, rows: dict[str, tuple[float, float, float]]) -> None:
     print(f"  {'':24}{'first poll':>12}{'steady poll':>13}{'CPU/poll':>10}{'CPU at 1/s':>12}")
     for name, (first, wall, cpu) in rows.items():
         per_minute = cpu * 60 / 1000
-        print(
-            f"  {name:24}{first:10.1f} ms{wall:10.2f} ms{cpu:7.2f} ms"
-            f"{per_minute:7.2f} s/min"
-        )
+        print(f"  {name:24}{first:10.1f} ms{wall:10.2f} ms{cpu:7.2f} ms{per_minute:7.2f} s/min")
     bare = rows["bare net_connections"][1]
     nl = rows["netlink probe"][1]
     probe = rows["psutil probe"][1]
@@ -174,9 +169,32 @@ def print_size(n: int, rows: dict[str, tuple[float, float, float]]) -> None:
     print(f"  ratio psutil probe / netlink probe:         {probe / nl:6.1f}x")
 
 
-def monitor_cpu(kind: str, sockets: int, per_child: int, seconds: int) -> tuple[float, int]:
-    """Own CPU of ``portwatch monitor --probe kind`` over ``seconds`` polls, % of a core."""
+def probe_cpu(kind: str, sockets: int, per_child: int, seconds: int) -> float:
+    """CPU of this process polling one probe once a second for ``seconds``, % of a core."""
     holders = Holders(sockets, per_child)
+    probe = NetlinkProbe() if kind == "netlink" else PsutilProbe()
+    watched = WatchList.default()
+    try:
+        probe.poll(watched)  # the first poll fills the caches; steady state is measured
+        c0, t0 = time.process_time(), time.monotonic()
+        for tick in range(1, seconds + 1):
+            holders.traffic()
+            probe.poll(watched)
+            time.sleep(max(0.0, t0 + tick - time.monotonic()))
+        return (time.process_time() - c0) / (time.monotonic() - t0) * 100
+    finally:
+        probe.close()
+        holders.close()
+
+
+def monitor_cpu(kind: str, sockets: int, per_child: int, seconds: int) -> float:
+    """Own CPU of a ``portwatch monitor --probe kind`` process over ``seconds``, % of a core.
+
+    The command polls once a second, diffs, writes history and prints events; its CPU
+    time is read from outside after a warm-up (imports, first poll, history creation).
+    """
+    holders = Holders(sockets, per_child)
+    warm_up = 6
     try:
         with tempfile.TemporaryDirectory() as data:
             repo = Path(__file__).resolve().parents[1]
@@ -193,34 +211,27 @@ def monitor_cpu(kind: str, sockets: int, per_child: int, seconds: int) -> tuple[
                     "--interval",
                     "1",
                     "--duration",
-                    str(seconds + 10),
-                    "--json",
+                    str(warm_up + seconds + 5),
                 ],
-                stdout=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                text=True,
                 env={**os.environ, "PYTHONPATH": str(repo)},
             )
-            assert proc.stdout is not None
-            # Skip start-up (imports, first full /proc read, history creation).
-            for _ in range(3):
-                proc.stdout.readline()
-            ps = psutil.Process(proc.pid)
-            before = ps.cpu_times()
-            t0 = time.monotonic()
-            lines = 0
-            for _ in range(seconds):
-                holders.traffic()
-                if not proc.stdout.readline():
-                    break
-                lines += 1
-            after = ps.cpu_times()
-            elapsed = time.monotonic() - t0
-            proc.terminate()
-            proc.wait(timeout=30)
-            proc.stdout.close()
+            try:
+                time.sleep(warm_up)
+                ps = psutil.Process(proc.pid)
+                before = ps.cpu_times()
+                t0 = time.monotonic()
+                for tick in range(1, seconds + 1):
+                    holders.traffic()
+                    time.sleep(max(0.0, t0 + tick - time.monotonic()))
+                after = ps.cpu_times()
+                elapsed = time.monotonic() - t0
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
         used = (after.user - before.user) + (after.system - before.system)
-        return used / elapsed * 100, lines
+        return used / elapsed * 100
     finally:
         holders.close()
 
@@ -255,13 +266,17 @@ def main() -> int:
         sys.stdout.flush()
 
     if not args.no_monitor:
+        seconds = args.monitor_seconds
         print(
-            f"\nportwatch monitor's own CPU, 1 poll/s for {args.monitor_seconds} s, "
-            "1,000 sockets, default watch list (traffic on 3653 every second):"
+            f"\nOwn CPU at 1 poll/s for {seconds} s with 1,000 sockets, default watch list, "
+            "4 KB x 10 connections of traffic on port 3653 every second (% of one core):"
         )
         for kind in ("netlink", "psutil"):
-            percent, polls = monitor_cpu(kind, 1_000, per_child, args.monitor_seconds)
-            print(f"  --probe {kind:8} {percent:6.3f} % of one core ({polls} polls)")
+            percent = probe_cpu(kind, 1_000, per_child, seconds)
+            print(f"  {kind} probe alone, in process:            {percent:6.3f} %")
+        for kind in ("netlink", "psutil"):
+            percent = monitor_cpu(kind, 1_000, per_child, seconds)
+            print(f"  portwatch --probe {kind} monitor process: {percent:6.3f} %")
     return 0
 
 

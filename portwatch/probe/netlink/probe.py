@@ -148,12 +148,6 @@ class NetlinkProbe:
         """One reading: every TCP/UDP listener, and activity on the watched ports."""
         try:
             return self._poll(watched)
-        except codec.DiagError as exc:
-            if self._tcp_families == FAMILIES:
-                raise ProbeError(f"the kernel refused socket diagnostics: {exc}") from exc
-            # An old or trimmed kernel without the legacy TCP request: ask per family.
-            log.info("combined IPv4+IPv6 TCP request refused (%s); asking per family", exc)
-            self._tcp_families = FAMILIES
         except OSError as exc:
             # A netlink socket can be left in a bad state (overrun, interrupted dump):
             # open a fresh one and try once more before giving up on this poll.
@@ -190,17 +184,16 @@ class NetlinkProbe:
                 self._plans.clear()
             plan = self._plans[watched] = _plan(watched)
 
-        conn_counts: dict[tuple[int, Proto], int] = {}
-        byte_totals: dict[bytes, tuple[int, int, int]] = {}
-        tables: list[tuple[Proto, list[tuple[_Row, ...]]]] = []
-        unchanged = self._assembled is not None and self._assembled.plan is plan
-        for family in self._tcp_families:
-            chunks, same = self._collect(tcp_listeners_request(family), Proto.TCP)
-            tables.append((Proto.TCP, chunks))
-            unchanged = unchanged and same
-            if plan.tcp_filter:
-                request = tcp_connections_request(family, plan.tcp_filter)
-                self._read_connections(request, plan, conn_counts, byte_totals)
+        try:
+            tables, same, conn_counts, byte_totals = self._read_tcp(plan)
+        except codec.DiagError as exc:
+            if self._tcp_families != BOTH_FAMILIES:
+                raise
+            # A kernel without the legacy TCP request: ask per family from now on.
+            log.info("combined IPv4+IPv6 TCP request refused (%s); asking per family", exc)
+            self._tcp_families = FAMILIES
+            tables, same, conn_counts, byte_totals = self._read_tcp(plan)
+        unchanged = same and self._assembled is not None and self._assembled.plan is plan
         for family in FAMILIES:
             chunks, same = self._collect(udp_request(family), Proto.UDP)
             tables.append((Proto.UDP, chunks))
@@ -227,6 +220,29 @@ class NetlinkProbe:
             activity=self._activity(plan, assembled.listener_counts, conn_counts, byte_totals),
             probe_name=self.name,
         )
+
+    def _read_tcp(
+        self, plan: _WatchPlan
+    ) -> tuple[
+        list[tuple[Proto, list[tuple[_Row, ...]]]],
+        bool,
+        dict[tuple[int, Proto], int],
+        dict[bytes, tuple[int, int, int]],
+    ]:
+        """TCP listeners (per read, and whether unchanged), watched connection counts
+        and byte totals."""
+        tables: list[tuple[Proto, list[tuple[_Row, ...]]]] = []
+        unchanged = True
+        conn_counts: dict[tuple[int, Proto], int] = {}
+        byte_totals: dict[bytes, tuple[int, int, int]] = {}
+        for family in self._tcp_families:
+            chunks, same = self._collect(tcp_listeners_request(family), Proto.TCP)
+            tables.append((Proto.TCP, chunks))
+            unchanged = unchanged and same
+            if plan.tcp_filter:
+                request = tcp_connections_request(family, plan.tcp_filter)
+                self._read_connections(request, plan, conn_counts, byte_totals)
+        return tables, unchanged, conn_counts, byte_totals
 
     def _assemble(
         self,
