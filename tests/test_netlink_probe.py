@@ -181,10 +181,10 @@ def test_closed_probe_refuses_to_poll() -> None:
 # --- the inode resolver on a /proc tree we build ---------------------------------------
 
 
-def _fake_process(root: Path, pid: int, start: int, fds: dict[int, str]) -> None:
+def _fake_process(root: Path, pid: int, start: int, fds: dict[int, str], parent: int = 1) -> None:
     proc = root / str(pid)
     (proc / "fd").mkdir(parents=True, exist_ok=True)
-    fields = ["S"] + ["0"] * 18 + [str(start)] + ["0"] * 10
+    fields = ["S", str(parent)] + ["0"] * 17 + [str(start)] + ["0"] * 10
     (proc / "stat").write_text(f"{pid} (a (weird) name) " + " ".join(fields) + "\n")
     for fd in list((proc / "fd").iterdir()):
         fd.unlink()
@@ -242,9 +242,20 @@ def test_resolver_adds_a_forked_process_as_another_holder(tmp_path: Path) -> Non
     resolver = InodeResolver(str(tmp_path))
     assert resolver.resolve([1001, 1002]) == {1001: (10, 11), 1002: (11,)}
     # A worker forked later inherits the listener: it is one more holder.
-    _fake_process(tmp_path, 12, 102, {3: "socket:[1001]"})
+    _fake_process(tmp_path, 12, 102, {3: "socket:[1001]"}, parent=10)
     assert resolver.resolve([1001, 1002]) == {1001: (10, 11, 12), 1002: (11,)}
-    assert resolver.stats.scans == 0
+    # A new process that no holder started is only noted, not read...
+    _fake_process(tmp_path, 30, 300, {3: "socket:[1001]", 4: "socket:[3001]"})
+    links = resolver.stats.links_read
+    assert resolver.resolve([1001, 1002]) == {1001: (10, 11, 12), 1002: (11,)}
+    assert resolver.stats.links_read == links
+    # ...until a socket of its own makes a scan read it.
+    assert resolver.resolve([1001, 1002, 3001]) == {
+        1001: (10, 11, 12, 30),
+        1002: (11,),
+        3001: (30,),
+    }
+    assert resolver.stats.scans == 1
 
 
 # --- choosing a back-end ----------------------------------------------------------------

@@ -49,6 +49,7 @@ from portwatch.probe.netlink import NetlinkProbe
 from portwatch.probe.psutil_probe import PsutilProbe
 
 ports = json.loads(sys.argv[1])
+pids = set(json.loads(sys.argv[2]))
 watched = WatchList(tuple(parse_spec(str(p)) for p in ports))
 out = {}
 for probe in (PsutilProbe(), NetlinkProbe()):
@@ -59,6 +60,7 @@ for probe in (PsutilProbe(), NetlinkProbe()):
              l.endpoint.port, None if l.owner is None else
              [l.owner.pid, l.owner.exe, l.owner.sha256, l.owner.user, l.owner.name]]
             for l in sample.listeners if l.endpoint.port in ports
+            and (l.owner is None or l.owner.pid in pids)
         ),
         "activity": [[a.port, a.proto.value, a.listeners, a.established] for a in sample.activity],
     }
@@ -91,7 +93,12 @@ def _ports(children: dict[str, SocketChild]) -> list[int]:
     return sorted(ports)
 
 
-def _listeners(sample: Sample, ports: list[int]) -> list[Any]:
+def _listeners(sample: Sample, ports: list[int], pids: set[int] | None = None) -> list[Any]:
+    """The listeners on ``ports`` owned by ``pids`` or unattributed, in plain values.
+
+    Other processes on the machine come and go while the probes run one after the
+    other; only the children's sockets are compared.
+    """
     return sorted(
         (
             [
@@ -111,9 +118,18 @@ def _listeners(sample: Sample, ports: list[int]) -> list[Any]:
             ]
             for item in sample.listeners
             if item.endpoint.port in ports
+            and (pids is None or item.owner is None or item.owner.pid in pids)
         ),
         key=json.dumps,
     )
+
+
+def _pids(children: dict[str, SocketChild]) -> set[int]:
+    pids = {child.pid for child in children.values()}
+    pids.update(
+        item["pid"] for child in children.values() for item in child.opened if "pid" in item
+    )
+    return pids
 
 
 def _activity(sample: Sample) -> list[Any]:
@@ -138,8 +154,9 @@ def test_both_probes_report_the_same_listeners_owners_and_activity_as_root(
         psutil_probe.close()
         netlink_probe.close()
     assert by_netlink.probe_name == "netlink"
-    assert _listeners(by_netlink, ports) == _listeners(by_psutil, ports)
-    assert _listeners(again, ports) == _listeners(by_psutil, ports)
+    pids = _pids(children)
+    assert _listeners(by_netlink, ports, pids) == _listeners(by_psutil, ports, pids)
+    assert _listeners(again, ports, pids) == _listeners(by_psutil, ports, pids)
     assert _activity(by_netlink) == _activity(by_psutil)
     assert _activity(again) == _activity(by_psutil)
     # The expectations themselves: every child socket that listens is there, with its
@@ -172,7 +189,7 @@ def test_both_probes_agree_for_an_unprivileged_user(
     package_parent = str(Path(portwatch.__file__).resolve().parents[1])
     ports = _ports(children)
     result = subprocess.run(
-        [python, "-c", PROBE_RUNNER, json.dumps(ports)],
+        [python, "-c", PROBE_RUNNER, json.dumps(ports), json.dumps(sorted(_pids(children)))],
         user=NOBODY,
         cwd="/",
         env={"PYTHONPATH": os.pathsep.join([package_parent, site]), "PATH": "/usr/bin:/bin"},

@@ -116,7 +116,8 @@ class InodeResolver:
                 if not inodes:
                     del self._by_pid[pid]
 
-    def _start_time(self, pid: int) -> int | None:
+    def _stat(self, pid: int) -> tuple[int, int] | None:
+        """(start time, parent pid) from ``/proc/<pid>/stat``; None if it cannot be read."""
         try:
             with open(f"{self._proc}/{pid}/stat", "rb") as fh:
                 raw = fh.read()
@@ -125,9 +126,13 @@ class InodeResolver:
         # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
         fields = raw[raw.rfind(b")") + 2 :].split()
         try:
-            return int(fields[19])  # field 22 overall: starttime
+            return int(fields[19]), int(fields[1])  # fields 22 (starttime) and 4 (ppid)
         except (IndexError, ValueError):
             return None
+
+    def _start_time(self, pid: int) -> int | None:
+        stat = self._stat(pid)
+        return None if stat is None else stat[0]
 
     def _drop_changed_processes(self, pids: list[int]) -> None:
         """Forget processes that exited, and owners whose pid now names another process."""
@@ -153,14 +158,27 @@ class InodeResolver:
                     self._owners.pop(inode, None)
 
     def _read_new_processes(self, pids: list[int], live: set[int]) -> None:
-        """Read every fd of processes not seen before, adding them as holders."""
+        """Note processes not seen before; read the fds of those a holder started.
+
+        A child inherits its parent's sockets (pre-fork workers, socket activation), so
+        it may be one more holder of a known socket, which no new inode would reveal.
+        Other new processes are only noted: their fds are read by the next scan, which
+        any socket they open themselves triggers.
+        """
         new = [pid for pid in pids if pid not in self._processes]
         if not new:
             return
         found: dict[int, list[int]] = {}
         self.stats.new_processes += len(new)
+        first = not self._processes
         for pid in new:
-            self._read_process(pid, True, live, found, stop_when_found=False)
+            stat = self._stat(pid)
+            if stat is None:
+                continue  # gone already
+            start, parent = stat
+            self._processes[pid] = _Process(start)
+            if first or parent in self._by_pid:
+                self._read_process(pid, True, live, found, stop_when_found=False)
         self._record(found)
 
     def _list_pids(self) -> list[int]:
@@ -246,8 +264,11 @@ class InodeResolver:
             if target.startswith(_SOCKET_PREFIX):
                 fresh[name] = int(target[len(_SOCKET_PREFIX) : -1])
         proc.fds = fresh
+        live = self._live
         for inode in fresh.values():
-            if inode in remaining or inode in found:
+            # Every live socket this process holds is recorded, not only the ones
+            # searched for: it may be one more holder of a known socket.
+            if inode in live:
                 holders = found.setdefault(inode, [])
                 if pid not in holders:
                     holders.append(pid)
