@@ -14,7 +14,7 @@ from portwatch.core.types import Proto
 from portwatch.knowledge import texts
 from portwatch.knowledge.checks import checks_for
 from portwatch.knowledge.model import Entry, PortInfo
-from portwatch.knowledge.schema import ParsedFile, parse_text
+from portwatch.knowledge.schema import ParsedFile, duplicates, parse_text
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,8 @@ class KnowledgeBase:
             for problem in parsed.problems:
                 log.warning("embedded port descriptions: %s", problem)
             curated.extend(parsed.entries)
+        for problem in duplicates(curated):
+            log.warning("embedded port descriptions: %s", problem)
         user = read_user_file(user_file) if user_file is not None else ParsedFile((), ())
         return cls(curated, user.entries), user.problems
 

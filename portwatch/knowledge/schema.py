@@ -23,7 +23,7 @@ the rest are kept.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,6 +103,22 @@ def parse_document(document: Mapping[str, Any], origin: str, source: Source) -> 
             seen[(entry.lo, entry.hi, proto)] = index
         entries.append(entry)
     return ParsedFile(tuple(entries), tuple(problems))
+
+
+def duplicates(entries: Iterable[Entry]) -> tuple[str, ...]:
+    """Entries that describe the same port or range on the same protocol, across files."""
+    seen: dict[tuple[int, int, Proto], Entry] = {}
+    problems: list[str] = []
+    for entry in entries:
+        for proto in entry.protocols:
+            key = (entry.lo, entry.hi, proto)
+            first = seen.setdefault(key, entry)
+            if first is not entry:
+                problems.append(
+                    f"{entry.origin}: {entry.ports_label()}/{proto.value} ({entry.name}) is "
+                    f"already described in {first.origin} ({first.name})"
+                )
+    return tuple(problems)
 
 
 def _parse_entry(
