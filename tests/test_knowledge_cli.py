@@ -52,7 +52,7 @@ def test_describe_3653(tmp_path: Path) -> None:
     assert "Tunnel Setup Protocol" in out
     assert "RFC 5572" in out and "RFC 7123" in out
     assert "IP protocol 41" in out and "443/tcp" in out
-    assert "sudo nmap -sU -p 3653" in out and "-iTCP" not in out
+    assert "sudo nmap -sU -p 3653" in out and "sudo lsof -nP -iUDP:3653" in out
 
 
 def test_describe_shows_both_protocols_when_they_differ(tmp_path: Path) -> None:

@@ -136,11 +136,12 @@ class KnowledgeBase:
     def lookup(self, port: int, proto: Proto) -> PortInfo:
         """Everything known about ``port``/``proto``; raises ValueError only for a
         number that is not a port."""
+        # type() rather than isinstance(): True is an int, and would hit port 1's cache entry.
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise ValueError(f"{port!r} is not a port number (0-65535)")
         return self._cached(port, proto)
 
     def _build(self, port: int, proto: Proto) -> PortInfo:
-        if not (isinstance(port, int) and 0 <= port <= 65535) or isinstance(port, bool):
-            raise ValueError(f"{port!r} is not a port number (0-65535)")
         proto = Proto(proto)
         os_name = self.os_service(port, proto)
         entry = self._table.get((port, proto))
