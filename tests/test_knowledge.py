@@ -210,3 +210,10 @@ def test_bad_user_entries_are_skipped_and_good_ones_kept(tmp_path: Path) -> None
     assert problems and all("entry 4" in p and "ignored" in p for p in problems)
     assert any("70000" in p for p in problems)
     assert base.service_name(40123, Proto.TCP) == "build-cache"
+
+
+def test_a_fallback_points_at_the_other_protocols_description(base: KnowledgeBase) -> None:
+    # 5353 is described for UDP (mDNS) only; asking about TCP says so.
+    info = base.lookup(5353, Proto.TCP)
+    assert info.source in ("none", "os-services")
+    assert "5353/udp ('mdns')" in info.usage

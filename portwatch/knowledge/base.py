@@ -164,14 +164,24 @@ class KnowledgeBase:
                 source=entry.source,
                 os_service=os_name,
             )
+        other = Proto.UDP if proto is Proto.TCP else Proto.TCP
+        other_entry = self._table.get((port, other))
+        # "Nothing known about 5353/tcp" should still point at what we know of 5353/udp.
+        hint = (
+            f"portwatch does describe {port}/{other.value} ('{other_entry.name}'); a program "
+            "may use one number on both protocols, so that description may help."
+            if other_entry is not None
+            else ""
+        )
         if os_name is not None:
-            return self._os_services_info(port, proto, os_name)
-        return texts.unknown_info(port, proto, checks_for(port, (proto,)))
+            return self._os_services_info(port, proto, os_name, hint=hint)
+        return texts.unknown_info(port, proto, checks_for(port, (proto,)), hint=hint)
 
-    def _os_services_info(self, port: int, proto: Proto, os_name: str) -> PortInfo:
+    def _os_services_info(self, port: int, proto: Proto, os_name: str, *, hint: str) -> PortInfo:
         # One description for both protocols when the OS names them alike, so that
         # `describe` shows it once.
         other = Proto.UDP if proto is Proto.TCP else Proto.TCP
         same = self._table.get((port, other)) is None and self.os_service(port, other) == os_name
         protocols = (Proto.TCP, Proto.UDP) if same else (proto,)
-        return texts.os_services_info(port, proto, protocols, os_name, checks_for(port, protocols))
+        checks = checks_for(port, protocols)
+        return texts.os_services_info(port, proto, protocols, os_name, checks, hint=hint)

@@ -38,6 +38,8 @@ def os_services_info(
     protocols: tuple[Proto, ...],
     os_name: str,
     checks: tuple[Check, ...],
+    *,
+    hint: str = "",
 ) -> PortInfo:
     """A description built from nothing but the OS services database's name."""
     covered = "+".join(p.value for p in protocols)
@@ -61,7 +63,7 @@ def os_services_info(
         ),
         usage=(
             "Unknown to portwatch. The program that owns the socket is the real answer: "
-            "the commands below show it. " + _band(port)
+            "the commands below show it. " + _band(port) + (" " + hint if hint else "")
         ),
         security=(_JUDGE_THE_PROGRAM, _REACH),
         checks=checks,
@@ -72,7 +74,7 @@ def os_services_info(
     )
 
 
-def unknown_info(port: int, proto: Proto, checks: tuple[Check, ...]) -> PortInfo:
+def unknown_info(port: int, proto: Proto, checks: tuple[Check, ...], *, hint: str = "") -> PortInfo:
     """The honest answer when neither portwatch nor the OS has a name for the port."""
     return PortInfo(
         port=port,
@@ -98,6 +100,7 @@ def unknown_info(port: int, proto: Proto, checks: tuple[Check, ...]) -> PortInfo
             "then look at that program rather than the number. Its documentation or "
             "settings usually say why it listens. You can add your own description of "
             "this port to ports.toml in portwatch's configuration folder."
+            + (" " + hint if hint else "")
         ),
         security=(_JUDGE_THE_PROGRAM, _REACH),
         checks=checks,
