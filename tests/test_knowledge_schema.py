@@ -11,7 +11,7 @@ from portwatch.knowledge import KnowledgeBase
 from portwatch.knowledge.base import embedded_files, parse_embedded
 from portwatch.knowledge.checks import PLATFORMS
 from portwatch.knowledge.model import Entry
-from portwatch.knowledge.schema import duplicates, parse_text
+from portwatch.knowledge.schema import USER_TEMPLATE, duplicates, parse_text
 
 WATCHED = (3321, 3353, 3653)
 
@@ -177,3 +177,14 @@ def test_a_file_that_is_not_toml_is_one_problem() -> None:
 def test_entry_must_be_a_list_of_tables() -> None:
     assert "list of [[entry]] tables" in _problems('entry = "x"')[0]
     assert "expected a table" in _problems("entry = [1]")[0]
+
+
+def test_the_user_template_changes_nothing_and_its_example_is_valid() -> None:
+    assert parse_text(USER_TEMPLATE, "ports.toml", "user") == parse_text("", "x", "user")
+    lines = USER_TEMPLATE.splitlines()
+    start = lines.index("# [[entry]]")
+    example = "\n".join(line.removeprefix("# ") for line in lines[start:])
+    parsed = parse_text(example, "ports.toml", "user")
+    assert parsed.problems == ()
+    (entry,) = parsed.entries
+    assert entry.name == "home-assistant" and entry.related[0].what == "1883/tcp"

@@ -51,6 +51,29 @@ _REQUIRED_CURATED = ("name", "title", "summary", "registration", "usage")
 _REQUIRED_USER = ("name", "summary")
 
 
+# What a new ports.toml starts as: every line a comment, so it changes nothing until
+# the user edits it. The test suite checks that the example, uncommented, is valid.
+USER_TEMPLATE = """\
+# Your own port descriptions for portwatch. They add to the ones portwatch ships with,
+# and replace them where they describe the same port. Remove the leading '# ' from the
+# example below to use it; a broken file is reported and ignored, never fatal.
+#
+# Required: port (or range = [LOW, HIGH]), protocols, name, summary.
+# Optional: title, registration, usage, security, programs, related.
+#
+# [[entry]]
+# port = 8123
+# protocols = ["tcp"]
+# name = "home-assistant"
+# title = "Home Assistant on the media PC"
+# summary = "Our Home Assistant server's web interface."
+# usage = "Started by the homeassistant service; only reachable at home."
+# security = ["Exposed to the internet only through the VPN."]
+# programs = ["python3 (running as the homeassistant user)"]
+# related = [{ what = "1883/tcp", note = "The MQTT broker it talks to." }]
+"""
+
+
 @dataclass(frozen=True)
 class ParsedFile:
     """The valid entries of one file and a message for each problem found."""
