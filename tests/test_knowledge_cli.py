@@ -126,3 +126,12 @@ def test_text_and_html_have_the_same_sections() -> None:
     for heading in ("What it is", "Registration", "In practice", "Check by hand"):
         assert heading in text and f"<h3>{heading}</h3>" in page
     assert "3300 is one port of the range" in text and "3300 is one port of the range" in page
+
+
+def test_expected_programs_always_come_with_the_never_trust_caveat() -> None:
+    base, _ = KnowledgeBase.load(None)
+    info = base.lookup(3653, Proto.TCP)
+    assert info.programs
+    text, page = to_text(info), to_html(info)
+    assert "Hints only" in text and "never trust" in text
+    assert "<li>Hints only" not in page and "<small>Hints only" in page

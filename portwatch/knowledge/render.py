@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import textwrap
-from typing import Any
+from typing import Any, NamedTuple
 
 from portwatch.knowledge.model import PortInfo
 
@@ -51,23 +51,29 @@ def _os_note(info: PortInfo) -> str | None:
     return None
 
 
-def _sections(info: PortInfo) -> list[tuple[str, list[str]]]:
-    """(heading, paragraphs) in reading order; empty ones left out."""
-    sections: list[tuple[str, list[str]]] = [("What it is", [info.summary])]
+class _Section(NamedTuple):
+    title: str
+    paragraphs: list[str]
+    note: str = ""
+
+
+def _sections(info: PortInfo) -> list[_Section]:
+    """The sections in reading order; empty ones left out."""
+    sections = [_Section("What it is", [info.summary])]
     registration = [info.registration] if info.registration else []
     os_note = _os_note(info)
     if os_note:
         registration.append(os_note)
     if registration:
-        sections.append(("Registration", registration))
+        sections.append(_Section("Registration", registration))
     if info.usage:
-        sections.append(("In practice", [info.usage]))
+        sections.append(_Section("In practice", [info.usage]))
     if info.security:
-        sections.append(("Security", list(info.security)))
+        sections.append(_Section("Security", list(info.security)))
     if info.related:
-        sections.append(("Related", [f"{r.what}: {r.note}" for r in info.related]))
+        sections.append(_Section("Related", [f"{r.what}: {r.note}" for r in info.related]))
     if info.programs:
-        sections.append((PROGRAMS_HEADING, [*info.programs, PROGRAMS_CAVEAT]))
+        sections.append(_Section(PROGRAMS_HEADING, list(info.programs), PROGRAMS_CAVEAT))
     return sections
 
 
@@ -94,11 +100,13 @@ def to_text(info: PortInfo, width: int = 88) -> str:
     if covers:
         out.append(covers)
     out.append("")
-    for title, paragraphs in _sections(info):
+    for title, paragraphs, note in _sections(info):
         out.append(title)
         bullet = "- " if len(paragraphs) > 1 else ""
         for paragraph in paragraphs:
             out.extend(wrap(paragraph, bullet=bullet))
+        if note:
+            out.extend(wrap(f"({note})"))
         out.append("")
     out.append("Check by hand")
     for check in info.checks:
@@ -118,13 +126,15 @@ def to_html(info: PortInfo) -> str:
     covers = _covers(info)
     if covers:
         parts.append(f"<p><small>{esc(covers)}</small></p>")
-    for title, paragraphs in _sections(info):
+    for title, paragraphs, note in _sections(info):
         parts.append(f"<h3>{esc(title)}</h3>")
         if len(paragraphs) > 1:
             items = "".join(f"<li>{esc(p)}</li>" for p in paragraphs)
             parts.append(f"<ul>{items}</ul>")
         else:
             parts.append(f"<p>{esc(paragraphs[0])}</p>")
+        if note:
+            parts.append(f"<p><small>{esc(note)}</small></p>")
     parts.append("<h3>Check by hand</h3>")
     for check in info.checks:
         parts.append(f"<h4>{esc(check.platform)}</h4>")
