@@ -13,15 +13,12 @@ from portwatch.core.types import Proto
 from portwatch.knowledge import KnowledgeBase
 from portwatch.knowledge.render import to_html, to_text
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def describe(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "portwatch", "--data-dir", str(data_dir), "describe", *args],
         capture_output=True,
         text=True,
-        cwd=REPO,
         timeout=60,
         check=False,
     )
