@@ -4,11 +4,15 @@ and the user's own description file."""
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
 
+import portwatch
 from portwatch.core.types import Proto
 from portwatch.knowledge import KnowledgeBase
 from portwatch.knowledge.base import MAX_USER_FILE_BYTES, read_user_file
@@ -217,3 +221,30 @@ def test_a_fallback_points_at_the_other_protocols_description(base: KnowledgeBas
     info = base.lookup(5353, Proto.TCP)
     assert info.source in ("none", "os-services")
     assert "5353/udp ('mdns')" in info.usage
+
+
+def test_the_embedded_data_loads_from_a_zipped_package(tmp_path: Path) -> None:
+    # importlib.resources, not file paths: a zipped or frozen package must work too.
+    package = Path(portwatch.__file__).parent
+    archive = tmp_path / "portwatch.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in package.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zipped.write(path, Path("portwatch") / path.relative_to(package))
+    code = (
+        "import portwatch.knowledge as k, sys;"
+        "assert '.zip' in k.__file__, k.__file__;"
+        "b, p = k.KnowledgeBase.load(None);"
+        "print(b.service_name(3653, 'tcp'), b.service_name(3300, 'udp'), len(p))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(archive)},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["tsp", "framehawk", "0"]
