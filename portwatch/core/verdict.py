@@ -1,0 +1,46 @@
+"""How a listener's owner is judged: the seam between the engine and the trust model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from portwatch.core.types import Listener, Status
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The status of one listener's owner, with the reason in plain words.
+
+    ``binary_changed`` is set when a trusted path now runs a file with another hash;
+    ``previous_sha256`` then holds the hash that was trusted.
+    """
+
+    status: Status
+    reason: str | None = None
+    binary_changed: bool = False
+    previous_sha256: str | None = None
+
+
+class Judge(Protocol):
+    """Decides whether the owner of a listener is known for that port."""
+
+    def judge(self, listener: Listener) -> Verdict:
+        """The verdict for one listener (watched or not)."""
+        ...
+
+
+class NoTrustJudge:
+    """Before anything is trusted: an identified owner is unknown, anything less unattributed.
+
+    A pid or a name alone never makes an owner known; only an identity the user
+    trusted can (see the trust model).
+    """
+
+    def judge(self, listener: Listener) -> Verdict:
+        if not listener.attributed:
+            reason = None
+            if listener.owner is not None and listener.owner.note:
+                reason = listener.owner.note
+            return Verdict(Status.UNATTRIBUTED, reason or "the owner could not be inspected")
+        return Verdict(Status.UNKNOWN, "no program is trusted for this port yet")
