@@ -119,6 +119,47 @@ def outputs() -> dict[Path, bytes]:
     return files
 
 
+def _payloads(path: Path, data: bytes) -> list[bytes]:
+    """The PNG images inside a generated file (the file itself for a PNG)."""
+    if path.suffix == ".png":
+        return [data]
+    if path.suffix == ".ico":
+        count = struct.unpack_from("<H", data, 4)[0]
+        entries = [struct.unpack_from("<II", data, 6 + 16 * i + 8) for i in range(count)]
+        return [data[offset : offset + length] for length, offset in entries]
+    if path.suffix == ".icns":
+        images, offset = [], 8
+        while offset + 8 <= len(data):
+            length = struct.unpack_from(">I", data, offset + 4)[0]
+            images.append(data[offset + 8 : offset + length])
+            offset += max(length, 8)
+        return images
+    return []
+
+
+def same_content(path: Path, fresh: bytes) -> bool:
+    """Whether the file at ``path`` holds what a fresh render made.
+
+    Images are compared by pixels, not bytes: another Qt or zlib may encode the same picture
+    differently, and that is not a reason to regenerate.
+    """
+    if not path.is_file():
+        return False
+    old = path.read_bytes()
+    if old == fresh:
+        return True
+    from PySide6.QtGui import QImage
+
+    old_images, new_images = _payloads(path, old), _payloads(path, fresh)
+    if not new_images or len(old_images) != len(new_images):
+        return False
+    fmt = QImage.Format.Format_ARGB32
+    return all(
+        QImage.fromData(a).convertToFormat(fmt) == QImage.fromData(b).convertToFormat(fmt)
+        for a, b in zip(old_images, new_images, strict=True)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
