@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
 import pytest
-
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
 from PySide6.QtCore import QByteArray, QSize
 from PySide6.QtGui import QIcon, QImage, QPixmap
 
