@@ -107,12 +107,36 @@ echo "$reported"
 
 step "frozen program: scan --json"
 if "$EXE" scan --help >/dev/null 2>&1; then
-    "$EXE" --data-dir "$DATA" scan --json >"$WORK/scan.json"
-    "$PYTHON" - "$WORK/scan.json" <<'PY'
+    # A real listener on a loopback port the frozen program must find and attribute.
+    port_file="$WORK/listener.port"
+    "$PYTHON" - "$port_file" <<'PY' &
+import os, socket, sys, time
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen()
+with open(sys.argv[1] + ".tmp", "w", encoding="ascii") as handle:
+    handle.write(str(server.getsockname()[1]))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+time.sleep(300)
+PY
+    LISTENER_PID=$!
+    trap 'kill "$LISTENER_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+    for _ in $(seq 100); do [ -s "$port_file" ] && break; sleep 0.1; done
+    [ -s "$port_file" ] || fail "the test listener did not start"
+    scan_args=(scan --json)
+    if "$EXE" scan --help | grep -q -- '--all'; then scan_args+=(--all); fi
+    "$EXE" --data-dir "$DATA" "${scan_args[@]}" >"$WORK/scan.json"
+    kill "$LISTENER_PID" 2>/dev/null || true
+    "$PYTHON" - "$WORK/scan.json" "$(cat "$port_file")" "$LISTENER_PID" <<'PY'
 import json, sys
 with open(sys.argv[1], encoding="utf-8") as handle:
     data = json.load(handle)
-print(f"scan --json: valid JSON ({type(data).__name__}, {len(data)} top-level items)")
+port, pid = int(sys.argv[2]), int(sys.argv[3])
+assert isinstance(data, list), f"expected a JSON array, got {type(data).__name__}"
+found = [row for row in data if isinstance(row, dict) and row.get("port") == port]
+assert found, f"the listener on 127.0.0.1:{port} is missing from scan --json"
+assert found[0].get("pid") in (pid, None), found[0]
+print(f"scan --json: valid JSON, {len(data)} listeners, test listener on port {port} found")
 PY
 else
     SKIPPED+=("scan --json: this portwatch has no 'scan' command yet")
