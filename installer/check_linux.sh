@@ -28,6 +28,9 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 APP_ID=io.github.portwatch.Portwatch
 SKIPPED=()
+# Python puts the current folder first on sys.path (`-c`, `-m`): from the repository root the
+# source tree would shadow the installed package, and the build would freeze the wrong one.
+cd "$WORK"
 
 step() { printf '\n== %s\n' "$*"; }
 fail() {
