@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plistlib
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ from portwatch.config.autostart import (
     for_platform,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 COMMAND = ["/opt/port watch/portwatch", "--minimized"]
 
 
@@ -238,8 +240,22 @@ def test_default_command_for_frozen_and_python_installs(tmp_path: Path) -> None:
     assert autostart.default_command(
         frozen=False, executable="/usr/bin/python3", platform="linux"
     ) == ["/usr/bin/python3", "-m", "portwatch", "--minimized"]
+    assert autostart.default_command(frozen=True, executable="/w/portwatch-cli.exe") == [
+        "/w/portwatch.exe",
+        "--minimized",
+    ]
     python = tmp_path / "python.exe"
     (tmp_path / "pythonw.exe").write_bytes(b"")
     assert autostart.default_command(frozen=False, executable=str(python), platform="win32")[
         0
     ] == str(tmp_path / "pythonw.exe")
+
+
+def test_windows_installer_writes_the_same_run_value_the_app_reads() -> None:
+    # The setup program's "start at login" box and the Settings switch must be one setting.
+    script = (REPO / "installer" / "windows" / "portwatch.nsi").read_text(encoding="utf-8")
+    defines = dict(re.findall(r'^!define (\w+) "([^"]*)"', script, re.MULTILINE))
+    assert defines["RUN_KEY"] == autostart.RUN_KEY_PATH
+    assert defines["APP_NAME"] == RegistryAutostart(FakeRunKey()).location.rsplit("\\", 1)[1]
+    assert 'WriteRegStr HKCU "${RUN_KEY}" "${APP_NAME}"' in script
+    assert 'DeleteRegValue HKCU "${RUN_KEY}" "${APP_NAME}"' in script

@@ -54,6 +54,11 @@ def default_command(
     frozen = bool(getattr(sys, "frozen", False)) if frozen is None else frozen
     executable = executable or sys.executable
     if frozen:
+        # The Windows build has a console twin, portwatch-cli.exe; login must start the
+        # windowed portwatch.exe beside it, or a console window would open at every login.
+        program = Path(executable)
+        if program.name.lower() == "portwatch-cli.exe":
+            executable = str(program.with_name("portwatch.exe"))
         return [executable, "--minimized"]
     if platform == "win32":
         windowless = Path(executable).with_name("pythonw.exe")
@@ -113,6 +118,9 @@ class RunKey(Protocol):
         ...
 
 
+_NOT_WINDOWS = "the Windows registry is only available on Windows"
+
+
 class WinregRunKey:
     """The real :class:`RunKey`, through ``winreg`` (Windows only)."""
 
@@ -120,7 +128,9 @@ class WinregRunKey:
         self._key_path = key_path
 
     def get(self, name: str) -> str | None:
-        import winreg  # type: ignore[import-not-found,unused-ignore]
+        if sys.platform != "win32":
+            raise OSError(_NOT_WINDOWS)
+        import winreg
 
         try:
             with winreg.OpenKey(winreg.HKEY_CURRENT_USER, self._key_path) as key:
@@ -130,7 +140,9 @@ class WinregRunKey:
         return str(value)
 
     def set(self, name: str, value: str) -> None:
-        import winreg  # type: ignore[import-not-found,unused-ignore]
+        if sys.platform != "win32":
+            raise OSError(_NOT_WINDOWS)
+        import winreg
 
         with winreg.CreateKeyEx(
             winreg.HKEY_CURRENT_USER, self._key_path, 0, winreg.KEY_SET_VALUE
@@ -138,7 +150,9 @@ class WinregRunKey:
             winreg.SetValueEx(key, name, 0, winreg.REG_SZ, value)
 
     def delete(self, name: str) -> None:
-        import winreg  # type: ignore[import-not-found,unused-ignore]
+        if sys.platform != "win32":
+            raise OSError(_NOT_WINDOWS)
+        import winreg
 
         try:
             with winreg.OpenKey(
