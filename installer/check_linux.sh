@@ -65,12 +65,12 @@ newest_release="$(grep -o '<release version="[^"]*"' "$HERE/linux/$APP_ID.metain
 [ "$newest_release" = "$VERSION" ] ||
     fail "metainfo's newest <release> is $newest_release, the package is $VERSION"
 
-step "Windows installer script compiles (placeholder payload)"
+step "Windows installer script compiles (placeholder payload; warnings are errors)"
 payload="$WORK/nsis-payload"
 mkdir -p "$payload/_internal"
 for exe in portwatch.exe portwatch-cli.exe; do printf 'placeholder\n' >"$payload/$exe"; done
 printf 'placeholder\n' >"$payload/_internal/placeholder.dat"
-(cd "$HERE/windows" && makensis -V2 -DVERSION="$VERSION" \
+(cd "$HERE/windows" && makensis -WX -V2 -DVERSION="$VERSION" \
     -DVERSION4="$("$PYTHON" "$HERE/buildinfo.py" nsis-version)" \
     -DPAYLOAD="$payload" -DOUTFILE="$WORK/portwatch-setup.exe" portwatch.nsi)
 [ "$(head -c 2 "$WORK/portwatch-setup.exe")" = "MZ" ] || fail "makensis did not produce a Windows program"
