@@ -19,7 +19,7 @@ from portwatch.probe.identity import OwnerReader
 
 MACOS_PARTIAL_REASON = (
     "macOS shows other users' and system processes' sockets only to administrators: "
-    "{denied} processes could not be inspected, so listeners they own are missing. "
+    "{denied} could not be inspected, so listeners they own are missing. "
     "Run portwatch with administrator rights (sudo) to see every listener."
 )
 
@@ -82,7 +82,8 @@ class PsutilProbe:
             rows: Iterable[Any] = self._ps.net_connections("inet")
         except self._ps.AccessDenied:
             rows, denied = self._walk_processes()
-            partial_reason = MACOS_PARTIAL_REASON.format(denied=denied)
+            counted = f"{denied} process" if denied == 1 else f"{denied} processes"
+            partial_reason = MACOS_PARTIAL_REASON.format(denied=counted)
         except OSError as exc:
             raise ProbeError(f"cannot read the connection table: {exc}") from exc
         listeners, activity = self._interpret(rows, watched)
@@ -143,7 +144,11 @@ class PsutilProbe:
                 if key in seen:  # the same socket shared by threads or forked workers
                     continue
                 seen.add(key)
-                listeners.append(Listener(endpoint, self.owners.owner(row.pid)))
+                owner = self.owners.owner(row.pid)
+                if owner is None and row.pid is not None and row.pid > 0:
+                    # The process exited between the listing and now; its socket goes too.
+                    continue
+                listeners.append(Listener(endpoint, owner))
                 if (endpoint.port, proto) in watched_ports:
                     listener_counts[(endpoint.port, proto)] += 1
                 continue
