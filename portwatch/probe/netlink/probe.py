@@ -282,6 +282,10 @@ class NetlinkProbe:
                 if pid not in owners:
                     owners[pid] = self.owners.owner(pid)
                 owner = owners[pid]
+                if owner is None:
+                    # The process exited since /proc was read; its socket goes with it
+                    # (the psutil probe drops it too).
+                    continue
             ordered.append((row.order, owner.pid if owner else -1, Listener(row.endpoint, owner)))
             port, proto = row.endpoint.port, row.endpoint.proto
             if port in (plan.tcp_ports if proto is Proto.TCP else plan.udp_ports):
