@@ -331,3 +331,25 @@ def test_per_family_requests_give_the_same_sample_as_the_combined_one(
     assert [(a.port, a.proto, a.listeners, a.established) for a in separate.activity] == [
         (a.port, a.proto, a.listeners, a.established) for a in combined.activity
     ]
+
+
+def test_create_picks_netlink_on_linux_and_honours_a_forced_choice() -> None:
+    from portwatch.probe import create
+
+    auto = create("auto")
+    try:
+        assert isinstance(auto, FirstPollFallback)
+        assert auto.poll(WatchList()).probe_name == "netlink"
+        assert auto.name == "netlink"
+    finally:
+        auto.close()
+    forced = create("netlink")
+    try:
+        assert isinstance(forced, NetlinkProbe)
+    finally:
+        forced.close()
+    plain = create("psutil")
+    try:
+        assert plain.poll(WatchList()).probe_name == "psutil"
+    finally:
+        plain.close()
