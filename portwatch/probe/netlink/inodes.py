@@ -11,13 +11,21 @@ costs as much as psutil does, so this resolver remembers:
   process that exited), so they are not searched for again every poll;
 - processes whose fds cannot be read (permission), skipped until their pid is reused.
 
-Each poll lists ``/proc`` (one directory read) and reads the fds of processes that
-appeared since the previous poll: a forked worker that inherited a listener is one
-more holder of it, as psutil would report. Otherwise ``/proc/<pid>/fd`` is read only
-when an inode it has not seen appears, and that scan stops as soon as every unknown
-inode has been found: first a cheap pass over fd numbers not read before, then, only
-if something is still missing, a full pass that also re-reads fd numbers that may
-have been reused.
+Each poll lists ``/proc`` (one directory read). A process that appeared since the
+previous poll is noted, and its fds are read at once only if its parent holds a
+socket: a forked worker or a socket-activated service inherits its parent's
+sockets, which no new inode would reveal (psutil reports a shared socket as its
+highest-pid holder's). Otherwise ``/proc/<pid>/fd`` is read only when an inode it
+has not seen appears, and that scan stops as soon as every unknown inode has been
+found: first a cheap pass over fd numbers not read before (new processes included),
+then, only if something is still missing, a full pass that also re-reads fd numbers
+that may have been reused.
+
+Known limits, all about holders that change without a new inode: a holder that
+closes its copy of a socket and lives on stays listed until it exits; a socket
+passed over a Unix socket to an unrelated running process is seen there only at
+the next scan. A socket no visible process holds (another user's, when not root)
+costs one full pass when it appears, then nothing.
 """
 
 from __future__ import annotations
