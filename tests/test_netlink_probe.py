@@ -353,3 +353,50 @@ def test_create_picks_netlink_on_linux_and_honours_a_forced_choice() -> None:
         assert plain.poll(WatchList()).probe_name == "psutil"
     finally:
         plain.close()
+
+
+class _PsStandIn:
+    """The part of psutil OwnerReader uses, failing the way the brief's faults do."""
+
+    class Error(Exception):
+        pass
+
+    class NoSuchProcess(Error):
+        pass
+
+    class ZombieProcess(NoSuchProcess):
+        pass
+
+    class AccessDenied(Error):
+        pass
+
+    def __init__(self, failure: type[Exception]) -> None:
+        self.failure = failure
+
+    def Process(self, pid: int) -> object:  # psutil's name
+        raise self.failure(pid)
+
+
+def test_owner_exiting_mid_poll_drops_the_row_and_access_denied_keeps_it_unattributed(
+    child: SocketChild,
+) -> None:
+    from portwatch.probe.identity import OwnerReader
+
+    ours = {
+        Endpoint(Proto.TCP, Family.IPV4, o["host"], o["port"])
+        for o in child.opened
+        if o["kind"] == "tcp-listen" and o["host"] == "127.0.0.1"
+    }
+    gone = NetlinkProbe(OwnerReader(ps=_PsStandIn(_PsStandIn.NoSuchProcess)))
+    denied = NetlinkProbe(OwnerReader(ps=_PsStandIn(_PsStandIn.AccessDenied)))
+    try:
+        # The process "exited" between the socket listing and its owner: no row.
+        assert not ours & {item.endpoint for item in gone.poll(WatchList()).listeners}
+        rows = [item for item in denied.poll(WatchList()).listeners if item.endpoint in ours]
+        assert len(rows) == 1
+        owner = rows[0].owner
+        assert owner is not None and owner.pid == child.pid and not rows[0].attributed
+        assert owner.note is not None and "access denied" in owner.note
+    finally:
+        gone.close()
+        denied.close()
