@@ -45,12 +45,12 @@ FD_HEADROOM = 64  # stdin/stdout/stderr, the interpreter's own files, the watche
 
 HOLDER = r"""
 import json, resource, socket, sys
-n, with_watched = int(sys.argv[1]), sys.argv[2] == "1"
+n, with_watched, mix = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 keep = []
-listeners = max(1, n // 20)
-udp = max(1, n // 20)
+listeners = max(1, n // 20) if mix == "server" else n // 2
+udp = max(1, n // 20) if mix == "server" else n - listeners
 pairs = max(0, (n - listeners - udp) // 2)
 lst = []
 for _ in range(listeners):
@@ -83,7 +83,7 @@ for line in sys.stdin:  # "traffic": move a few KB on the watched connections
 class Holders:
     """Child processes holding ``total`` sockets between them."""
 
-    def __init__(self, total: int, per_child: int) -> None:
+    def __init__(self, total: int, per_child: int, mix: str = "server") -> None:
         self.procs: list[subprocess.Popen[str]] = []
         self.sockets = 0
         remaining = total
@@ -91,7 +91,7 @@ class Holders:
         while remaining > 0:
             n = min(remaining, per_child)
             proc = subprocess.Popen(
-                [sys.executable, "-c", HOLDER, str(n), "1" if first else "0"],
+                [sys.executable, "-c", HOLDER, str(n), "1" if first else "0", mix],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -136,8 +136,10 @@ def measure(poll: Callable[[], object], rounds: int) -> tuple[float, float, floa
     return first, statistics.median(walls), statistics.median(cpus)
 
 
-def bench_size(n: int, per_child: int, watched: WatchList) -> dict[str, tuple[float, float, float]]:
-    holders = Holders(n, per_child)
+def bench_size(
+    n: int, per_child: int, watched: WatchList, mix: str = "server"
+) -> dict[str, tuple[float, float, float]]:
+    holders = Holders(n, per_child, mix)
     try:
         rows: dict[str, tuple[float, float, float]] = {}
         slow_rounds = 5 if n >= 10_000 else 11
@@ -241,6 +243,13 @@ def main() -> int:
     parser.add_argument("--sizes", default=",".join(str(s) for s in SIZES))
     parser.add_argument("--no-monitor", action="store_true", help="skip the own-CPU run")
     parser.add_argument("--monitor-seconds", type=int, default=30)
+    parser.add_argument(
+        "--listeners",
+        metavar="N",
+        type=int,
+        default=10_000,
+        help="also a worst case: N sockets that are all listeners (half TCP, half UDP); 0: skip",
+    )
     args = parser.parse_args()
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -251,6 +260,10 @@ def main() -> int:
     print(
         f"RLIMIT_NOFILE hard limit {hard:,} (soft raised from {soft:,}); each holder child "
         f"keeps at most {per_child:,} sockets; running as uid {os.getuid()}"
+    )
+    print(
+        "Socket mix: 5% TCP listeners, 5% bound UDP, 90% both ends of established TCP "
+        "connections, plus a listener on watched port 3653 with 10 connections."
     )
     watched = WatchList.default()
     for n in (int(s) for s in args.sizes.split(",")):
@@ -263,6 +276,18 @@ def main() -> int:
             print(f"\n{n:,} sockets: skipped, could not open them ({exc})")
             continue
         print_size(n, rows)
+        sys.stdout.flush()
+
+    if args.listeners:
+        n = args.listeners
+        print(
+            f"\nWorst case for the netlink probe: every socket a listener "
+            f"({n:,}: half TCP, half UDP)"
+        )
+        try:
+            print_size(n, bench_size(n, per_child, watched, mix="listeners"))
+        except (OSError, RuntimeError) as exc:
+            print(f"  skipped, could not open them ({exc})")
         sys.stdout.flush()
 
     if not args.no_monitor:

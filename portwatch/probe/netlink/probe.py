@@ -148,14 +148,14 @@ class NetlinkProbe:
         """One reading: every TCP/UDP listener, and activity on the watched ports."""
         try:
             return self._poll(watched)
-        except OSError as exc:
-            # A netlink socket can be left in a bad state (overrun, interrupted dump):
-            # open a fresh one and try once more before giving up on this poll.
+        except (OSError, ValueError) as exc:
+            # A netlink socket can be left in a bad state (overrun, interrupted dump,
+            # a reply cut short): open a fresh one and try once more before giving up.
             log.warning("socket diagnostics failed (%s); reopening the netlink socket", exc)
             self._reopen()
         try:
             return self._poll(watched)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise ProbeError(f"kernel socket diagnostics failed: {exc}") from exc
 
     def _reopen(self) -> None:
