@@ -241,3 +241,14 @@ def test_legacy_tcp_request_asks_for_both_families() -> None:
     assert struct.unpack_from("=HH", raw, 16 + 60) == (4 + len(bytecode), 1)
     with pytest.raises(ValueError):
         codec.encode_request(socket.AF_UNSPEC, socket.IPPROTO_UDP, 6)
+
+
+def test_coarsen_closes_the_smallest_gaps_and_still_covers_everything() -> None:
+    ranges = [(10, 10), (12, 12), (100, 100), (1000, 1010), (1013, 1013)]
+    assert codec.coarsen(ranges, 3) == [(10, 12), (100, 100), (1000, 1013)]
+    assert codec.coarsen(ranges, 10) == codec.merge_ranges(ranges)
+    many = [(port, port) for port in range(1, 60000, 7)]
+    wide = codec.coarsen(many, 16)
+    assert len(wide) == 16
+    assert all(any(lo <= p <= hi for lo, hi in wide) for p, _ in many)
+    assert _kernel_audit(codec.port_filter(wide))

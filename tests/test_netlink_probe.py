@@ -400,3 +400,16 @@ def test_owner_exiting_mid_poll_drops_the_row_and_access_denied_keeps_it_unattri
     finally:
         gone.close()
         denied.close()
+
+
+def test_a_huge_watch_list_is_filtered_coarsely_in_the_kernel_and_exactly_here(
+    child: SocketChild, probe: NetlinkProbe
+) -> None:
+    pair = next(o for o in child.opened if o["kind"] == "tcp-pair" and o["host"] == "127.0.0.1")
+    # Hundreds of scattered single ports around the watched one, which the kernel
+    # filter widens into a few ranges that include unwatched neighbours.
+    ports = sorted({pair["port"], *range(1024, 65000, 97)} - {pair["client_port"]})
+    sample = probe.poll(_watch(*ports))
+    activity = {(a.port, a.proto): a for a in sample.activity}
+    assert activity[(pair["port"], Proto.TCP)].established == 2
+    assert all(port in ports for port, _ in activity)

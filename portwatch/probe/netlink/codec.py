@@ -138,6 +138,21 @@ def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def coarsen(ranges: Iterable[tuple[int, int]], limit: int) -> list[tuple[int, int]]:
+    """At most ``limit`` ranges covering ``ranges``, closing the smallest gaps first.
+
+    The kernel runs the filter on every socket it walks, so a watch list of hundreds
+    of scattered ports is asked as a few wider ranges; the caller keeps only the
+    watched ports of what comes back.
+    """
+    merged = merge_ranges(ranges)
+    while len(merged) > max(1, limit):
+        gaps = [(merged[i + 1][0] - merged[i][1], i) for i in range(len(merged) - 1)]
+        _, i = min(gaps)
+        merged[i : i + 2] = [(merged[i][0], merged[i + 1][1])]
+    return merged
+
+
 def _port_op(code: int, port: int, yes: int, no: int) -> bytes:
     # A port comparison is two ops: the test, then a carrier whose ``no`` is the port.
     return BC_OP.pack(code, yes, no) + BC_OP.pack(0, 0, port)

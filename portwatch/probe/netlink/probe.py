@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 _FAMILY: dict[int, Family] = {int(socket.AF_INET): Family.IPV4, int(socket.AF_INET6): Family.IPV6}
 _INFO_START = codec.INET_DIAG_MSG.size
+# A longer kernel filter costs every socket the kernel walks; wider ranges cost little.
+_MAX_FILTER_RANGES = 16
 
 
 @dataclass(frozen=True)
@@ -79,8 +81,9 @@ class _Assembled:
 
 
 def _plan(watched: WatchList) -> _WatchPlan:
-    tcp_ranges = codec.merge_ranges(
-        (spec.lo, spec.hi) for spec in watched.specs if Proto.TCP in spec.protos
+    tcp_ranges = codec.coarsen(
+        ((spec.lo, spec.hi) for spec in watched.specs if Proto.TCP in spec.protos),
+        _MAX_FILTER_RANGES,
     )
     pairs = watched.ports()
     return _WatchPlan(
