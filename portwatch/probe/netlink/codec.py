@@ -146,11 +146,19 @@ def coarsen(ranges: Iterable[tuple[int, int]], limit: int) -> list[tuple[int, in
     watched ports of what comes back.
     """
     merged = merge_ranges(ranges)
-    while len(merged) > max(1, limit):
-        gaps = [(merged[i + 1][0] - merged[i][1], i) for i in range(len(merged) - 1)]
-        _, i = min(gaps)
-        merged[i : i + 2] = [(merged[i][0], merged[i + 1][1])]
-    return merged
+    excess = len(merged) - max(1, limit)
+    if excess <= 0:
+        return merged
+    # Closing one gap leaves the others as they were, so close the smallest at once.
+    gaps = sorted(range(len(merged) - 1), key=lambda i: (merged[i + 1][0] - merged[i][1], i))
+    closed = set(gaps[:excess])
+    out = [merged[0]]
+    for i in range(1, len(merged)):
+        if i - 1 in closed:
+            out[-1] = (out[-1][0], merged[i][1])
+        else:
+            out.append(merged[i])
+    return out
 
 
 def _port_op(code: int, port: int, yes: int, no: int) -> bytes:
