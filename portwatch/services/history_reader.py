@@ -17,13 +17,10 @@ log = logging.getLogger(__name__)
 
 
 def open_readonly(path: Path) -> Any:
-    """A read-only ``HistoryStore`` on ``path`` (its own connection); raises on failure."""
+    """A read-only history reader on ``path`` with its own connection; raises on failure."""
     from portwatch.store.history import HistoryStore
 
-    opener = getattr(HistoryStore, "open_readonly", None)
-    if opener is None:  # an older store without a read-only open
-        raise RuntimeError("this history store cannot be opened read-only")
-    return opener(path)
+    return HistoryStore.open_readonly(path)
 
 
 class HistoryReader:
@@ -69,21 +66,11 @@ class HistoryReader:
     ) -> list[tuple[float, int, int]]:
         """(wall, listeners, established) rows for one port between two times."""
         rows = self._ask("activity", port, proto, since_wall, until_wall, default=[])
-        return [(float(r[0]), int(r[1]), int(r[2])) for r in rows]
+        return [(float(r.wall), int(r.listeners), int(r.established)) for r in rows]
 
     def events_for(self, port: int, proto: Proto | None, limit: int = 200) -> list[Any]:
         """Recent events on one port, newest first."""
-        events = self._ask("recent_events", 5000, default=[])
-        picked = []
-        for event in events:
-            listener = getattr(event, "listener", None)
-            if listener is None:
-                continue
-            if listener.port == port and (proto is None or listener.proto == proto):
-                picked.append(event)
-            if len(picked) >= limit:
-                break
-        return picked
+        return list(self._ask("recent_events", limit, port, proto, default=[]))
 
     def close(self) -> None:
         if self._store is not None:

@@ -9,43 +9,14 @@ notification bodies).
 from __future__ import annotations
 
 import html
-import unicodedata
 
-# Characters that reorder or hide text: bidi embeddings/overrides/isolates, marks, and
-# zero-width joiners; shown as escapes so "exe.txt\u202egpj" cannot pose as a .jpg.
-_INVISIBLE = frozenset(
-    [
-        *range(0x202A, 0x202F),
-        *range(0x2066, 0x206A),
-        0x200E,
-        0x200F,
-        0x061C,
-        0x200B,
-        0x200C,
-        0x200D,
-        0x2060,
-        0xFEFF,
-    ]
-)
+from portwatch.core import text as core_text
 
 
 def visible(text: str | None) -> str:
-    """``text`` with control, format and bidi characters replaced by ``\\uXXXX`` escapes.
-
-    Ordinary printable characters (any script) are kept as they are; a lone surrogate
-    from a filename that was not valid UTF-8 is escaped too.
-    """
-    if not text:
-        return ""
-    out: list[str] = []
-    for char in text:
-        code = ord(char)
-        category = unicodedata.category(char)
-        if code in _INVISIBLE or category in ("Cc", "Cf", "Cs", "Co", "Zl", "Zp"):
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    """``text`` with undecodable bytes, control, format and bidi characters shown as
+    ``\\xNN``/``\\uXXXX`` escapes (shared with the CLI through ``core.text``)."""
+    return core_text.visible(core_text.clean(text))
 
 
 def escaped(text: str | None) -> str:

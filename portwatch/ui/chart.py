@@ -237,9 +237,7 @@ class ActivityChart(QWidget):
             solid = pg.mkPen(colour, width=2)
             dashed = pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine)
             listeners = self.plot.plot(name=f"{spec} listeners", pen=solid, connect="finite")
-            established = self.plot.plot(
-                name=f"{spec} established", pen=dashed, connect="finite"
-            )
+            established = self.plot.plot(name=f"{spec} established", pen=dashed, connect="finite")
             self._series[spec] = _Series(spec, SeriesBuffer(self._capacity), listeners, established)
         self._dirty = True
 

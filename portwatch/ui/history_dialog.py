@@ -20,30 +20,24 @@ from PySide6.QtWidgets import (
 from portwatch.services.plain_text import visible
 
 
-def _field(event: Any, *names: str) -> Any:
-    for name in names:
-        if isinstance(event, dict) and name in event:
-            return event[name]
-        if hasattr(event, name):
-            return getattr(event, name)
-    return None
-
-
 def event_cells(event: Any) -> list[str]:
-    """(time, what, where, who, detail) for one history event, whatever its row shape."""
-    wall = _field(event, "wall", "time", "at")
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall)) if wall else ""
-    kind = str(_field(event, "kind", "event") or "")
-    listener = _field(event, "listener")
-    if listener is not None:
-        where = listener.endpoint.label()
-        owner = listener.owner
-        who = f"{owner.name or '?'} (pid {owner.pid})" if owner is not None else "hidden"
+    """(time, event, where, who, detail) for one stored event; process text made visible."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.wall))
+    host = f"[{event.address}]" if ":" in (event.address or "") else event.address
+    where = f"{event.proto} {host}:{event.port}"
+    if event.pid is None and not event.process:
+        who = "owner hidden by the OS"
     else:
-        where = str(_field(event, "endpoint", "label") or "")
-        who = str(_field(event, "owner", "process", "name") or "")
-    detail = str(_field(event, "detail") or "")
-    return [when, kind, visible(where), visible(who), visible(detail)]
+        who = f"{event.process or '?'} (pid {event.pid})"
+        if event.exe:
+            who += f" {event.exe}"
+    return [
+        when,
+        str(event.kind).replace("-", " "),
+        visible(where),
+        visible(who),
+        visible(event.detail or ""),
+    ]
 
 
 class HistoryDialog(QDialog):

@@ -160,9 +160,12 @@ class ListenerTableModel(QAbstractTableModel):
         orientation: Qt.Orientation,
         role: int = Qt.ItemDataRole.DisplayRole,
     ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(Column):
-            if role == Qt.ItemDataRole.DisplayRole:
-                return HEADERS[Column(section)]
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and 0 <= section < len(Column)
+            and role == Qt.ItemDataRole.DisplayRole
+        ):
+            return HEADERS[Column(section)]
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -268,7 +271,5 @@ class ListenerFilterModel(QSortFilterProxyModel):
 def views_for_port(views: Sequence[Any], port: int, proto: Any = None) -> list[Any]:
     """The views listening on ``port`` (and ``proto`` when given)."""
     return [
-        v
-        for v in views
-        if v.listener.port == port and (proto is None or v.listener.proto == proto)
+        v for v in views if v.listener.port == port and (proto is None or v.listener.proto == proto)
     ]

@@ -167,7 +167,9 @@ class MainWindow(QMainWindow):
         self.port_panel = PortPanel(describe, history.first_last_seen)
         self.port_panel.history_requested.connect(self.open_history)
         self.port_panel.command_copied.connect(
-            lambda command: self.statusBar().showMessage(f"Copied to the clipboard: {command}", 5000)
+            lambda command: self.statusBar().showMessage(
+                f"Copied to the clipboard: {command}", 5000
+            )
         )
 
         table_box = QWidget()
@@ -274,7 +276,10 @@ class MainWindow(QMainWindow):
             (("Last &5 minutes", 300.0), ("Last &hour", 3600.0), ("Last &24 hours", 86400.0))
         ):
             self._action(
-                view, label, lambda _c=False, s=seconds: self.chart.set_window(s), f"Ctrl+{index + 1}"
+                view,
+                label,
+                lambda _c=False, s=seconds: self.chart.set_window(s),
+                f"Ctrl+{index + 1}",
             )
         view.addSeparator()
         self._action(view, "&Filter listeners", self.focus_filter, QKeySequence.StandardKey.Find)
@@ -298,7 +303,9 @@ class MainWindow(QMainWindow):
         self.watch_panel.set_views(views)
         self.chart.add_sample(sample)
         if self.port_panel.port is not None:
-            self.port_panel.set_views(views_for_port(views, self.port_panel.port, self._shown_proto))
+            self.port_panel.set_views(
+                views_for_port(views, self.port_panel.port, self._shown_proto)
+            )
         if getattr(sample, "partial", False):
             self.partial_banner.show_messages([partial_advice(sample.partial_reason)])
         else:
@@ -416,7 +423,11 @@ class MainWindow(QMainWindow):
         proto = spec.protos[0] if len(spec.protos) == 1 else None
         port = spec.lo
         if spec.is_range:
-            busy = [v.listener.port for v in self._views if spec.contains(v.listener.port, v.listener.proto)]
+            busy = [
+                v.listener.port
+                for v in self._views
+                if spec.contains(v.listener.port, v.listener.proto)
+            ]
             port = min(busy) if busy else spec.lo
         self.show_port(port, proto)
 
@@ -489,9 +500,7 @@ class MainWindow(QMainWindow):
 
     # -- export -------------------------------------------------------------------------
     def _default_export_folder(self) -> Path:
-        folder = QStandardPaths.writableLocation(
-            QStandardPaths.StandardLocation.DocumentsLocation
-        )
+        folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
         return Path(folder) if folder else Path.home()
 
     @Slot()
@@ -535,7 +544,9 @@ class MainWindow(QMainWindow):
         self.export_finished.emit(path, exc)
 
     def _error(self, title: str, text: str) -> QMessageBox:
-        box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
+        box = QMessageBox(
+            QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
+        )
         box.setTextFormat(Qt.TextFormat.PlainText)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()  # not exec(): the event loop (and monitoring) keeps running
@@ -555,7 +566,10 @@ class MainWindow(QMainWindow):
         try:
             settings_file.save(self._settings_path, new)
         except OSError as exc:
-            self._error("Settings not saved", f"Could not write {self._settings_path}:\n{exc.strerror or exc}")
+            self._error(
+                "Settings not saved",
+                f"Could not write {self._settings_path}:\n{exc.strerror or exc}",
+            )
             return
         old, self._settings = self._settings, new
         if new.poll_interval_s != old.poll_interval_s:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -23,17 +22,9 @@ from PySide6.QtWidgets import (
 
 from portwatch.core.types import Endpoint, Proto
 from portwatch.services.plain_text import visible
+from portwatch.services.port_names import PortDescription
 from portwatch.ui.icons import state_icon
 from portwatch.ui.listener_model import REACH_WORDS, STATUS_STATES, status_words
-
-
-@dataclass(frozen=True)
-class PortDescription:
-    """What is known about a port: rich text from the knowledge base, or a plain name."""
-
-    html: str | None = None
-    plain: str = ""
-
 
 Describer = Callable[[int, "Proto | None"], PortDescription]
 # (first seen, last seen) wall times for an endpoint, or None when history has nothing.
