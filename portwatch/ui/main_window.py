@@ -585,6 +585,10 @@ class MainWindow(QMainWindow):
         self._quitting = True
         self.quit_requested.emit()
 
+    def request_quit_silently(self) -> None:
+        """Mark the window as quitting without asking anyone (used at shutdown)."""
+        self._quitting = True
+
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.hide_to_tray and not self._quitting:
             # With a tray, closing hides the window; monitoring goes on.
