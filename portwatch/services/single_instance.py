@@ -37,6 +37,7 @@ class SingleInstance(QObject):
         self._lock.setStaleLockTime(0)  # only a dead owner makes the lock stale
         self._name = server_name(runtime_dir)
         self._server: QLocalServer | None = None
+        self._clients: set[QLocalSocket] = set()
 
     def claim(self) -> bool:
         """True when this process is now the only instance (and listens for others)."""
@@ -66,12 +67,28 @@ class SingleInstance(QObject):
 
     @Slot()
     def _on_connection(self) -> None:
-        assert self._server is not None
+        if self._server is None:
+            return
         while (socket := self._server.nextPendingConnection()) is not None:
-            socket.readyRead.connect(lambda s=socket: self._read(s))
-            socket.disconnected.connect(socket.deleteLater)
+            self._clients.add(socket)
+            socket.readyRead.connect(self._on_ready_read)
+            socket.disconnected.connect(self._on_disconnected)
             if socket.bytesAvailable():
                 self._read(socket)
+
+    @Slot()
+    def _on_ready_read(self) -> None:
+        socket = self.sender()
+        if isinstance(socket, QLocalSocket) and socket in self._clients:
+            self._read(socket)
+
+    @Slot()
+    def _on_disconnected(self) -> None:
+        socket = self.sender()
+        if isinstance(socket, QLocalSocket) and socket in self._clients:
+            self._read(socket)  # what arrived just before the hang-up
+            self._clients.discard(socket)
+            socket.deleteLater()
 
     def _read(self, socket: QLocalSocket) -> None:
         data = bytes(socket.readAll().data())
@@ -80,8 +97,16 @@ class SingleInstance(QObject):
 
     def release(self) -> None:
         """Stop listening and drop the lock (at quit)."""
+        for socket in list(self._clients):
+            socket.readyRead.disconnect(self._on_ready_read)
+            socket.disconnected.disconnect(self._on_disconnected)
+            socket.abort()
+            socket.deleteLater()
+        self._clients.clear()
         if self._server is not None:
+            self._server.newConnection.disconnect(self._on_connection)
             self._server.close()
+            self._server.deleteLater()
             self._server = None
         if self._lock.isLocked():
             self._lock.unlock()
