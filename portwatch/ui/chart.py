@@ -17,8 +17,16 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QPalette
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QRadioButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QRadioButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from portwatch.core.watchlist import WatchList, WatchSpec
 
@@ -32,6 +40,10 @@ DEFAULT_CAPACITY = 50_000
 REDRAW_MS = 1000
 # A gap longer than this many poll intervals is drawn as a gap.
 GAP_FACTOR = 3.0
+# Until the data covers the chosen window, the axis spans at least this much.
+MIN_SPAN_S = 60.0
+# Okabe-Ito colours: told apart with common colour-vision deficiencies, on light and dark.
+SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 
 
 class SeriesBuffer:
@@ -126,6 +138,40 @@ class _Series:
     buffer: SeriesBuffer
     listeners: pg.PlotDataItem
     established: pg.PlotDataItem
+    legend: QWidget
+
+
+def _swatch(colour: QColor, dashed: bool, height: int) -> QPixmap:
+    """A short line sample for the legend, drawn like the curve it names."""
+    ratio = 2.0
+    pixmap = QPixmap(int(height * 2 * ratio), int(height * ratio))
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    pen = QPen(colour, 2)
+    if dashed:
+        pen.setStyle(Qt.PenStyle.DashLine)
+    painter.setPen(pen)
+    painter.drawLine(QPointF(1, height / 2), QPointF(height * 2 - 1, height / 2))
+    painter.end()
+    return pixmap
+
+
+def _legend_entry(spec: WatchSpec, colour: QColor, height: int) -> QWidget:
+    entry = QWidget()
+    row = QHBoxLayout(entry)
+    row.setContentsMargins(0, 0, 0, 0)
+    for dashed, words in ((False, "listening"), (True, "connected")):
+        swatch = QLabel()
+        swatch.setPixmap(_swatch(colour, dashed, height))
+        text = QLabel(f"{spec} {words}")
+        text.setTextFormat(Qt.TextFormat.PlainText)
+        row.addWidget(swatch)
+        row.addWidget(text)
+        row.addSpacing(height)
+    row.addStretch(1)
+    return entry
 
 
 class ActivityChart(QWidget):
@@ -153,15 +199,13 @@ class ActivityChart(QWidget):
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
         self.plot.setMenuEnabled(False)
         self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.setLabel("left", "count")
+        self.plot.setLabel("left", "listeners / connections")
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
         self.plot.setMinimumHeight(160)
         item = self.plot.getPlotItem()
         item.setClipToView(True)
         item.setDownsampling(auto=True, mode="peak")
-        self.legend = item.addLegend(offset=(10, 5))
-        self.legend.setColumnCount(2)
         view_box = item.getViewBox()
         view_box.setLimits(yMin=-0.5)
 
@@ -187,8 +231,17 @@ class ActivityChart(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        # The legend sits under the plot (not over the lines), wrapping into columns.
+        self.legend = QWidget()
+        self.legend_layout = QGridLayout(self.legend)
+        self.legend_layout.setContentsMargins(0, 0, 0, 0)
+        self.legend_layout.setHorizontalSpacing(self.fontMetrics().height() * 2)
+        self.legend_layout.setColumnStretch(2, 1)  # entries stay left, spare room on the right
+        self.legend.setAccessibleName("Chart legend")
+
         layout.addLayout(buttons)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.legend)
         layout.addWidget(self.readout)
 
         self._timer = QTimer(self)
@@ -228,17 +281,24 @@ class ActivityChart(QWidget):
                 series = self._series.pop(spec)
                 self.plot.removeItem(series.listeners)
                 self.plot.removeItem(series.established)
-                self.legend.removeItem(series.listeners)
-                self.legend.removeItem(series.established)
+                self.legend_layout.removeWidget(series.legend)
+                series.legend.deleteLater()
+        height = self.fontMetrics().height()
         for index, spec in enumerate(wanted):
             if spec in self._series:
                 continue
-            colour = pg.intColor(index, hues=max(6, len(wanted)), values=1, maxValue=220)
+            colour = QColor(SERIES_COLOURS[index % len(SERIES_COLOURS)])
             solid = pg.mkPen(colour, width=2)
             dashed = pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine)
-            listeners = self.plot.plot(name=f"{spec} listeners", pen=solid, connect="finite")
-            established = self.plot.plot(name=f"{spec} established", pen=dashed, connect="finite")
-            self._series[spec] = _Series(spec, SeriesBuffer(self._capacity), listeners, established)
+            listeners = self.plot.plot(pen=solid, connect="finite")
+            established = self.plot.plot(pen=dashed, connect="finite")
+            entry = _legend_entry(spec, colour, height)
+            self._series[spec] = _Series(
+                spec, SeriesBuffer(self._capacity), listeners, established, entry
+            )
+        # Re-flow the legend: two specs a row keeps it short and readable.
+        for position, series in enumerate(self._series.values()):
+            self.legend_layout.addWidget(series.legend, position // 2, position % 2)
         self._dirty = True
 
     def specs(self) -> list[WatchSpec]:
@@ -275,6 +335,12 @@ class ActivityChart(QWidget):
         self.redraw_count += 1
         now = max(self._clock(), self._latest_wall or 0.0)
         start = now - self._window_s
+        # Until the buffers cover the window, zoom to the data instead of a mostly blank axis.
+        earliest = min(
+            (float(s.buffer.ordered()[0, 0]) for s in self._series.values() if len(s.buffer)),
+            default=start,
+        )
+        shown_from = max(start, min(earliest, now - MIN_SPAN_S))
         top = 1.0
         for series in self._series.values():
             points = series.buffer.ordered()
@@ -286,7 +352,7 @@ class ActivityChart(QWidget):
             series.established.setData(times, points[:, 2], connect="finite")
             if len(points) and np.isfinite(points[:, 1:]).any():
                 top = max(top, float(np.nanmax(points[:, 1:])))
-        self.plot.setXRange(start, now, padding=0.01)
+        self.plot.setXRange(shown_from, now, padding=0.02)
         self.plot.setYRange(0, top * 1.15 + 0.5, padding=0)
 
     def _on_mouse_moved(self, event: tuple[QPointF]) -> None:
@@ -320,8 +386,6 @@ class ActivityChart(QWidget):
             axis = item.getAxis(name)
             axis.setPen(pg.mkPen(foreground))
             axis.setTextPen(pg.mkPen(foreground))
-        self.legend.setLabelTextColor(foreground)
-        self.legend.setBrush(pg.mkBrush(background))
         self._dirty = True
 
     def changeEvent(self, event: QEvent) -> None:

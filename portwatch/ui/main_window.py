@@ -186,13 +186,20 @@ class MainWindow(QMainWindow):
         self.middle.setStretchFactor(1, 3)
         self.middle.setChildrenCollapsible(False)
 
+        # Left: the watched ports with the selected port's details under them; the chart
+        # and the table get the rest of the width (the table has many columns).
+        self.left = QSplitter(Qt.Orientation.Vertical)
+        self.left.addWidget(self.watch_panel)
+        self.left.addWidget(self.port_panel)
+        self.left.setStretchFactor(0, 1)
+        self.left.setStretchFactor(1, 3)
+        self.left.setChildrenCollapsible(False)
+
         self.columns = QSplitter(Qt.Orientation.Horizontal)
-        self.columns.addWidget(self.watch_panel)
+        self.columns.addWidget(self.left)
         self.columns.addWidget(self.middle)
-        self.columns.addWidget(self.port_panel)
         self.columns.setStretchFactor(0, 0)
         self.columns.setStretchFactor(1, 1)
-        self.columns.setStretchFactor(2, 0)
         self.columns.setChildrenCollapsible(False)
 
         central = QWidget()
@@ -225,10 +232,11 @@ class MainWindow(QMainWindow):
     # -- construction helpers -----------------------------------------------------------
     def _size_to_screen(self) -> None:
         line = self.fontMetrics().height()
-        self.resize(line * 90, line * 50)
-        left = line * 20
-        right = line * 22
-        self.columns.setSizes([left, line * 90 - left - right, right])
+        width, height = line * 90, line * 50
+        self.resize(width, height)
+        left = line * 24
+        self.columns.setSizes([left, width - left])
+        self.left.setSizes([line * 12, height - line * 12])
 
     def _action(
         self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None
@@ -299,7 +307,10 @@ class MainWindow(QMainWindow):
         self._views = views
         sample = result.sample
         self._last_sample = sample
+        was_empty = self.model.rowCount() == 0
         self.model.update(views)
+        if was_empty and views:
+            self.table.resizeColumnsToContents()
         self.watch_panel.set_views(views)
         self.chart.add_sample(sample)
         if self.port_panel.port is not None:

@@ -86,7 +86,7 @@ class OwnerCard(QFrame):
 
         if owner is None:
             who = "The OS does not say which program owns this socket."
-            details = ""
+            lines: list[str] = []
         else:
             who = f"{visible(owner.name) or '(no name)'} \u2014 pid {owner.pid}"
             lines = []
@@ -99,22 +99,22 @@ class OwnerCard(QFrame):
                 lines.append(f"SHA-256: {owner.sha256[:16]}\u2026")
             if owner.note:
                 lines.append(f"note: {visible(owner.note)}")
-            details = "\n".join(lines)
         reach = REACH_WORDS.get(endpoint.reach, endpoint.reach)
-        where = f"listening on {visible(endpoint.label())} ({reach})"
+        lines.append(f"listening on {visible(endpoint.label())} ({reach})")
         reason = getattr(view, "reason", None)
+        if reason:
+            lines.append(f"why: {visible(reason)}")
 
+        # One multi-line label rather than one per line: word-wrapped labels each add
+        # slack to the layout, which showed up as blank gaps in the card.
         self.who_label = _plain_label(who)
-        self.details_label = _plain_label(details)
-        self.details_label.setVisible(bool(details))
-        self.where_label = _plain_label(where)
-        self.reason_label = _plain_label(visible(reason) if reason else "")
-        self.reason_label.setVisible(bool(reason))
+        self.details_label = _plain_label("\n".join(lines))
 
         layout = QVBoxLayout(self)
+        layout.setSpacing(max(2, layout.spacing() // 2))
         layout.addLayout(status_row)
-        for label in (self.who_label, self.details_label, self.where_label, self.reason_label):
-            layout.addWidget(label)
+        layout.addWidget(self.who_label)
+        layout.addWidget(self.details_label)
 
 
 class PortPanel(QWidget):

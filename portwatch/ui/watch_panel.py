@@ -45,14 +45,14 @@ def spec_state(spec: WatchSpec, views: Sequence[Any]) -> tuple[PortState, int]:
 
 
 def spec_name(spec: WatchSpec, namer: ServiceNamer) -> str:
-    """A registered/known name for a single port; a short description for a range."""
+    """A registered/known name for a single port, a short description for a range, or ""."""
     if spec.is_range:
         return f"range of {spec.hi - spec.lo + 1} ports"
     for proto in spec.protos:
         name = namer(spec.lo, proto)
         if name:
             return name
-    return "no registered name"
+    return ""
 
 
 class WatchPanel(QWidget):
@@ -78,7 +78,7 @@ class WatchPanel(QWidget):
 
         self.tree = QTreeWidget()
         self.tree.setColumnCount(3)
-        self.tree.setHeaderLabels(["Port", "Name", "State"])
+        self.tree.setHeaderLabels(["Port", "State", "Name"])
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(True)
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -179,7 +179,9 @@ class WatchPanel(QWidget):
         self._watchlist = watchlist
         self.tree.clear()
         for spec in watchlist.specs:
-            item = QTreeWidgetItem([str(spec), spec_name(spec, self._namer), ""])
+            name = spec_name(spec, self._namer)
+            item = QTreeWidgetItem([str(spec), "", name or "\u2014"])
+            item.setToolTip(2, name or "no registered name for this port")
             item.setData(0, SpecRole, spec)
             self.tree.addTopLevelItem(item)
             if spec == selected:
@@ -202,10 +204,10 @@ class WatchPanel(QWidget):
             text = state.label
             if count > 1:
                 text += f" \u00d7{count}"
-            if item.text(2) != text:
-                item.setText(2, text)
-                item.setIcon(2, state_icon(state))
-                item.setToolTip(2, f"{count} listener(s): {state.label}")
+            if item.text(1) != text:
+                item.setText(1, text)
+                item.setIcon(1, state_icon(state))
+                item.setToolTip(1, f"{count} listener(s): {state.label}")
 
     @Slot(QTreeWidgetItem, QTreeWidgetItem)
     def _current_changed(self, current: QTreeWidgetItem | None, _previous: object) -> None:

@@ -69,7 +69,7 @@ def test_a_child_listener_appears_everywhere_then_goes_away(
     # Nothing is trusted yet: an identified owner is unknown.
     assert view.status is Status.UNKNOWN
     qtbot.waitUntil(lambda: window.watch_panel.state_of(spec) is PortState.UNKNOWN)
-    state_text = window.watch_panel.tree.topLevelItem(0).text(2)
+    state_text = window.watch_panel.tree.topLevelItem(0).text(1)
     assert state_text == "unknown owner"
     qtbot.waitUntil(lambda: _chart_last(desktop, str(port))[0] >= 1, timeout=10_000)
 
