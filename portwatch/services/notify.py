@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import SLOT, QObject, QProcess, Signal, Slot
 
-from portwatch import APP_NAME
+from portwatch import APP_ID, APP_NAME
 from portwatch.core.alerts import Alert, Urgency
 from portwatch.services.plain_text import escaped, shorten, visible
 
@@ -143,14 +143,15 @@ class DBusNotificationBackend(NotificationBackend):
             self.PATH,
             "--method",
             f"{self.SERVICE}.Notify",
+            "--",  # the arguments follow; "-1" must not be read as an option
             gvariant_string(APP_NAME),
-            "0",
+            "uint32 0",  # typed: without introspection gdbus would send an int32
             gvariant_string("portwatch"),
             gvariant_string(escaped(title)),
             gvariant_string(escaped(text)),
             '["default", "Open portwatch"]',
-            f'{{"urgency": <byte {level}>, "desktop-entry": <"{APP_NAME}">}}',
-            "-1",
+            f'{{"urgency": <byte {level}>, "desktop-entry": <"{APP_ID}">}}',
+            "int32 -1",
         ]
         process = QProcess(self)
         self._pending.add(process)
