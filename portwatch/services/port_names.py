@@ -1,4 +1,4 @@
-"""What a port is for: the knowledge base when this build has it, else the OS services file."""
+"""What a port is for: the knowledge base (curated + the user's file + OS services)."""
 
 from __future__ import annotations
 
@@ -39,10 +39,8 @@ class PortNames:
     @classmethod
     def load(cls, user_file: Path | None) -> tuple[PortNames, list[str]]:
         """Load the knowledge base (with the user's own file); problems are for a banner."""
-        try:
-            from portwatch.knowledge import KnowledgeBase  # type: ignore[attr-defined]
-        except ImportError:
-            return cls(None), []
+        from portwatch.knowledge import KnowledgeBase
+
         try:
             kb, problems = KnowledgeBase.load(user_file)
         except Exception as exc:  # a broken data file must not stop the app
@@ -67,16 +65,19 @@ class PortNames:
         """The side panel's description of ``port`` (``proto`` None means either)."""
         protos = (proto,) if proto is not None else (Proto.TCP, Proto.UDP)
         if self._knowledge is not None:
+            from portwatch.knowledge import render
+
+            # Prefer the protocol portwatch actually describes when both are possible.
+            infos = []
             for candidate in protos:
                 try:
-                    info = self._knowledge.lookup(port, candidate)
-                    if info is None:
-                        continue
-                    from portwatch.knowledge import render  # type: ignore[attr-defined]
-
-                    return PortDescription(html=render.to_html(info))
+                    infos.append(self._knowledge.lookup(port, candidate))
                 except Exception:
                     log.exception("describing %s/%s failed", port, candidate)
+            curated = [i for i in infos if self._knowledge.entry_for(port, i.proto) is not None]
+            chosen = (curated or infos or [None])[0]
+            if chosen is not None:
+                return PortDescription(html=render.to_html(chosen))
         names = {p: os_service_name(port, p) for p in protos}
         known = {p: n for p, n in names.items() if n}
         if not known:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import sys
 from importlib import resources
 
 from PySide6.QtCore import QBuffer, QByteArray, QPointF, QRectF, QSize, Qt
@@ -168,6 +169,14 @@ def app_icon() -> QIcon:
 
 @functools.cache
 def tray_icon(alert: bool) -> QIcon:
-    """The tray icon; the alert version differs in shape, not only colour."""
+    """The tray icon; the alert version differs in shape, not only colour.
+
+    macOS tints a mask icon for light and dark menu bars, so it gets the mask version.
+    """
+    if sys.platform == "darwin":
+        mask = _resource_icon("tray-alert-mask.svg" if alert else "tray-mask.svg")
+        if mask is not None:
+            mask.setIsMask(True)
+            return mask
     icon = _resource_icon("tray-alert.svg" if alert else "tray.svg")
     return icon or _placeholder(alert)

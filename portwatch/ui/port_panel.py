@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,18 @@ def check_command(port: int, platform: str = sys.platform) -> str:
     if platform == "darwin":
         return f"lsof -nP -i :{port}"
     return f"ss -ltnup 'sport = :{port}'"
+
+
+def fit_to_panel(html: str) -> str:
+    """The knowledge base's rich text adjusted for a narrow panel: commands wrap instead
+    of forcing a horizontal scroll, and the heading is sized like a heading here."""
+    html = re.sub(r"<pre><code>(.*?)</code></pre>", _wrapping_code, html, flags=re.S)
+    return html.replace("<h2>", "<h3>").replace("</h2>", "</h3>")
+
+
+def _wrapping_code(match: re.Match[str]) -> str:
+    lines = match.group(1).split("\n")
+    return "<p><code>" + "<br>".join(lines) + "</code></p>"
 
 
 def _when(wall: float) -> str:
@@ -153,6 +166,7 @@ class PortPanel(QWidget):
         self.description.setOpenExternalLinks(False)
         self.description.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
 
+        self.about_heading = _heading("About this port")
         self.owners_heading = _heading("Who holds it now")
         self.owners_box = QVBoxLayout()
         self.no_owner = _plain_label("Nobody is listening on this port.")
@@ -173,22 +187,26 @@ class PortPanel(QWidget):
 
         content = QWidget()
         layout = QVBoxLayout(content)
+        # What needs attention first (who holds the port, what to do), then the
+        # longer description of what the port is for.
         layout.addWidget(self.title)
-        layout.addWidget(self.description)
-        layout.addSpacing(layout.spacing())
         layout.addWidget(self.owners_heading)
         layout.addLayout(self.owners_box)
         layout.addWidget(self.seen_heading)
         layout.addWidget(self.seen_label)
-        layout.addSpacing(layout.spacing())
         for button in (self.trust_button, self.copy_button, self.history_button):
             layout.addWidget(button)
         layout.addWidget(self.copied_label)
+        layout.addSpacing(layout.spacing())
+        layout.addWidget(self.about_heading)
+        layout.addWidget(self.description)
         layout.addStretch(1)
 
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Text wraps to the panel's width; only a tall panel scrolls.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(content)
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
@@ -221,7 +239,7 @@ class PortPanel(QWidget):
             description = self._describe(port, proto)
             if description.html:
                 self.description.setTextFormat(Qt.TextFormat.RichText)
-                self.description.setText(description.html)
+                self.description.setText(fit_to_panel(description.html))
             else:
                 self.description.setTextFormat(Qt.TextFormat.PlainText)
                 self.description.setText(description.plain)
