@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QItemSelection, QModelIndex, QStandardPaths, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -222,12 +222,19 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.status_text)
 
         self._build_menus()
+        # Follow the system's light/dark switch while running (the palette follows it;
+        # the chart's background and axes are drawn by pyqtgraph and need telling).
+        QGuiApplication.styleHints().colorSchemeChanged.connect(self._scheme_changed)
         self.set_watchlist(watch_file.watchlist)
         watch_file.changed.connect(self.set_watchlist)
         watch_file.problems.connect(self.show_notices)
         if watch_file.initial_problems():
             self.show_notices(watch_file.initial_problems())
         self._size_to_screen()
+
+    @Slot(Qt.ColorScheme)
+    def _scheme_changed(self, _scheme: Qt.ColorScheme) -> None:
+        self.chart.apply_palette()
 
     # -- construction helpers -----------------------------------------------------------
     def _size_to_screen(self) -> None:

@@ -295,3 +295,71 @@ def test_longer_windows_are_filled_from_history_after_a_restart(
     points = second.window.chart.series_points(parse_spec(str(port)))
     assert len(points) >= 1
     assert (points[:, 1] >= 1).any()
+
+
+def test_panel_actions_copy_the_check_command_and_open_the_history(
+    qtbot: Any, make_desktop: Any, child_sockets: list
+) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    from portwatch.ui.history_dialog import HistoryDialog
+    from portwatch.ui.port_panel import check_command
+
+    port = free_port()
+    desktop = make_desktop([str(port)])
+    window = desktop.window
+    child = ChildSockets.start([("tcp", "127.0.0.1", port, "listen")], registry=child_sockets)
+    qtbot.waitUntil(lambda: _row_for_pid(desktop, child.pid) >= 0, timeout=15_000)
+    child.stop()
+    qtbot.waitUntil(lambda: _row_for_pid(desktop, child.pid) < 0, timeout=15_000)
+    wait_ticks(qtbot, desktop, 2)
+
+    window.watch_panel.select_port(port)
+    window.port_panel.copy_button.click()
+    assert QGuiApplication.clipboard().text() == check_command(port)
+    assert f":{port}" in QGuiApplication.clipboard().text()
+
+    # The history lists the opening and the closing of the child's listener.
+    window.port_panel.history_button.click()
+    dialogs = [d for d in window.findChildren(HistoryDialog) if d.isVisible()]
+    assert dialogs
+    tree = dialogs[0].tree
+    kinds = {tree.topLevelItem(i).text(1) for i in range(tree.topLevelItemCount())}
+    assert "listener opened" in kinds
+    assert "listener closed" in kinds
+    dialogs[0].close()
+
+
+def test_trust_action_is_a_disabled_hook_until_the_trust_model_arrives(
+    qtbot: Any, make_desktop: Any
+) -> None:
+    panel = make_desktop().window.port_panel
+    assert not panel.trust_button.isEnabled()
+    assert panel.trust_button.toolTip()
+    panel.enable_trust(True, "Trust this program for this port")
+    # Still disabled while nobody holds the shown port: there is nothing to trust.
+    assert not panel.trust_button.isEnabled()
+
+
+def test_settings_dialog_saves_and_applies(qtbot: Any, make_desktop: Any, data_dir: Path) -> None:
+    from portwatch.services import settings as settings_file
+
+    desktop = make_desktop()
+    window = desktop.window
+    dialog = window.open_settings()
+    dialog.interval.setValue(3.0)
+    dialog.notifications.setChecked(False)
+    with qtbot.waitSignal(window.interval_changed) as changed:
+        dialog.accept()
+    assert changed.args == [3.0]
+    saved = settings_file.load(data_dir / "settings.json").settings
+    assert saved.poll_interval_s == 3.0
+    assert saved.notifications is False
+
+
+def test_export_suggests_a_dated_file_name() -> None:
+    from portwatch.ui.main_window import default_export_name
+
+    name = default_export_name(0.0)
+    assert name.startswith("portwatch-listeners-19")
+    assert name.endswith(".csv")
