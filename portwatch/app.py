@@ -16,7 +16,7 @@ from portwatch import APP_ID, APP_NAME, __version__
 from portwatch.paths import Paths
 from portwatch.services import settings as settings_file
 from portwatch.services.background import JobRunner
-from portwatch.services.history_reader import HistoryReader
+from portwatch.services.history_lookup import HistoryLookup
 from portwatch.services.monitoring import monitor_factory
 from portwatch.services.notify import DBusNotificationBackend, NotificationBackend, Notifier
 from portwatch.services.port_names import PortNames
@@ -68,7 +68,7 @@ class DesktopApp:
         self.settings = loaded_settings.settings
         self.names, name_problems = PortNames.load(paths.knowledge_file)
         self.watch_file = WatchListFile(paths.watchlist_file)
-        self.history = HistoryReader(paths.history_db)
+        self.history = HistoryLookup(paths.history_db)
         self.jobs = jobs or JobRunner()
         self.window = window = MainWindow(
             watch_file=self.watch_file,

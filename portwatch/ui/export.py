@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from portwatch.engine.export import export_csv
-from portwatch.services.history_reader import open_readonly
+from portwatch.services.history_lookup import open_readonly
 
 
 def make_exporter(history_db: Path, services: Any = None) -> Callable[[Path, bool], int]:

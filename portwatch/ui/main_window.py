@@ -29,7 +29,7 @@ from portwatch.core.types import Proto, Status
 from portwatch.core.watchlist import WatchList, WatchSpec
 from portwatch.services import settings as settings_file
 from portwatch.services.background import JobRunner
-from portwatch.services.history_reader import HistoryReader
+from portwatch.services.history_lookup import HistoryLookup
 from portwatch.services.notify import LoggedAlert
 from portwatch.services.settings import Settings
 from portwatch.services.watchlist_file import WatchListFile
@@ -96,7 +96,7 @@ class MainWindow(QMainWindow):
         self,
         *,
         watch_file: WatchListFile,
-        history: HistoryReader,
+        history: HistoryLookup,
         describe: Describer,
         namer: ServiceNamer,
         settings: Settings,

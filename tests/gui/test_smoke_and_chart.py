@@ -88,3 +88,32 @@ def test_chart_redraws_on_its_own_timer_not_per_sample(qtbot: Any) -> None:
     assert chart.redraw_count == drawn  # samples only mark the chart dirty
     qtbot.waitUntil(lambda: chart.redraw_count == drawn + 1, timeout=3000)
     assert len(chart.series_points(parse_spec("3653"))) == 20
+
+
+def test_hover_reads_out_the_values_under_the_pointer(qtbot: Any) -> None:
+    import time
+
+    from PySide6.QtCore import QPoint
+
+    chart = ActivityChart(capacity=100)
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_watchlist(WatchList((parse_spec("3653"),)))
+    now = time.time()
+
+    class Sample:
+        wall = now
+        listeners = ()
+        activity = ()
+
+    for i in range(30):
+        Sample.wall = now - 30 + i
+        chart.add_sample(Sample)
+    chart.redraw()
+    view = chart.plot.viewport()
+    qtbot.mouseMove(view, QPoint(view.width() // 2, view.height() // 2))
+    qtbot.mouseMove(view, QPoint(view.width() // 2 + 5, view.height() // 2))
+    qtbot.waitUntil(lambda: "3653:" in chart.readout.text(), timeout=3000)
+    assert "listening" in chart.readout.text()

@@ -23,7 +23,7 @@ def open_readonly(path: Path) -> Any:
     return HistoryStore.open_readonly(path)
 
 
-class HistoryReader:
+class HistoryLookup:
     """The GUI's questions to the history, answered from a read-only connection."""
 
     def __init__(self, path: Path) -> None:
