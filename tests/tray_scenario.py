@@ -167,6 +167,14 @@ def tray_part(app: QApplication, failures: list[str]) -> None:
         trayer.wait(timeout=10)
 
 
+def name_owned(service: str) -> bool:
+    from PySide6.QtDBus import QDBusConnection
+
+    interface = QDBusConnection.sessionBus().interface()
+    reply = interface.isServiceRegistered(service) if interface is not None else None
+    return bool(reply is not None and reply.isValid() and reply.value())
+
+
 def dbus_part(app: QApplication, failures: list[str]) -> None:
     from portwatch.core.alerts import Alert, Urgency
     from portwatch.core.types import Proto
@@ -176,8 +184,10 @@ def dbus_part(app: QApplication, failures: list[str]) -> None:
         dunst = subprocess.Popen(["dunst", "-print"], stdout=log, stderr=subprocess.DEVNULL)
         try:
             backend = DBusNotificationBackend()
+            # Wait for *our* dunst to own the name: sending earlier would make the bus
+            # start another dunst by activation, without our display.
             check(
-                pump_until(backend.available, 10),
+                pump_until(lambda: backend.available() and name_owned(backend.SERVICE), 10),
                 "the D-Bus notification service is there (dunst)",
                 failures,
             )

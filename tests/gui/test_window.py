@@ -85,7 +85,10 @@ def test_a_child_listener_appears_everywhere_then_goes_away(
     # The alert for the unknown owner reached the notifier and the in-app log.
     qtbot.waitUntil(lambda: window.alert_log.count() >= 1, timeout=10_000)
 
-    child.stop()
+    child.process.kill()  # killed, not asked to stop: the socket vanishes with it
+    child.process.wait()
+    if child.process.stdin:
+        child.process.stdin.close()
     qtbot.waitUntil(lambda: _row_for_pid(desktop, child.pid) < 0, timeout=15_000)
     qtbot.waitUntil(lambda: window.watch_panel.state_of(spec) is PortState.QUIET)
     qtbot.waitUntil(lambda: _chart_last(desktop, str(port))[0] == 0, timeout=10_000)
