@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,9 @@ from typing import Any
 from portwatch.core.watchlist import WatchList
 from portwatch.engine.monitor import Monitor
 from portwatch.probe import create
-from portwatch.store.history import HistoryStore
+from portwatch.store.history import HistoryStore, StoreError
+
+log = logging.getLogger(__name__)
 
 
 def monitor_factory(
@@ -25,6 +28,11 @@ def monitor_factory(
         probe = create(probe_kind)
         try:
             store = HistoryStore.open(history_db)
+        except StoreError as exc:
+            # Watching matters more than remembering: go on without history.
+            log.error("monitoring without history: %s", exc)
+            notice = f"{exc}. portwatch keeps watching, but nothing is recorded this session."
+            return Monitor(probe, None, watchlist(), services=services), [notice]
         except Exception:
             probe.close()
             raise

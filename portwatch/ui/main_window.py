@@ -117,7 +117,7 @@ class MainWindow(QMainWindow):
         self._views: Sequence[Any] = ()
         self._ticks = 0
         self._paused = False
-        self._alerting = False
+        self._alert_state: tuple[bool, str] = (False, "")
         self._last_sample: Any = None
         self._shown_proto: Proto | None = None
         self.hide_to_tray = False
@@ -358,10 +358,10 @@ class MainWindow(QMainWindow):
             why = f"unknown owner {who} on {first.port}/{first.proto}"
             if len(unknown) > 1:
                 why += f" and {len(unknown) - 1} more"
-        alerting = bool(unknown)
-        if alerting != self._alerting or alerting:
-            self._alerting = alerting
-            self.alert_state_changed.emit(alerting, why)
+        state = (bool(unknown), why)
+        if state != self._alert_state:
+            self._alert_state = state
+            self.alert_state_changed.emit(*state)
 
     @Slot(list)
     def show_notices(self, lines: list[str]) -> None:

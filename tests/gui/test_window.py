@@ -366,3 +366,18 @@ def test_export_suggests_a_dated_file_name() -> None:
     name = default_export_name(0.0)
     assert name.startswith("portwatch-listeners-19")
     assert name.endswith(".csv")
+
+
+def test_an_unusable_history_still_lets_the_app_watch(
+    qtbot: Any, make_desktop: Any, tmp_path: Path
+) -> None:
+    from portwatch.services.monitoring import monitor_factory
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the history folder should be")
+    factory = monitor_factory(blocker / "history.sqlite3", "psutil", WatchList.default)
+    desktop = make_desktop(factory=factory)
+    wait_ticks(qtbot, desktop, 2)
+    banner = desktop.window.notice_banner
+    qtbot.waitUntil(lambda: "nothing is recorded" in banner.text.text(), timeout=5000)
+    assert str(blocker) in banner.text.text()
