@@ -5,7 +5,8 @@
 Starts a few child processes that listen (and connect) on the watched ports, runs the
 app against a throw-away data folder until several ticks are shown, and saves:
 ``window-light.png``, ``window-dark.png``, ``panel-light.png``, ``panel-dark.png`` and
-``window-200.png`` (the window at 200 % scaling, made by a second run of this script).
+``window-alert-log.png`` (with the alert log open) and ``window-200.png`` (the window
+at 200 % scaling, made by a second run of this script).
 Works with ``QT_QPA_PLATFORM=offscreen``; only loopback sockets are opened.
 """
 
@@ -168,8 +169,12 @@ def run(out: Path, scale_only: bool) -> None:
             wait_until(lambda: window.ticks_shown >= 15)
             grab(window, "window-light.png")
             grab(window.port_panel, "panel-light.png")
+            window.alert_dock.show()
+            wait_until(lambda: window.ticks_shown >= 16)
+            grab(window, "window-alert-log.png")
+            window.alert_dock.hide()
             use_scheme(dark=True)
-            wait_until(lambda: window.ticks_shown >= 17)
+            wait_until(lambda: window.ticks_shown >= 18)
             window.chart.redraw()
             grab(window, "window-dark.png")
             grab(window.port_panel, "panel-dark.png")

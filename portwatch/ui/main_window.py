@@ -216,6 +216,8 @@ class MainWindow(QMainWindow):
         self.alert_dock.setWidget(self.alert_log)
         self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.alert_dock)
         self.alert_dock.hide()
+        self._dock_sized = False
+        self.alert_dock.visibilityChanged.connect(self._size_alert_dock)
 
         self.status_text = QLabel("Waiting for the first check\u2026")
         self.status_text.setTextFormat(Qt.TextFormat.PlainText)
@@ -231,6 +233,14 @@ class MainWindow(QMainWindow):
         if watch_file.initial_problems():
             self.show_notices(watch_file.initial_problems())
         self._size_to_screen()
+
+    @Slot(bool)
+    def _size_alert_dock(self, visible: bool) -> None:
+        # The first time it opens, a strip of about eight lines: the chart keeps its room.
+        if visible and not self._dock_sized:
+            self._dock_sized = True
+            lines = self.fontMetrics().height() * 8
+            self.resizeDocks([self.alert_dock], [lines], Qt.Orientation.Vertical)
 
     @Slot(Qt.ColorScheme)
     def _scheme_changed(self, _scheme: Qt.ColorScheme) -> None:
