@@ -100,7 +100,9 @@ class DesktopApp:
         window.interval_changed.connect(sampler.set_interval)
 
         self.tray: Tray | None = None
-        self.notifier = notifier = Notifier(enabled=self.settings.notifications)
+        self.notifier = notifier = Notifier(
+            enabled=self.settings.notifications, cooldown_s=self.settings.alert_cooldown_s
+        )
         if use_tray and Tray.available():
             self.tray = tray = Tray()
             tray.open_window.connect(window.bring_to_front)
@@ -120,6 +122,7 @@ class DesktopApp:
             notifier.set_backend(DBusNotificationBackend(notifier))
         window.alert_arrived.connect(notifier.notify)
         window.notifications_toggled.connect(notifier.set_enabled)
+        window.cooldown_changed.connect(notifier.set_cooldown)
         notifier.alert_logged.connect(window.log_alert)
         notifier.open_requested.connect(window.open_alert)
 

@@ -193,12 +193,18 @@ class Notifier(QObject):
         backend: NotificationBackend | None = None,
         *,
         enabled: bool = True,
+        cooldown_s: float = 0.0,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._clock = clock
+        self._monotonic = monotonic
         self._enabled = enabled
+        self._cooldown_s = cooldown_s
+        # (title, port, proto) -> when it last reached the desktop (monotonic clock).
+        self._last_shown: dict[tuple[str, object, object], float] = {}
         self._next_token = 1
         self._log: collections.deque[LoggedAlert] = collections.deque(maxlen=LOG_LIMIT)
         self._backend: NotificationBackend = NullBackend(self)
@@ -221,6 +227,20 @@ class Notifier(QObject):
         """Turn desktop notifications on or off; the in-app log keeps every alert."""
         self._enabled = enabled
 
+    def set_cooldown(self, cooldown_s: float) -> None:
+        """Show the same alert for the same port on the desktop at most once per
+        ``cooldown_s`` seconds (the in-app log keeps every repeat)."""
+        self._cooldown_s = cooldown_s
+
+    def _repeat(self, alert: Alert) -> bool:
+        key = (alert.title, alert.port, alert.proto)
+        now = self._monotonic()
+        last = self._last_shown.get(key)
+        if last is not None and now - last < self._cooldown_s:
+            return True
+        self._last_shown[key] = now
+        return False
+
     def recent(self) -> list[LoggedAlert]:
         """The logged alerts, newest last."""
         return list(self._log)
@@ -231,7 +251,11 @@ class Notifier(QObject):
         token = self._next_token
         self._next_token += 1
         shown_by = "in-app log only"
-        if self._enabled and self._backend.available():
+        if not self._enabled:
+            shown_by = "in-app log only (notifications are off)"
+        elif self._repeat(alert):
+            shown_by = "in-app log only (repeat within the cooldown)"
+        elif self._backend.available():
             title = shorten(visible(alert.title), TITLE_LIMIT)
             text = shorten(visible(alert.text), TEXT_LIMIT)
             try:

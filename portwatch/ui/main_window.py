@@ -83,6 +83,7 @@ class MainWindow(QMainWindow):
     """The new :class:`Settings`, already saved."""
     interval_changed = Signal(float)
     notifications_toggled = Signal(bool)
+    cooldown_changed = Signal(float)
     alert_arrived = Signal(object)
     """Each :class:`Alert` of a tick, for the notifier."""
     alert_state_changed = Signal(bool, str)
@@ -605,6 +606,8 @@ class MainWindow(QMainWindow):
             self.interval_changed.emit(new.poll_interval_s)
         if new.notifications != old.notifications:
             self.notifications_toggled.emit(new.notifications)
+        if new.alert_cooldown_s != old.alert_cooldown_s:
+            self.cooldown_changed.emit(new.alert_cooldown_s)
         self.settings_changed.emit(new)
 
     # -- closing ------------------------------------------------------------------------
