@@ -103,10 +103,10 @@ class DesktopApp:
             ),
             self.settings.poll_interval_s,
         )
-        sampler.sampler.result_ready.connect(window.show_tick)
-        sampler.sampler.notices.connect(window.show_notices)
-        sampler.sampler.failed.connect(window.show_failure)
-        sampler.sampler.paused_changed.connect(window.set_paused)
+        sampler.result_ready.connect(window.show_tick)
+        sampler.notices.connect(window.show_notices)
+        sampler.failed.connect(window.show_failure)
+        sampler.paused_changed.connect(window.set_paused)
         watch_file.changed.connect(sampler.set_watchlist)
         window.pause_requested.connect(sampler.pause)
         window.resume_requested.connect(sampler.resume)
@@ -123,7 +123,7 @@ class DesktopApp:
             tray.export_requested.connect(window.ask_export)
             tray.quit_requested.connect(window.request_quit)
             tray.alert_chosen.connect(window.open_alert)
-            sampler.sampler.paused_changed.connect(tray.set_paused)
+            sampler.paused_changed.connect(tray.set_paused)
             window.alert_state_changed.connect(tray.set_alerting)
             notifier.alert_logged.connect(tray.add_recent)
             notifier.set_backend(tray.backend)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
 
 from portwatch.core.watchlist import WatchList
 
@@ -149,13 +149,27 @@ class Sampler(QObject):
                 log.exception("closing the monitor failed")
             self._monitor = None
         self.stopped.emit()
+        # Hand ourselves (and the timer) back to the main thread before this one ends, so
+        # they are destroyed where they will be garbage-collected, not from a dead thread.
+        app = QCoreApplication.instance()
+        if app is not None:
+            self.moveToThread(app.thread())
         thread = QThread.currentThread()
         if thread is not None:
             thread.quit()
 
 
 class SamplerThread(QObject):
-    """Owns the sampler's ``QThread``: start, control by queued signals, clean stop."""
+    """Owns the sampler's ``QThread``: start, control by queued signals, clean stop.
+
+    Its own signals relay the sampler's into the thread that owns this object (the GUI
+    thread), so whoever listens runs there, whatever kind of callable it is.
+    """
+
+    result_ready = Signal(object)
+    failed = Signal(str)
+    notices = Signal(list)
+    paused_changed = Signal(bool)
 
     _interval_requested = Signal(float)
     _watchlist_requested = Signal(object)
@@ -180,6 +194,11 @@ class SamplerThread(QObject):
         self._stop_requested.connect(self.sampler.stop)
         self._paused = False
         self.sampler.paused_changed.connect(self._remember_paused)
+        # Signal-to-signal connections across threads are queued into this object's thread.
+        self.sampler.result_ready.connect(self.result_ready)
+        self.sampler.failed.connect(self.failed)
+        self.sampler.notices.connect(self.notices)
+        self.sampler.paused_changed.connect(self.paused_changed)
 
     @Slot(bool)
     def _remember_paused(self, paused: bool) -> None:

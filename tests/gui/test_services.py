@@ -107,8 +107,8 @@ def test_sampler_ticks_in_its_own_thread_and_stops_cleanly(qtbot: Any) -> None:
     monitor = RecordedMonitor()
     sampler = SamplerThread(lambda: (monitor, ["a notice"]), interval_s=0.05)
     results: list[int] = []
-    sampler.sampler.result_ready.connect(results.append)
-    with qtbot.waitSignal(sampler.sampler.notices, timeout=5000) as notices:
+    sampler.result_ready.connect(results.append)
+    with qtbot.waitSignal(sampler.notices, timeout=5000) as notices:
         sampler.start()
     assert notices.args == [["a notice"]]
     qtbot.waitUntil(lambda: len(results) >= 3, timeout=5000)
@@ -135,12 +135,12 @@ def test_paused_sampler_does_not_tick(qtbot: Any) -> None:
     sampler = SamplerThread(lambda: (monitor, []), interval_s=0.02)
     sampler.start()
     qtbot.waitUntil(lambda: monitor.count >= 1, timeout=5000)
-    with qtbot.waitSignal(sampler.sampler.paused_changed, timeout=5000):
+    with qtbot.waitSignal(sampler.paused_changed, timeout=5000):
         sampler.pause()
     qtbot.waitUntil(lambda: sampler.paused, timeout=5000)
     frozen = monitor.count
     # Many intervals pass with no tick (pytest-qt's wait for the absence of a signal).
-    with qtbot.assertNotEmitted(sampler.sampler.result_ready, wait=300):
+    with qtbot.assertNotEmitted(sampler.result_ready, wait=300):
         pass
     assert monitor.count == frozen
     sampler.resume()
@@ -153,7 +153,7 @@ def test_a_failing_factory_is_reported_and_stop_still_works(qtbot: Any) -> None:
         raise OSError(13, "Permission denied")
 
     sampler = SamplerThread(broken, interval_s=0.05)
-    with qtbot.waitSignal(sampler.sampler.failed, timeout=5000) as failed:
+    with qtbot.waitSignal(sampler.failed, timeout=5000) as failed:
         sampler.start()
     assert "Permission denied" in failed.args[0]
     assert sampler.stop()
