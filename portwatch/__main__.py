@@ -50,8 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where.ensure()
     except OSError as exc:
         print(
-            f"portwatch: error: cannot use the data folder {where.data_dir}: "
-            f"{exc.strerror or exc}",
+            f"portwatch: error: cannot use the data folder {where.data_dir}: {exc.strerror or exc}",
             file=sys.stderr,
         )
         return 1

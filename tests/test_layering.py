@@ -14,9 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_import_contracts_hold() -> None:
     config = REPO / ".importlinter"
-    lint_imports = shutil.which("lint-imports") or str(
-        Path(sys.executable).with_name("lint-imports")
-    )
+    lint_imports = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
     # Analyse the package that is actually imported (the installed one in CI).
     package_parent = Path(portwatch.__file__).resolve().parents[1]
     result = subprocess.run(

@@ -55,8 +55,6 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     try:
         watchfile.save(paths.watchlist_file, updated)
     except OSError as exc:
-        raise CommandError(
-            f"cannot write {paths.watchlist_file}: {exc.strerror or exc}"
-        ) from exc
+        raise CommandError(f"cannot write {paths.watchlist_file}: {exc.strerror or exc}") from exc
     print(f"{verb} {spec}")
     return 0

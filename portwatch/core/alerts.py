@@ -37,8 +37,7 @@ class Alert:
 class AlertPolicy(Protocol):
     """Turns the events of one tick into the alerts worth showing."""
 
-    def alerts_for(self, events: Sequence[PortEvent], now_mono: float) -> list[Alert]:
-        ...
+    def alerts_for(self, events: Sequence[PortEvent], now_mono: float) -> list[Alert]: ...
 
 
 def describe_event(event: PortEvent) -> Alert:

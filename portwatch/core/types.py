@@ -176,4 +176,17 @@ class PortEvent:
     watched: bool = False
     previous: Owner | None = None
     detail: str | None = None
+    status: Status | None = None
     extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class ListenerView:
+    """A listener as people see it: whether it is watched, how its owner was judged,
+    and the port's service name."""
+
+    listener: Listener
+    watched: bool
+    status: Status
+    service: str = ""
+    reason: str | None = None

@@ -1,0 +1,130 @@
+"""What the commands share: loading the watch list, the probe, and listener output."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+from typing import Any
+
+from portwatch.cli import CommandError
+from portwatch.config import watchfile
+from portwatch.core.csvrows import iso_time
+from portwatch.core.text import visible
+from portwatch.core.types import ListenerView, PortEvent, Proto
+from portwatch.core.verdict import Judge, NoTrustJudge
+from portwatch.core.watchlist import WatchList
+from portwatch.paths import Paths
+from portwatch.probe import Probe, ProbeError, create
+
+
+def warn(message: str) -> None:
+    print(f"portwatch: warning: {message}", file=sys.stderr)
+
+
+def load_watchlist(paths: Paths) -> WatchList:
+    """The watch list from its file, each problem reported on stderr."""
+    try:
+        loaded = watchfile.load(paths.watchlist_file)
+    except OSError as exc:
+        raise CommandError(
+            f"cannot use the watch list {paths.watchlist_file}: {exc.strerror or exc}"
+        ) from exc
+    for problem in loaded.problems:
+        warn(problem)
+    return loaded.watchlist
+
+
+def load_judge(paths: Paths) -> Judge:
+    """How owners are judged: the trust list once it exists, else nothing is trusted."""
+    return NoTrustJudge()
+
+
+class _OsServiceNames:
+    """Service names from the OS services database, until the knowledge base is wired."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[int, str], str] = {}
+
+    def service_name(self, port: int, proto: Proto) -> str:
+        key = (port, proto.value)
+        if key not in self._cache:
+            try:
+                self._cache[key] = socket.getservbyport(port, proto.value)
+            except OSError:
+                self._cache[key] = ""
+        return self._cache[key]
+
+
+def load_services(paths: Paths) -> _OsServiceNames:
+    """Port names for the ``service`` column."""
+    return _OsServiceNames()
+
+
+def make_probe(args: argparse.Namespace) -> Probe:
+    try:
+        return create(getattr(args, "probe", "auto"))
+    except (ProbeError, ValueError) as exc:
+        raise CommandError(str(exc)) from exc
+
+
+def listener_fields(view: ListenerView) -> dict[str, Any]:
+    """The JSON fields of one listener (a contract other tools rely on)."""
+    endpoint = view.listener.endpoint
+    owner = view.listener.owner
+    return {
+        "proto": endpoint.proto.value,
+        "family": endpoint.family.value,
+        "address": endpoint.address,
+        "port": endpoint.port,
+        "reach": endpoint.reach,
+        "service": view.service,
+        "pid": owner.pid if owner else None,
+        "process": owner.name if owner else None,
+        "exe": owner.exe if owner else None,
+        "sha256": owner.sha256 if owner else None,
+        "user": owner.user if owner else None,
+        "watched": view.watched,
+        "status": view.status.value,
+    }
+
+
+def event_fields(event: PortEvent, view: ListenerView | None = None) -> dict[str, Any]:
+    """The JSON object for one event: ``event``, ``time`` and the listener fields."""
+    base = {"event": event.kind.value, "time": iso_time(event.wall)}
+    fields = listener_fields(
+        view
+        or ListenerView(
+            event.listener,
+            event.watched,
+            event.status or NoTrustJudge().judge(event.listener).status,
+        )
+    )
+    fields["watched"] = event.watched
+    if event.status is not None:
+        fields["status"] = event.status.value
+    base.update(fields)
+    if event.detail:
+        base["detail"] = event.detail
+    if event.previous is not None:
+        base["previous_exe"] = event.previous.exe
+        base["previous_pid"] = event.previous.pid
+    return base
+
+
+def text_row(view: ListenerView) -> str:
+    """One listener as a line of text; process-supplied text shown with escapes."""
+    endpoint = view.listener.endpoint
+    owner = view.listener.owner
+    host = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
+    who = "-"
+    if owner is not None:
+        who = f"{visible(owner.name) or '?'} (pid {owner.pid}"
+        who += f", {visible(owner.user)})" if owner.user else ")"
+    mark = "*" if view.watched else " "
+    service = f" {view.service}" if view.service else ""
+    exe = f"  {visible(owner.exe)}" if owner and owner.exe else ""
+    return (
+        f"{mark} {endpoint.proto.value:<3} {host + ':' + str(endpoint.port):<28}"
+        f" {view.status.value:<12} {who}{service and '  [' + service.strip() + ']'}{exe}"
+    )

@@ -1,0 +1,45 @@
+"""``portwatch export``: observed listeners from history as CSV."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from portwatch.cli import CommandError, common
+from portwatch.engine.export import ExportError, export_csv
+from portwatch.paths import Paths
+from portwatch.store.history import HistoryStore, StoreError
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("export", help="write observed listeners as CSV")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="CSV file, or -")
+    parser.add_argument(
+        "--watched-only", action="store_true", help="only listeners on watched ports"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, paths: Paths) -> int:
+    if not paths.history_db.exists():
+        raise CommandError(
+            f"no history yet at {paths.history_db}: run `portwatch monitor` or the app first"
+        )
+    try:
+        reader = HistoryStore.open_readonly(paths.history_db)
+    except StoreError as exc:
+        raise CommandError(str(exc)) from exc
+    services = common.load_services(paths)
+    try:
+        if args.output == "-":
+            export_csv(reader, sys.stdout, args.watched_only, services)
+            return 0
+        target = Path(args.output).expanduser()
+        count = export_csv(reader, target, args.watched_only, services)
+    except ExportError as exc:
+        raise CommandError(str(exc)) from exc
+    finally:
+        reader.close()
+    print(f"wrote {count} listeners to {target}", file=sys.stderr)
+    return 0

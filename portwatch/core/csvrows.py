@@ -1,0 +1,60 @@
+"""CSV rows for exports, with cells a spreadsheet would run as formulas neutralised."""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping
+
+COLUMNS = (
+    "first_seen",
+    "last_seen",
+    "proto",
+    "family",
+    "address",
+    "port",
+    "watched",
+    "service",
+    "pid",
+    "process",
+    "exe",
+    "sha256",
+    "user",
+    "status",
+    "times_seen",
+)
+
+# A cell starting with one of these (after any leading spaces) is run by spreadsheets.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def neutralise(value: object) -> str:
+    """The cell text; formula-like text gets a leading apostrophe so it stays text."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    text = str(value)
+    if text.lstrip(" ").startswith(_FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def iso_time(epoch: float | None) -> str:
+    """ISO 8601 with the local offset, as people read times."""
+    if epoch is None:
+        return ""
+    return _dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+
+
+def render_row(values: Mapping[str, object]) -> list[str]:
+    """One CSV row in :data:`COLUMNS` order, every cell neutralised."""
+    out = []
+    for column in COLUMNS:
+        value = values.get(column)
+        if column in ("first_seen", "last_seen") and isinstance(value, float):
+            out.append(iso_time(value))
+        else:
+            out.append(neutralise(value))
+    return out

@@ -1,0 +1,77 @@
+"""Turn two consecutive samples into the events a person cares about."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from portwatch.core.types import Endpoint, EventKind, Listener, Owner, PortEvent, Sample
+
+ListenerKey = tuple[Endpoint, int | None, float | None]
+
+
+def listener_key(listener: Listener) -> ListenerKey:
+    """A listener's row identity: where it listens and which process instance holds it.
+
+    (pid, create_time) rather than pid alone, because pids are reused.
+    """
+    owner = listener.owner
+    if owner is None:
+        return (listener.endpoint, None, None)
+    return (listener.endpoint, owner.pid, owner.create_time)
+
+
+def _program(owner: Owner | None) -> tuple[str | None, ...]:
+    if owner is None:
+        return (None, None, None, None)
+    return (owner.exe, owner.sha256, owner.script, owner.script_sha256)
+
+
+def diff(previous: Sample | None, current: Sample) -> list[PortEvent]:
+    """Events from ``previous`` to ``current``: opened, closed, owner changed.
+
+    An endpoint that loses one owner and gains another in the same poll is reported
+    as one ``owner-changed`` event, not a close and an open. A process that exec()s
+    another program keeps its pid and start time; that is an owner change too.
+    """
+    old = {listener_key(item): item for item in previous.listeners} if previous else {}
+    new = {listener_key(item): item for item in current.listeners}
+    wall, mono = current.wall, current.mono
+    events: list[PortEvent] = []
+
+    closed = [old[key] for key in old.keys() - new.keys()]
+    opened = [new[key] for key in new.keys() - old.keys()]
+    for key in old.keys() & new.keys():
+        before, after = old[key], new[key]
+        if _program(before.owner) != _program(after.owner):
+            events.append(
+                PortEvent(EventKind.OWNER_CHANGED, after, wall, mono, previous=before.owner)
+            )
+
+    closed_by_endpoint: dict[Endpoint, list[Listener]] = defaultdict(list)
+    for item in closed:
+        closed_by_endpoint[item.endpoint].append(item)
+    for item in sorted(opened, key=listener_key_sort):
+        candidates = closed_by_endpoint.get(item.endpoint)
+        if candidates:
+            before = candidates.pop(0)
+            if _program(before.owner) == _program(item.owner):
+                # The same program restarted: a close and an open, not a new owner.
+                events.append(PortEvent(EventKind.CLOSED, before, wall, mono))
+                events.append(PortEvent(EventKind.OPENED, item, wall, mono))
+            else:
+                events.append(
+                    PortEvent(EventKind.OWNER_CHANGED, item, wall, mono, previous=before.owner)
+                )
+        else:
+            events.append(PortEvent(EventKind.OPENED, item, wall, mono))
+    for remaining in closed_by_endpoint.values():
+        for item in remaining:
+            events.append(PortEvent(EventKind.CLOSED, item, wall, mono))
+    return events
+
+
+def listener_key_sort(listener: Listener) -> tuple[Endpoint, int, float]:
+    owner = listener.owner
+    if owner is None:
+        return (listener.endpoint, -1, 0.0)
+    return (listener.endpoint, owner.pid, owner.create_time or 0.0)

@@ -1,0 +1,89 @@
+"""Export observed listeners from history as CSV (the window and the CLI share this)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from portwatch.config import atomic
+from portwatch.core.csvrows import COLUMNS, render_row
+from portwatch.core.types import Proto
+from portwatch.store.history import HistoryReader
+
+
+class ServiceNames(Protocol):
+    def service_name(self, port: int, proto: Proto) -> str: ...
+
+
+class ExportError(RuntimeError):
+    """The export could not be written; the message carries the OS's reason."""
+
+
+def render_csv(
+    reader: HistoryReader, watched_only: bool = False, services: ServiceNames | None = None
+) -> tuple[str, int]:
+    """The CSV text of every observed listener and the number of data rows.
+
+    Command lines are never part of it: they can carry passwords.
+    """
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(COLUMNS)
+    count = 0
+    for item in reader.observed(watched_only):
+        try:
+            proto = Proto(item.proto)
+            service = services.service_name(item.port, proto) if services else ""
+        except ValueError:
+            service = ""
+        writer.writerow(
+            render_row(
+                {
+                    "first_seen": item.first_seen,
+                    "last_seen": item.last_seen,
+                    "proto": item.proto,
+                    "family": item.family,
+                    "address": item.address,
+                    "port": item.port,
+                    "watched": item.watched,
+                    "service": service,
+                    "pid": item.pid,
+                    "process": item.process,
+                    "exe": item.exe,
+                    "sha256": item.sha256,
+                    "user": item.user,
+                    "status": item.status,
+                    "times_seen": item.times_seen,
+                }
+            )
+        )
+        count += 1
+    return buffer.getvalue(), count
+
+
+def export_csv(
+    reader: HistoryReader,
+    target: Path | TextIO,
+    watched_only: bool = False,
+    services: ServiceNames | None = None,
+) -> int:
+    """Write the CSV to a path (atomically) or an open text stream; returns the row count.
+
+    A failed write to a path leaves no partial file and any previous export intact.
+    """
+    text, count = render_csv(reader, watched_only, services)
+    if isinstance(target, Path):
+        if target.is_dir():
+            raise ExportError(f"cannot write {target}: it is a folder, not a file")
+        if not target.parent.exists():
+            raise ExportError(f"cannot write {target}: the folder {target.parent} does not exist")
+        try:
+            atomic.write_bytes(target, text.encode("utf-8"))
+        except OSError as exc:
+            raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    else:
+        target.write(text)
+        target.flush()
+    return count

@@ -1,0 +1,206 @@
+"""Who owns a socket: a process's executable read from the OS, and that file's SHA-256.
+
+The executable is never taken from the command line (a process writes its own argv)
+nor from psutil's Linux fallback that guesses from it. On Linux the file is opened
+through ``/proc/<pid>/exe``, which is the file the process actually runs, even if the
+path was replaced on disk after it started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import psutil
+
+from portwatch.core.text import clean
+from portwatch.core.types import Owner
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+_DELETED = " (deleted)"
+FileKey = tuple[int, int, int, int]
+
+
+class FileHasher:
+    """SHA-256 of files, cached by (device, inode, size, mtime) so polling stays cheap."""
+
+    def __init__(self, max_entries: int = 2048) -> None:
+        self._cache: OrderedDict[FileKey, str] = OrderedDict()
+        self._max = max_entries
+        self.hashed = 0  # files actually read, for tests and benchmarks
+
+    def hash_path(self, path: str) -> str | None:
+        """Hash the file at ``path``; None when it cannot be read."""
+        try:
+            with open(path, "rb") as handle:
+                return self.hash_open_file(handle)
+        except OSError:
+            return None
+
+    def hash_open_file(self, handle: Any) -> str:
+        st = os.fstat(handle.fileno())
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+            return cached
+        digest = hashlib.sha256()
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+        value = digest.hexdigest()
+        self.hashed += 1
+        self._cache[key] = value
+        if len(self._cache) > self._max:
+            self._cache.popitem(last=False)
+        return value
+
+
+class OwnerReader:
+    """Builds :class:`Owner` values for pids, one row's failure never failing the poll.
+
+    ``ps`` is the psutil module or a stand-in with the same surface, the seam tests use
+    to inject access errors and vanished processes.
+    """
+
+    def __init__(
+        self,
+        ps: Any = psutil,
+        hasher: FileHasher | None = None,
+        platform: str = sys.platform,
+        script_of: Callable[[Any, str | None], tuple[str | None, str | None]] | None = None,
+    ) -> None:
+        self._ps = ps
+        self.hasher = hasher or FileHasher()
+        self._linux = platform.startswith("linux")
+        # Optional: (process, exe) -> (script path, script sha256) for interpreters.
+        self._script_of = script_of
+        # pid -> (create_time, executable file key, owner): a process keeps its identity
+        # until it exits or exec()s, so unchanged owners cost two syscalls per poll.
+        self._owners: dict[int, tuple[float | None, FileKey | None, Owner]] = {}
+        self._used: set[int] = set()
+
+    def forget_unused(self) -> None:
+        """Drop cached owners not asked for since the last call (call once per poll)."""
+        for pid in set(self._owners) - self._used:
+            del self._owners[pid]
+        self._used = set()
+
+    def _exe_key(self, pid: int) -> FileKey | None:
+        if not self._linux:
+            return None
+        try:
+            st = os.stat(f"/proc/{pid}/exe")
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def owner(self, pid: int | None) -> Owner | None:
+        """The owner of ``pid``; None when there is no pid or the process is gone."""
+        if pid is None or pid <= 0:
+            return None
+        ps = self._ps
+        try:
+            proc = ps.Process(pid)
+        except (ps.NoSuchProcess, ps.ZombieProcess):
+            return None
+        except ps.AccessDenied:
+            return Owner(pid=pid, note="access denied: the OS hides this process's details")
+        self._used.add(pid)
+        cached = self._owners.get(pid)
+        if cached is not None and cached[1] is not None:
+            try:
+                same_start = proc.create_time() == cached[0]
+            except ps.Error:
+                same_start = False
+            if same_start and self._exe_key(pid) == cached[1]:
+                return cached[2]
+        owner = self._read_owner(proc, pid)
+        if owner is not None and owner.identified:
+            self._owners[pid] = (owner.create_time, self._exe_key(pid), owner)
+        return owner
+
+    def _read_owner(self, proc: Any, pid: int) -> Owner | None:
+        ps = self._ps
+        notes: list[str] = []
+        create_time = name = user = None
+        try:
+            create_time = proc.create_time()
+        except (ps.NoSuchProcess, ps.ZombieProcess):
+            return None
+        except ps.AccessDenied:
+            notes.append("start time hidden")
+        try:
+            name = clean(proc.name())
+        except (ps.NoSuchProcess, ps.ZombieProcess):
+            return None
+        except ps.AccessDenied:
+            notes.append("name hidden")
+        try:
+            user = clean(proc.username())
+        except (ps.NoSuchProcess, ps.ZombieProcess):
+            return None
+        except (ps.AccessDenied, KeyError):
+            # KeyError: a uid with no passwd entry (containers); not an error worth failing.
+            user = None
+        exe, sha256, exe_note = self._exe_and_hash(proc, pid)
+        if exe_note:
+            notes.append(exe_note)
+        script = script_sha = None
+        if exe and self._script_of is not None:
+            try:
+                script, script_sha = self._script_of(proc, exe)
+            except (ps.NoSuchProcess, ps.ZombieProcess):
+                return None
+            except (ps.AccessDenied, OSError):
+                notes.append("script hidden")
+        return Owner(
+            pid=pid,
+            create_time=create_time,
+            name=name,
+            exe=exe,
+            sha256=sha256,
+            user=user,
+            script=script,
+            script_sha256=script_sha,
+            note="; ".join(notes) or None,
+        )
+
+    def _exe_and_hash(self, proc: Any, pid: int) -> tuple[str | None, str | None, str | None]:
+        if self._linux:
+            link = f"/proc/{pid}/exe"
+            try:
+                target = os.readlink(link)
+            except FileNotFoundError:
+                return None, None, "process exited"
+            except OSError as exc:
+                return None, None, f"executable hidden ({exc.strerror or exc})"
+            replaced = target.endswith(_DELETED)
+            if replaced:
+                target = target[: -len(_DELETED)]
+            try:
+                with open(link, "rb") as handle:
+                    sha = self.hasher.hash_open_file(handle)
+            except OSError as exc:
+                return clean(target), None, f"executable unreadable ({exc.strerror or exc})"
+            note = (
+                "the executable was replaced or deleted on disk after start" if replaced else None
+            )
+            return clean(target), sha, note
+        ps = self._ps
+        try:
+            exe = proc.exe()
+        except (ps.NoSuchProcess, ps.ZombieProcess):
+            return None, None, "process exited"
+        except ps.AccessDenied:
+            return None, None, "executable hidden (access denied)"
+        if not exe:
+            return None, None, "executable unknown"
+        sha = self.hasher.hash_path(exe)
+        return clean(exe), sha, None if sha else "executable unreadable"

@@ -1,0 +1,183 @@
+"""The portable probe: psutil's connection tables on Linux, Windows and macOS."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import psutil
+
+from portwatch.core.types import Endpoint, Family, Listener, PortActivity, Proto, Sample
+from portwatch.core.watchlist import WatchList
+from portwatch.probe.base import ProbeError
+from portwatch.probe.identity import OwnerReader
+
+MACOS_PARTIAL_REASON = (
+    "macOS shows other users' and system processes' sockets only to administrators: "
+    "{denied} processes could not be inspected, so listeners they own are missing. "
+    "Run portwatch with administrator rights (sudo) to see every listener."
+)
+
+
+def _family(value: int) -> Family | None:
+    if value == socket.AF_INET:
+        return Family.IPV4
+    if value == socket.AF_INET6:
+        return Family.IPV6
+    return None
+
+
+def _proto(kind: int) -> Proto | None:
+    if kind == socket.SOCK_STREAM:
+        return Proto.TCP
+    if kind == socket.SOCK_DGRAM:
+        return Proto.UDP
+    return None
+
+
+def normalise_address(address: str, family: Family) -> str:
+    """One spelling per address, so both probes and history agree (``::1``, not ``0:0::1``)."""
+    if family is Family.IPV6:
+        # Scoped link-local addresses carry "%iface"; keep the scope, normalise the rest.
+        base, sep, scope = address.partition("%")
+        try:
+            return str(ipaddress.IPv6Address(base)) + sep + scope
+        except ValueError:
+            return address
+    return address
+
+
+class PsutilProbe:
+    """Reads listeners with one system-wide ``net_connections`` call per poll.
+
+    Where the OS refuses that call (macOS without root), walks processes one by one
+    and marks the sample partial with the reason. ``ps`` is the psutil module or a
+    stand-in: the seam tests use to inject permission errors and vanishing processes.
+    """
+
+    name = "psutil"
+
+    def __init__(
+        self,
+        ps: Any = psutil,
+        owners: OwnerReader | None = None,
+        clock: Any = time,
+        platform: str = sys.platform,
+    ) -> None:
+        self._ps = ps
+        self.owners = owners or OwnerReader(ps=ps, platform=platform)
+        self._clock = clock
+        self._platform = platform
+
+    def poll(self, watched: WatchList) -> Sample:
+        mono = self._clock.monotonic()
+        wall = self._clock.time()
+        partial_reason: str | None = None
+        try:
+            rows: Iterable[Any] = self._ps.net_connections("inet")
+        except self._ps.AccessDenied:
+            rows, denied = self._walk_processes()
+            partial_reason = MACOS_PARTIAL_REASON.format(denied=denied)
+        except OSError as exc:
+            raise ProbeError(f"cannot read the connection table: {exc}") from exc
+        listeners, activity = self._interpret(rows, watched)
+        self.owners.forget_unused()
+        return Sample(
+            wall=wall,
+            mono=mono,
+            listeners=tuple(listeners),
+            activity=tuple(activity),
+            partial=partial_reason is not None,
+            partial_reason=partial_reason,
+            probe_name=self.name,
+        )
+
+    def _walk_processes(self) -> tuple[list[Any], int]:
+        """Ask each process for its own sockets; the ones we may not inspect are counted."""
+        ps = self._ps
+        rows: list[Any] = []
+        denied = 0
+        for proc in ps.process_iter():
+            try:
+                conns = proc.net_connections("inet")
+            except ps.AccessDenied:
+                denied += 1
+                continue
+            except (ps.NoSuchProcess, ps.ZombieProcess):
+                continue
+            # Per-process rows carry no pid field; add it back in the same shape.
+            rows.extend(
+                _Row(c.fd, c.family, c.type, c.laddr, c.raddr, c.status, proc.pid) for c in conns
+            )
+        return rows, denied
+
+    def _interpret(
+        self, rows: Iterable[Any], watched: WatchList
+    ) -> tuple[list[Listener], list[PortActivity]]:
+        listen_status = self._ps.CONN_LISTEN
+        established_status = self._ps.CONN_ESTABLISHED
+        watched_ports = watched.ports()
+        seen: set[tuple[Endpoint, int | None]] = set()
+        listeners: list[Listener] = []
+        listener_counts: Counter[tuple[int, Proto]] = Counter()
+        established: Counter[tuple[int, Proto]] = Counter()
+        for row in rows:
+            family = _family(row.family)
+            proto = _proto(row.type)
+            if family is None or proto is None or not row.laddr:
+                continue
+            raddr = row.raddr
+            is_listener = (proto is Proto.TCP and row.status == listen_status) or (
+                proto is Proto.UDP and not raddr
+            )
+            if is_listener:
+                endpoint = Endpoint(
+                    proto, family, normalise_address(row.laddr.ip, family), row.laddr.port
+                )
+                key = (endpoint, row.pid)
+                if key in seen:  # the same socket shared by threads or forked workers
+                    continue
+                seen.add(key)
+                listeners.append(Listener(endpoint, self.owners.owner(row.pid)))
+                if (endpoint.port, proto) in watched_ports:
+                    listener_counts[(endpoint.port, proto)] += 1
+                continue
+            if not raddr:
+                continue
+            connected = proto is Proto.UDP or row.status == established_status
+            if not connected:
+                continue
+            for port in {row.laddr.port, raddr.port}:
+                if (port, proto) in watched_ports:
+                    established[(port, proto)] += 1
+        activity = [
+            PortActivity(port, proto, listener_counts[(port, proto)], established[(port, proto)])
+            for port, proto in sorted(set(listener_counts) | set(established))
+        ]
+        listeners.sort(key=lambda item: (item.endpoint, item.owner.pid if item.owner else -1))
+        return listeners, activity
+
+    def close(self) -> None:
+        """Nothing to release: psutil keeps no open handles between calls."""
+
+
+class _Row:
+    """A connection row from a per-process walk, in the shape of psutil's system-wide rows."""
+
+    __slots__ = ("family", "fd", "laddr", "pid", "raddr", "status", "type")
+
+    def __init__(
+        self, fd: int, family: int, type_: int, laddr: Any, raddr: Any, status: str, pid: int
+    ) -> None:
+        self.fd = fd
+        self.family = family
+        self.type = type_
+        self.laddr = laddr
+        self.raddr = raddr
+        self.status = status
+        self.pid = pid

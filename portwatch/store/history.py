@@ -1,0 +1,624 @@
+"""The history of every listener portwatch has seen, its events and per-port activity.
+
+One writer (the sampler thread or the ``monitor`` command) owns a :class:`HistoryStore`;
+readers (the window's chart, exports) open their own read-only connection with
+:meth:`HistoryStore.open_readonly`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from portwatch.core.types import (
+    Endpoint,
+    ListenerView,
+    PortEvent,
+    Proto,
+    Sample,
+)
+from portwatch.store import schema
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 2000
+# Activity is kept at three resolutions: (bucket seconds, how long it is kept).
+RESOLUTIONS: tuple[tuple[int, float], ...] = (
+    (10, 6 * 3600.0),
+    (60, 8 * 86400.0),
+    (900, 400 * 86400.0),
+)
+EVENT_RETENTION_S = 90 * 86400.0
+EVENT_MAX_ROWS = 500_000
+RETENTION_EVERY_S = 3600.0
+# Continuing listeners get their last_seen refreshed this often, not every poll.
+LAST_SEEN_FLUSH_S = 30.0
+# Polls held in memory while the database is locked or the disk is full.
+MAX_PENDING = 3600
+
+
+class StoreError(RuntimeError):
+    """The history file cannot be used at all (the folder is unwritable, ...)."""
+
+
+@dataclass(frozen=True)
+class ObservedListener:
+    """One listener identity from history, as exported."""
+
+    first_seen: float
+    last_seen: float
+    proto: str
+    family: str
+    address: str
+    port: int
+    watched: bool
+    pid: int | None
+    process: str | None
+    exe: str | None
+    sha256: str | None
+    user: str | None
+    script: str | None
+    status: str
+    times_seen: int
+
+
+@dataclass(frozen=True)
+class ActivityPoint:
+    """Activity in one bucket: the most listeners and connections seen in it."""
+
+    wall: float
+    listeners: int
+    established: int
+    bytes: int | None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """An event as recorded."""
+
+    wall: float
+    kind: str
+    proto: str
+    family: str
+    address: str
+    port: int
+    pid: int | None
+    process: str | None
+    exe: str | None
+    sha256: str | None
+    user: str | None
+    watched: bool
+    status: str | None
+    detail: str | None
+
+
+IdentityKey = tuple[str, str, str, int, str, str, str, str]
+
+
+def _identity(view: ListenerView) -> IdentityKey:
+    ep = view.listener.endpoint
+    owner = view.listener.owner
+    if owner is None:
+        return (ep.proto.value, ep.family.value, ep.address, ep.port, "", "", "", "")
+    return (
+        ep.proto.value,
+        ep.family.value,
+        ep.address,
+        ep.port,
+        owner.exe or "",
+        owner.sha256 or "",
+        owner.user or "",
+        owner.script or "",
+    )
+
+
+def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    if readonly:
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+    else:
+        conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def _damage(path: Path) -> str | None:
+    """Why the file at ``path`` is not a usable database, or None when it is fine."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            result = conn.execute("PRAGMA quick_check").fetchone()[0]
+            user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    if result != "ok":
+        return f"integrity check failed: {result}"
+    if user_version > schema.SCHEMA_VERSION:
+        return f"it was written by a newer portwatch (schema {user_version})"
+    return None
+
+
+def _move_aside(path: Path, reason: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{reason}-{stamp}")
+    counter = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
+        counter += 1
+    os.replace(path, target)
+    for suffix in ("-wal", "-shm"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.replace(side, target.with_name(target.name + suffix))
+    return target
+
+
+class HistoryReader:
+    """Read-only queries over the history file (any thread that opened it)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def observed(self, watched_only: bool = False) -> list[ObservedListener]:
+        """Every listener identity seen, newest first."""
+        sql = (
+            "SELECT first_seen, last_seen, proto, family, address, port, watched, last_pid,"
+            " process, exe, sha256, user, script, status, times_seen FROM listeners"
+        )
+        if watched_only:
+            sql += " WHERE watched = 1"
+        sql += " ORDER BY last_seen DESC, port, proto, address"
+        return [
+            ObservedListener(
+                first_seen=row[0],
+                last_seen=row[1],
+                proto=row[2],
+                family=row[3],
+                address=row[4],
+                port=row[5],
+                watched=bool(row[6]),
+                pid=row[7],
+                process=row[8],
+                exe=row[9] or None,
+                sha256=row[10] or None,
+                user=row[11] or None,
+                script=row[12] or None,
+                status=row[13],
+                times_seen=row[14],
+            )
+            for row in self._conn.execute(sql)
+        ]
+
+    def iter_observed(self, watched_only: bool = False) -> Iterable[ObservedListener]:
+        return iter(self.observed(watched_only))
+
+    @staticmethod
+    def resolution_for(span_s: float) -> int:
+        """The finest stored resolution that covers a span with a readable number of points."""
+        if span_s <= 2 * 3600:
+            return RESOLUTIONS[0][0]
+        if span_s <= 2 * 86400:
+            return RESOLUTIONS[1][0]
+        return RESOLUTIONS[2][0]
+
+    def activity(
+        self,
+        port: int,
+        proto: Proto | str,
+        since_wall: float,
+        until_wall: float,
+        resolution: int | None = None,
+    ) -> list[ActivityPoint]:
+        """Activity on one port per bucket; buckets with no poll at all are absent (gaps)."""
+        res = resolution or self.resolution_for(until_wall - since_wall)
+        proto_text = proto.value if isinstance(proto, Proto) else str(proto)
+        rows = self._conn.execute(
+            "SELECT p.bucket, COALESCE(a.listeners, 0), COALESCE(a.established, 0), a.bytes"
+            " FROM polls p LEFT JOIN activity a ON a.resolution = p.resolution"
+            " AND a.bucket = p.bucket AND a.port = ? AND a.proto = ?"
+            " WHERE p.resolution = ? AND p.bucket BETWEEN ? AND ? ORDER BY p.bucket",
+            (port, proto_text, res, int(since_wall // res), int(until_wall // res)),
+        )
+        return [ActivityPoint(float(b * res), int(li), int(es), by) for b, li, es, by in rows]
+
+    def recent_events(
+        self, limit: int = 200, port: int | None = None, proto: Proto | str | None = None
+    ) -> list[StoredEvent]:
+        """The newest events, optionally for one port (and protocol)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if port is not None:
+            where.append("port = ?")
+            args.append(port)
+        if proto is not None:
+            where.append("proto = ?")
+            args.append(proto.value if isinstance(proto, Proto) else str(proto))
+        sql = (
+            "SELECT wall, kind, proto, family, address, port, pid, process, exe, sha256, user,"
+            " watched, status, detail FROM events"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY wall DESC, id DESC LIMIT ?"
+        args.append(limit)
+        return [
+            StoredEvent(
+                wall=r[0],
+                kind=r[1],
+                proto=r[2],
+                family=r[3],
+                address=r[4],
+                port=r[5],
+                pid=r[6],
+                process=r[7],
+                exe=r[8],
+                sha256=r[9],
+                user=r[10],
+                watched=bool(r[11]),
+                status=r[12],
+                detail=r[13],
+            )
+            for r in self._conn.execute(sql, args)
+        ]
+
+    def count_events(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def first_last_seen(
+        self,
+        endpoint: Endpoint | None = None,
+        *,
+        port: int | None = None,
+        proto: Proto | None = None,
+    ) -> tuple[float, float] | None:
+        """When something was first and last seen on an endpoint (or on a port)."""
+        if endpoint is not None:
+            row = self._conn.execute(
+                "SELECT MIN(first_seen), MAX(last_seen) FROM listeners"
+                " WHERE proto = ? AND family = ? AND address = ? AND port = ?",
+                (endpoint.proto.value, endpoint.family.value, endpoint.address, endpoint.port),
+            ).fetchone()
+        else:
+            sql = "SELECT MIN(first_seen), MAX(last_seen) FROM listeners WHERE port = ?"
+            args: list[Any] = [port]
+            if proto is not None:
+                sql += " AND proto = ?"
+                args.append(proto.value)
+            row = self._conn.execute(sql, args).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return (float(row[0]), float(row[1]))
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class HistoryStore(HistoryReader):
+    """The single writer of the history file.
+
+    Opening checks the file (a damaged one is moved aside with a timestamp and a fresh
+    one made; :attr:`notices` tells the user), backs it up before migrating, and sets WAL
+    with ``synchronous=NORMAL``. Writes that fail because the file is locked or the
+    disk is full roll back whole; the polls wait in memory (bounded) and are written
+    on a later call.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, notices: list[str]) -> None:
+        super().__init__(conn)
+        self.path = path
+        self.notices = notices
+        self._pending: deque[tuple[Sample, tuple[ListenerView, ...], tuple[PortEvent, ...]]] = (
+            deque()
+        )
+        self._dropped = 0
+        # identity -> (row id, status, watched) for listeners present in the last poll
+        self._open: dict[IdentityKey, tuple[int, str, bool]] = {}
+        self._last_wall: float | None = None
+        self._last_flush_mono: float | None = None
+        self._last_retention_mono: float | None = None
+        # For retention: wall time as implied by the monotonic clock since we started,
+        # so a wall clock that jumps forward cannot make recent history look old.
+        self._start_wall = time.time()
+        self._start_mono = time.monotonic()
+
+    # -- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path) -> HistoryStore:
+        """Open (or create) the history file for writing."""
+        path = Path(path)
+        notices: list[str] = []
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+        if path.exists():
+            why = _damage(path)
+            if why is not None:
+                try:
+                    aside = _move_aside(path, "damaged")
+                except OSError as exc:
+                    raise StoreError(
+                        f"the history file {path} is unusable ({why}) and cannot be moved"
+                        f" aside: {exc.strerror or exc}"
+                    ) from exc
+                notices.append(
+                    f"The history file could not be used ({why}). It was moved to {aside}"
+                    " and a new, empty history was started."
+                )
+                log.warning(notices[-1])
+        try:
+            conn = _connect(path)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            current = schema.version(conn)
+            if 0 < current < schema.SCHEMA_VERSION:
+                backup = path.with_name(f"{path.name}.before-v{schema.SCHEMA_VERSION}")
+                target = sqlite3.connect(backup)
+                with target:
+                    conn.backup(target)
+                target.close()
+                notices.append(f"History was upgraded; the previous file is kept as {backup}.")
+            schema.migrate(conn)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the history file {path}: {exc}") from exc
+        return cls(conn, path, notices)
+
+    @staticmethod
+    def open_readonly(path: Path) -> HistoryReader:
+        """A reader with its own connection, for another thread (chart, export)."""
+        try:
+            return HistoryReader(_connect(Path(path), readonly=True))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the history file {path}: {exc}") from exc
+
+    # -- writing ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Polls waiting in memory to be written."""
+        return len(self._pending)
+
+    def record(
+        self,
+        sample: Sample,
+        views: Sequence[ListenerView],
+        events: Sequence[PortEvent],
+    ) -> list[str]:
+        """Record one poll; returns warnings for the user (nothing raised for a busy file)."""
+        self._pending.append((sample, tuple(views), tuple(events)))
+        warnings: list[str] = []
+        if len(self._pending) > MAX_PENDING:
+            self._pending.popleft()
+            self._dropped += 1
+        while self._pending:
+            item = self._pending[0]
+            try:
+                self._write(*item)
+            except sqlite3.OperationalError as exc:
+                warnings.append(
+                    f"history could not be written ({exc}); {len(self._pending)} polls are"
+                    " kept in memory and will be written when possible"
+                )
+                log.warning(warnings[-1])
+                break
+            self._pending.popleft()
+        if self._dropped and not self._pending:
+            warnings.append(f"{self._dropped} polls could not be recorded and were dropped")
+            self._dropped = 0
+        return warnings
+
+    def _write(
+        self, sample: Sample, views: tuple[ListenerView, ...], events: tuple[PortEvent, ...]
+    ) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            open_after = self._write_listeners(sample, views)
+            self._write_activity(sample)
+            self._write_events(events)
+            if self._retention_due(sample.mono):
+                self._apply_retention()
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self._open = open_after
+        self._last_wall = max(sample.wall, self._last_wall or sample.wall)
+
+    def _write_listeners(
+        self, sample: Sample, views: tuple[ListenerView, ...]
+    ) -> dict[IdentityKey, tuple[int, str, bool]]:
+        conn = self._conn
+        wall = sample.wall
+        open_after: dict[IdentityKey, tuple[int, str, bool]] = {}
+        continuing: list[int] = []
+        for view in views:
+            key = _identity(view)
+            if key in open_after:
+                continue
+            owner = view.listener.owner
+            status = view.status.value
+            known = self._open.get(key)
+            if known is None:
+                row = conn.execute(
+                    "INSERT INTO listeners (proto, family, address, port, exe, sha256, user,"
+                    " script, process, last_pid, watched, status, first_seen, last_seen)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (proto, family, address, port, exe, sha256, user, script)"
+                    " DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen),"
+                    " times_seen = times_seen + 1, process = excluded.process,"
+                    " last_pid = excluded.last_pid, watched = excluded.watched,"
+                    " status = excluded.status RETURNING id",
+                    (
+                        *key,
+                        owner.name if owner else None,
+                        owner.pid if owner else None,
+                        int(view.watched),
+                        status,
+                        wall,
+                        wall,
+                    ),
+                ).fetchone()
+                open_after[key] = (int(row[0]), status, view.watched)
+                continue
+            row_id = known[0]
+            if known[1] != status or known[2] != view.watched:
+                conn.execute(
+                    "UPDATE listeners SET status = ?, watched = ?, last_seen = MAX(last_seen, ?)"
+                    " WHERE id = ?",
+                    (status, int(view.watched), wall, row_id),
+                )
+            else:
+                continuing.append(row_id)
+            open_after[key] = (row_id, status, view.watched)
+        gone = [entry[0] for key, entry in self._open.items() if key not in open_after]
+        if gone and self._last_wall is not None:
+            # Last seen is the last poll that saw them, not this one.
+            self._touch(gone, self._last_wall)
+        if continuing and self._flush_due(sample.mono):
+            self._touch(continuing, wall)
+        return open_after
+
+    def _touch(self, row_ids: list[int], wall: float) -> None:
+        for start in range(0, len(row_ids), 500):
+            chunk = row_ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            self._conn.execute(
+                f"UPDATE listeners SET last_seen = MAX(last_seen, ?) WHERE id IN ({marks})",  # noqa: S608
+                (wall, *chunk),
+            )
+
+    def _flush_due(self, mono: float) -> bool:
+        if self._last_flush_mono is None or mono - self._last_flush_mono >= LAST_SEEN_FLUSH_S:
+            self._last_flush_mono = mono
+            return True
+        return False
+
+    def _write_activity(self, sample: Sample) -> None:
+        conn = self._conn
+        for res, _keep in RESOLUTIONS:
+            bucket = int(sample.wall // res)
+            conn.execute(
+                "INSERT INTO polls (resolution, bucket, samples) VALUES (?, ?, 1)"
+                " ON CONFLICT (resolution, bucket) DO UPDATE SET samples = samples + 1",
+                (res, bucket),
+            )
+            rows = [
+                (res, bucket, a.port, a.proto.value, a.listeners, a.established, a.bytes_delta)
+                for a in sample.activity
+                if a.listeners or a.established or a.bytes_delta
+            ]
+            if rows:
+                conn.executemany(
+                    "INSERT INTO activity (resolution, bucket, port, proto, listeners,"
+                    " established, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (resolution, port, proto, bucket) DO UPDATE SET"
+                    " listeners = MAX(listeners, excluded.listeners),"
+                    " established = MAX(established, excluded.established),"
+                    " bytes = CASE WHEN excluded.bytes IS NULL THEN bytes"
+                    " ELSE COALESCE(bytes, 0) + excluded.bytes END",
+                    rows,
+                )
+
+    def _write_events(self, events: tuple[PortEvent, ...]) -> None:
+        if not events:
+            return
+        rows = []
+        for event in events:
+            ep = event.listener.endpoint
+            owner = event.listener.owner
+            rows.append(
+                (
+                    event.wall,
+                    event.kind.value,
+                    ep.proto.value,
+                    ep.family.value,
+                    ep.address,
+                    ep.port,
+                    owner.pid if owner else None,
+                    owner.name if owner else None,
+                    owner.exe if owner else None,
+                    owner.sha256 if owner else None,
+                    owner.user if owner else None,
+                    int(event.watched),
+                    event.status.value if event.status else None,
+                    event.detail,
+                )
+            )
+        self._conn.executemany(
+            "INSERT INTO events (wall, kind, proto, family, address, port, pid, process, exe,"
+            " sha256, user, watched, status, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    # -- retention -------------------------------------------------------------------
+
+    def _retention_due(self, mono: float) -> bool:
+        if (
+            self._last_retention_mono is None
+            or mono - self._last_retention_mono >= RETENTION_EVERY_S
+        ):
+            self._last_retention_mono = mono
+            return True
+        return False
+
+    def retention_now(self) -> float:
+        """The wall time retention measures age from: never ahead of what the monotonic
+        clock says has passed since start, so a forward clock jump deletes nothing new."""
+        implied = self._start_wall + (time.monotonic() - self._start_mono)
+        return min(time.time(), implied)
+
+    def _apply_retention(self) -> None:
+        now = self.retention_now()
+        conn = self._conn
+        conn.execute("DELETE FROM events WHERE wall < ?", (now - EVENT_RETENTION_S,))
+        conn.execute(
+            "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC"
+            " LIMIT 1 OFFSET ?)",
+            (EVENT_MAX_ROWS,),
+        )
+        for res, keep in RESOLUTIONS:
+            cutoff = int((now - keep) // res)
+            conn.execute("DELETE FROM polls WHERE resolution = ? AND bucket < ?", (res, cutoff))
+            conn.execute("DELETE FROM activity WHERE resolution = ? AND bucket < ?", (res, cutoff))
+
+    def apply_retention(self) -> None:
+        """Run retention now (normally once an hour inside :meth:`record`)."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._apply_retention()
+            self._conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        """Write what waits in memory and the listeners' last-seen times, then close."""
+        with contextlib.suppress(sqlite3.Error):
+            if self._pending:
+                for item in list(self._pending):
+                    self._write(*item)
+                self._pending.clear()
+            if self._open and self._last_wall is not None:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._touch([entry[0] for entry in self._open.values()], self._last_wall)
+                self._conn.execute("COMMIT")
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA optimize")
+        self._conn.close()
