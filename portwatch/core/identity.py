@@ -14,6 +14,11 @@ from portwatch.core.types import Owner
 
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
+# ``Owner.script`` of an interpreter whose command line the OS would not show: the
+# program is not fully known, so it has no identity (and can never match the bare
+# interpreter's trust entry).
+HIDDEN_SCRIPT = "(script hidden)"
+
 
 def is_sha256(value: object) -> bool:
     """True for a SHA-256 hex digest (lower case, as portwatch stores them)."""
@@ -44,7 +49,7 @@ class Identity:
     @classmethod
     def of(cls, owner: Owner | None, signer: str | None = None) -> Identity | None:
         """The identity of ``owner``; None when its executable or hash could not be read."""
-        if owner is None or not owner.identified:
+        if owner is None or not owner.identified or owner.script == HIDDEN_SCRIPT:
             return None
         assert owner.exe is not None and owner.sha256 is not None  # implied by identified
         return cls(

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 import psutil
 
+from portwatch.core.identity import HIDDEN_SCRIPT
 from portwatch.core.text import clean
 
 INLINE = "-c"
@@ -418,7 +419,12 @@ class ScriptReader:
     def __call__(self, proc: Any, exe: str | None) -> tuple[str | None, str | None]:
         if not exe or interpreter_family(exe) is None:
             return None, None
-        argv = [a for a in proc.cmdline() if isinstance(a, str)]
+        try:
+            argv = [a for a in proc.cmdline() if isinstance(a, str)]
+        except self._ps.AccessDenied:
+            # Without the command line the program is not known: never fall back to
+            # the bare interpreter's identity, which may be trusted.
+            return HIDDEN_SCRIPT, None
         cwd: str | None
         try:
             cwd = proc.cwd()

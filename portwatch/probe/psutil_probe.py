@@ -15,7 +15,8 @@ import psutil
 from portwatch.core.types import Endpoint, Family, Listener, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
-from portwatch.probe.identity import OwnerReader
+from portwatch.probe.identity import FileHasher, OwnerReader
+from portwatch.probe.interpreter import ScriptReader
 
 MACOS_PARTIAL_REASON = (
     "macOS shows other users' and system processes' sockets only to administrators: "
@@ -70,7 +71,13 @@ class PsutilProbe:
         platform: str = sys.platform,
     ) -> None:
         self._ps = ps
-        self.owners = owners or OwnerReader(ps=ps, platform=platform)
+        if owners is None:
+            # Interpreters are identified by their script too, hashed through the same cache.
+            hasher = FileHasher()
+            owners = OwnerReader(
+                ps=ps, hasher=hasher, platform=platform, script_of=ScriptReader(hasher, ps)
+            )
+        self.owners = owners
         self._clock = clock
         self._platform = platform
 
