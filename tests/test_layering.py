@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -14,7 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_import_contracts_hold() -> None:
     config = REPO / ".importlinter"
-    lint_imports = shutil.which("lint-imports") or str(Path(sys.executable).with_name("lint-imports"))
+    lint_imports = shutil.which("lint-imports") or str(
+        Path(sys.executable).with_name("lint-imports")
+    )
     # Analyse the package that is actually imported (the installed one in CI).
     package_parent = Path(portwatch.__file__).resolve().parents[1]
     result = subprocess.run(
@@ -28,3 +31,40 @@ def test_import_contracts_hold() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "BROKEN" not in result.stdout
     assert "KEPT" in result.stdout
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_services_use_qt_without_widgets() -> None:
+    # import-linter cannot forbid a subpackage of an external package, so this one is by AST.
+    services = Path(portwatch.__file__).parent / "services"
+    offenders = {
+        f"{path.name}: {name}"
+        for path in services.rglob("*.py")
+        for name in _imported_modules(path)
+        if name.startswith(("PySide6.QtWidgets", "pyqtgraph"))
+    }
+    assert not offenders
+
+
+def test_entry_point_does_not_import_qt_for_commands() -> None:
+    # `portwatch scan` must start fast and work without a display: Qt only for the window.
+    code = (
+        "import sys, portwatch.__main__ as m\n"
+        "m.build_parser()\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('PySide6', 'pyqtgraph'))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

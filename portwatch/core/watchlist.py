@@ -6,6 +6,7 @@ Bad specs are refused with the value and the reason; nothing is coerced.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -111,7 +112,7 @@ class WatchList:
         return len(self.specs)
 
     def contains(self, port: int, proto: Proto) -> bool:
-        return any(spec.contains(port, proto) for spec in self.specs)
+        return (port, proto) in self.ports()
 
     def spec_for(self, port: int, proto: Proto) -> WatchSpec | None:
         """The first spec that covers this port and protocol."""
@@ -120,14 +121,18 @@ class WatchList:
                 return spec
         return None
 
-    def ports(self) -> frozenset[tuple[int, Proto]]:
-        """Every watched (port, proto) pair, for filters that need a set."""
+    @functools.cached_property
+    def _port_set(self) -> frozenset[tuple[int, Proto]]:
         return frozenset(
             (port, proto)
             for spec in self.specs
             for proto in spec.protos
             for port in range(spec.lo, spec.hi + 1)
         )
+
+    def ports(self) -> frozenset[tuple[int, Proto]]:
+        """Every watched (port, proto) pair (computed once: it is asked on every poll)."""
+        return self._port_set
 
     def port_numbers(self) -> frozenset[int]:
         return frozenset(port for port, _ in self.ports())
@@ -156,6 +161,7 @@ def parse_lines(lines: Iterable[str]) -> ParseReport:
     reason, and duplicates are reported once and dropped.
     """
     specs: list[WatchSpec] = []
+    seen: set[WatchSpec] = set()
     errors: list[str] = []
     for number, raw in enumerate(lines, start=1):
         text = raw.split("#", 1)[0].strip()
@@ -166,9 +172,10 @@ def parse_lines(lines: Iterable[str]) -> ParseReport:
         except SpecError as exc:
             errors.append(f"line {number}: {exc}")
             continue
-        if spec in specs:
+        if spec in seen:
             errors.append(f"line {number}: {text!r} is listed twice; the repeat is ignored")
             continue
+        seen.add(spec)
         specs.append(spec)
     return ParseReport(WatchList(tuple(specs)), tuple(errors))
 

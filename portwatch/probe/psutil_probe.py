@@ -20,7 +20,7 @@ from portwatch.probe.interpreter import ScriptReader
 
 MACOS_PARTIAL_REASON = (
     "macOS shows other users' and system processes' sockets only to administrators: "
-    "{denied} processes could not be inspected, so listeners they own are missing. "
+    "{denied} could not be inspected, so listeners they own are missing. "
     "Run portwatch with administrator rights (sudo) to see every listener."
 )
 
@@ -89,7 +89,8 @@ class PsutilProbe:
             rows: Iterable[Any] = self._ps.net_connections("inet")
         except self._ps.AccessDenied:
             rows, denied = self._walk_processes()
-            partial_reason = MACOS_PARTIAL_REASON.format(denied=denied)
+            counted = f"{denied} process" if denied == 1 else f"{denied} processes"
+            partial_reason = MACOS_PARTIAL_REASON.format(denied=counted)
         except OSError as exc:
             raise ProbeError(f"cannot read the connection table: {exc}") from exc
         listeners, activity = self._interpret(rows, watched)
