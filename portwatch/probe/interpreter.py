@@ -348,10 +348,13 @@ _PS_ENCODED = {"-encodedcommand", "-e", "-ec", "-enc", "-encoded"}
 
 
 def _parse_powershell(args: list[str], positional_is_file: bool) -> Found:
+    # Windows PowerShell also takes /Option; pwsh (also on Unix, where paths start
+    # with "/") only -Option.
+    prefixes = ("-",) if positional_is_file else ("-", "/")
     i = 0
     while i < len(args):
         arg = args[i]
-        low = "-" + arg[1:].lower() if arg[:1] in ("-", "/") else arg
+        low = "-" + arg[1:].lower() if arg[:1] in prefixes else arg
         if low in _PS_FILE:
             return ("file", args[i + 1]) if i + 1 < len(args) else None
         if low in _PS_COMMAND or low in _PS_ENCODED:
@@ -359,7 +362,7 @@ def _parse_powershell(args: list[str], positional_is_file: bool) -> Found:
         if low in _PS_VALUED:
             i += 2
             continue
-        if arg[:1] in ("-", "/"):
+        if arg[:1] in prefixes:
             i += 1
             continue
         if positional_is_file:
