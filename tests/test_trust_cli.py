@@ -1,0 +1,211 @@
+"""``portwatch trust …`` run the way a user runs it, against a real data folder."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from trust_fixtures import listener, owner, sha
+from trust_processes import LISTEN_CODE, REAL_PYTHON, listening
+
+from portwatch.cli.trust import review
+from portwatch.config import trustfile
+from portwatch.core.trust import TrustList
+from portwatch.core.types import Owner
+from portwatch.core.watchlist import WatchList, parse_spec
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(data: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("PORTWATCH_DATA_DIR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "portwatch", "--data-dir", str(data), *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        env=env,
+        timeout=60,
+    )
+
+
+def file_sha(path: Path | str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def program(tmp_path: Path) -> Path:
+    exe = tmp_path / "bin" / "portd"
+    exe.parent.mkdir()
+    exe.write_bytes(b"#!/bin/sh\necho portd\n")
+    return exe
+
+
+def test_add_hashes_the_file_now_and_list_shows_it(data_dir: Path, program: Path) -> None:
+    added = cli(data_dir, "trust", "add", "3653/tcp", "--exe", str(program), "--note", "mine")
+    assert added.returncode == 0, added.stderr
+    assert "trusted: 3653/tcp" in added.stdout
+    listed = cli(data_dir, "trust", "list")
+    assert listed.returncode == 0
+    assert str(program) in listed.stdout
+    assert file_sha(program) in listed.stdout
+    assert "first-run review: pending" in listed.stdout
+    data = json.loads((data_dir / "trust.json").read_text())
+    assert data["entries"][0]["sha256"] == file_sha(program)
+    assert data["entries"][0]["note"] == "mine"
+
+
+def test_add_again_replaces_the_hash(data_dir: Path, program: Path) -> None:
+    assert cli(data_dir, "trust", "add", "3653", "--exe", str(program)).returncode == 0
+    new = sha("v2").upper()
+    again = cli(data_dir, "trust", "add", "3653", "--exe", str(program), "--sha256", new)
+    assert again.returncode == 0
+    assert "updated" in again.stdout
+    entries = trustfile.load(data_dir / "trust.json").trust_list.entries
+    assert [e.sha256 for e in entries] == [sha("v2")]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["3653", "--sha256", "abc"],
+        ["3653", "--sha256", "g" * 64],
+        ["3653", "--sha256", sha("x") + "00"],
+        ["70000"],
+        ["true"],
+        ["3653", "--script-sha256", sha("x")],
+    ],
+)
+def test_bad_arguments_exit_2(data_dir: Path, program: Path, args: list[str]) -> None:
+    spec, *rest = args
+    result = cli(data_dir, "trust", "add", spec, "--exe", str(program), *rest)
+    assert result.returncode == 2, result.stderr
+    assert "error" in result.stderr
+    assert not (data_dir / "trust.json").exists()
+
+
+def test_unreadable_file_without_hash_is_an_error(data_dir: Path, tmp_path: Path) -> None:
+    result = cli(data_dir, "trust", "add", "3653", "--exe", str(tmp_path / "missing"))
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr
+
+
+def test_script_entry_and_remove(data_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text("print('serve')\n")
+    result = cli(
+        data_dir, "trust", "add", "3653/tcp", "--exe", REAL_PYTHON, "--script", str(script)
+    )
+    assert result.returncode == 0, result.stderr
+    [entry] = trustfile.load(data_dir / "trust.json").trust_list.entries
+    assert entry.script == str(script)
+    assert entry.script_sha256 == file_sha(script)
+    assert entry.sha256 == file_sha(REAL_PYTHON)
+    missing = cli(data_dir, "trust", "remove", "3321", "--exe", REAL_PYTHON)
+    assert missing.returncode == 1
+    assert "nothing is trusted for 3321" in missing.stderr
+    removed = cli(data_dir, "trust", "remove", "3653/tcp", "--exe", REAL_PYTHON)
+    assert removed.returncode == 0
+    assert "removed 1 entry" in removed.stdout
+    assert trustfile.load(data_dir / "trust.json").trust_list.entries == ()
+
+
+def test_bad_trust_file_is_reported_and_kept(data_dir: Path) -> None:
+    (data_dir / "trust.json").write_text('{"entries": [{"port": 0}]')
+    result = cli(data_dir, "trust", "list")
+    assert result.returncode == 0
+    assert "not valid JSON" in result.stderr
+    assert list(data_dir.glob("trust.json.rejected-*"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux probe details")
+def test_first_run_review_then_scan_reports_known(data_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text(LISTEN_CODE + "\n# a\n")
+    (tmp_path / "b.py").write_text(LISTEN_CODE + "\n# b\n")
+    with (
+        listening([sys.executable, str(tmp_path / "a.py")]) as a,
+        listening([sys.executable, str(tmp_path / "b.py")]) as b,
+    ):
+        for port in (a.port, b.port):
+            assert cli(data_dir, "watch", "add", f"{port}/tcp").returncode == 0
+        # Not a terminal and no --accept: list only, decide nothing.
+        listed = cli(data_dir, "trust", "review")
+        assert listed.returncode == 0, listed.stderr
+        assert str(tmp_path / "a.py") in listed.stdout
+        assert str(tmp_path / "b.py") in listed.stdout
+        assert "--accept" in listed.stdout
+        assert not trustfile.load(data_dir / "trust.json").trust_list.first_run_review_done
+        scan = cli(data_dir, "scan", "--json")
+        assert "first-run review is pending" in scan.stderr
+        statuses = {row["port"]: row["status"] for row in json.loads(scan.stdout)}
+        assert statuses == {a.port: "unknown", b.port: "unknown"}
+        # Out of range: a usage error, nothing written.
+        assert cli(data_dir, "trust", "review", "--accept", "7").returncode == 2
+        lines = listed.stdout.splitlines()
+        number_of_a = next(
+            line.split(".")[0]
+            for i, line in enumerate(lines)
+            if line[:1].isdigit() and str(tmp_path / "a.py") in "\n".join(lines[i : i + 4])
+        )
+        accepted = cli(data_dir, "trust", "review", "--accept", number_of_a)
+        assert accepted.returncode == 0, accepted.stderr
+        assert "trusted on" in accepted.stdout
+        loaded = trustfile.load(data_dir / "trust.json").trust_list
+        assert loaded.first_run_review_done
+        assert [e.script for e in loaded.entries] == [str(tmp_path / "a.py")]
+        scan = cli(data_dir, "scan", "--json")
+        assert "first-run review" not in scan.stderr
+        statuses = {row["port"]: row["status"] for row in json.loads(scan.stdout)}
+        assert statuses == {a.port: "known", b.port: "unknown"}
+
+
+class TtyInput(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_interactive_review_on_a_terminal() -> None:
+    watchlist = WatchList((parse_spec("3653"),))
+    listeners = [
+        listener(3653, owner("/usr/bin/a")),
+        listener(3653, owner("/usr/bin/b")),
+        listener(3653, Owner(pid=9, note="access denied")),
+    ]
+    out = io.StringIO()
+    updated = review(
+        TrustList(),
+        listeners,
+        watchlist,
+        accept=None,
+        stdin=TtyInput("2, 3\n"),
+        out=out,
+        now_wall=123.0,
+    )
+    assert updated is not None
+    assert updated.reviewed_wall == 123.0
+    assert [e.exe for e in updated.entries] == ["/usr/bin/b"]
+    text = out.getvalue()
+    assert "Trust which?" in text
+    assert "cannot be trusted" in text  # the unattributed one
+
+
+def test_review_with_nothing_listening_is_done_at_once() -> None:
+    out = io.StringIO()
+    updated = review(
+        TrustList(),
+        [],
+        WatchList((parse_spec("3653"),)),
+        accept=None,
+        stdin=io.StringIO(),
+        out=out,
+        now_wall=5.0,
+    )
+    assert updated is not None and updated.first_run_review_done
+    assert "nothing untrusted" in out.getvalue()
