@@ -37,7 +37,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
             return 0
         target = Path(args.output).expanduser()
         count = export_csv(reader, target, args.watched_only, services)
-    except ExportError as exc:
+    except (ExportError, StoreError) as exc:
         raise CommandError(str(exc)) from exc
     finally:
         reader.close()

@@ -8,15 +8,16 @@ readers (the window's chart, exports) open their own read-only connection with
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from portwatch.core.types import (
     Endpoint,
@@ -28,6 +29,8 @@ from portwatch.core.types import (
 from portwatch.store import schema
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 
 BUSY_TIMEOUT_MS = 2000
 # Activity is kept at three resolutions: (bucket seconds, how long it is kept).
@@ -164,12 +167,26 @@ def _move_aside(path: Path, reason: str) -> Path:
     return target
 
 
+def _reading(method: Callable[P, R]) -> Callable[P, R]:
+    """SQLite failures while reading become :class:`StoreError` with the reason."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the history: {exc}") from exc
+
+    return wrapper
+
+
 class HistoryReader:
     """Read-only queries over the history file (any thread that opened it)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
+    @_reading
     def observed(self, watched_only: bool = False) -> list[ObservedListener]:
         """Every listener identity seen, newest first."""
         sql = (
@@ -212,6 +229,7 @@ class HistoryReader:
             return RESOLUTIONS[1][0]
         return RESOLUTIONS[2][0]
 
+    @_reading
     def activity(
         self,
         port: int,
@@ -232,6 +250,7 @@ class HistoryReader:
         )
         return [ActivityPoint(float(b * res), int(li), int(es), by) for b, li, es, by in rows]
 
+    @_reading
     def recent_events(
         self, limit: int = 200, port: int | None = None, proto: Proto | str | None = None
     ) -> list[StoredEvent]:
@@ -272,9 +291,11 @@ class HistoryReader:
             for r in self._conn.execute(sql, args)
         ]
 
+    @_reading
     def count_events(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
+    @_reading
     def first_last_seen(
         self,
         endpoint: Endpoint | None = None,
