@@ -6,8 +6,12 @@ import hashlib
 import io
 import json
 import os
+import queue
+import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -209,3 +213,91 @@ def test_review_with_nothing_listening_is_done_at_once() -> None:
     )
     assert updated is not None and updated.first_run_review_done
     assert "nothing untrusted" in out.getvalue()
+
+
+FIXED_PORT_CODE = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return int(probe_socket.getsockname()[1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux probe details")
+def test_running_monitor_picks_up_trust_added_meanwhile(data_dir: Path, tmp_path: Path) -> None:
+    script = tmp_path / "serve.py"
+    script.write_text(FIXED_PORT_CODE)
+    port = free_port()
+    assert cli(data_dir, "watch", "add", f"{port}/tcp").returncode == 0
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    monitor = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "portwatch",
+            "--data-dir",
+            str(data_dir),
+            "monitor",
+            "--json",
+            "--interval",
+            "0.1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert monitor.stdout is not None
+        for line in monitor.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+
+    def next_event(kind: str, timeout: float = 20.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                row = json.loads(lines.get(timeout=0.2))
+            except queue.Empty:
+                continue
+            if row["event"] == kind and row["port"] == port:
+                return row  # type: ignore[no-any-return]
+        raise AssertionError(f"no {kind} event on {port} within {timeout} s")
+
+    try:
+        with listening([sys.executable, str(script), str(port)]):
+            opened = next_event("listener-opened")
+            assert opened["status"] == "unknown"
+            next_event("unknown-owner")
+            added = cli(
+                data_dir,
+                "trust",
+                "add",
+                f"{port}/tcp",
+                "--exe",
+                REAL_PYTHON,
+                "--script",
+                str(script),
+            )
+            assert added.returncode == 0, added.stderr
+        next_event("listener-closed")
+        with listening([sys.executable, str(script), str(port)]):
+            reopened = next_event("listener-opened")
+            assert reopened["status"] == "known"
+    finally:
+        monitor.terminate()
+        monitor.wait(timeout=10)
+        if monitor.stdout is not None:
+            monitor.stdout.close()

@@ -13,7 +13,7 @@ from portwatch.core.csvrows import iso_time
 from portwatch.core.text import visible
 from portwatch.core.trust import TrustJudge
 from portwatch.core.types import ListenerView, PortEvent, Proto
-from portwatch.core.verdict import Judge, NoTrustJudge
+from portwatch.core.verdict import NoTrustJudge
 from portwatch.core.watchlist import WatchList
 from portwatch.paths import Paths
 from portwatch.probe import Probe, ProbeError, create
@@ -37,7 +37,7 @@ def load_watchlist(paths: Paths) -> WatchList:
     return loaded.watchlist
 
 
-def load_judge(paths: Paths) -> Judge:
+def load_judge(paths: Paths) -> TrustJudge:
     """How owners are judged: by the trust file (problems in it reported on stderr)."""
     loaded = trustfile.load(paths.trust_file)
     for problem in loaded.problems:

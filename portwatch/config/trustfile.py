@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,43 @@ def save(path: Path, trust_list: TrustList) -> None:
     """Write the trust file atomically (the old or the new version, never half)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic.write_text(path, render(trust_list))
+
+
+def update(path: Path, change: Callable[[TrustList], TrustList]) -> LoadedTrust:
+    """Re-read the file, apply ``change`` and save: what the window's "Trust this program
+    on this port" and the review dialog call, so an edit made meanwhile by the command
+    line is kept rather than overwritten with an older list.
+
+    Raises OSError when the file cannot be written and whatever ``change`` raises
+    (``TrustError`` for an owner that cannot be trusted); the file is then untouched.
+    """
+    loaded = load(path)
+    updated = change(loaded.trust_list)
+    save(path, updated)
+    return LoadedTrust(updated, loaded.problems, loaded.set_aside)
+
+
+class Reloader:
+    """Notices when the trust file changed on disk (another process edited it), so a
+    running monitor judges with the new list on its next tick."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = self._read_stamp()
+
+    def _read_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def poll(self) -> LoadedTrust | None:
+        """The freshly loaded list when the file changed since the last call, else None."""
+        stamp = self._read_stamp()
+        if stamp == self._stamp:
+            return None
+        loaded = load(self.path)
+        # Loading may rewrite a bad file: remember the stamp of what is there now.
+        self._stamp = self._read_stamp()
+        return loaded
