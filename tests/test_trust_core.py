@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from trust_fixtures import listener, owner, sha
 
-from portwatch.core.identity import Identity
+from portwatch.core.identity import HIDDEN_SCRIPT, Identity
 from portwatch.core.trust import (
     TrustEntry,
     TrustError,
@@ -223,3 +223,26 @@ def test_review_lists_untrusted_watched_listeners_once() -> None:
     assert tuple(str(spec) for _, spec, _ in found) == ("3321", "3653")
     assert not trusted(good).first_run_review_done
     assert trusted(good).with_review_done(5.0).first_run_review_done
+
+
+def test_unreadable_script_is_unknown_with_the_reason() -> None:
+    a = owner("/usr/bin/python3", script="/srv/a.py", script_sha256=sha("a"))
+    unreadable = owner("/usr/bin/python3", script="/srv/a.py")
+    verdict = TrustJudge(trusted(a)).judge(listener(3653, unreadable))
+    assert verdict.status is Status.UNKNOWN
+    assert "could not be read" in (verdict.reason or "")
+    module = owner("/usr/bin/python3", script="-m http.server")
+    assert TrustJudge(trusted(module)).judge(listener(3653, module)).status is Status.KNOWN
+    java = owner("/usr/bin/java", script="class com.example.Main")
+    verdict = TrustJudge(trusted(a)).judge(listener(3653, java))
+    assert "could not be read" not in (verdict.reason or "")
+
+
+def test_hidden_script_has_no_identity_and_cannot_borrow_the_bare_interpreter() -> None:
+    bare = owner("/usr/bin/python3")
+    hidden = owner("/usr/bin/python3", script=HIDDEN_SCRIPT)
+    judge = TrustJudge(trusted(bare))
+    assert judge.judge(listener(3653, bare)).status is Status.KNOWN
+    assert judge.judge(listener(3653, hidden)).status is Status.UNATTRIBUTED
+    with pytest.raises(TrustError):
+        trust_listener(TrustList(), listener(3653, hidden), SPEC, added_wall=0.0)

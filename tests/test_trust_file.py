@@ -189,3 +189,42 @@ def test_unreadable_file_is_reported_not_replaced(tmp_path: Path) -> None:
     assert loaded.trust_list == TrustList()
     assert "cannot read" in loaded.problems[0]
     assert path.is_dir()
+
+
+def test_update_keeps_edits_made_meanwhile(tmp_path: Path) -> None:
+    path = tmp_path / "trust.json"
+    entry_a = TrustEntry(parse_spec("3653"), "/usr/bin/a", sha("a"))
+    entry_b = TrustEntry(parse_spec("3653"), "/usr/bin/b", sha("b"))
+    stale = TrustList()
+    trustfile.save(path, stale.with_entry(entry_a))  # e.g. `portwatch trust add` meanwhile
+    result = trustfile.update(path, lambda tl: tl.with_entry(entry_b))
+    assert [e.exe for e in result.trust_list] == ["/usr/bin/a", "/usr/bin/b"]
+    assert trustfile.load(path).trust_list == result.trust_list
+
+
+def test_update_that_raises_leaves_the_file_alone(tmp_path: Path) -> None:
+    path = tmp_path / "trust.json"
+    trustfile.save(path, TrustList().with_review_done(3.0))
+    before = path.read_bytes()
+
+    def refuse(tl: TrustList) -> TrustList:
+        raise ValueError("cannot trust that")
+
+    with pytest.raises(ValueError):
+        trustfile.update(path, refuse)
+    assert path.read_bytes() == before
+
+
+def test_reloader_notices_changes_once(tmp_path: Path) -> None:
+    path = tmp_path / "trust.json"
+    reloader = trustfile.Reloader(path)
+    assert reloader.poll() is None  # still missing
+    trustfile.save(path, TrustList().with_entry(TrustEntry(parse_spec("1"), "/a", sha("a"))))
+    loaded = reloader.poll()
+    assert loaded is not None and len(loaded.trust_list) == 1
+    assert reloader.poll() is None
+    write(path, "garbage")
+    loaded = reloader.poll()
+    assert loaded is not None and loaded.problems
+    # The bad file was set aside and replaced by a clean one: not reported again.
+    assert reloader.poll() is None

@@ -25,6 +25,16 @@ def is_sha256(value: object) -> bool:
     return isinstance(value, str) and _SHA256_RE.match(value) is not None
 
 
+def script_is_file(script: str | None) -> bool:
+    """True when ``script`` names a file (an absolute POSIX or Windows path), as opposed
+    to ``-m module``, ``class Name``, ``-c`` or ``-``."""
+    if not script:
+        return False
+    return script.startswith(("/", "\\")) or (
+        len(script) > 2 and script[1] == ":" and script[2] in "\\/"
+    )
+
+
 def short_hash(value: str | None) -> str:
     """The first 12 hex digits, enough for a person to compare two hashes at a glance."""
     return value[:12] if value else "unknown"

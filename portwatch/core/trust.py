@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from portwatch.core.identity import Identity, is_sha256, short_hash
+from portwatch.core.identity import Identity, is_sha256, script_is_file, short_hash
 from portwatch.core.types import Listener, Owner, Proto, Status
 from portwatch.core.verdict import Verdict
 from portwatch.core.watchlist import WatchList, WatchSpec
@@ -189,14 +189,14 @@ class TrustJudge:
             signer = self._signer_of(owner)
             if signer and self.trust_list.match(identity, port, proto, signer) is not None:
                 return Verdict(Status.KNOWN, f"signed by {signer}, trusted for {port}/{proto}")
-        changed = self.trust_list.changed_from(identity, port, proto)
-        if changed is not None:
-            return _changed_verdict(changed, identity)
-        if identity.script and owner.script_sha256 is None and not identity.script.startswith("-"):
+        if script_is_file(identity.script) and identity.script_sha256 is None:
             return Verdict(
                 Status.UNKNOWN,
                 f"{identity.script} could not be read, so it cannot be matched to a trusted one",
             )
+        changed = self.trust_list.changed_from(identity, port, proto)
+        if changed is not None:
+            return _changed_verdict(changed, identity)
         return Verdict(Status.UNKNOWN, f"{identity.describe()} is not trusted for {port}/{proto}")
 
 
