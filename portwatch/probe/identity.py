@@ -202,5 +202,5 @@ class OwnerReader:
             return None, None, "executable hidden (access denied)"
         if not exe:
             return None, None, "executable unknown"
-        sha = self.hasher.hash_path(exe)
-        return clean(exe), sha, None if sha else "executable unreadable"
+        exe_sha = self.hasher.hash_path(exe)
+        return clean(exe), exe_sha, None if exe_sha else "executable unreadable"
