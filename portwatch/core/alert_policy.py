@@ -69,12 +69,16 @@ class RateLimitedPolicy:
 
     # --- controls (tray, side panel) -------------------------------------------------
 
+    # The controls may be called from the GUI thread while a tick runs in the sampler
+    # thread: they replace the snooze map instead of mutating it, so a tick iterating
+    # the old map is never disturbed.
+
     def snooze(self, spec: WatchSpec, until_mono: float) -> None:
         """Silence alerts for ``spec`` until the monotonic time ``until_mono``."""
-        self._snoozed[spec] = until_mono
+        self._snoozed = {**self._snoozed, spec: until_mono}
 
     def unsnooze(self, spec: WatchSpec) -> None:
-        self._snoozed.pop(spec, None)
+        self._snoozed = {s: t for s, t in self._snoozed.items() if s != spec}
 
     def snoozed(self, now_mono: float) -> dict[WatchSpec, float]:
         """Specs still snoozed at ``now_mono`` with their deadlines."""
@@ -133,9 +137,8 @@ class RateLimitedPolicy:
 
     def _is_snoozed(self, event: PortEvent, now: float) -> bool:
         port, proto = event.listener.port, event.listener.proto
-        return any(
-            until > now and spec.contains(port, proto) for spec, until in self._snoozed.items()
-        )
+        snoozed = self._snoozed
+        return any(until > now and spec.contains(port, proto) for spec, until in snoozed.items())
 
     def _forget_old(self, now: float) -> None:
         # Bounded memory on a long-running monitor: drop what can no longer matter.

@@ -170,7 +170,10 @@ class TrustJudge:
         self._signer_of = signer_of
 
     def set_trust_list(self, trust_list: TrustList) -> None:
-        """Use an updated list from the next judgement on (e.g. after the user trusts one)."""
+        """Use an updated list from the next judgement on (e.g. after the user trusts one).
+
+        Safe to call from another thread: one reference is replaced, and each judgement
+        reads it once."""
         self.trust_list = trust_list
 
     def judge(self, listener: Listener) -> Verdict:
@@ -180,21 +183,23 @@ class TrustJudge:
             reason = owner.note if owner is not None and owner.note else None
             return Verdict(Status.UNATTRIBUTED, reason or "the owner could not be inspected")
         port, proto = listener.port, listener.proto
-        entries = self.trust_list.entries_for(port, proto)
+        # One list for the whole judgement, even if the window swaps in a new one meanwhile.
+        trust_list = self.trust_list
+        entries = trust_list.entries_for(port, proto)
         if not entries:
             return Verdict(Status.UNKNOWN, f"no program is trusted for {port}/{proto}")
-        if self.trust_list.match(identity, port, proto) is not None:
+        if trust_list.match(identity, port, proto) is not None:
             return Verdict(Status.KNOWN, f"trusted for {port}/{proto}")
         if self._signer_of is not None and any(e.signer and e.sha256 is None for e in entries):
             signer = self._signer_of(owner)
-            if signer and self.trust_list.match(identity, port, proto, signer) is not None:
+            if signer and trust_list.match(identity, port, proto, signer) is not None:
                 return Verdict(Status.KNOWN, f"signed by {signer}, trusted for {port}/{proto}")
         if script_is_file(identity.script) and identity.script_sha256 is None:
             return Verdict(
                 Status.UNKNOWN,
                 f"{identity.script} could not be read, so it cannot be matched to a trusted one",
             )
-        changed = self.trust_list.changed_from(identity, port, proto)
+        changed = trust_list.changed_from(identity, port, proto)
         if changed is not None:
             return _changed_verdict(changed, identity)
         return Verdict(Status.UNKNOWN, f"{identity.describe()} is not trusted for {port}/{proto}")
