@@ -24,10 +24,10 @@ from portwatch.core.trust import (
     TrustError,
     TrustJudge,
     TrustList,
+    apply_review,
     review_candidates,
-    trust_listener,
 )
-from portwatch.core.types import Listener, Status
+from portwatch.core.types import Listener
 from portwatch.core.watchlist import SpecError, WatchList, WatchSpec, parse_spec
 from portwatch.paths import Paths
 
@@ -278,21 +278,10 @@ def review(
         chosen = _parse_choice(accept, len(candidates))
     except ValueError as exc:
         raise _usage_error(f"--accept: {exc}") from None
-    updated = trust_list
-    for number in chosen:
-        listener, spec, verdict = candidates[number - 1]
-        if verdict.status is Status.UNATTRIBUTED:
-            print(f"{number}: cannot be trusted: its program could not be inspected", file=out)
-            continue
-        try:
-            updated = trust_listener(
-                updated, listener, spec, now_wall, note="trusted in the first-run review"
-            )
-        except TrustError as exc:
-            print(f"{number}: {exc}", file=out)
-            continue
-        print(f"{number}: trusted on {spec}", file=out)
-    return updated.with_review_done(now_wall)
+    updated, messages = apply_review(trust_list, candidates, [n - 1 for n in chosen], now_wall)
+    for number, message in zip(chosen, messages, strict=True):
+        print(f"{number}. {message}", file=out)
+    return updated
 
 
 def _review(

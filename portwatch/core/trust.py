@@ -9,7 +9,7 @@ unattributed, never known.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from portwatch.core.identity import Identity, is_sha256, script_is_file, short_hash
@@ -269,16 +269,19 @@ def trust_listener(
     return trust_list.with_entry(entry_for_listener(listener, spec, added_wall, note))
 
 
+ReviewCandidate = tuple[Listener, WatchSpec, Verdict]
+
+
 def review_candidates(
     listeners: Iterable[Listener], watchlist: WatchList, judge: TrustJudge
-) -> list[tuple[Listener, WatchSpec, Verdict]]:
+) -> list[ReviewCandidate]:
     """Listeners on watched ports that are not known yet, for the first-run review.
 
     They are listed for the user to decide, never trusted silently. Each program is
     listed once per spec even when it listens on IPv4 and IPv6.
     """
     seen: set[tuple[object, ...]] = set()
-    out: list[tuple[Listener, WatchSpec, Verdict]] = []
+    out: list[ReviewCandidate] = []
     for listener in sorted(listeners, key=lambda item: item.endpoint):
         spec = watchlist.spec_for(listener.port, listener.proto)
         if spec is None:
@@ -298,3 +301,33 @@ def review_candidates(
         seen.add(key)
         out.append((listener, spec, verdict))
     return out
+
+
+def apply_review(
+    trust_list: TrustList,
+    candidates: Sequence[ReviewCandidate],
+    chosen: Iterable[int],
+    now_wall: float,
+) -> tuple[TrustList, list[str]]:
+    """Trust the chosen candidates (0-based indices) and mark the review done.
+
+    Returns the new list and one line per candidate for the person: trusted, or why
+    not (an unattributed owner has nothing to pin trust to).
+    """
+    updated = trust_list
+    messages: list[str] = []
+    for index in chosen:
+        listener, spec, verdict = candidates[index]
+        where = listener.endpoint.label()
+        if verdict.status is Status.UNATTRIBUTED:
+            messages.append(f"{where}: cannot be trusted: its program could not be inspected")
+            continue
+        try:
+            updated = trust_listener(
+                updated, listener, spec, now_wall, note="trusted in the first-run review"
+            )
+        except TrustError as exc:
+            messages.append(f"{where}: {exc}")
+            continue
+        messages.append(f"{where}: trusted on {spec}")
+    return updated.with_review_done(now_wall), messages
