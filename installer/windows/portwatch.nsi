@@ -1,0 +1,128 @@
+; portwatch installer for Windows: a per-user install, no administrator rights needed.
+;
+; Wraps the PyInstaller one-folder build (installer/portwatch.spec). Build on Windows or Linux:
+;   makensis -DVERSION=0.1.0 -DVERSION4=0.1.0.0 -DPAYLOAD=..\out\dist\portwatch ^
+;            -DOUTFILE=..\out\portwatch-0.1.0-setup.exe installer\windows\portwatch.nsi
+; VERSION/VERSION4 come from `python installer/buildinfo.py version` / `nsis-version`.
+;
+; Installs to %LOCALAPPDATA%\Programs\portwatch with a Start-menu shortcut; optionally a desktop
+; shortcut and start at login (HKCU\...\Run, the same value the app's Settings switch uses).
+; The uninstaller removes what the installer made and leaves the user's watch list and history.
+
+Unicode true
+SetCompressor /SOLID lzma
+
+!ifndef VERSION
+  !error "pass -DVERSION=x.y.z (python installer/buildinfo.py version)"
+!endif
+!ifndef VERSION4
+  !error "pass -DVERSION4=x.y.z.0 (python installer/buildinfo.py nsis-version)"
+!endif
+!ifndef PAYLOAD
+  !error "pass -DPAYLOAD=<folder of the PyInstaller one-folder build>"
+!endif
+!ifndef OUTFILE
+  !define OUTFILE "portwatch-${VERSION}-setup.exe"
+!endif
+
+!define APP_NAME "portwatch"
+!define APP_EXE "portwatch.exe"
+!define PUBLISHER "The portwatch maintainers"
+!define RUN_KEY "Software\Microsoft\Windows\CurrentVersion\Run"
+!define UNINSTALL_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\${APP_NAME}"
+
+Name "${APP_NAME}"
+OutFile "${OUTFILE}"
+RequestExecutionLevel user
+InstallDir "$LOCALAPPDATA\Programs\${APP_NAME}"
+InstallDirRegKey HKCU "${UNINSTALL_KEY}" "InstallLocation"
+ShowInstDetails nevershow
+ShowUninstDetails nevershow
+
+VIProductVersion "${VERSION4}"
+VIFileVersion "${VERSION4}"
+VIAddVersionKey /LANG=1033 "ProductName" "${APP_NAME}"
+VIAddVersionKey /LANG=1033 "ProductVersion" "${VERSION}"
+VIAddVersionKey /LANG=1033 "FileVersion" "${VERSION}"
+VIAddVersionKey /LANG=1033 "FileDescription" "${APP_NAME} installer"
+VIAddVersionKey /LANG=1033 "CompanyName" "${PUBLISHER}"
+VIAddVersionKey /LANG=1033 "LegalCopyright" "MIT License, ${PUBLISHER}"
+
+!include "MUI2.nsh"
+!include "LogicLib.nsh"
+
+!define MUI_ICON "..\..\icons\portwatch.ico"
+!define MUI_UNICON "..\..\icons\portwatch.ico"
+!define MUI_ABORTWARNING
+!define MUI_COMPONENTSPAGE_NODESC
+!define MUI_FINISHPAGE_RUN "$INSTDIR\${APP_EXE}"
+!define MUI_FINISHPAGE_RUN_TEXT "Start ${APP_NAME} now"
+
+!insertmacro MUI_PAGE_COMPONENTS
+!insertmacro MUI_PAGE_DIRECTORY
+!insertmacro MUI_PAGE_INSTFILES
+!insertmacro MUI_PAGE_FINISH
+!insertmacro MUI_UNPAGE_CONFIRM
+!insertmacro MUI_UNPAGE_INSTFILES
+!insertmacro MUI_LANGUAGE "English"
+
+Section "${APP_NAME} (with a Start-menu shortcut)" SecMain
+  SectionIn RO
+  SetShellVarContext current
+  SetOutPath "$INSTDIR"
+  ; A running copy keeps its files locked; ask instead of failing half-way.
+  ${Do}
+    ClearErrors
+    FileOpen $0 "$INSTDIR\${APP_EXE}" a
+    ${If} ${Errors}
+    ${AndIf} ${FileExists} "$INSTDIR\${APP_EXE}"
+      ${If} ${Cmd} `MessageBox MB_RETRYCANCEL|MB_ICONEXCLAMATION "Please quit ${APP_NAME} (tray icon, Quit), then press Retry." /SD IDCANCEL IDCANCEL`
+        Abort
+      ${EndIf}
+    ${Else}
+      FileClose $0
+      ${Break}
+    ${EndIf}
+  ${Loop}
+  ; Replace the program files, not merge: libraries from an older build must not linger.
+  RMDir /r "$INSTDIR\_internal"
+  File /r "${PAYLOAD}\*"
+  WriteUninstaller "$INSTDIR\uninstall.exe"
+
+  CreateShortCut "$SMPROGRAMS\${APP_NAME}.lnk" "$INSTDIR\${APP_EXE}" "" "$INSTDIR\${APP_EXE}" 0
+
+  ; Listed in Settings > Apps for this user only.
+  WriteRegStr HKCU "${UNINSTALL_KEY}" "DisplayName" "${APP_NAME}"
+  WriteRegStr HKCU "${UNINSTALL_KEY}" "DisplayVersion" "${VERSION}"
+  WriteRegStr HKCU "${UNINSTALL_KEY}" "Publisher" "${PUBLISHER}"
+  WriteRegStr HKCU "${UNINSTALL_KEY}" "DisplayIcon" "$INSTDIR\${APP_EXE}"
+  WriteRegStr HKCU "${UNINSTALL_KEY}" "InstallLocation" "$INSTDIR"
+  WriteRegStr HKCU "${UNINSTALL_KEY}" "UninstallString" '"$INSTDIR\uninstall.exe"'
+  WriteRegStr HKCU "${UNINSTALL_KEY}" "QuietUninstallString" '"$INSTDIR\uninstall.exe" /S'
+  WriteRegDWORD HKCU "${UNINSTALL_KEY}" "NoModify" 1
+  WriteRegDWORD HKCU "${UNINSTALL_KEY}" "NoRepair" 1
+SectionEnd
+
+Section /o "Desktop shortcut" SecDesktop
+  SetShellVarContext current
+  CreateShortCut "$DESKTOP\${APP_NAME}.lnk" "$INSTDIR\${APP_EXE}" "" "$INSTDIR\${APP_EXE}" 0
+SectionEnd
+
+Section /o "Start ${APP_NAME} when I log in" SecLogin
+  ; Same value name and command as portwatch.config.autostart, so the app's Settings agree.
+  WriteRegStr HKCU "${RUN_KEY}" "${APP_NAME}" '"$INSTDIR\${APP_EXE}" --minimized'
+SectionEnd
+
+Section "Uninstall"
+  SetShellVarContext current
+  Delete "$SMPROGRAMS\${APP_NAME}.lnk"
+  Delete "$DESKTOP\${APP_NAME}.lnk"
+  DeleteRegValue HKCU "${RUN_KEY}" "${APP_NAME}"
+  DeleteRegKey HKCU "${UNINSTALL_KEY}"
+  ; Only what the installer put there: never `RMDir /r $INSTDIR`, which could be a user folder.
+  RMDir /r "$INSTDIR\_internal"
+  Delete "$INSTDIR\${APP_EXE}"
+  Delete "$INSTDIR\portwatch-cli.exe"
+  Delete "$INSTDIR\uninstall.exe"
+  RMDir "$INSTDIR"
+SectionEnd
