@@ -1,0 +1,173 @@
+"""Port descriptions as terminal text, as HTML for the desktop side panel, and as JSON data.
+
+The HTML escapes every string: the embedded text is ours, but the user's file and the
+OS services database are not, and nothing from a process ever reaches this module.
+"""
+
+from __future__ import annotations
+
+import html
+import textwrap
+from typing import Any, NamedTuple
+
+from portwatch.knowledge.model import PortInfo
+
+_SOURCE_NOTE = {
+    "curated": "Description shipped with portwatch.",
+    "user": "Description from your own ports.toml.",
+    "os-services": "Only a name, from this computer's services database.",
+    "none": "Nothing known about this port.",
+}
+PROGRAMS_HEADING = "Programs you would expect here"
+PROGRAMS_CAVEAT = (
+    "Hints only: a program can take any port and any name, so never trust a listener "
+    "because it matches this list."
+)
+
+
+def heading(info: PortInfo) -> str:
+    """``3653/tcp+udp — tsp: Tunnel Setup Protocol`` (the title alone when it is the name)."""
+    protocols = info.protocols if not info.is_range else (info.proto,)
+    label = f"{info.port}/{'+'.join(p.value for p in protocols)}"
+    if not info.name:
+        return f"{label} — {info.title}"
+    if info.title == info.name:
+        return f"{label} — {info.name}"
+    return f"{label} — {info.name}: {info.title}"
+
+
+def _covers(info: PortInfo) -> str | None:
+    if info.is_range:
+        return f"Covers {info.covers_label()}; {info.port} is one port of the range."
+    return None
+
+
+def _os_note(info: PortInfo) -> str | None:
+    if info.os_service and info.os_service != info.name and info.source != "os-services":
+        return (
+            f"This computer's services database calls {info.port}/{info.proto.value} "
+            f"'{info.os_service}'."
+        )
+    return None
+
+
+class _Section(NamedTuple):
+    title: str
+    paragraphs: list[str]
+    note: str = ""
+
+
+def _sections(info: PortInfo) -> list[_Section]:
+    """The sections in reading order; empty ones left out."""
+    sections = [_Section("What it is", [info.summary])]
+    registration = [info.registration] if info.registration else []
+    os_note = _os_note(info)
+    if os_note:
+        registration.append(os_note)
+    if registration:
+        sections.append(_Section("Registration", registration))
+    if info.usage:
+        sections.append(_Section("In practice", [info.usage]))
+    if info.security:
+        sections.append(_Section("Security", list(info.security)))
+    if info.related:
+        sections.append(_Section("Related", [f"{r.what}: {r.note}" for r in info.related]))
+    if info.programs:
+        sections.append(_Section(PROGRAMS_HEADING, list(info.programs), PROGRAMS_CAVEAT))
+    return sections
+
+
+def to_text(info: PortInfo, width: int = 88) -> str:
+    """Readable, wrapped text for a terminal."""
+
+    def wrap(text: str, indent: str = "  ", bullet: str = "") -> list[str]:
+        lines: list[str] = []
+        for paragraph in text.split("\n"):
+            lines.extend(
+                textwrap.wrap(
+                    paragraph,
+                    width=width,
+                    initial_indent=indent + bullet,
+                    subsequent_indent=indent + " " * len(bullet),
+                    break_on_hyphens=False,
+                )
+                or [""]
+            )
+        return lines
+
+    out = [heading(info), "=" * min(len(heading(info)), width)]
+    covers = _covers(info)
+    if covers:
+        out.append(covers)
+    out.append("")
+    for title, paragraphs, note in _sections(info):
+        out.append(title)
+        bullet = "- " if len(paragraphs) > 1 else ""
+        for paragraph in paragraphs:
+            out.extend(wrap(paragraph, bullet=bullet))
+        if note:
+            out.extend(wrap(f"({note})"))
+        out.append("")
+    out.append("Check by hand")
+    for check in info.checks:
+        out.append(f"  {check.platform}:")
+        out.extend(f"    {command}" for command in check.commands)
+        if check.note:
+            out.extend(wrap(check.note, indent="    "))
+    out.append("")
+    out.append(_SOURCE_NOTE[info.source])
+    return "\n".join(out) + "\n"
+
+
+def to_html(info: PortInfo) -> str:
+    """Rich text for the side panel: headings, paragraphs and copyable commands."""
+    esc = html.escape
+    parts = [f"<h2>{esc(heading(info))}</h2>"]
+    covers = _covers(info)
+    if covers:
+        parts.append(f"<p><small>{esc(covers)}</small></p>")
+    for title, paragraphs, note in _sections(info):
+        parts.append(f"<h3>{esc(title)}</h3>")
+        if len(paragraphs) > 1:
+            items = "".join(f"<li>{esc(p)}</li>" for p in paragraphs)
+            parts.append(f"<ul>{items}</ul>")
+        else:
+            parts.append(f"<p>{esc(paragraphs[0])}</p>")
+        if note:
+            parts.append(f"<p><small>{esc(note)}</small></p>")
+    parts.append("<h3>Check by hand</h3>")
+    for check in info.checks:
+        parts.append(f"<h4>{esc(check.platform)}</h4>")
+        commands = "\n".join(esc(command) for command in check.commands)
+        parts.append(f"<pre><code>{commands}</code></pre>")
+        if check.note:
+            parts.append(f"<p><small>{esc(check.note)}</small></p>")
+    parts.append(f"<p><i>{esc(_SOURCE_NOTE[info.source])}</i></p>")
+    return "\n".join(parts)
+
+
+def to_dict(info: PortInfo) -> dict[str, Any]:
+    """Plain data for ``--json``: strings, numbers and lists only."""
+    return {
+        "port": info.port,
+        "proto": info.proto.value,
+        "covers": {
+            "low": info.lo,
+            "high": info.hi,
+            "protocols": [p.value for p in info.protocols],
+        },
+        "source": info.source,
+        "name": info.name,
+        "title": info.title,
+        "summary": info.summary,
+        "registration": info.registration,
+        "usage": info.usage,
+        "security": list(info.security),
+        "related": [{"what": r.what, "note": r.note} for r in info.related],
+        "programs": list(info.programs),
+        "os_service": info.os_service,
+        "checks": [
+            {"platform": c.platform, "commands": list(c.commands), "note": c.note}
+            for c in info.checks
+        ],
+    }

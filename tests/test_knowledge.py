@@ -1,0 +1,250 @@
+"""Looking ports up: curated entries, range members, OS-services names, unknown ports,
+and the user's own description file."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import portwatch
+from portwatch.core.types import Proto
+from portwatch.knowledge import KnowledgeBase
+from portwatch.knowledge.base import MAX_USER_FILE_BYTES, read_user_file
+
+
+@pytest.fixture(scope="module")
+def base() -> KnowledgeBase:
+    loaded, problems = KnowledgeBase.load(None)
+    assert problems == ()
+    return loaded
+
+
+def _os_name(port: int, proto: Proto) -> str | None:
+    try:
+        return socket.getservbyport(port, proto.value)
+    except OSError:
+        return None
+
+
+def test_a_curated_port(base: KnowledgeBase) -> None:
+    info = base.lookup(3653, Proto.TCP)
+    assert info.source == "curated"
+    assert (info.port, info.proto, info.lo, info.hi) == (3653, Proto.TCP, 3653, 3653)
+    assert info.protocols == (Proto.TCP, Proto.UDP)
+    assert info.name == "tsp"
+    assert "RFC 5572" in info.registration
+    assert any("RFC 7123" in note for note in info.security)
+    assert all("3653" in cmd for check in info.checks for cmd in check.commands)
+    assert base.service_name(3653, Proto.UDP) == "tsp"
+
+
+def test_the_watched_ports_carry_their_key_facts(base: KnowledgeBase) -> None:
+    vnsstr = base.lookup(3321, Proto.UDP)
+    assert vnsstr.name == "vnsstr" and "Framehawk" in vnsstr.usage
+    assert "3224-3324" in vnsstr.usage
+    fatpipe = base.lookup(3353, Proto.TCP)
+    assert fatpipe.name == "fatpipe" and "FatPipe" in fatpipe.usage
+    tsp = base.lookup(3653, Proto.UDP)
+    assert any("41" in r.what and "Not a port" in r.note for r in tsp.related)
+
+
+def test_a_range_member_resolves_to_the_range_with_its_own_checks(base: KnowledgeBase) -> None:
+    info = base.lookup(3300, Proto.UDP)
+    assert info.source == "curated"
+    assert (info.lo, info.hi, info.protocols) == (3224, 3324, (Proto.UDP,))
+    assert "Framehawk" in info.title
+    assert info.port == 3300
+    assert all("3300" in cmd for check in info.checks for cmd in check.commands)
+    assert base.service_name(3300, Proto.UDP) == info.name
+    # The Framehawk range is UDP only.
+    assert base.lookup(3300, Proto.TCP).name != info.name
+
+
+def test_a_single_port_wins_over_the_range_around_it(base: KnowledgeBase) -> None:
+    assert base.lookup(3321, Proto.UDP).name == "vnsstr"
+    assert base.lookup(3322, Proto.UDP).lo == 3224
+
+
+def test_ephemeral_ranges(base: KnowledgeBase) -> None:
+    linux_only = base.lookup(40000, Proto.TCP)
+    assert (linux_only.lo, linux_only.hi) == (32768, 60999)
+    windows = base.lookup(65000, Proto.UDP)
+    assert (windows.lo, windows.hi) == (49152, 65535)
+
+
+def _first_port(base: KnowledgeBase, *, os_named: bool) -> tuple[int, Proto]:
+    for port in range(1, 32768):
+        for proto in (Proto.TCP, Proto.UDP):
+            if (
+                base.entry_for(port, proto) is None
+                and (_os_name(port, proto) is not None) == os_named
+            ):
+                return port, proto
+    pytest.skip("this machine's services database has no suitable port")
+
+
+def test_a_port_only_the_os_services_database_names(base: KnowledgeBase) -> None:
+    port, proto = _first_port(base, os_named=True)
+    info = base.lookup(port, proto)
+    assert info.source == "os-services"
+    assert info.name == _os_name(port, proto)
+    assert base.service_name(port, proto) == info.name
+    assert info.name in info.summary
+    assert all(str(port) in cmd for check in info.checks for cmd in check.commands)
+
+
+def test_an_unknown_port_gets_an_honest_answer(base: KnowledgeBase) -> None:
+    port, proto = _first_port(base, os_named=False)
+    info = base.lookup(port, proto)
+    assert info.source == "none" and not info.known
+    assert info.name == "" and base.service_name(port, proto) == ""
+    assert info.title == "No registered service known"
+    assert "commands below" in info.usage
+    assert all(str(port) in cmd for check in info.checks for cmd in check.commands)
+
+
+@pytest.mark.parametrize("port", [-1, 65536, True, "80"])
+def test_lookup_refuses_what_is_not_a_port(base: KnowledgeBase, port: object) -> None:
+    with pytest.raises(ValueError, match="not a port number"):
+        base.lookup(port, Proto.TCP)  # type: ignore[arg-type]
+
+
+def test_every_port_and_protocol_resolves(base: KnowledgeBase) -> None:
+    for port in range(1, 65536, 97):
+        for proto in (Proto.TCP, Proto.UDP):
+            info = base.lookup(port, proto)
+            assert info.port == port and info.proto is proto
+            assert info.lo <= port <= info.hi and proto in info.protocols
+            assert base.service_name(port, proto) == info.name
+
+
+def test_lookups_from_several_threads_agree(base: KnowledgeBase) -> None:
+    results: list[list[str]] = []
+
+    def work() -> None:
+        results.append([base.lookup(p, Proto.UDP).name for p in range(100, 400)])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4 and all(r == results[0] for r in results)
+
+
+USER_FILE = """
+[[entry]]
+port = 3653
+protocols = ["tcp", "udp"]
+name = "our-broker"
+summary = "Our own tunnel broker client, installed by IT."
+programs = ["/usr/sbin/gogoc"]
+
+[[entry]]
+port = 40123
+protocols = ["tcp"]
+name = "build-cache"
+title = "Team build cache"
+summary = "The build cache daemon."
+
+[[entry]]
+range = [3300, 3310]
+protocols = ["udp"]
+name = "lab-gear"
+summary = "Lab instruments."
+"""
+
+
+def test_the_user_file_adds_and_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "ports.toml"
+    path.write_text(USER_FILE, encoding="utf-8")
+    base, problems = KnowledgeBase.load(path)
+    assert problems == ()
+    tsp = base.lookup(3653, Proto.UDP)
+    assert (tsp.source, tsp.name, tsp.programs) == ("user", "our-broker", ("/usr/sbin/gogoc",))
+    added = base.lookup(40123, Proto.TCP)
+    assert (added.source, added.title) == ("user", "Team build cache")
+    # The user's range beats our narrower-or-not descriptions; outside it ours remain.
+    assert base.service_name(3305, Proto.UDP) == "lab-gear"
+    assert base.lookup(3311, Proto.UDP).lo == 3224
+    assert base.lookup(3321, Proto.TCP).name == "vnsstr"
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"[[entry]\nport = ", "not valid TOML"),
+        (b"\xff\xfe[[entry]]", "not UTF-8"),
+        (b"# " + b"x" * (MAX_USER_FILE_BYTES + 1), "larger than"),
+    ],
+)
+def test_a_broken_user_file_is_reported_and_ignored(
+    tmp_path: Path, content: bytes, reason: str
+) -> None:
+    path = tmp_path / "ports.toml"
+    path.write_bytes(content)
+    base, problems = KnowledgeBase.load(path)
+    assert len(problems) == 1 and reason in problems[0] and str(path) in problems[0]
+    assert base.lookup(3653, Proto.TCP).source == "curated"
+
+
+def test_an_unreadable_user_file_is_reported(tmp_path: Path) -> None:
+    folder = tmp_path / "ports.toml"
+    folder.mkdir()
+    base, problems = KnowledgeBase.load(folder)
+    assert len(problems) == 1 and "cannot be read" in problems[0]
+    assert base.service_name(3353, Proto.TCP) == "fatpipe"
+
+
+def test_a_missing_user_file_is_normal(tmp_path: Path) -> None:
+    parsed = read_user_file(tmp_path / "absent.toml")
+    assert parsed.entries == () and parsed.problems == ()
+
+
+def test_bad_user_entries_are_skipped_and_good_ones_kept(tmp_path: Path) -> None:
+    path = tmp_path / "ports.toml"
+    path.write_text(USER_FILE + '\n[[entry]]\nport = 70000\nprotocols = ["tcp"]\n', "utf-8")
+    base, problems = KnowledgeBase.load(path)
+    assert problems and all("entry 4" in p and "ignored" in p for p in problems)
+    assert any("70000" in p for p in problems)
+    assert base.service_name(40123, Proto.TCP) == "build-cache"
+
+
+def test_a_fallback_points_at_the_other_protocols_description(base: KnowledgeBase) -> None:
+    # 5353 is described for UDP (mDNS) only; asking about TCP says so.
+    info = base.lookup(5353, Proto.TCP)
+    assert info.source in ("none", "os-services")
+    assert "5353/udp ('mdns')" in info.usage
+
+
+def test_the_embedded_data_loads_from_a_zipped_package(tmp_path: Path) -> None:
+    # importlib.resources, not file paths: a zipped or frozen package must work too.
+    package = Path(portwatch.__file__).parent
+    archive = tmp_path / "portwatch.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        for path in package.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                zipped.write(path, Path("portwatch") / path.relative_to(package))
+    code = (
+        "import portwatch.knowledge as k, sys;"
+        "assert '.zip' in k.__file__, k.__file__;"
+        "b, p = k.KnowledgeBase.load(None);"
+        "print(b.service_name(3653, 'tcp'), b.service_name(3300, 'udp'), len(p))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(archive)},
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["tsp", "framehawk", "0"]
