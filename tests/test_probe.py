@@ -179,10 +179,9 @@ def test_vanished_process_is_not_attributed_and_other_rows_survive(child_sockets
     kept = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
     probe = PsutilProbe(ps=FlakyPsutil(vanish={gone.pid}), platform="linux")
     sample = wait_for(lambda: (s := probe.poll(watch())) and mine(s, kept.pid) and s)
-    row = [item for item in sample.listeners if item.port == gone.ports[0]]
-    assert len(row) == 1
-    assert row[0].owner is None
-    assert not row[0].attributed
+    # The vanished process's socket is not attributed to anyone (nor shown as a new,
+    # unattributed owner, which would raise a false alert); the other rows are kept.
+    assert [item for item in sample.listeners if item.port == gone.ports[0]] == []
     assert mine(sample, kept.pid)[0].attributed
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from typing import Any
 
@@ -12,9 +11,10 @@ from portwatch.config import trustfile, watchfile
 from portwatch.core.csvrows import iso_time
 from portwatch.core.text import visible
 from portwatch.core.trust import TrustJudge
-from portwatch.core.types import ListenerView, PortEvent, Proto
+from portwatch.core.types import ListenerView, PortEvent
 from portwatch.core.verdict import NoTrustJudge
 from portwatch.core.watchlist import WatchList
+from portwatch.knowledge import KnowledgeBase
 from portwatch.paths import Paths
 from portwatch.probe import Probe, ProbeError, create
 from portwatch.probe.signature import reader_for, signer_lookup
@@ -50,25 +50,12 @@ def load_judge(paths: Paths) -> TrustJudge:
     return TrustJudge(loaded.trust_list, signer_lookup(reader_for()))
 
 
-class _OsServiceNames:
-    """Service names from the OS services database, until the knowledge base is wired."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[int, str], str] = {}
-
-    def service_name(self, port: int, proto: Proto) -> str:
-        key = (port, proto.value)
-        if key not in self._cache:
-            try:
-                self._cache[key] = socket.getservbyport(port, proto.value)
-            except OSError:
-                self._cache[key] = ""
-        return self._cache[key]
-
-
-def load_services(paths: Paths) -> _OsServiceNames:
-    """Port names for the ``service`` column."""
-    return _OsServiceNames()
+def load_services(paths: Paths) -> KnowledgeBase:
+    """Port names and descriptions: ours, plus the user's ``ports.toml``."""
+    knowledge, problems = KnowledgeBase.load(paths.knowledge_file)
+    for problem in problems:
+        warn(problem)
+    return knowledge
 
 
 def make_probe(args: argparse.Namespace) -> Probe:

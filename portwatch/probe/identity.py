@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _DELETED = " (deleted)"
+_EXITED = "process exited"
 FileKey = tuple[int, int, int, int]
 
 
@@ -102,7 +103,11 @@ class OwnerReader:
         return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def owner(self, pid: int | None) -> Owner | None:
-        """The owner of ``pid``; None when there is no pid or the process is gone."""
+        """The owner of ``pid``; None when there is no pid or the process is gone.
+
+        A process that exits while it is being read is gone, not "unattributed": its
+        socket is closing with it, and reporting it as a new owner would be a lie.
+        """
         if pid is None or pid <= 0:
             return None
         ps = self._ps
@@ -150,6 +155,8 @@ class OwnerReader:
             # KeyError: a uid with no passwd entry (containers); not an error worth failing.
             user = None
         exe, sha256, exe_note = self._exe_and_hash(proc, pid)
+        if exe_note == _EXITED:
+            return None
         if exe_note:
             notes.append(exe_note)
         script = script_sha = None
@@ -178,7 +185,7 @@ class OwnerReader:
             try:
                 target = os.readlink(link)
             except FileNotFoundError:
-                return None, None, "process exited"
+                return None, None, _EXITED
             except OSError as exc:
                 return None, None, f"executable hidden ({exc.strerror or exc})"
             replaced = target.endswith(_DELETED)
@@ -197,7 +204,7 @@ class OwnerReader:
         try:
             exe = proc.exe()
         except (ps.NoSuchProcess, ps.ZombieProcess):
-            return None, None, "process exited"
+            return None, None, _EXITED
         except ps.AccessDenied:
             return None, None, "executable hidden (access denied)"
         if not exe:

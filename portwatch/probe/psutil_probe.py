@@ -151,7 +151,11 @@ class PsutilProbe:
                 if key in seen:  # the same socket shared by threads or forked workers
                     continue
                 seen.add(key)
-                listeners.append(Listener(endpoint, self.owners.owner(row.pid)))
+                owner = self.owners.owner(row.pid)
+                if owner is None and row.pid is not None and row.pid > 0:
+                    # The process exited between the listing and now; its socket goes too.
+                    continue
+                listeners.append(Listener(endpoint, owner))
                 if (endpoint.port, proto) in watched_ports:
                     listener_counts[(endpoint.port, proto)] += 1
                 continue

@@ -1,0 +1,40 @@
+"""Untrusted text (process names, paths, users) made safe to show.
+
+Nothing here renders markup: control characters and bidirectional overrides are made
+visible as ``\\u202e``-style escapes so a name cannot hide or reorder itself, and HTML
+escaping is applied only where a medium would otherwise render markup (tooltips, D-Bus
+notification bodies).
+"""
+
+from __future__ import annotations
+
+import html
+
+from portwatch.core import text as core_text
+
+
+def visible(text: str | None) -> str:
+    """``text`` with undecodable bytes, control, format and bidi characters shown as
+    ``\\xNN``/``\\uXXXX`` escapes (shared with the CLI through ``core.text``)."""
+    return core_text.visible(core_text.clean(text))
+
+
+def escaped(text: str | None) -> str:
+    """:func:`visible` text with ``<``, ``>`` and ``&`` escaped for media that render markup."""
+    return html.escape(visible(text), quote=False)
+
+
+def tooltip(text: str | None) -> str:
+    """Tooltip markup that shows ``text`` literally (Qt guesses tooltips may be rich text)."""
+    if not text:
+        return ""
+    # Wrapping in <p> makes Qt treat the tooltip as rich text, so the entities decode to
+    # the literal characters instead of being shown as "&lt;".
+    return "<p style='white-space:pre-wrap'>" + html.escape(visible(text)) + "</p>"
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` characters, ending with an ellipsis when cut."""
+    if len(text) <= limit:
+        return text
+    return text[: max(0, limit - 1)] + "\u2026"

@@ -1,0 +1,92 @@
+"""What a port is for: the knowledge base (curated + the user's file + OS services)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from portwatch.core.types import Proto
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PortDescription:
+    """A port's description: rich text from the knowledge base, or a plain sentence."""
+
+    html: str | None = None
+    plain: str = ""
+
+
+def os_service_name(port: int, proto: Proto) -> str:
+    """The name in the OS services database (``/etc/services``), or ""."""
+    try:
+        return socket.getservbyport(port, proto.value)
+    except (OSError, OverflowError):
+        return ""
+
+
+class PortNames:
+    """Names and descriptions of ports, from knowledge (if present) and the OS."""
+
+    def __init__(self, knowledge: Any = None) -> None:
+        self._knowledge = knowledge
+        self._cache: dict[tuple[int, Proto], str] = {}
+
+    @classmethod
+    def load(cls, user_file: Path | None) -> tuple[PortNames, list[str]]:
+        """Load the knowledge base (with the user's own file); problems are for a banner."""
+        from portwatch.knowledge import KnowledgeBase
+
+        try:
+            kb, problems = KnowledgeBase.load(user_file)
+        except Exception as exc:  # a broken data file must not stop the app
+            log.warning("cannot load port descriptions: %s", exc)
+            return cls(None), [f"port descriptions could not be loaded: {exc}"]
+        return cls(kb), [str(p) for p in problems]
+
+    def service_name(self, port: int, proto: Proto) -> str:
+        """A short name for the port (knowledge first, then the OS services database)."""
+        key = (port, proto)
+        if key not in self._cache:
+            name = ""
+            if self._knowledge is not None:
+                try:
+                    name = self._knowledge.service_name(port, proto) or ""
+                except Exception:
+                    log.exception("knowledge lookup failed for %s/%s", port, proto)
+            self._cache[key] = name or os_service_name(port, proto)
+        return self._cache[key]
+
+    def describe(self, port: int, proto: Proto | None) -> PortDescription:
+        """The side panel's description of ``port`` (``proto`` None means either)."""
+        protos = (proto,) if proto is not None else (Proto.TCP, Proto.UDP)
+        if self._knowledge is not None:
+            from portwatch.knowledge import render
+
+            # Prefer the protocol portwatch actually describes when both are possible.
+            infos = []
+            for candidate in protos:
+                try:
+                    infos.append(self._knowledge.lookup(port, candidate))
+                except Exception:
+                    log.exception("describing %s/%s failed", port, candidate)
+            curated = [i for i in infos if self._knowledge.entry_for(port, i.proto) is not None]
+            chosen = (curated or infos or [None])[0]
+            if chosen is not None:
+                return PortDescription(html=render.to_html(chosen))
+        names = {p: os_service_name(port, p) for p in protos}
+        known = {p: n for p, n in names.items() if n}
+        if not known:
+            return PortDescription(
+                plain=f"Port {port} has no registered name in this computer's services list. "
+                "portwatch has no description of it yet."
+            )
+        listed = ", ".join(f"{name} ({p})" for p, name in known.items())
+        return PortDescription(
+            plain=f"Registered name in this computer's services list: {listed}. "
+            "portwatch has no longer description of it yet."
+        )

@@ -1,0 +1,215 @@
+"""The sampler thread: runs one monitoring tick per interval away from the GUI thread.
+
+The :class:`Sampler` lives in its own ``QThread``. Its monitor (probe + history writer)
+is built *inside* that thread by a factory, so the SQLite connection and the probe's
+caches belong to the thread that uses them. Control comes in by queued signals only,
+and results go out as immutable tick results by signal. A single-shot timer re-armed
+after each tick means ticks never overlap; a tick slower than the interval is logged
+and the next one simply starts right away.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+
+from portwatch.core.watchlist import WatchList
+
+log = logging.getLogger(__name__)
+
+
+class TickSource(Protocol):
+    """What the sampler drives: the engine's ``Monitor``."""
+
+    def tick(self) -> Any:
+        """Probe, diff, record history and return an immutable tick result."""
+        ...
+
+    def set_watchlist(self, watchlist: WatchList) -> None:
+        """Watch another set of ports from the next tick on."""
+        ...
+
+    def close(self) -> None:
+        """Flush history and release the probe."""
+        ...
+
+
+# Builds the monitor inside the sampler thread; returns it with any notices for the
+# user (e.g. "the history file was damaged and moved aside").
+MonitorFactory = Callable[[], "tuple[TickSource, Sequence[str]]"]
+
+
+class Sampler(QObject):
+    """Runs ``monitor.tick()`` every ``interval_s`` seconds in the thread it lives in."""
+
+    result_ready = Signal(object)
+    """One tick's immutable result (the engine's ``TickResult``)."""
+    failed = Signal(str)
+    """A tick raised; the message is for the user, the traceback goes to the log."""
+    notices = Signal(list)
+    """Messages from opening the monitor (store notices), sent once at start."""
+    paused_changed = Signal(bool)
+    stopped = Signal()
+
+    def __init__(self, factory: MonitorFactory, interval_s: float) -> None:
+        super().__init__()
+        self._factory = factory
+        self._interval_s = interval_s
+        self._monitor: TickSource | None = None
+        self._timer: QTimer | None = None
+        self._paused = False
+        self._stopping = False
+
+    @Slot()
+    def start(self) -> None:
+        """Build the monitor and the timer in this thread, then tick at once."""
+        try:
+            monitor, notices = self._factory()
+        except Exception as exc:
+            log.exception("cannot start monitoring")
+            self.failed.emit(f"cannot start monitoring: {exc}")
+            return
+        self._monitor = monitor
+        if notices:
+            self.notices.emit(list(notices))
+        # Created here so the timer belongs to (and fires in) the sampler thread.
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._tick)
+        self._tick()
+
+    @Slot()
+    def _tick(self) -> None:
+        if self._monitor is None or self._paused or self._stopping:
+            return
+        started = time.monotonic()
+        try:
+            result = self._monitor.tick()
+        except Exception as exc:
+            log.exception("monitoring tick failed")
+            self.failed.emit(f"reading the connection tables failed: {exc}")
+        else:
+            self.result_ready.emit(result)
+        elapsed = time.monotonic() - started
+        if elapsed > self._interval_s:
+            log.warning(
+                "a tick took %.2f s, longer than the %.2f s interval", elapsed, self._interval_s
+            )
+        self._arm(max(0.0, self._interval_s - elapsed))
+
+    def _arm(self, delay_s: float) -> None:
+        if self._timer is not None and not self._paused and not self._stopping:
+            self._timer.start(round(delay_s * 1000))
+
+    @Slot(float)
+    def set_interval(self, interval_s: float) -> None:
+        """Use a new poll interval from the next tick on."""
+        self._interval_s = interval_s
+        if self._timer is not None and self._timer.isActive():
+            self._timer.start(round(interval_s * 1000))
+
+    @Slot(object)
+    def set_watchlist(self, watchlist: WatchList) -> None:
+        """Hand a new watch list to the monitor and tick at once so the screen follows."""
+        if self._monitor is None:
+            return
+        self._monitor.set_watchlist(watchlist)
+        if not self._paused and not self._stopping and self._timer is not None:
+            self._timer.start(0)
+
+    @Slot()
+    def pause(self) -> None:
+        self._paused = True
+        if self._timer is not None:
+            self._timer.stop()
+        self.paused_changed.emit(True)
+
+    @Slot()
+    def resume(self) -> None:
+        if not self._paused:
+            return
+        self._paused = False
+        self.paused_changed.emit(False)
+        self._arm(0.0)
+
+    @Slot()
+    def stop(self) -> None:
+        """Stop ticking, close the monitor (history written) and end the thread's loop."""
+        self._stopping = True
+        if self._timer is not None:
+            self._timer.stop()
+        if self._monitor is not None:
+            try:
+                self._monitor.close()
+            except Exception:
+                log.exception("closing the monitor failed")
+            self._monitor = None
+        self.stopped.emit()
+        thread = QThread.currentThread()
+        if thread is not None:
+            thread.quit()
+
+
+class SamplerThread(QObject):
+    """Owns the sampler's ``QThread``: start, control by queued signals, clean stop."""
+
+    _interval_requested = Signal(float)
+    _watchlist_requested = Signal(object)
+    _pause_requested = Signal()
+    _resume_requested = Signal()
+    _stop_requested = Signal()
+
+    def __init__(
+        self, factory: MonitorFactory, interval_s: float, parent: QObject | None = None
+    ) -> None:
+        super().__init__(parent)
+        self._thread = QThread()
+        self._thread.setObjectName("portwatch-sampler")
+        self.sampler = Sampler(factory, interval_s)
+        self.sampler.moveToThread(self._thread)
+        self._thread.started.connect(self.sampler.start)
+        # Cross-thread connections are queued: the slots run in the sampler thread.
+        self._interval_requested.connect(self.sampler.set_interval)
+        self._watchlist_requested.connect(self.sampler.set_watchlist)
+        self._pause_requested.connect(self.sampler.pause)
+        self._resume_requested.connect(self.sampler.resume)
+        self._stop_requested.connect(self.sampler.stop)
+        self._paused = False
+        self.sampler.paused_changed.connect(self._remember_paused)
+
+    @Slot(bool)
+    def _remember_paused(self, paused: bool) -> None:
+        self._paused = paused
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def set_interval(self, interval_s: float) -> None:
+        self._interval_requested.emit(interval_s)
+
+    def set_watchlist(self, watchlist: WatchList) -> None:
+        self._watchlist_requested.emit(watchlist)
+
+    def pause(self) -> None:
+        self._pause_requested.emit()
+
+    def resume(self) -> None:
+        self._resume_requested.emit()
+
+    def stop(self, timeout_ms: int = 10_000) -> bool:
+        """Ask the sampler to stop and wait for its thread; True when it ended in time."""
+        if not self._thread.isRunning():
+            return True
+        self._stop_requested.emit()
+        finished = self._thread.wait(timeout_ms)
+        if not finished:
+            log.error("the sampler thread did not stop within %d ms", timeout_ms)
+        return bool(finished)

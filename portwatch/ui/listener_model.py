@@ -1,0 +1,275 @@
+"""The listeners table's model: one row per current listener, updated in place each tick.
+
+Rows are matched by identity (endpoint + owning process instance), so a poll inserts,
+removes and changes only the rows that differ; selection and scroll position survive.
+Everything that came from a process is shown as plain text with invisible characters
+made visible, and escaped in tooltips.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QRegularExpression,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QFont
+
+from portwatch.core.types import Status
+from portwatch.services.plain_text import tooltip, visible
+from portwatch.ui.icons import PortState, state_icon
+
+Index = QModelIndex | QPersistentModelIndex
+
+REACH_WORDS = {
+    "loopback": "this computer only",
+    "all": "all interfaces",
+    "interface": "one interface",
+}
+
+STATUS_WORDS = {
+    Status.KNOWN: "trusted owner",
+    Status.UNKNOWN: "unknown owner",
+    Status.UNATTRIBUTED: "unattributed",
+}
+
+STATUS_STATES = {
+    Status.KNOWN: PortState.LISTENING,
+    Status.UNKNOWN: PortState.UNKNOWN,
+    Status.UNATTRIBUTED: PortState.UNATTRIBUTED,
+}
+
+# The view object itself, for the side panel and actions.
+ViewRole = Qt.ItemDataRole.UserRole + 1
+SortRole = Qt.ItemDataRole.UserRole + 2
+
+
+class Column(int, enum.Enum):
+    """The table's columns, in order."""
+
+    WATCHED = 0
+    PROTO = 1
+    ADDRESS = 2
+    PORT = 3
+    SERVICE = 4
+    PROCESS = 5
+    PID = 6
+    USER = 7
+    EXE = 8
+    STATUS = 9
+
+
+HEADERS = {
+    Column.WATCHED: "Watched",
+    Column.PROTO: "Protocol",
+    Column.ADDRESS: "Address (reach)",
+    Column.PORT: "Port",
+    Column.SERVICE: "Service",
+    Column.PROCESS: "Process",
+    Column.PID: "PID",
+    Column.USER: "User",
+    Column.EXE: "Executable",
+    Column.STATUS: "Status",
+}
+
+
+def row_key(view: Any) -> tuple[Any, ...]:
+    """A listener's identity across polls: where it listens and which process owns it."""
+    listener = view.listener
+    owner = listener.owner
+    return (listener.endpoint, owner.instance if owner is not None else None)
+
+
+def status_words(view: Any) -> str:
+    """The status in words; unwatched listeners are not judged as alarming."""
+    return STATUS_WORDS.get(view.status, str(view.status))
+
+
+def cell_text(view: Any, column: Column) -> str:
+    """The plain text shown in one cell (control and bidi characters made visible)."""
+    listener = view.listener
+    endpoint = listener.endpoint
+    owner = listener.owner
+    if column is Column.WATCHED:
+        return "watched" if view.watched else ""
+    if column is Column.PROTO:
+        return str(endpoint.proto).upper()
+    if column is Column.ADDRESS:
+        reach = REACH_WORDS.get(endpoint.reach, endpoint.reach)
+        return f"{visible(endpoint.address) or '*'} ({reach})"
+    if column is Column.PORT:
+        return str(endpoint.port)
+    if column is Column.SERVICE:
+        return visible(getattr(view, "service", "") or "")
+    if column is Column.PROCESS:
+        if owner is None:
+            return "(hidden by the OS)"
+        return visible(owner.name) or "(no name)"
+    if column is Column.PID:
+        return str(owner.pid) if owner is not None else ""
+    if column is Column.USER:
+        return visible(owner.user) if owner is not None else ""
+    if column is Column.EXE:
+        return visible(owner.exe) if owner is not None else ""
+    return status_words(view)
+
+
+def _tooltip_text(view: Any, column: Column) -> str:
+    listener = view.listener
+    owner = listener.owner
+    if column is Column.STATUS:
+        reason = getattr(view, "reason", None)
+        return status_words(view) + (f": {reason}" if reason else "")
+    if column is Column.EXE and owner is not None and owner.sha256:
+        return f"{owner.exe}\nSHA-256 {owner.sha256}"
+    if column is Column.PROCESS and owner is not None and owner.note:
+        return f"{owner.name or ''}\n{owner.note}"
+    if column is Column.ADDRESS:
+        return listener.endpoint.label()
+    return cell_text(view, column)
+
+
+class ListenerTableModel(QAbstractTableModel):
+    """Current listeners; call :meth:`update` with each tick's views."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._rows: list[Any] = []
+        self._keys: list[tuple[Any, ...]] = []
+        self._bold = QFont()
+        self._bold.setBold(True)
+
+    # -- Qt model interface -------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(Column)
+
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if (
+            orientation == Qt.Orientation.Horizontal
+            and 0 <= section < len(Column)
+            and role == Qt.ItemDataRole.DisplayRole
+        ):
+            return HEADERS[Column(section)]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        if not 0 <= index.column() < len(Column):
+            return None
+        view = self._rows[index.row()]
+        column = Column(index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return cell_text(view, column)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return tooltip(_tooltip_text(view, column))
+        if role == Qt.ItemDataRole.DecorationRole and column is Column.STATUS:
+            state = STATUS_STATES.get(view.status)
+            return state_icon(state) if state is not None else None
+        if role == Qt.ItemDataRole.FontRole and view.watched:
+            return self._bold
+        if role == SortRole:
+            if column is Column.PORT:
+                return view.listener.port
+            if column is Column.PID:
+                owner = view.listener.owner
+                return owner.pid if owner is not None else -1
+            if column is Column.WATCHED:
+                return 1 if view.watched else 0
+            return cell_text(view, column).casefold()
+        if role == ViewRole:
+            return view
+        return None
+
+    # -- updates ------------------------------------------------------------------------
+    def views(self) -> list[Any]:
+        """The rows, in model order."""
+        return list(self._rows)
+
+    def update(self, views: Iterable[Any]) -> None:
+        """Make the rows equal ``views`` with the fewest row operations."""
+        incoming: dict[tuple[Any, ...], Any] = {}
+        for view in views:
+            incoming.setdefault(row_key(view), view)
+        self._remove_missing(incoming)
+        last_column = len(Column) - 1
+        for row, key in enumerate(self._keys):
+            fresh = incoming[key]
+            if fresh != self._rows[row]:
+                self._rows[row] = fresh
+                self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
+        known = set(self._keys)
+        added = [(key, view) for key, view in incoming.items() if key not in known]
+        if added:
+            first = len(self._rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(added) - 1)
+            for key, view in added:
+                self._keys.append(key)
+                self._rows.append(view)
+            self.endInsertRows()
+
+    def _remove_missing(self, incoming: dict[tuple[Any, ...], Any]) -> None:
+        # Bottom-up, one call per contiguous run, so row numbers above stay valid.
+        row = len(self._keys) - 1
+        while row >= 0:
+            if self._keys[row] in incoming:
+                row -= 1
+                continue
+            first = row
+            while first > 0 and self._keys[first - 1] not in incoming:
+                first -= 1
+            self.beginRemoveRows(QModelIndex(), first, row)
+            del self._keys[first : row + 1]
+            del self._rows[first : row + 1]
+            self.endRemoveRows()
+            row = first - 1
+
+    def row_of(self, port: int, proto: Any = None) -> int:
+        """The first row listening on ``port`` (and ``proto`` when given), or -1."""
+        for row, view in enumerate(self._rows):
+            endpoint = view.listener.endpoint
+            if endpoint.port == port and (proto is None or endpoint.proto == proto):
+                return row
+        return -1
+
+
+class ListenerFilterModel(QSortFilterProxyModel):
+    """Sorts by each column's natural order and filters on any visible text."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.setSortRole(SortRole)
+        self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self.setFilterKeyColumn(-1)  # match any column
+
+    def set_filter_text(self, text: str) -> None:
+        """Show rows where any cell contains ``text`` (not a pattern: taken literally)."""
+        self.setFilterRegularExpression(
+            QRegularExpression(
+                QRegularExpression.escape(text),
+                QRegularExpression.PatternOption.CaseInsensitiveOption,
+            )
+        )
+
+
+def views_for_port(views: Sequence[Any], port: int, proto: Any = None) -> list[Any]:
+    """The views listening on ``port`` (and ``proto`` when given)."""
+    return [
+        v for v in views if v.listener.port == port and (proto is None or v.listener.proto == proto)
+    ]

@@ -1,0 +1,303 @@
+"""The side panel for one port: what it is for, who holds it now, and what to do about it."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from portwatch.core.types import Endpoint, Proto
+from portwatch.services.plain_text import visible
+from portwatch.services.port_names import PortDescription
+from portwatch.ui.icons import state_icon
+from portwatch.ui.listener_model import REACH_WORDS, STATUS_STATES, status_words
+
+Describer = Callable[[int, "Proto | None"], PortDescription]
+# (first seen, last seen) wall times for an endpoint, or None when history has nothing.
+SeenLookup = Callable[[Endpoint], "tuple[float, float] | None"]
+
+
+def check_command(port: int, platform: str = sys.platform) -> str:
+    """The command a user can run by hand to see who holds ``port``."""
+    if platform.startswith("win"):
+        return f"netstat -ano | findstr :{port}"
+    if platform == "darwin":
+        return f"lsof -nP -i :{port}"
+    return f"ss -ltnup 'sport = :{port}'"
+
+
+def fit_to_panel(html: str) -> str:
+    """The knowledge base's rich text adjusted for a narrow panel: commands wrap instead
+    of forcing a horizontal scroll, and the heading is sized like a heading here."""
+    html = re.sub(r"<pre><code>(.*?)</code></pre>", _wrapping_code, html, flags=re.S)
+    return html.replace("<h2>", "<h3>").replace("</h2>", "</h3>")
+
+
+def _wrapping_code(match: re.Match[str]) -> str:
+    lines = match.group(1).split("\n")
+    return "<p><code>" + "<br>".join(lines) + "</code></p>"
+
+
+def _when(wall: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(wall))
+
+
+def _plain_label(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    return label
+
+
+def _heading(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.PlainText)
+    font = label.font()
+    font.setBold(True)
+    label.setFont(font)
+    return label
+
+
+class OwnerCard(QFrame):
+    """One current owner of the port, every process-derived string as plain text."""
+
+    def __init__(self, view: Any, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        listener = view.listener
+        owner = listener.owner
+        endpoint = listener.endpoint
+        state = STATUS_STATES.get(view.status)
+        icon = QLabel()
+        if state is not None:
+            size = self.fontMetrics().height()
+            icon.setPixmap(state_icon(state).pixmap(size, size))
+        self.status_label = _plain_label(status_words(view))
+        font = self.status_label.font()
+        font.setBold(True)
+        self.status_label.setFont(font)
+        status_row = QHBoxLayout()
+        status_row.addWidget(icon)
+        status_row.addWidget(self.status_label, 1)
+
+        if owner is None:
+            who = "The OS does not say which program owns this socket."
+            lines: list[str] = []
+        else:
+            who = f"{visible(owner.name) or '(no name)'} \u2014 pid {owner.pid}"
+            lines = []
+            if owner.user:
+                lines.append(f"user: {visible(owner.user)}")
+            lines.append(f"program: {visible(owner.exe) or 'not readable'}")
+            if owner.script:
+                lines.append(f"script: {visible(owner.script)}")
+            if owner.sha256:
+                lines.append(f"SHA-256: {owner.sha256[:16]}\u2026")
+            if owner.note:
+                lines.append(f"note: {visible(owner.note)}")
+        reach = REACH_WORDS.get(endpoint.reach, endpoint.reach)
+        lines.append(f"listening on {visible(endpoint.label())} ({reach})")
+        reason = getattr(view, "reason", None)
+        if reason:
+            lines.append(f"why: {visible(reason)}")
+
+        # One multi-line label rather than one per line: word-wrapped labels each add
+        # slack to the layout, which showed up as blank gaps in the card.
+        self.who_label = _plain_label(who)
+        self.details_label = _plain_label("\n".join(lines))
+
+        layout = QVBoxLayout(self)
+        layout.setSpacing(max(2, layout.spacing() // 2))
+        layout.addLayout(status_row)
+        layout.addWidget(self.who_label)
+        layout.addWidget(self.details_label)
+
+
+class PortPanel(QWidget):
+    """Describes the selected port and offers the actions a user can take on it."""
+
+    trust_requested = Signal(object)
+    """Hook for the trust model: the ``ListenerView`` whose owner should be trusted."""
+    history_requested = Signal(int, object)
+    """Open the history of (port, proto or None)."""
+    command_copied = Signal(str)
+
+    def __init__(
+        self,
+        describe: Describer,
+        first_last_seen: SeenLookup,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._describe = describe
+        self._first_last_seen = first_last_seen
+        self._port: int | None = None
+        self._proto: Proto | None = None
+        self._views: list[Any] = []
+        self._trust_enabled = False
+
+        self.title = QLabel("No port selected")
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.title.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        self.title.setFont(font)
+
+        self.description = QLabel("Select a watched port or a listener to see what it is.")
+        self.description.setWordWrap(True)
+        self.description.setTextFormat(Qt.TextFormat.PlainText)
+        self.description.setOpenExternalLinks(False)
+        self.description.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+
+        self.about_heading = _heading("About this port")
+        self.owners_heading = _heading("Who holds it now")
+        self.owners_box = QVBoxLayout()
+        self.no_owner = _plain_label("Nobody is listening on this port.")
+        self.owners_box.addWidget(self.no_owner)
+
+        self.seen_heading = _heading("History")
+        self.seen_label = _plain_label("")
+
+        self.trust_button = QPushButton("&Trust this program on this port")
+        self.trust_button.setEnabled(False)
+        self.trust_button.setToolTip("Trusting programs arrives with the trust list.")
+        self.trust_button.clicked.connect(self._trust_clicked)
+        self.copy_button = QPushButton("&Copy check command")
+        self.copy_button.clicked.connect(self.copy_check_command)
+        self.history_button = QPushButton("Open &history\u2026")
+        self.history_button.clicked.connect(self._history_clicked)
+        self.copied_label = _plain_label("")
+
+        content = QWidget()
+        layout = QVBoxLayout(content)
+        # What needs attention first (who holds the port, what to do), then the
+        # longer description of what the port is for.
+        layout.addWidget(self.title)
+        layout.addWidget(self.owners_heading)
+        layout.addLayout(self.owners_box)
+        layout.addWidget(self.seen_heading)
+        layout.addWidget(self.seen_label)
+        for button in (self.trust_button, self.copy_button, self.history_button):
+            layout.addWidget(button)
+        layout.addWidget(self.copied_label)
+        layout.addSpacing(layout.spacing())
+        layout.addWidget(self.about_heading)
+        layout.addWidget(self.description)
+        layout.addStretch(1)
+
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        # Text wraps to the panel's width; only a tall panel scrolls.
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        self._set_actions_enabled(False)
+
+    # -- hooks --------------------------------------------------------------------------
+    def enable_trust(self, enabled: bool, tooltip: str = "") -> None:
+        """Called by whoever wires the trust model: turns the trust action on."""
+        self._trust_enabled = enabled
+        self.trust_button.setToolTip(tooltip)
+        self._set_actions_enabled(self._port is not None)
+
+    # -- content ------------------------------------------------------------------------
+    @property
+    def port(self) -> int | None:
+        return self._port
+
+    def owner_cards(self) -> list[OwnerCard]:
+        return self.findChildren(OwnerCard)
+
+    def show_port(self, port: int, proto: Proto | None, views: Sequence[Any]) -> None:
+        """Describe ``port`` (``proto`` None means both) with its current listeners."""
+        changed = (port, proto) != (self._port, self._proto)
+        self._port = port
+        self._proto = proto
+        self.title.setText(f"Port {port}/{proto}" if proto else f"Port {port}")
+        if changed:
+            self.copied_label.clear()
+            description = self._describe(port, proto)
+            if description.html:
+                self.description.setTextFormat(Qt.TextFormat.RichText)
+                self.description.setText(fit_to_panel(description.html))
+            else:
+                self.description.setTextFormat(Qt.TextFormat.PlainText)
+                self.description.setText(description.plain)
+        self.set_views(views)
+        self._set_actions_enabled(True)
+
+    def set_views(self, views: Sequence[Any]) -> None:
+        """Refresh the owner cards and seen times (each tick, for the shown port)."""
+        views = list(views)
+        if views == self._views and self.owner_cards():
+            return
+        self._views = views
+        for card in self.owner_cards():
+            self.owners_box.removeWidget(card)
+            card.deleteLater()
+            card.setParent(None)
+        self.no_owner.setVisible(not views)
+        for view in views:
+            self.owners_box.addWidget(OwnerCard(view))
+        self._refresh_seen()
+
+    def _refresh_seen(self) -> None:
+        if self._port is None:
+            return
+        lines = []
+        for view in self._views:
+            seen = self._first_last_seen(view.listener.endpoint)
+            if seen is not None:
+                lines.append(
+                    f"{view.listener.endpoint.label()}: first seen {_when(seen[0])}, "
+                    f"last seen {_when(seen[1])}"
+                )
+        if not lines:
+            lines.append("No listener history for this port yet.")
+        self.seen_label.setText("\n".join(lines))
+
+    def _set_actions_enabled(self, enabled: bool) -> None:
+        self.copy_button.setEnabled(enabled)
+        self.history_button.setEnabled(enabled)
+        self.trust_button.setEnabled(enabled and self._trust_enabled and bool(self._views))
+
+    # -- actions ------------------------------------------------------------------------
+    @Slot()
+    def copy_check_command(self) -> None:
+        """Put the by-hand check command for this port on the clipboard."""
+        if self._port is None:
+            return
+        command = check_command(self._port)
+        QGuiApplication.clipboard().setText(command)
+        self.copied_label.setText(f"Copied: {command}")
+        self.command_copied.emit(command)
+
+    @Slot()
+    def _history_clicked(self) -> None:
+        if self._port is not None:
+            self.history_requested.emit(self._port, self._proto)
+
+    @Slot()
+    def _trust_clicked(self) -> None:
+        if self._views:
+            self.trust_requested.emit(self._views[0])

@@ -1,0 +1,57 @@
+"""Fixtures for the desktop app: a fully wired app in a throw-away data folder."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from guikit import RecordingBackend, prepare_data_dir
+
+from portwatch.app import DesktopApp
+from portwatch.services.background import JobRunner
+from portwatch.services.settings import Settings
+
+
+@pytest.fixture
+def recording_backend() -> RecordingBackend:
+    return RecordingBackend()
+
+
+@pytest.fixture
+def make_desktop(
+    qtbot: Any, data_dir: Path, recording_backend: RecordingBackend
+) -> Iterator[Callable[..., DesktopApp]]:
+    """Build and start the desktop app (no tray, a recording notifier); shut down after."""
+    created: list[DesktopApp] = []
+
+    def make(
+        specs: Sequence[str] | None = None,
+        *,
+        folder: Path | None = None,
+        factory: Any = None,
+        start: bool = True,
+        settings: Settings | None = None,
+    ) -> DesktopApp:
+        paths = prepare_data_dir(folder or data_dir, specs, settings)
+        desktop = DesktopApp(
+            paths,
+            factory=factory,
+            use_tray=False,
+            jobs=JobRunner(),
+            notification_backend=recording_backend,
+        )
+        created.append(desktop)
+        if start:
+            desktop.start()
+            qtbot.waitExposed(desktop.window)
+        return desktop
+
+    yield make
+    for desktop in created:
+        desktop.shutdown()

@@ -1,0 +1,119 @@
+"""The ``--smoke`` check used on frozen builds, and the chart's buffers."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtGui import QImage
+
+from portwatch.core.watchlist import WatchList, parse_spec
+from portwatch.ui.chart import ActivityChart, SeriesBuffer, rows_to_points
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_smoke_option_saves_a_screenshot_and_exits_zero(tmp_path: Path) -> None:
+    png = tmp_path / "shots" / "smoke.png"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO))
+    result = subprocess.run(
+        [sys.executable, "-m", "portwatch", "--data-dir", str(tmp_path / "d"), "--smoke", str(png)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    image = QImage(str(png))
+    assert not image.isNull()
+    assert image.width() > 400
+    assert image.height() > 300
+
+
+def test_ring_buffer_keeps_the_newest_points_in_order() -> None:
+    buffer = SeriesBuffer(capacity=4)
+    for i in range(6):
+        buffer.append(float(i), i, 0)
+    assert buffer.ordered()[:, 0].tolist() == [2.0, 3.0, 4.0, 5.0]
+
+
+def test_a_long_gap_becomes_a_break_in_the_line() -> None:
+    buffer = SeriesBuffer(capacity=10)
+    buffer.append_sample(100.0, 1, 0, interval_s=2.0)
+    buffer.append_sample(102.0, 1, 0, interval_s=2.0)
+    buffer.append_sample(1000.0, 1, 0, interval_s=2.0)  # the laptop slept
+    points = buffer.ordered()
+    assert len(points) == 4
+    assert math.isnan(points[2, 1])
+    assert points[2, 0] == 104.0
+
+
+def test_history_rows_are_summed_per_time_with_gaps() -> None:
+    points = rows_to_points([[(10.0, 1, 2), (12.0, 1, 0)], [(10.0, 1, 1), (500.0, 0, 0)]], 2.0)
+    assert points[0].tolist() == [10.0, 2.0, 3.0]
+    assert math.isnan(points[2, 1])
+    assert points[-1].tolist() == [500.0, 0.0, 0.0]
+
+
+def test_history_goes_before_live_points() -> None:
+    buffer = SeriesBuffer(capacity=10)
+    buffer.append(50.0, 3, 0)
+    buffer.replace_before(np.array([[10.0, 1, 0], [20.0, 2, 0], [60.0, 9, 9]]))
+    assert buffer.ordered()[:, 0].tolist() == [10.0, 20.0, 60.0]
+    buffer.append(70.0, 1, 0)
+    assert buffer.last_time() == 70.0
+
+
+def test_chart_redraws_on_its_own_timer_not_per_sample(qtbot: Any) -> None:
+    now = [1000.0]
+    chart = ActivityChart(capacity=100, clock=lambda: now[0])
+    qtbot.addWidget(chart)
+    chart.set_watchlist(WatchList((parse_spec("3653"),)))
+    chart.redraw()
+    drawn = chart.redraw_count
+
+    class Sample:
+        wall = 1000.0
+        listeners = ()
+        activity = ()
+
+    for i in range(20):
+        Sample.wall = 1000.0 + i
+        chart.add_sample(Sample)
+    assert chart.redraw_count == drawn  # samples only mark the chart dirty
+    qtbot.waitUntil(lambda: chart.redraw_count == drawn + 1, timeout=3000)
+    assert len(chart.series_points(parse_spec("3653"))) == 20
+
+
+def test_hover_reads_out_the_values_under_the_pointer(qtbot: Any) -> None:
+    import time
+
+    from PySide6.QtCore import QPoint
+
+    chart = ActivityChart(capacity=100)
+    qtbot.addWidget(chart)
+    chart.resize(800, 400)
+    chart.show()
+    qtbot.waitExposed(chart)
+    chart.set_watchlist(WatchList((parse_spec("3653"),)))
+    now = time.time()
+
+    class Sample:
+        wall = now
+        listeners = ()
+        activity = ()
+
+    for i in range(30):
+        Sample.wall = now - 30 + i
+        chart.add_sample(Sample)
+    chart.redraw()
+    view = chart.plot.viewport()
+    qtbot.mouseMove(view, QPoint(view.width() // 2, view.height() // 2))
+    qtbot.mouseMove(view, QPoint(view.width() // 2 + 5, view.height() // 2))
+    qtbot.waitUntil(lambda: "3653:" in chart.readout.text(), timeout=3000)
+    assert "listening" in chart.readout.text()
