@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import deque
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from portwatch.core.alerts import ALERTING_KINDS, Alert, Urgency, describe_event
 from portwatch.core.identity import Identity, short_hash
@@ -68,6 +68,10 @@ class RateLimitedPolicy:
         self._latest = float("-inf")
 
     # --- controls (tray, side panel) -------------------------------------------------
+
+    def set_cooldown(self, cooldown_s: float) -> None:
+        """Change the per-program-and-port cooldown (the settings dialog)."""
+        self.settings = replace(self.settings, cooldown_s=cooldown_s)
 
     # The controls may be called from the GUI thread while a tick runs in the sampler
     # thread: they replace the snooze map instead of mutating it, so a tick iterating

@@ -3,7 +3,7 @@ trust or not. Nothing found there is trusted silently."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -103,3 +103,17 @@ class TrustReviewDialog(QDialog):
             if self.list.item(row).checkState() == Qt.CheckState.Checked
             and self.list.item(row).flags() & Qt.ItemFlag.ItemIsUserCheckable
         ]
+
+
+def open_review(
+    parent: QWidget,
+    candidates: Sequence[ReviewCandidate],
+    on_done: Callable[[Sequence[ReviewCandidate], list[int]], None],
+) -> TrustReviewDialog:
+    """Show the review without blocking; ``on_done(candidates, chosen)`` runs when the
+    person accepts (nothing happens on "Ask me later": the review stays pending)."""
+    dialog = TrustReviewDialog(candidates, parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.accepted.connect(lambda: on_done(candidates, dialog.chosen()))
+    dialog.open()
+    return dialog
