@@ -215,6 +215,13 @@ class Notifier(QObject):
             self._flush_timer.setInterval(SUMMARY_FLUSH_MS)
             self._flush_timer.timeout.connect(self._flush_summaries)
             self._flush_timer.start()
+            # The window hands over one tick's alerts one by one, in one go: they are
+            # judged together, so a burst gives three alerts and one summary.
+            self._batch: list[Alert] = []
+            self._batch_timer = QTimer(self)
+            self._batch_timer.setSingleShot(True)
+            self._batch_timer.setInterval(0)
+            self._batch_timer.timeout.connect(self._judge_batch)
         self._clock = clock
         self._monotonic = monotonic
         self._enabled = enabled
@@ -263,35 +270,48 @@ class Notifier(QObject):
         """The logged alerts, newest last."""
         return list(self._log)
 
-    def _gate(self, alert: Alert) -> tuple[Alert | None, list[Alert]]:
-        """What to show for ``alert``: itself (or the policy's wording of it) or None,
-        plus any summaries the policy releases now."""
-        if self._policy is None or not alert.events:
-            return (None if self._repeat(alert) else alert), []
-        gated = self._policy.alerts_for(alert.events, self._monotonic())
-        own = next((g for g in gated if not g.folded and g.events == alert.events), None)
-        return own, [g for g in gated if g is not own]
-
     @Slot(object)
     def notify(self, alert: Alert) -> None:
-        """Log ``alert`` and show it as a desktop notification when possible."""
-        released: list[Alert] = []
+        """Log ``alert`` and show it as a desktop notification when possible.
+
+        With a policy the decision is made a moment later (same event-loop turn, after
+        the rest of the tick's alerts arrived); the log still gets every alert."""
+        if self._policy is not None and alert.events:
+            self._batch.append(alert)
+            self._batch_timer.start()
+            return
         if not self._enabled:
             self._log_and_show(alert, None, "in-app log only (notifications are off)")
-            return
-        shown, released = self._gate(alert)
-        if shown is None:
-            why = (
-                "in-app log only (limited: one alert per program and port per cooldown, "
-                "a few a minute)"
-                if self._policy is not None
-                else "in-app log only (repeat within the cooldown)"
-            )
-            self._log_and_show(alert, None, why)
+        elif self._repeat(alert):
+            self._log_and_show(alert, None, "in-app log only (repeat within the cooldown)")
         else:
-            self._log_and_show(alert, shown, "in-app log only")
-        for summary in released:
-            self._log_and_show(summary, summary, "in-app log only")
+            self._log_and_show(alert, alert, "in-app log only")
+
+    @Slot()
+    def _judge_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch or self._policy is None:
+            return
+        if not self._enabled:
+            for alert in batch:
+                self._log_and_show(alert, None, "in-app log only (notifications are off)")
+            return
+        events = [event for alert in batch for event in alert.events]
+        gated = self._policy.alerts_for(events, self._monotonic())
+        singles = [g for g in gated if not g.folded]
+        for alert in batch:
+            # The policy's own wording (it adds the old and new hash for a changed binary).
+            own = next((g for g in singles if g.events == alert.events), None)
+            why = (
+                "in-app log only"
+                if own is not None
+                else "in-app log only (limited: one alert per program and port per "
+                "cooldown, a few a minute)"
+            )
+            self._log_and_show(alert, own, why)
+        for summary in gated:
+            if summary.folded:
+                self._log_and_show(summary, summary, "in-app log only")
 
     def _log_and_show(self, alert: Alert, show: Alert | None, shown_by: str) -> None:
         token = self._next_token

@@ -260,6 +260,8 @@ class PortPanel(QWidget):
         for view in views:
             self.owners_box.addWidget(OwnerCard(view))
         self._refresh_seen()
+        # Owners come and go between ticks: the trust action follows them.
+        self._set_actions_enabled(self._port is not None)
 
     def _refresh_seen(self) -> None:
         if self._port is None:
