@@ -22,6 +22,7 @@ from PySide6.QtCore import SLOT, QObject, QProcess, QTimer, Signal, Slot
 from portwatch import APP_ID, APP_NAME
 from portwatch.core.alert_policy import RateLimitedPolicy
 from portwatch.core.alerts import Alert, Urgency
+from portwatch.core.watchlist import WatchSpec
 from portwatch.services.plain_text import escaped, shorten, visible
 
 log = logging.getLogger(__name__)
@@ -256,6 +257,19 @@ class Notifier(QObject):
         self._cooldown_s = cooldown_s
         if self._policy is not None:
             self._policy.set_cooldown(cooldown_s)
+
+    def snooze(self, spec: WatchSpec, seconds: float) -> bool:
+        """No desktop alerts for ``spec`` for ``seconds`` (1 hour, or
+        ``core.alert_policy.seconds_until_tomorrow``); the log keeps every alert.
+        Returns False when there is no policy to snooze with."""
+        if self._policy is None:
+            return False
+        self._policy.snooze(spec, self._monotonic() + seconds)
+        return True
+
+    def unsnooze(self, spec: WatchSpec) -> None:
+        if self._policy is not None:
+            self._policy.unsnooze(spec)
 
     def _repeat(self, alert: Alert) -> bool:
         key = (alert.title, alert.port, alert.proto)

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 
 from portwatch.app import DesktopApp
 from portwatch.config import trustfile
-from portwatch.core.alert_policy import RateLimitedPolicy
+from portwatch.core.alert_policy import SNOOZE_HOUR_S, RateLimitedPolicy
 from portwatch.core.alerts import describe_event
 from portwatch.core.types import (
     Endpoint,
@@ -160,3 +160,18 @@ def test_notifier_with_the_policy_limits_the_desktop_not_the_log(qtbot: Any) -> 
     qtbot.waitUntil(lambda: len(notifier.recent()) == 18)
     assert len(backend.shown) == 5
     assert "limited" in notifier.recent()[-1].shown_by
+
+
+def test_snoozed_port_reaches_the_log_but_not_the_desktop(qtbot: Any) -> None:
+    now = [1000.0]
+    backend = RecordingBackend()
+    notifier = Notifier(backend, monotonic=lambda: now[0], policy=RateLimitedPolicy())
+    assert notifier.snooze(parse_spec("4000"), SNOOZE_HOUR_S)
+    notifier.notify(_alert(4000, "/tmp/a"))
+    notifier.notify(_alert(4001, "/tmp/b"))
+    qtbot.waitUntil(lambda: len(notifier.recent()) == 2)
+    assert [title for _, title, _, _ in backend.shown] == ["Untrusted program on 4001/tcp"]
+    now[0] += SNOOZE_HOUR_S
+    notifier.notify(_alert(4000, "/tmp/c"))
+    qtbot.waitUntil(lambda: len(backend.shown) == 2)
+    assert not Notifier(backend).snooze(parse_spec("4000"), 60)
