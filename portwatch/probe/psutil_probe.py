@@ -12,7 +12,7 @@ from typing import Any
 
 import psutil
 
-from portwatch.core.types import Endpoint, Family, Listener, PortActivity, Proto, Sample
+from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
 from portwatch.probe.identity import FileHasher, OwnerReader
@@ -132,6 +132,7 @@ class PsutilProbe:
         watched_ports = watched.ports()
         seen: set[tuple[Endpoint, int | None]] = set()
         listeners: list[Listener] = []
+        owners_this_poll: dict[int | None, Owner | None] = {}
         listener_counts: Counter[tuple[int, Proto]] = Counter()
         established: Counter[tuple[int, Proto]] = Counter()
         for row in rows:
@@ -151,7 +152,10 @@ class PsutilProbe:
                 if key in seen:  # the same socket shared by threads or forked workers
                     continue
                 seen.add(key)
-                owner = self.owners.owner(row.pid)
+                # One lookup per process per poll, however many sockets it holds.
+                if row.pid not in owners_this_poll:
+                    owners_this_poll[row.pid] = self.owners.owner(row.pid)
+                owner = owners_this_poll[row.pid]
                 if owner is None and row.pid is not None and row.pid > 0:
                     # The process exited between the listing and now; its socket goes too.
                     continue

@@ -1,0 +1,431 @@
+"""The Linux probe on NETLINK_SOCK_DIAG: cost follows the watched ports, not the machine.
+
+Per poll it asks the kernel for TCP listeners, UDP sockets, and TCP connections on
+the watched ports only (port filter run in the kernel). Owners come from
+:class:`InodeResolver`, which reads ``/proc`` only when a socket it has not seen
+appears. Byte counters of watched connections come from ``tcp_info``, readable
+without root. The sample means what the psutil probe's means (see ``_poll``).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
+from portwatch.core.watchlist import WatchList
+from portwatch.probe.base import ProbeError
+from portwatch.probe.identity import OwnerReader
+from portwatch.probe.netlink import codec
+from portwatch.probe.netlink.inodes import InodeResolver
+from portwatch.probe.netlink.sockdiag import (
+    BOTH_FAMILIES,
+    FAMILIES,
+    REPLY_TYPES,
+    Request,
+    SockDiag,
+    tcp_connections_request,
+    tcp_listeners_request,
+    udp_request,
+)
+
+log = logging.getLogger(__name__)
+
+_FAMILY: dict[int, Family] = {int(socket.AF_INET): Family.IPV4, int(socket.AF_INET6): Family.IPV6}
+_INFO_START = codec.INET_DIAG_MSG.size
+# A longer kernel filter costs every socket the kernel walks; wider ranges cost little.
+_MAX_FILTER_RANGES = 16
+
+
+@dataclass(frozen=True)
+class _Row:
+    """What a poll keeps of one socket from the kernel's reply (cached by socket id)."""
+
+    sockid: bytes
+    endpoint: Endpoint
+    state: int
+    dport: int
+    inode: int
+    # Sort key of the endpoint in plain values (faster than comparing dataclasses).
+    order: tuple[str, str, str, int]
+
+
+def _sort_key(item: tuple[tuple[str, str, str, int], int, Listener]) -> tuple[object, ...]:
+    # The psutil probe's order: endpoint, then owner pid (-1 for none).
+    return (item[0], item[1])
+
+
+@dataclass(frozen=True)
+class _WatchPlan:
+    """The kernel filter and the watched port sets for one watch list."""
+
+    tcp_filter: bytes  # empty when no TCP port is watched
+    tcp_ports: frozenset[int]
+    udp_ports: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Assembled:
+    """Listeners built from one poll's rows, kept to be reused by the next poll."""
+
+    plan: _WatchPlan
+    generation: int  # the resolver's, when built
+    owners: dict[int, Owner | None]  # pid → owner as read when built
+    listeners: tuple[Listener, ...]
+    listener_counts: dict[tuple[int, Proto], int]
+    udp_connections: dict[tuple[int, Proto], int]
+
+
+def _plan(watched: WatchList) -> _WatchPlan:
+    tcp_ranges = codec.coarsen(
+        ((spec.lo, spec.hi) for spec in watched.specs if Proto.TCP in spec.protos),
+        _MAX_FILTER_RANGES,
+    )
+    pairs = watched.ports()
+    return _WatchPlan(
+        tcp_filter=codec.port_filter(tcp_ranges) if tcp_ranges else b"",
+        tcp_ports=frozenset(port for port, proto in pairs if proto is Proto.TCP),
+        udp_ports=frozenset(port for port, proto in pairs if proto is Proto.UDP),
+    )
+
+
+class NetlinkProbe:
+    """A :class:`~portwatch.probe.base.Probe` reading sockets through NETLINK_SOCK_DIAG.
+
+    ``owners`` turns a pid into an :class:`Owner` (shared with the psutil probe, so
+    both describe a process the same way); ``proc_root`` is where ``/proc`` is.
+    Raises ``OSError`` from the constructor when netlink socket diagnostics are not
+    available, so a caller can fall back to another probe.
+    """
+
+    name = "netlink"
+
+    def __init__(
+        self,
+        owners: OwnerReader | None = None,
+        *,
+        proc_root: str = "/proc",
+        clock: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.owners = owners or OwnerReader()
+        self._clock = clock
+        self._mono = mono
+        self._diag: SockDiag | None = SockDiag()
+        self.resolver = InodeResolver(proc_root)
+        # TCP is asked for both families in one request where the kernel allows it.
+        self._tcp_families: tuple[int, ...] = BOTH_FAMILIES
+        # Per listener query (family, protocol): the kernel's last answer as raw reads,
+        # the rows decoded from each read, and socket id → row to decode only new sockets.
+        self._chunks: dict[tuple[int, int], list[bytes]] = {}
+        self._chunk_rows: dict[tuple[int, int], list[tuple[_Row, ...]]] = {}
+        self._rows: dict[tuple[int, int], dict[bytes, _Row]] = {}
+        # The last assembled listeners, reused while nothing they depend on changed.
+        self._assembled: _Assembled | None = None
+        self._plans: dict[WatchList, _WatchPlan] = {}
+        # connection cookie → byte total at the previous poll; ports watched then.
+        self._last_bytes: dict[bytes, int] = {}
+        self._bytes_ports: frozenset[int] | None = None
+
+    def close(self) -> None:
+        """Close the netlink socket and drop caches."""
+        if self._diag is not None:
+            self._diag.close()
+            self._diag = None
+        self.resolver.forget()
+        self._forget_rows()
+
+    def _forget_rows(self) -> None:
+        self._chunks.clear()
+        self._chunk_rows.clear()
+        self._rows.clear()
+        self._assembled = None
+
+    # --- polling --------------------------------------------------------------------
+
+    def poll(self, watched: WatchList) -> Sample:
+        """One reading: every TCP/UDP listener, and activity on the watched ports."""
+        try:
+            return self._poll(watched)
+        except (OSError, ValueError) as exc:
+            # A netlink socket can be left in a bad state (overrun, interrupted dump,
+            # a reply cut short): open a fresh one and try once more before giving up.
+            log.warning("socket diagnostics failed (%s); reopening the netlink socket", exc)
+            self._reopen()
+        try:
+            return self._poll(watched)
+        except (OSError, ValueError) as exc:
+            raise ProbeError(f"kernel socket diagnostics failed: {exc}") from exc
+
+    def _reopen(self) -> None:
+        if self._diag is not None:
+            self._diag.close()
+            self._diag = None
+        self._forget_rows()
+        self._diag = SockDiag()
+
+    def _poll(self, watched: WatchList) -> Sample:
+        """Listeners and activity with the psutil probe's meaning.
+
+        A listener is a TCP socket in LISTEN or a UDP socket with no remote port; one
+        per socket, owned by its highest-pid holder (psutil's choice on Linux), and
+        one per (endpoint, pid). Activity rows are the watched (port, proto) pairs with
+        a listener or a connection; a connection (TCP ESTABLISHED, or connected UDP)
+        counts once for each watched port among its local and remote port.
+        """
+        if self._diag is None:
+            raise ProbeError("the netlink probe is closed")
+        wall = self._clock()
+        mono = self._mono()
+        plan = self._plans.get(watched)
+        if plan is None:
+            if len(self._plans) > 8:
+                self._plans.clear()
+            plan = self._plans[watched] = _plan(watched)
+
+        try:
+            tables, same, conn_counts, byte_totals = self._read_tcp(plan)
+        except codec.DiagError as exc:
+            if self._tcp_families != BOTH_FAMILIES:
+                raise
+            # A kernel without the legacy TCP request: ask per family from now on.
+            log.info("combined IPv4+IPv6 TCP request refused (%s); asking per family", exc)
+            self._tcp_families = FAMILIES
+            tables, same, conn_counts, byte_totals = self._read_tcp(plan)
+        unchanged = same and self._assembled is not None and self._assembled.plan is plan
+        for family in FAMILIES:
+            chunks, same = self._collect(udp_request(family), Proto.UDP)
+            tables.append((Proto.UDP, chunks))
+            unchanged = unchanged and same
+
+        assembled = self._assembled
+        if unchanged and assembled is not None:
+            self.resolver.update(None)
+            if self.resolver.generation != assembled.generation or any(
+                self.owners.owner(pid) != owner for pid, owner in assembled.owners.items()
+            ):
+                assembled = self._assemble(plan, tables)
+        else:
+            self.resolver.update([row.inode for row in self._listening(tables)])
+            assembled = self._assemble(plan, tables)
+        self._assembled = assembled
+        self.owners.forget_unused()
+        for key, count in assembled.udp_connections.items():
+            conn_counts[key] = conn_counts.get(key, 0) + count
+        return Sample(
+            wall=wall,
+            mono=mono,
+            listeners=assembled.listeners,
+            activity=self._activity(plan, assembled.listener_counts, conn_counts, byte_totals),
+            probe_name=self.name,
+        )
+
+    def _read_tcp(
+        self, plan: _WatchPlan
+    ) -> tuple[
+        list[tuple[Proto, list[tuple[_Row, ...]]]],
+        bool,
+        dict[tuple[int, Proto], int],
+        dict[bytes, tuple[int, int, int]],
+    ]:
+        """TCP listeners (per read, and whether unchanged), watched connection counts
+        and byte totals."""
+        tables: list[tuple[Proto, list[tuple[_Row, ...]]]] = []
+        unchanged = True
+        conn_counts: dict[tuple[int, Proto], int] = {}
+        byte_totals: dict[bytes, tuple[int, int, int]] = {}
+        for family in self._tcp_families:
+            chunks, same = self._collect(tcp_listeners_request(family), Proto.TCP)
+            tables.append((Proto.TCP, chunks))
+            unchanged = unchanged and same
+            if plan.tcp_filter:
+                request = tcp_connections_request(family, plan.tcp_filter)
+                self._read_connections(request, plan, conn_counts, byte_totals)
+        return tables, unchanged, conn_counts, byte_totals
+
+    def _assemble(
+        self,
+        plan: _WatchPlan,
+        tables: list[tuple[Proto, list[tuple[_Row, ...]]]],
+    ) -> _Assembled:
+        """Listeners, their counts and UDP connection counts from the decoded rows.
+
+        The resolver must be up to date for these rows.
+        """
+        listening = self._listening(tables)
+        udp_connections: dict[tuple[int, Proto], int] = {}
+        for proto, chunks in tables:
+            if proto is not Proto.UDP:
+                continue
+            for rows in chunks:
+                for row in rows:
+                    if row.dport == 0:
+                        continue
+                    for port in {row.endpoint.port, row.dport}:
+                        if port in plan.udp_ports:
+                            key = (port, Proto.UDP)
+                            udp_connections[key] = udp_connections.get(key, 0) + 1
+        holders = self.resolver.holders
+        owners: dict[int, Owner | None] = {}
+        ordered: list[tuple[tuple[str, str, str, int], int, Listener]] = []
+        listener_counts: dict[tuple[int, Proto], int] = {}
+        seen: set[tuple[tuple[str, str, str, int], int | None]] = set()
+        for row in listening:
+            pids = holders.get(row.inode, ())
+            pid = pids[-1] if pids else None
+            if (row.order, pid) in seen:
+                continue  # SO_REUSEPORT twins in one process: one listener, as psutil says
+            seen.add((row.order, pid))
+            owner = None
+            if pid is not None:
+                if pid not in owners:
+                    owners[pid] = self.owners.owner(pid)
+                owner = owners[pid]
+                if owner is None:
+                    # The process exited since /proc was read; its socket goes with it
+                    # (the psutil probe drops it too).
+                    continue
+            ordered.append((row.order, owner.pid if owner else -1, Listener(row.endpoint, owner)))
+            port, proto = row.endpoint.port, row.endpoint.proto
+            if port in (plan.tcp_ports if proto is Proto.TCP else plan.udp_ports):
+                key = (port, proto)
+                listener_counts[key] = listener_counts.get(key, 0) + 1
+        ordered.sort(key=_sort_key)
+        return _Assembled(
+            plan=plan,
+            generation=self.resolver.generation,
+            owners=owners,
+            listeners=tuple(item[2] for item in ordered),
+            listener_counts=listener_counts,
+            udp_connections=udp_connections,
+        )
+
+    @staticmethod
+    def _listening(tables: list[tuple[Proto, list[tuple[_Row, ...]]]]) -> list[_Row]:
+        """TCP listeners, and UDP sockets with no remote port."""
+        return [
+            row
+            for proto, chunks in tables
+            for rows in chunks
+            for row in rows
+            if proto is Proto.TCP or row.dport == 0
+        ]
+
+    def _collect(self, request: Request, proto: Proto) -> tuple[list[tuple[_Row, ...]], bool]:
+        """Rows of one listener query, per kernel read, and whether all reads were as before.
+
+        Reads identical to the last poll's keep their decoded rows; in a changed read
+        only sockets not seen before are decoded.
+        """
+        assert self._diag is not None
+        key = (request.family, request.protocol)
+        previous = self._chunks.get(key, [])
+        previous_rows = self._chunk_rows.get(key, [])
+        chunks = self._diag.dump_chunks(request, previous)
+        same = len(chunks) == len(previous)
+        rows: list[tuple[_Row, ...]] = []
+        by_id = self._rows.get(key, {})
+        for index, chunk in enumerate(chunks):
+            if index < len(previous) and chunk == previous[index]:
+                rows.append(previous_rows[index])
+            else:
+                same = False
+                rows.append(self._decode_chunk(chunk, proto, by_id))
+        if not same:
+            self._rows[key] = {row.sockid: row for chunk_rows in rows for row in chunk_rows}
+        self._chunks[key] = chunks
+        self._chunk_rows[key] = rows
+        return rows, same
+
+    def _decode_chunk(
+        self, chunk: bytes, proto: Proto, by_id: dict[bytes, _Row]
+    ) -> tuple[_Row, ...]:
+        rows = []
+        for msg_type, start, _end in codec.iter_messages(chunk):
+            if msg_type not in REPLY_TYPES:
+                continue
+            # Ports, addresses, interface and cookie: unique per socket, and they hold
+            # everything a row keeps except the inode, which never changes for a socket.
+            sockid = chunk[start + 4 : start + 52]
+            row = by_id.get(sockid)
+            if row is None:
+                row = self._decode_row(chunk, start, proto)
+            rows.append(row)
+        return tuple(rows)
+
+    @staticmethod
+    def _decode_row(chunk: bytes, start: int, proto: Proto) -> _Row:
+        family_code = chunk[start]
+        family = _FAMILY[family_code]
+        sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
+        address = codec.format_address(family_code, chunk[start + 8 : start + 24])
+        return _Row(
+            sockid=chunk[start + 4 : start + 52],
+            endpoint=Endpoint(proto, family, address, sport),
+            state=chunk[start + 1],
+            dport=int.from_bytes(chunk[start + 6 : start + 8], "big"),
+            inode=int.from_bytes(chunk[start + 68 : start + 72], sys.byteorder),
+            order=(proto.value, family.value, address, sport),
+        )
+
+    def _read_connections(
+        self,
+        request: Request,
+        plan: _WatchPlan,
+        conn_counts: dict[tuple[int, Proto], int],
+        byte_totals: dict[bytes, tuple[int, int, int]],
+    ) -> None:
+        assert self._diag is not None
+        ports = plan.tcp_ports
+        for chunk, start, end in self._diag.dump(request):
+            sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
+            dport = int.from_bytes(chunk[start + 6 : start + 8], "big")
+            if chunk[start + 1] == codec.TCP_ESTABLISHED:
+                for port in {sport, dport}:
+                    if port in ports:
+                        key = (port, Proto.TCP)
+                        conn_counts[key] = conn_counts.get(key, 0) + 1
+            info = codec.find_attribute(chunk, start + _INFO_START, end, codec.INET_DIAG_INFO)
+            total = codec.tcp_bytes(info)
+            if total is not None:
+                byte_totals[chunk[start + 44 : start + 52]] = (sport, dport, total)
+
+    def _activity(
+        self,
+        plan: _WatchPlan,
+        listener_counts: dict[tuple[int, Proto], int],
+        conn_counts: dict[tuple[int, Proto], int],
+        byte_totals: dict[bytes, tuple[int, int, int]],
+    ) -> tuple[PortActivity, ...]:
+        deltas: dict[int, int] = {}
+        for cookie, (sport, dport, total) in byte_totals.items():
+            # A connection first seen now was opened since the previous poll: all its
+            # bytes are new. Counters only grow; a smaller one means a reused cookie.
+            before = self._last_bytes.get(cookie, 0)
+            delta = total - before if total >= before else total
+            for port in {sport, dport}:
+                if port in plan.tcp_ports:
+                    deltas[port] = deltas.get(port, 0) + delta
+        baseline = self._bytes_ports or frozenset()
+        self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
+        self._bytes_ports = plan.tcp_ports
+        # The same rows as the psutil probe: watched pairs with a listener or a connection
+        # (both dicts hold watched pairs only).
+        active = listener_counts.keys() | conn_counts.keys()
+        return tuple(
+            PortActivity(
+                port=port,
+                proto=proto,
+                listeners=listener_counts.get((port, proto), 0),
+                established=conn_counts.get((port, proto), 0),
+                # No baseline on a port's first poll, and UDP has no byte counters here.
+                bytes_delta=deltas.get(port, 0)
+                if proto is Proto.TCP and port in baseline
+                else None,
+            )
+            for port, proto in sorted(active)
+        )

@@ -1,0 +1,216 @@
+"""The netlink and psutil probes agree on the same live sockets.
+
+Sockets are held by child processes: one running as root (this test's user), one as
+the unprivileged uid 65534, and a pre-fork pair sharing a listener. The comparison is
+made as root here, and again from a probe process running as uid 65534 (the view a
+normal desktop user gets: other users' sockets are unattributed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_netlink_children import SocketChild, python_for, start_child
+
+import portwatch
+from portwatch.core.types import Sample
+from portwatch.core.watchlist import WatchList, parse_spec
+from portwatch.probe.netlink import NetlinkProbe
+from portwatch.probe.psutil_probe import PsutilProbe
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+NOBODY = 65534
+
+SPECS = [
+    {"kind": "tcp-listen", "host": "127.0.0.1"},
+    {"kind": "tcp-listen", "host": "::1"},
+    {"kind": "udp", "host": "127.0.0.1"},
+    {"kind": "udp", "host": "::1"},
+    {"kind": "udp-connected", "host": "127.0.0.1"},
+    {"kind": "udp-connected", "host": "::1"},
+    {"kind": "tcp-pair", "host": "127.0.0.1"},
+    {"kind": "tcp-pair", "host": "::1"},
+]
+
+# Runs the two probes in one process (as uid 65534) and prints what they saw.
+PROBE_RUNNER = r"""
+import json, sys
+from portwatch.core.watchlist import WatchList, parse_spec
+from portwatch.probe.netlink import NetlinkProbe
+from portwatch.probe.psutil_probe import PsutilProbe
+
+ports = json.loads(sys.argv[1])
+pids = set(json.loads(sys.argv[2]))
+watched = WatchList(tuple(parse_spec(str(p)) for p in ports))
+out = {}
+for probe in (PsutilProbe(), NetlinkProbe()):
+    sample = probe.poll(watched)
+    out[sample.probe_name] = {
+        "listeners": sorted(
+            [l.endpoint.proto.value, l.endpoint.family.value, l.endpoint.address,
+             l.endpoint.port, None if l.owner is None else
+             [l.owner.pid, l.owner.exe, l.owner.sha256, l.owner.user, l.owner.name]]
+            for l in sample.listeners if l.endpoint.port in ports
+            and (l.owner is None or l.owner.pid in pids)
+        ),
+        "activity": [[a.port, a.proto.value, a.listeners, a.established] for a in sample.activity],
+    }
+    probe.close()
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def children() -> Iterator[dict[str, SocketChild]]:
+    started: dict[str, SocketChild] = {}
+    try:
+        started["root"] = start_child(SPECS)
+        started["nobody"] = start_child(SPECS[:4] + SPECS[6:7], user=NOBODY)
+        # A pre-fork server: one listener, two processes holding it.
+        started["forked"] = start_child(
+            [{"kind": "tcp-listen", "host": "127.0.0.1"}, {"kind": "fork", "host": ""}]
+        )
+        yield started
+    finally:
+        for child in started.values():
+            child.stop()
+
+
+def _ports(children: dict[str, SocketChild]) -> list[int]:
+    ports = set()
+    for child in children.values():
+        for item in child.opened:
+            ports.update(item[key] for key in ("port", "client_port") if key in item)
+    return sorted(ports)
+
+
+def _listeners(sample: Sample, ports: list[int], pids: set[int] | None = None) -> list[Any]:
+    """The listeners on ``ports`` owned by ``pids`` or unattributed, in plain values.
+
+    Other processes on the machine come and go while the probes run one after the
+    other; only the children's sockets are compared.
+    """
+    return sorted(
+        (
+            [
+                item.endpoint.proto.value,
+                item.endpoint.family.value,
+                item.endpoint.address,
+                item.endpoint.port,
+                None
+                if item.owner is None
+                else [
+                    item.owner.pid,
+                    item.owner.exe,
+                    item.owner.sha256,
+                    item.owner.user,
+                    item.owner.name,
+                ],
+            ]
+            for item in sample.listeners
+            if item.endpoint.port in ports
+            and (pids is None or item.owner is None or item.owner.pid in pids)
+        ),
+        key=json.dumps,
+    )
+
+
+def _pids(children: dict[str, SocketChild]) -> set[int]:
+    pids = {child.pid for child in children.values()}
+    pids.update(
+        item["pid"] for child in children.values() for item in child.opened if "pid" in item
+    )
+    return pids
+
+
+def _activity(sample: Sample) -> list[Any]:
+    return [[a.port, a.proto.value, a.listeners, a.established] for a in sample.activity]
+
+
+def _watch(ports: list[int]) -> WatchList:
+    return WatchList(tuple(parse_spec(str(port)) for port in ports))
+
+
+def test_both_probes_report_the_same_listeners_owners_and_activity_as_root(
+    children: dict[str, SocketChild],
+) -> None:
+    ports = _ports(children)
+    watched = _watch(ports)
+    psutil_probe, netlink_probe = PsutilProbe(), NetlinkProbe()
+    try:
+        by_psutil = psutil_probe.poll(watched)
+        by_netlink = netlink_probe.poll(watched)
+        again = netlink_probe.poll(watched)  # from the warm caches
+    finally:
+        psutil_probe.close()
+        netlink_probe.close()
+    assert by_netlink.probe_name == "netlink"
+    pids = _pids(children)
+    assert _listeners(by_netlink, ports, pids) == _listeners(by_psutil, ports, pids)
+    assert _listeners(again, ports, pids) == _listeners(by_psutil, ports, pids)
+    assert _activity(by_netlink) == _activity(by_psutil)
+    assert _activity(again) == _activity(by_psutil)
+    # The expectations themselves: every child socket that listens is there, with its
+    # owner, including the unprivileged child's and both holders of the forked one.
+    owners = {(row[3], row[4][0]) for row in _listeners(by_netlink, ports) if row[4]}
+    for child in (children["root"], children["nobody"]):
+        for item in child.opened:
+            if item["kind"] in ("tcp-listen", "udp", "tcp-pair"):
+                assert (item["port"], child.pid) in owners
+    # A socket held by two processes is one listener owned by the higher pid (psutil's
+    # choice on Linux).
+    forked = children["forked"]
+    holders = [pid for port, pid in owners if port == forked.opened[0]["port"]]
+    assert holders == [max(forked.pid, forked.opened[1]["pid"])]
+    nobody_rows = [
+        r for r in _listeners(by_netlink, ports) if r[4] and r[4][0] == children["nobody"].pid
+    ]
+    assert nobody_rows and all(r[4][3] == "nobody" for r in nobody_rows)
+
+
+def test_both_probes_agree_for_an_unprivileged_user(
+    children: dict[str, SocketChild], tmp_path: Path
+) -> None:
+    python = python_for(NOBODY)
+    if python is None:
+        pytest.skip("no Python interpreter runnable as uid 65534")
+    import psutil
+
+    site = str(Path(psutil.__file__).resolve().parents[1])
+    package_parent = str(Path(portwatch.__file__).resolve().parents[1])
+    ports = _ports(children)
+    result = subprocess.run(
+        [python, "-c", PROBE_RUNNER, json.dumps(ports), json.dumps(sorted(_pids(children)))],
+        user=NOBODY,
+        cwd="/",
+        env={"PYTHONPATH": os.pathsep.join([package_parent, site]), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0 and "ModuleNotFoundError" in result.stderr:
+        pytest.skip(f"uid 65534 cannot import the probes: {result.stderr.strip()[-200:]}")
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["netlink"] == seen["psutil"]
+    # Not root: root's sockets are unattributed, uid 65534's own are attributed.
+    by_port = {}
+    for row in seen["netlink"]["listeners"]:
+        by_port.setdefault(row[3], []).append(row[4])
+    for item in children["root"].opened:
+        if item["kind"] in ("tcp-listen", "udp"):
+            assert by_port[item["port"]] == [None]
+    for item in children["nobody"].opened:
+        if item["kind"] in ("tcp-listen", "udp"):
+            assert [owner[0] for owner in by_port[item["port"]]] == [children["nobody"].pid]
+    assert socket.AF_NETLINK  # the run above really used netlink (Linux only module)
