@@ -20,7 +20,7 @@ from trust_processes import (
 
 from portwatch.core.alert_policy import RateLimitedPolicy
 from portwatch.core.trust import TrustJudge, TrustList, trust_listener
-from portwatch.core.types import EventKind, Listener, Status
+from portwatch.core.types import EventKind, Listener, Sample, Status
 from portwatch.core.watchlist import WatchSpec
 from portwatch.engine.monitor import Monitor
 from portwatch.probe.psutil_probe import PsutilProbe
@@ -203,3 +203,31 @@ def test_inline_code_is_identified_by_its_hash_not_its_text(probe: PsutilProbe) 
 def test_wait_for_gives_up_with_a_message(probe: PsutilProbe) -> None:
     with pytest.raises(AssertionError, match="not met"):
         wait_for(probe, watch(1), lambda sample: False, timeout=0.05)
+
+
+@pytest.mark.parametrize("kind", ["psutil", "netlink"])
+def test_every_probe_identifies_the_script(tmp_path: Path, kind: str) -> None:
+    from portwatch.probe import ProbeError, create
+
+    try:
+        probe = create(kind)
+    except ProbeError as exc:
+        pytest.skip(f"{kind} probe not available here: {exc}")
+    script = tmp_path / "serve.py"
+    script.write_text(LISTEN_CODE)
+    try:
+        with listening([sys.executable, str(script)]) as child:
+
+            def mine(sample: Sample) -> bool:
+                return any(
+                    x.port == child.port and x.owner is not None and x.owner.pid == child.pid
+                    for x in sample.listeners
+                )
+
+            sample = wait_for(probe, watch(child.port), mine)
+        [lst] = [x for x in sample.listeners if x.port == child.port]
+    finally:
+        probe.close()
+    assert lst.owner is not None
+    assert lst.owner.script == str(script.resolve())
+    assert lst.owner.script_sha256 == file_sha(script)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from portwatch.core.types import Listener, Proto, Sample
 from portwatch.core.watchlist import WatchList, WatchSpec
-from portwatch.probe.psutil_probe import PsutilProbe
+from portwatch.probe.base import Probe
 
 # Opens COUNT TCP listeners on 127.0.0.1 (ephemeral ports), optionally renames itself
 # first, prints the ports on one line and holds them until stdin closes.
@@ -111,7 +111,7 @@ def watch(*ports: int) -> WatchList:
 
 
 def wait_for(
-    probe: PsutilProbe,
+    probe: Probe,
     watched: WatchList,
     found: Callable[[Sample], bool],
     timeout: float = 10.0,
@@ -127,7 +127,7 @@ def wait_for(
         time.sleep(0.02)  # polling interval of a deadline loop, not a timing assumption
 
 
-def listener_of(probe: PsutilProbe, child: Child, port: int | None = None) -> Listener:
+def listener_of(probe: Probe, child: Child, port: int | None = None) -> Listener:
     """The child's listener on ``port`` as the real probe reports it."""
     port = child.port if port is None else port
 

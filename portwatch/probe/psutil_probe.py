@@ -15,8 +15,7 @@ import psutil
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
-from portwatch.probe.identity import FileHasher, OwnerReader
-from portwatch.probe.interpreter import ScriptReader
+from portwatch.probe.identity import OwnerReader
 
 MACOS_PARTIAL_REASON = (
     "macOS shows other users' and system processes' sockets only to administrators: "
@@ -71,13 +70,7 @@ class PsutilProbe:
         platform: str = sys.platform,
     ) -> None:
         self._ps = ps
-        if owners is None:
-            # Interpreters are identified by their script too, hashed through the same cache.
-            hasher = FileHasher()
-            owners = OwnerReader(
-                ps=ps, hasher=hasher, platform=platform, script_of=ScriptReader(hasher, ps)
-            )
-        self.owners = owners
+        self.owners = owners or OwnerReader(ps=ps, platform=platform)
         self._clock = clock
         self._platform = platform
 
