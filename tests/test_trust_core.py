@@ -246,3 +246,13 @@ def test_hidden_script_has_no_identity_and_cannot_borrow_the_bare_interpreter() 
     assert judge.judge(listener(3653, hidden)).status is Status.UNATTRIBUTED
     with pytest.raises(TrustError):
         trust_listener(TrustList(), listener(3653, hidden), SPEC, added_wall=0.0)
+
+
+def test_windows_paths_match_regardless_of_case_posix_paths_exactly() -> None:
+    win = owner("C:\\Program Files\\Tool\\tool.exe", sha("tool"))
+    judge = TrustJudge(trusted(win))
+    same_file = owner("c:/program files/tool/TOOL.EXE", sha("tool"))
+    assert judge.judge(listener(3653, same_file)).status is Status.KNOWN
+    posix = owner("/opt/Tool/tool", sha("tool"))
+    other_case = owner("/opt/tool/tool", sha("tool"))
+    assert TrustJudge(trusted(posix)).judge(listener(3653, other_case)).status is Status.UNKNOWN

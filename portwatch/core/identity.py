@@ -35,6 +35,25 @@ def script_is_file(script: str | None) -> bool:
     )
 
 
+def _windows_path(path: str) -> bool:
+    return path.startswith("\\\\") or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
+
+
+def same_path(a: str | None, b: str | None) -> bool:
+    """Whether two executable or script paths name the same file.
+
+    Windows paths (``C:\\…``, ``\\\\server\\…``) compare without regard to case or
+    slash direction, as the file system does; POSIX paths compare exactly.
+    """
+    if a is None or b is None:
+        return a is b
+    if a == b:
+        return True
+    if _windows_path(a) and _windows_path(b):
+        return a.replace("/", "\\").casefold() == b.replace("/", "\\").casefold()
+    return False
+
+
 def short_hash(value: str | None) -> str:
     """The first 12 hex digits, enough for a person to compare two hashes at a glance."""
     return value[:12] if value else "unknown"

@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from portwatch.core.identity import Identity, is_sha256, script_is_file, short_hash
+from portwatch.core.identity import (
+    Identity,
+    is_sha256,
+    same_path,
+    script_is_file,
+    short_hash,
+)
 from portwatch.core.types import Listener, Owner, Proto, Status
 from portwatch.core.verdict import Verdict
 from portwatch.core.watchlist import WatchList, WatchSpec
@@ -68,14 +74,14 @@ class TrustEntry:
 
     def matches(self, identity: Identity, signer: str | None = None) -> bool:
         """True when ``identity`` is the trusted program (ports are checked by the caller)."""
-        if self.script != identity.script:
+        if not same_path(self.script, identity.script):
             return False
         if self.script_sha256 is not None and self.script_sha256 != identity.script_sha256:
             return False
         if self.sha256 is not None:
-            return self.exe == identity.exe and self.sha256 == identity.sha256
+            return same_path(self.exe, identity.exe) and self.sha256 == identity.sha256
         # Signer entry: the signature vouches for the file, whatever its hash.
-        if self.exe is not None and self.exe != identity.exe:
+        if self.exe is not None and not same_path(self.exe, identity.exe):
             return False
         return signer is not None and signer == self.signer
 
@@ -124,7 +130,11 @@ class TrustList:
             entries=tuple(
                 e
                 for e in self.entries
-                if not (e.spec == spec and e.exe == exe and (any_script or e.script == script))
+                if not (
+                    e.spec == spec
+                    and same_path(e.exe, exe)
+                    and (any_script or same_path(e.script, script))
+                )
             ),
         )
 
@@ -144,9 +154,9 @@ class TrustList:
         """An entry for the same path (and script) on this port whose file hash differs:
         the trusted program's file was replaced."""
         for entry in self.entries_for(port, proto):
-            if entry.sha256 is None or entry.exe != identity.exe:
+            if entry.sha256 is None or not same_path(entry.exe, identity.exe):
                 continue
-            if entry.script != identity.script:
+            if not same_path(entry.script, identity.script):
                 continue
             if entry.sha256 != identity.sha256:
                 return entry
