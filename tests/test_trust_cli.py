@@ -307,3 +307,18 @@ def test_running_monitor_picks_up_trust_added_meanwhile(data_dir: Path, tmp_path
         monitor.wait(timeout=10)
         if monitor.stdout is not None:
             monitor.stdout.close()
+
+
+def test_end_of_input_leaves_the_review_pending() -> None:
+    out = io.StringIO()
+    updated = review(
+        TrustList(),
+        [listener(3653, owner("/usr/bin/a"))],
+        WatchList((parse_spec("3653"),)),
+        accept=None,
+        stdin=TtyInput(""),
+        out=out,
+        now_wall=1.0,
+    )
+    assert updated is None
+    assert "still pending" in out.getvalue()

@@ -274,6 +274,10 @@ def review(
             flush=True,
         )
         accept = stdin.readline()
+        if not accept:
+            # End of input (Ctrl-D) is not an answer: the review stays pending.
+            print("\nnothing decided; the review is still pending", file=out)
+            return None
     try:
         chosen = _parse_choice(accept, len(candidates))
     except ValueError as exc:
