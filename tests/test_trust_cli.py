@@ -24,14 +24,25 @@ from portwatch.core.trust import TrustList
 from portwatch.core.types import Owner
 from portwatch.core.watchlist import WatchList, parse_spec
 
-REPO = Path(__file__).resolve().parents[1]
+
+def portwatch_cmd() -> list[str]:
+    """The installed ``portwatch`` command when there is one (CI), else the module."""
+    script = Path(sys.executable).with_name("portwatch")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "portwatch"]
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("PORTWATCH_DATA_DIR", None)
+    return env
 
 
 def cli(data: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    env.pop("PORTWATCH_DATA_DIR", None)
+    env = cli_env()
     return subprocess.run(
-        [sys.executable, "-m", "portwatch", "--data-dir", str(data), *args],
+        [*portwatch_cmd(), "--data-dir", str(data), *args],
         capture_output=True,
         text=True,
         input=stdin,
@@ -244,12 +255,10 @@ def test_running_monitor_picks_up_trust_added_meanwhile(data_dir: Path, tmp_path
     script.write_text(FIXED_PORT_CODE)
     port = free_port()
     assert cli(data_dir, "watch", "add", f"{port}/tcp").returncode == 0
-    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env = cli_env()
     monitor = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "portwatch",
+            *portwatch_cmd(),
             "--data-dir",
             str(data_dir),
             "monitor",
