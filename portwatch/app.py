@@ -32,6 +32,7 @@ from portwatch.ui.icons import app_icon
 from portwatch.ui.main_window import MainWindow
 from portwatch.ui.smoke import SmokeShot
 from portwatch.ui.tray import Tray
+from portwatch.ui.trust_list_dialog import open_trust_list
 from portwatch.ui.trust_review import open_review
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class DesktopApp:
         window.port_panel.trust_requested.connect(trust.trust_view)
         trust.notices.connect(window.show_notices)
         trust.message.connect(lambda text: window.statusBar().showMessage(text, 15_000))
+        window.trusted_programs_requested.connect(lambda: open_trust_list(window, trust))
         if first_run_review:
             sampler.sampler.result_ready.connect(trust.offer_review)
             trust.review_requested.connect(

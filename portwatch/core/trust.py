@@ -138,6 +138,10 @@ class TrustList:
             ),
         )
 
+    def without_entry(self, entry: TrustEntry) -> TrustList:
+        """Drop exactly this entry (the window's "Remove")."""
+        return replace(self, entries=tuple(e for e in self.entries if e != entry))
+
     def entries_for(self, port: int, proto: Proto) -> tuple[TrustEntry, ...]:
         return tuple(e for e in self.entries if e.covers(port, proto))
 

@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from portwatch.config import trustfile
 from portwatch.core.trust import (
     ReviewCandidate,
+    TrustEntry,
     TrustError,
     TrustJudge,
     TrustList,
@@ -139,6 +140,12 @@ class TrustService(QObject):
 
         if self._update(change) is not None and messages:
             self.message.emit("; ".join(messages))
+
+    @Slot(object)
+    def remove_entry(self, entry: TrustEntry) -> None:
+        """Stop trusting one entry (from the trusted-programs dialog)."""
+        if self._update(lambda tl: tl.without_entry(entry)) is not None:
+            self.message.emit(f"No longer trusted: {entry.describe()}")
 
     @Slot()
     def reload_if_changed(self) -> None:

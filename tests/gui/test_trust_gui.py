@@ -175,3 +175,31 @@ def test_snoozed_port_reaches_the_log_but_not_the_desktop(qtbot: Any) -> None:
     notifier.notify(_alert(4000, "/tmp/c"))
     qtbot.waitUntil(lambda: len(backend.shown) == 2)
     assert not Notifier(backend).snooze(parse_spec("4000"), 60)
+
+
+def test_trusted_programs_dialog_lists_and_removes(
+    qtbot: Any, make_desktop: Any, data_dir: Path
+) -> None:
+    from portwatch.core.trust import TrustEntry, TrustList
+    from portwatch.ui.trust_list_dialog import TrustListDialog
+
+    entries = [
+        TrustEntry(parse_spec("3653/tcp"), "/usr/bin/<b>a</b>", "a" * 64, note="mine"),
+        TrustEntry(parse_spec("3321"), "/usr/bin/b", "b" * 64),
+    ]
+    trust_list = TrustList(tuple(entries), reviewed_wall=1.0)
+    desktop = make_desktop(start=False)
+    trustfile.save(data_dir / "trust.json", trust_list)
+    desktop.trust.reload_if_changed()
+    desktop.window.trusted_action.trigger()
+    dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, TrustListDialog))
+    qtbot.waitUntil(dialog.isVisible)
+    assert dialog.list.count() == 2
+    assert "/usr/bin/<b>a</b>" in dialog.list.item(0).text()  # plain text, not markup
+    assert not dialog.remove_button.isEnabled()
+    dialog.list.setCurrentRow(0)
+    with qtbot.waitSignal(desktop.trust.changed, timeout=5000):
+        dialog.remove_button.click()
+    assert dialog.list.count() == 1
+    assert [e.exe for e in trustfile.load(data_dir / "trust.json").trust_list] == ["/usr/bin/b"]
+    dialog.reject()
