@@ -30,7 +30,7 @@ class TrustError(ValueError):
 
 @dataclass(frozen=True)
 class TrustEntry:
-    """ "This program may listen on this spec."
+    """Trust for one program on one spec: "this program may listen here".
 
     An entry pins ``exe`` and ``sha256`` (and, for interpreters, ``script`` and
     ``script_sha256``). An entry with a ``signer`` instead trusts any build signed by
@@ -274,7 +274,7 @@ def trust_listener(
     added_wall: float,
     note: str | None = None,
 ) -> TrustList:
-    """ "Trust this program on this port": the function the side panel and review call.
+    """The "Trust this program on this port" action, for the side panel and the review.
 
     Replaces an older entry for the same path and script on ``spec`` (so trusting a
     changed binary again updates its hash). Raises :class:`TrustError` for an owner

@@ -99,7 +99,7 @@ class TrustService(QObject):
 
     @Slot(object)
     def trust_view(self, view: Any) -> None:
-        """ "Trust this program on this port" for a ``ListenerView`` from the side panel.
+        """The side panel's "Trust this program on this port" for a ``ListenerView``.
 
         Trust goes to the watched spec that covers the port (a range stays one entry),
         or to the port alone when it is not watched.
