@@ -331,3 +331,27 @@ def test_end_of_input_leaves_the_review_pending() -> None:
     )
     assert updated is None
     assert "still pending" in out.getvalue()
+
+
+def test_module_and_inline_scripts(data_dir: Path) -> None:
+    module = cli(
+        data_dir, "trust", "add", "3653", "--exe", REAL_PYTHON, "--script", "-m http.server"
+    )
+    assert module.returncode == 0, module.stderr
+    inline = cli(
+        data_dir,
+        "trust",
+        "add",
+        "3321",
+        "--exe",
+        REAL_PYTHON,
+        "--script=-c",
+        "--script-sha256",
+        sha("code"),
+    )
+    assert inline.returncode == 0, inline.stderr
+    entries = trustfile.load(data_dir / "trust.json").trust_list.entries
+    assert [(e.script, e.script_sha256) for e in entries] == [
+        ("-m http.server", None),
+        ("-c", sha("code")),
+    ]

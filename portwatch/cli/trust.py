@@ -160,7 +160,10 @@ def _add(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> int:
     script = script_sha = None
     if args.script:
         if args.script.startswith("-"):
+            # "-m module" or "-c" (inline code, pinned by --script-sha256 if given).
             script = args.script.strip()
+            if args.script_sha256:
+                script_sha = _hash_or_exit(args.script_sha256, "--script-sha256")
         else:
             script = _absolute(args.script)
             script_sha = (
