@@ -13,8 +13,10 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from portwatch import APP_ID, APP_NAME, __version__
+from portwatch.config.autostart import Autostart, default_command
+from portwatch.config.autostart import for_platform as autostart_for_platform
 from portwatch.core.alert_policy import RateLimitedPolicy
-from portwatch.paths import Paths
+from portwatch.paths import Paths, platform_default
 from portwatch.probe.signature import reader_for as signature_reader_for
 from portwatch.probe.signature import signer_lookup
 from portwatch.services import settings as settings_file
@@ -51,6 +53,14 @@ def _application() -> QApplication:
     return app  # type: ignore[return-value]
 
 
+def login_command(paths: Paths) -> list[str]:
+    """What start-at-login runs: this copy of portwatch, hidden, on the same data folder."""
+    command = default_command()
+    if paths != platform_default():
+        command += ["--data-dir", str(paths.config_dir)]
+    return command
+
+
 class DesktopApp:
     """Every long-lived object of the desktop app, wired together; :meth:`shutdown` ends it.
 
@@ -70,6 +80,7 @@ class DesktopApp:
         use_tray: bool = True,
         jobs: JobRunner | None = None,
         notification_backend: NotificationBackend | None = None,
+        autostart: Autostart | None = None,
         first_run_review: bool = False,
     ) -> None:
         self._shut_down = False
@@ -88,6 +99,8 @@ class DesktopApp:
             settings_path=paths.settings_file,
             export=make_exporter(paths.history_db, self.names),
             jobs=self.jobs,
+            autostart=autostart or autostart_for_platform(),
+            autostart_command=login_command(paths),
         )
         watch_file = self.watch_file
         self.trust, trust_problems = TrustService.load(

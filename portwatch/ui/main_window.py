@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from portwatch import APP_NAME, __version__
+from portwatch.config.autostart import Autostart
 from portwatch.core.types import Proto, Status
 from portwatch.core.watchlist import WatchList, WatchSpec
 from portwatch.services import settings as settings_file
@@ -106,9 +107,13 @@ class MainWindow(QMainWindow):
         settings_path: Path,
         export: ExportFunction | None,
         jobs: JobRunner,
+        autostart: Autostart | None = None,
+        autostart_command: Sequence[str] = (),
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
+        self._autostart = autostart
+        self._autostart_command = list(autostart_command)
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self._watch_file = watch_file
@@ -593,11 +598,28 @@ class MainWindow(QMainWindow):
     # -- settings -----------------------------------------------------------------------
     @Slot()
     def open_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self._settings, self)
+        dialog = SettingsDialog(self._settings, self, autostart=self._autostart)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
+        dialog.accepted.connect(lambda: self.apply_start_at_login(dialog.start_at_login_change()))
         dialog.open()
         return dialog
+
+    def apply_start_at_login(self, enable: bool | None) -> None:
+        """Write or remove the OS's start-at-login entry; errors shown with the reason."""
+        if enable is None or self._autostart is None:
+            return
+        try:
+            if enable:
+                self._autostart.enable(self._autostart_command)
+            else:
+                self._autostart.disable()
+        except (OSError, ValueError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._error(
+                "Start at login not changed",
+                f"Could not update {self._autostart.location}:\n{reason}",
+            )
 
     def apply_settings(self, new: Settings) -> None:
         """Save ``new`` and tell everyone who cares what changed."""

@@ -1,4 +1,5 @@
-"""The settings dialog: poll interval, notifications, start minimized, alert cooldown."""
+"""The settings dialog: poll interval, notifications, start minimized, start at login,
+alert cooldown."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from portwatch.config.autostart import Autostart
 from portwatch.services import settings as settings_file
 from portwatch.services.settings import Settings
 
@@ -20,7 +22,12 @@ from portwatch.services.settings import Settings
 class SettingsDialog(QDialog):
     """Edits a :class:`Settings`; :meth:`result_settings` gives the edited copy."""
 
-    def __init__(self, current: Settings, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        current: Settings,
+        parent: QWidget | None = None,
+        autostart: Autostart | None = None,
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("portwatch settings")
         self.interval = QDoubleSpinBox()
@@ -32,6 +39,22 @@ class SettingsDialog(QDialog):
         self.notifications.setChecked(current.notifications)
         self.minimized = QCheckBox("Start hidden in the tray")
         self.minimized.setChecked(current.start_minimized)
+        # Start at login lives in the OS (Run key, LaunchAgent, XDG autostart), not in our
+        # settings file: the box shows what the OS has now, so a removal elsewhere shows too.
+        self.login = QCheckBox("Start portwatch when I &log in (hidden in the tray)")
+        self.login_was = False
+        if autostart is None:
+            self.login.setEnabled(False)
+            self.login.setToolTip("Starting at login is not available here.")
+        else:
+            try:
+                self.login_was = autostart.is_enabled()
+            except OSError as exc:
+                self.login.setEnabled(False)
+                self.login.setToolTip(f"Cannot read {autostart.location}: {exc.strerror or exc}")
+            else:
+                self.login.setToolTip(f"Written to {autostart.location}")
+        self.login.setChecked(self.login_was)
         self.cooldown = QDoubleSpinBox()
         self.cooldown.setRange(0, settings_file.MAX_ALERT_COOLDOWN_S)
         self.cooldown.setDecimals(0)
@@ -42,6 +65,7 @@ class SettingsDialog(QDialog):
         form.addRow("&Check ports every:", self.interval)
         form.addRow("", self.notifications)
         form.addRow("", self.minimized)
+        form.addRow("", self.login)
         form.addRow("Repeat an alert for the same port after:", self.cooldown)
         note = QLabel("The alert log in the window always keeps every alert.")
         note.setWordWrap(True)
@@ -54,6 +78,12 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(note)
         layout.addWidget(buttons)
+
+    def start_at_login_change(self) -> bool | None:
+        """True/False when the user switched start-at-login on/off; None when unchanged."""
+        if not self.login.isEnabled() or self.login.isChecked() == self.login_was:
+            return None
+        return self.login.isChecked()
 
     def result_settings(self) -> Settings:
         return Settings(

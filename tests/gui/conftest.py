@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from portwatch.config.autostart import XdgAutostart
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from guikit import RecordingBackend, prepare_data_dir
@@ -37,6 +39,7 @@ def make_desktop(
         factory: Any = None,
         start: bool = True,
         settings: Settings | None = None,
+        autostart: Any = None,
     ) -> DesktopApp:
         paths = prepare_data_dir(folder or data_dir, specs, settings)
         desktop = DesktopApp(
@@ -45,6 +48,8 @@ def make_desktop(
             use_tray=False,
             jobs=JobRunner(),
             notification_backend=recording_backend,
+            # Never the real ~/.config/autostart from a test.
+            autostart=autostart or XdgAutostart(paths.config_dir / "xdg-config"),
         )
         created.append(desktop)
         if start:

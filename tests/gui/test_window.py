@@ -360,6 +360,30 @@ def test_settings_dialog_saves_and_applies(qtbot: Any, make_desktop: Any, data_d
     assert saved.notifications is False
 
 
+def test_start_at_login_writes_and_removes_the_autostart_entry(
+    qtbot: Any, make_desktop: Any, data_dir: Path
+) -> None:
+    from portwatch.config.autostart import XdgAutostart
+
+    autostart = XdgAutostart(data_dir / "xdg")
+    window = make_desktop(autostart=autostart).window
+    dialog = window.open_settings()
+    assert not dialog.login.isChecked()
+    dialog.login.setChecked(True)
+    dialog.accept()
+    entry = Path(autostart.location)
+    text = entry.read_text(encoding="utf-8")
+    assert "--minimized" in text
+    assert str(data_dir) in text  # starts on the same data folder
+    assert autostart.is_enabled()
+    dialog = window.open_settings()
+    assert dialog.login.isChecked()
+    dialog.login.setChecked(False)
+    dialog.accept()
+    assert not entry.exists()
+    assert not autostart.is_enabled()
+
+
 def test_export_suggests_a_dated_file_name() -> None:
     from portwatch.ui.main_window import default_export_name
 
