@@ -15,7 +15,10 @@ from PySide6.QtWidgets import QApplication
 from portwatch import APP_ID, APP_NAME, __version__
 from portwatch.config.autostart import Autostart, default_command
 from portwatch.config.autostart import for_platform as autostart_for_platform
+from portwatch.core.alert_policy import RateLimitedPolicy
 from portwatch.paths import Paths, platform_default
+from portwatch.probe.signature import reader_for as signature_reader_for
+from portwatch.probe.signature import signer_lookup
 from portwatch.services import settings as settings_file
 from portwatch.services.background import JobRunner
 from portwatch.services.history_lookup import HistoryLookup
@@ -24,12 +27,15 @@ from portwatch.services.notify import DBusNotificationBackend, NotificationBacke
 from portwatch.services.port_names import PortNames
 from portwatch.services.sampler import MonitorFactory, SamplerThread
 from portwatch.services.single_instance import SingleInstance
+from portwatch.services.trust_service import TrustService
 from portwatch.services.watchlist_file import WatchListFile
 from portwatch.ui.export import make_exporter
 from portwatch.ui.icons import app_icon
 from portwatch.ui.main_window import MainWindow
 from portwatch.ui.smoke import SmokeShot
 from portwatch.ui.tray import Tray
+from portwatch.ui.trust_list_dialog import open_trust_list
+from portwatch.ui.trust_review import open_review
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,9 @@ class DesktopApp:
 
     ``factory`` replaces the real monitor (probe + history writer) where a test needs a
     recorded one; ``use_tray`` False leaves the tray out even when one exists;
-    ``notification_backend`` replaces the platform's notification back-end.
+    ``notification_backend`` replaces the platform's notification back-end;
+    ``first_run_review`` offers the review of programs already on watched ports (the
+    real app does; tests opt in).
     """
 
     def __init__(
@@ -73,6 +81,7 @@ class DesktopApp:
         jobs: JobRunner | None = None,
         notification_backend: NotificationBackend | None = None,
         autostart: Autostart | None = None,
+        first_run_review: bool = False,
     ) -> None:
         self._shut_down = False
         loaded_settings = settings_file.load(paths.settings_file)
@@ -93,13 +102,23 @@ class DesktopApp:
             autostart=autostart or autostart_for_platform(),
             autostart_command=login_command(paths),
         )
-        window.show_notices(list(loaded_settings.problems) + name_problems)
-
         watch_file = self.watch_file
+        self.trust, trust_problems = TrustService.load(
+            paths.trust_file,
+            signer_lookup(signature_reader_for()),
+            watchlist=lambda: watch_file.watchlist,
+            parent=window,
+        )
+        window.show_notices(list(loaded_settings.problems) + name_problems + trust_problems)
+
         self.sampler = sampler = SamplerThread(
             factory
             or monitor_factory(
-                paths.history_db, probe_kind, lambda: watch_file.watchlist, self.names
+                paths.history_db,
+                probe_kind,
+                lambda: watch_file.watchlist,
+                self.names,
+                judge=self.trust.judge,
             ),
             self.settings.poll_interval_s,
         )
@@ -112,9 +131,25 @@ class DesktopApp:
         window.resume_requested.connect(sampler.resume)
         window.interval_changed.connect(sampler.set_interval)
 
+        trust = self.trust
+        window.port_panel.enable_trust(
+            True, "Allow this program (this exact file) to listen on this port without alerts"
+        )
+        window.port_panel.trust_requested.connect(trust.trust_view)
+        trust.notices.connect(window.show_notices)
+        trust.message.connect(lambda text: window.statusBar().showMessage(text, 15_000))
+        window.trusted_programs_requested.connect(lambda: open_trust_list(window, trust))
+        if first_run_review:
+            sampler.sampler.result_ready.connect(trust.offer_review)
+            trust.review_requested.connect(
+                lambda found: open_review(window, found, trust.finish_review)
+            )
+
         self.tray: Tray | None = None
         self.notifier = notifier = Notifier(
-            enabled=self.settings.notifications, cooldown_s=self.settings.alert_cooldown_s
+            enabled=self.settings.notifications,
+            cooldown_s=self.settings.alert_cooldown_s,
+            policy=RateLimitedPolicy(),
         )
         if use_tray and Tray.available():
             self.tray = tray = Tray()
@@ -150,6 +185,7 @@ class DesktopApp:
             return
         self._shut_down = True
         self.sampler.stop()
+        self.trust.stop()
         self.jobs.wait()
         self.history.close()
         if self.tray is not None:
@@ -171,7 +207,12 @@ def run_app(paths: Paths, args: argparse.Namespace) -> int:
         log.info("portwatch is already running; asked it to show its window (%s)", shown)
         return 0
 
-    desktop = DesktopApp(paths, probe_kind=getattr(args, "probe", "auto"))
+    desktop = DesktopApp(
+        paths,
+        probe_kind=getattr(args, "probe", "auto"),
+        # The smoke run only checks that a build starts: no dialog over the screenshot.
+        first_run_review=not smoke_png,
+    )
     guard.show_requested.connect(desktop.window.bring_to_front)
     desktop.window.quit_requested.connect(app.quit)
 

@@ -7,7 +7,7 @@ import importlib
 
 # Each module has ``add_parser(subparsers)`` which registers a sub-command whose
 # ``handler`` is ``run(args, paths) -> int``.
-COMMAND_MODULES = ("scan", "monitor", "export", "watch", "describe")
+COMMAND_MODULES = ("scan", "monitor", "export", "watch", "describe", "trust")
 
 
 class CommandError(Exception):

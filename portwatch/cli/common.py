@@ -7,15 +7,17 @@ import sys
 from typing import Any
 
 from portwatch.cli import CommandError
-from portwatch.config import watchfile
+from portwatch.config import trustfile, watchfile
 from portwatch.core.csvrows import iso_time
 from portwatch.core.text import visible
+from portwatch.core.trust import TrustJudge
 from portwatch.core.types import ListenerView, PortEvent
-from portwatch.core.verdict import Judge, NoTrustJudge
+from portwatch.core.verdict import NoTrustJudge
 from portwatch.core.watchlist import WatchList
 from portwatch.knowledge import KnowledgeBase
 from portwatch.paths import Paths
 from portwatch.probe import Probe, ProbeError, create
+from portwatch.probe.signature import reader_for, signer_lookup
 
 
 def warn(message: str) -> None:
@@ -35,9 +37,17 @@ def load_watchlist(paths: Paths) -> WatchList:
     return loaded.watchlist
 
 
-def load_judge(paths: Paths) -> Judge:
-    """How owners are judged: the trust list once it exists, else nothing is trusted."""
-    return NoTrustJudge()
+def load_judge(paths: Paths) -> TrustJudge:
+    """How owners are judged: by the trust file (problems in it reported on stderr)."""
+    loaded = trustfile.load(paths.trust_file)
+    for problem in loaded.problems:
+        warn(problem)
+    if not loaded.trust_list.first_run_review_done:
+        warn(
+            "the first-run review is pending: `portwatch trust review` lists what already "
+            "listens on the watched ports so you can decide what to trust"
+        )
+    return TrustJudge(loaded.trust_list, signer_lookup(reader_for()))
 
 
 def load_services(paths: Paths) -> KnowledgeBase:

@@ -12,6 +12,7 @@ import time
 from types import FrameType
 
 from portwatch.cli import CommandError, common
+from portwatch.config import trustfile
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import visible
 from portwatch.core.types import PortEvent
@@ -68,11 +69,14 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         raise CommandError(str(exc)) from exc
     for notice in store.notices:
         common.warn(notice)
+    judge = common.load_judge(paths)
+    # `portwatch trust add` in another terminal takes effect on the next poll.
+    trust_reloader = trustfile.Reloader(paths.trust_file)
     monitor = Monitor(
         common.make_probe(args),
         store,
         watchlist,
-        judge=common.load_judge(paths),
+        judge=judge,
         services=common.load_services(paths),
     )
     stop = threading.Event()
@@ -87,6 +91,11 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     next_tick = started
     try:
         while not stop.is_set():
+            reloaded = trust_reloader.poll()
+            if reloaded is not None:
+                for problem in reloaded.problems:
+                    common.warn(problem)
+                judge.set_trust_list(reloaded.trust_list)
             result = monitor.tick()
             for warning in result.warnings:
                 common.warn(warning)

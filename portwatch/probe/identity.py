@@ -20,6 +20,7 @@ import psutil
 
 from portwatch.core.text import clean
 from portwatch.core.types import Owner
+from portwatch.probe.interpreter import ScriptReader
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,9 @@ class OwnerReader:
         self._ps = ps
         self.hasher = hasher or FileHasher()
         self._linux = platform.startswith("linux")
-        # Optional: (process, exe) -> (script path, script sha256) for interpreters.
-        self._script_of = script_of
+        # (process, exe) -> (script path, script sha256): interpreters are told apart by
+        # the script they run, hashed through the same cache; every probe gets this.
+        self._script_of = script_of or ScriptReader(self.hasher, ps)
         # pid -> (create_time, executable file key, owner): a process keeps its identity
         # until it exits or exec()s, so unchanged owners cost two syscalls per poll.
         self._owners: dict[int, tuple[float | None, FileKey | None, Owner]] = {}

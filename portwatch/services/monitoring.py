@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from portwatch.core.verdict import Judge
 from portwatch.core.watchlist import WatchList
 from portwatch.engine.monitor import Monitor
 from portwatch.probe import create
@@ -20,9 +21,13 @@ def monitor_factory(
     probe_kind: str,
     watchlist: Callable[[], WatchList],
     services: Any = None,
+    judge: Judge | None = None,
 ) -> Callable[[], tuple[Monitor, Sequence[str]]]:
     """A factory the sampler calls *inside its thread*, so the SQLite connection and the
-    probe belong to that thread. Returns the monitor and the store's notices."""
+    probe belong to that thread. Returns the monitor and the store's notices.
+
+    ``judge`` decides known/unknown/unattributed (the trust list's ``TrustJudge``);
+    without one nothing is trusted."""
 
     def build() -> tuple[Monitor, Sequence[str]]:
         probe = create(probe_kind)
@@ -32,11 +37,11 @@ def monitor_factory(
             # Watching matters more than remembering: go on without history.
             log.error("monitoring without history: %s", exc)
             notice = f"{exc}. portwatch keeps watching, but nothing is recorded this session."
-            return Monitor(probe, None, watchlist(), services=services), [notice]
+            return Monitor(probe, None, watchlist(), judge=judge, services=services), [notice]
         except Exception:
             probe.close()
             raise
-        monitor = Monitor(probe, store, watchlist(), services=services)
+        monitor = Monitor(probe, store, watchlist(), judge=judge, services=services)
         return monitor, list(store.notices)
 
     return build

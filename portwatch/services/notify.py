@@ -17,10 +17,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from PySide6.QtCore import SLOT, QObject, QProcess, Signal, Slot
+from PySide6.QtCore import SLOT, QObject, QProcess, QTimer, Signal, Slot
 
 from portwatch import APP_ID, APP_NAME
+from portwatch.core.alert_policy import RateLimitedPolicy
 from portwatch.core.alerts import Alert, Urgency
+from portwatch.core.watchlist import WatchSpec
 from portwatch.services.plain_text import escaped, shorten, visible
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,8 @@ TITLE_LIMIT = 64
 TEXT_LIMIT = 256
 # How many alerts the in-app log keeps for this session.
 LOG_LIMIT = 500
+# How often summaries held back by the alert policy's rate limit are offered again.
+SUMMARY_FLUSH_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -196,9 +200,29 @@ class Notifier(QObject):
         cooldown_s: float = 0.0,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        policy: RateLimitedPolicy | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        # With a policy, it decides what reaches the desktop (one alert per program and
+        # port per cooldown, a few a minute, one "and N more" summary); without one, the
+        # plain (title, port) cooldown below does.
+        self._policy = policy
+        if policy is not None:
+            policy.set_cooldown(cooldown_s)
+            # Summaries held back by the rate limit go out when the window allows, even
+            # if no new alert arrives to carry them.
+            self._flush_timer = QTimer(self)
+            self._flush_timer.setInterval(SUMMARY_FLUSH_MS)
+            self._flush_timer.timeout.connect(self._flush_summaries)
+            self._flush_timer.start()
+            # The window hands over one tick's alerts one by one, in one go: they are
+            # judged together, so a burst gives three alerts and one summary.
+            self._batch: list[Alert] = []
+            self._batch_timer = QTimer(self)
+            self._batch_timer.setSingleShot(True)
+            self._batch_timer.setInterval(0)
+            self._batch_timer.timeout.connect(self._judge_batch)
         self._clock = clock
         self._monotonic = monotonic
         self._enabled = enabled
@@ -231,6 +255,21 @@ class Notifier(QObject):
         """Show the same alert for the same port on the desktop at most once per
         ``cooldown_s`` seconds (the in-app log keeps every repeat)."""
         self._cooldown_s = cooldown_s
+        if self._policy is not None:
+            self._policy.set_cooldown(cooldown_s)
+
+    def snooze(self, spec: WatchSpec, seconds: float) -> bool:
+        """No desktop alerts for ``spec`` for ``seconds`` (1 hour, or
+        ``core.alert_policy.seconds_until_tomorrow``); the log keeps every alert.
+        Returns False when there is no policy to snooze with."""
+        if self._policy is None:
+            return False
+        self._policy.snooze(spec, self._monotonic() + seconds)
+        return True
+
+    def unsnooze(self, spec: WatchSpec) -> None:
+        if self._policy is not None:
+            self._policy.unsnooze(spec)
 
     def _repeat(self, alert: Alert) -> bool:
         key = (alert.title, alert.port, alert.proto)
@@ -247,25 +286,68 @@ class Notifier(QObject):
 
     @Slot(object)
     def notify(self, alert: Alert) -> None:
-        """Log ``alert`` and show it as a desktop notification when possible."""
+        """Log ``alert`` and show it as a desktop notification when possible.
+
+        With a policy the decision is made a moment later (same event-loop turn, after
+        the rest of the tick's alerts arrived); the log still gets every alert."""
+        if self._policy is not None and alert.events:
+            self._batch.append(alert)
+            self._batch_timer.start()
+            return
+        if not self._enabled:
+            self._log_and_show(alert, None, "in-app log only (notifications are off)")
+        elif self._repeat(alert):
+            self._log_and_show(alert, None, "in-app log only (repeat within the cooldown)")
+        else:
+            self._log_and_show(alert, alert, "in-app log only")
+
+    @Slot()
+    def _judge_batch(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch or self._policy is None:
+            return
+        if not self._enabled:
+            for alert in batch:
+                self._log_and_show(alert, None, "in-app log only (notifications are off)")
+            return
+        events = [event for alert in batch for event in alert.events]
+        gated = self._policy.alerts_for(events, self._monotonic())
+        singles = [g for g in gated if not g.folded]
+        for alert in batch:
+            # The policy's own wording (it adds the old and new hash for a changed binary).
+            own = next((g for g in singles if g.events == alert.events), None)
+            why = (
+                "in-app log only"
+                if own is not None
+                else "in-app log only (limited: one alert per program and port per "
+                "cooldown, a few a minute)"
+            )
+            self._log_and_show(alert, own, why)
+        for summary in gated:
+            if summary.folded:
+                self._log_and_show(summary, summary, "in-app log only")
+
+    def _log_and_show(self, alert: Alert, show: Alert | None, shown_by: str) -> None:
         token = self._next_token
         self._next_token += 1
-        shown_by = "in-app log only"
-        if not self._enabled:
-            shown_by = "in-app log only (notifications are off)"
-        elif self._repeat(alert):
-            shown_by = "in-app log only (repeat within the cooldown)"
-        elif self._backend.available():
-            title = shorten(visible(alert.title), TITLE_LIMIT)
-            text = shorten(visible(alert.text), TEXT_LIMIT)
+        if show is not None and self._backend.available():
+            title = shorten(visible(show.title), TITLE_LIMIT)
+            text = shorten(visible(show.text), TEXT_LIMIT)
             try:
-                self._backend.show(token, title, text, alert.urgency)
+                self._backend.show(token, title, text, show.urgency)
                 shown_by = self._backend.name
             except Exception:
                 log.exception("showing a notification failed")
-        entry = LoggedAlert(token, self._clock(), alert, shown_by)
+        entry = LoggedAlert(token, self._clock(), show or alert, shown_by)
         self._log.append(entry)
         self.alert_logged.emit(entry)
+
+    @Slot()
+    def _flush_summaries(self) -> None:
+        if self._policy is None or not self._enabled:
+            return
+        for summary in self._policy.alerts_for((), self._monotonic()):
+            self._log_and_show(summary, summary, "in-app log only")
 
     @Slot(int)
     def _on_clicked(self, token: int) -> None:

@@ -87,6 +87,8 @@ class MainWindow(QMainWindow):
     cooldown_changed = Signal(float)
     alert_arrived = Signal(object)
     """Each :class:`Alert` of a tick, for the notifier."""
+    trusted_programs_requested = Signal()
+    """Monitor \u25b8 Trusted programs: whoever wires the trust list opens its dialog."""
     alert_state_changed = Signal(bool, str)
     """(an unknown owner holds a watched port, why) for the tray icon."""
     tick_shown = Signal(int)
@@ -300,6 +302,13 @@ class MainWindow(QMainWindow):
         self._action(monitor, "Port &history\u2026", self._history_of_selection, "Ctrl+H")
         self._action(
             monitor, "&Copy check command", self.port_panel.copy_check_command, "Ctrl+Shift+C"
+        )
+        monitor.addSeparator()
+        self.trusted_action = self._action(
+            monitor,
+            "&Trusted programs\u2026",
+            lambda _checked=False: self.trusted_programs_requested.emit(),
+            "Ctrl+T",
         )
 
         view = bar.addMenu("&View")

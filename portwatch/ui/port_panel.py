@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from portwatch.core.types import Endpoint, Proto
+from portwatch.core.types import Endpoint, Proto, Status
 from portwatch.services.plain_text import visible
 from portwatch.services.port_names import PortDescription
 from portwatch.ui.icons import state_icon
@@ -260,6 +260,8 @@ class PortPanel(QWidget):
         for view in views:
             self.owners_box.addWidget(OwnerCard(view))
         self._refresh_seen()
+        # Owners come and go between ticks: the trust action follows them.
+        self._set_actions_enabled(self._port is not None)
 
     def _refresh_seen(self) -> None:
         if self._port is None:
@@ -300,4 +302,6 @@ class PortPanel(QWidget):
     @Slot()
     def _trust_clicked(self) -> None:
         if self._views:
-            self.trust_requested.emit(self._views[0])
+            # The owner that needs deciding: an unknown one before a known or hidden one.
+            unknown = [v for v in self._views if getattr(v, "status", None) is Status.UNKNOWN]
+            self.trust_requested.emit((unknown or self._views)[0])

@@ -1,0 +1,334 @@
+"""``portwatch trust list | add | remove | review``: edit which programs may use which ports.
+
+Trust is given to an executable path plus the SHA-256 of the file (and the script
+for interpreters), for one watched port or range. ``review`` lists the listeners
+already on watched ports so the person decides about each, rather than portwatch
+trusting whatever happened to be running on the first start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from portwatch.cli import CommandError
+from portwatch.config import trustfile, watchfile
+from portwatch.core.identity import is_sha256
+from portwatch.core.trust import (
+    TrustEntry,
+    TrustError,
+    TrustJudge,
+    TrustList,
+    apply_review,
+    review_candidates,
+)
+from portwatch.core.types import Listener
+from portwatch.core.watchlist import SpecError, WatchList, WatchSpec, parse_spec
+from portwatch.paths import Paths
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("trust", help="show or edit which programs may use which ports")
+    actions = parser.add_subparsers(dest="trust_action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="print the trusted programs and their ports")
+    add = actions.add_parser(
+        "add", help="trust a program on a port or range, e.g. 3653/tcp --exe /usr/bin/foo"
+    )
+    add.add_argument("spec", metavar="PORTSPEC")
+    add.add_argument("--exe", required=True, metavar="PATH", help="the executable's path")
+    add.add_argument(
+        "--sha256", metavar="HASH", help="the file's SHA-256 (default: hash the file at PATH now)"
+    )
+    add.add_argument(
+        "--script",
+        metavar="PATH",
+        help="for interpreters: the script they run (or '-m MODULE'); hashed now",
+    )
+    add.add_argument("--script-sha256", metavar="HASH", help="the script's SHA-256")
+    add.add_argument(
+        "--signer",
+        metavar="NAME",
+        help="trust any build at PATH signed by NAME (macOS/Windows) instead of one hash",
+    )
+    add.add_argument("--note", help="why it is trusted, for your future self")
+    remove = actions.add_parser("remove", help="stop trusting a program on a port or range")
+    remove.add_argument("spec", metavar="PORTSPEC")
+    remove.add_argument("--exe", required=True, metavar="PATH")
+    remove.add_argument("--script", metavar="PATH", help="only the entry for this script")
+    review = actions.add_parser(
+        "review", help="list what already listens on watched ports and choose what to trust"
+    )
+    review.add_argument(
+        "--accept",
+        metavar="N,..",
+        help="trust the listed numbers (e.g. 1,3), or 'none'; asked interactively on a terminal",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _usage_error(message: str) -> SystemExit:
+    # A bad argument: exit status 2, like argparse.
+    print(f"portwatch: error: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def _spec_or_exit(text: str) -> WatchSpec:
+    try:
+        return parse_spec(text)
+    except SpecError as exc:
+        raise _usage_error(str(exc)) from None
+
+
+def _hash_or_exit(value: str, what: str) -> str:
+    lowered = value.strip().lower()
+    if not is_sha256(lowered):
+        raise _usage_error(f"{what} {value!r} is not a SHA-256 (64 hex digits)")
+    return lowered
+
+
+def _hash_file(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise CommandError(f"cannot read {path} to hash it: {exc.strerror or exc}") from exc
+    return digest.hexdigest()
+
+
+def _load(paths: Paths) -> TrustList:
+    loaded = trustfile.load(paths.trust_file)
+    for problem in loaded.problems:
+        print(f"portwatch: warning: {problem}", file=sys.stderr)
+    return loaded.trust_list
+
+
+def _save(paths: Paths, trust_list: TrustList) -> None:
+    try:
+        trustfile.save(paths.trust_file, trust_list)
+    except OSError as exc:
+        raise CommandError(f"cannot write {paths.trust_file}: {exc.strerror or exc}") from exc
+
+
+def _when(wall: float) -> str:
+    if not wall:
+        return "unknown time"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(wall))
+
+
+def print_entries(trust_list: TrustList, out: TextIO) -> None:
+    """The trust list as text: one block per entry with full hashes."""
+    if not trust_list.entries:
+        print("nothing is trusted yet", file=out)
+    for number, entry in enumerate(trust_list.entries, start=1):
+        print(f"{number}. {entry.spec}  {entry.exe or 'any path'}", file=out)
+        if entry.sha256:
+            print(f"     sha256 {entry.sha256}", file=out)
+        if entry.signer:
+            print(f"     signed by {entry.signer}", file=out)
+        if entry.script:
+            pin = f" (sha256 {entry.script_sha256})" if entry.script_sha256 else ""
+            print(f"     script {entry.script}{pin}", file=out)
+        added = f"     added {_when(entry.added_wall)}"
+        if entry.note:
+            added += f": {entry.note}"
+        print(added, file=out)
+    review = (
+        f"done {_when(trust_list.reviewed_wall or 0.0)}"
+        if trust_list.first_run_review_done
+        else "pending (run `portwatch trust review`)"
+    )
+    print(f"first-run review: {review}", file=out)
+
+
+def _absolute(path: str) -> str:
+    return os.path.realpath(os.path.expanduser(path))
+
+
+def _add(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> int:
+    spec = _spec_or_exit(args.spec)
+    exe = _absolute(args.exe)
+    sha = _hash_or_exit(args.sha256, "--sha256") if args.sha256 else None
+    if sha is None and not args.signer:
+        sha = _hash_file(exe)
+    script = script_sha = None
+    if args.script:
+        if args.script.startswith("-"):
+            # "-m module" or "-c" (inline code, pinned by --script-sha256 if given).
+            script = args.script.strip()
+            if args.script_sha256:
+                script_sha = _hash_or_exit(args.script_sha256, "--script-sha256")
+        else:
+            script = _absolute(args.script)
+            script_sha = (
+                _hash_or_exit(args.script_sha256, "--script-sha256")
+                if args.script_sha256
+                else _hash_file(script)
+            )
+    elif args.script_sha256:
+        raise _usage_error("--script-sha256 needs --script")
+    try:
+        entry = TrustEntry(
+            spec=spec,
+            exe=exe,
+            sha256=sha,
+            script=script,
+            script_sha256=script_sha,
+            signer=args.signer,
+            added_wall=time.time(),
+            note=args.note,
+        )
+    except TrustError as exc:
+        raise _usage_error(str(exc)) from None
+    replaced = any(e.slot == entry.slot for e in trust_list.entries)
+    _save(paths, trust_list.with_entry(entry))
+    verb = "updated" if replaced else "trusted"
+    print(f"{verb}: {entry.describe()}")
+    return 0
+
+
+def _remove(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> int:
+    spec = _spec_or_exit(args.spec)
+    exe = _absolute(args.exe)
+    script = None
+    if args.script:
+        script = args.script.strip() if args.script.startswith("-") else _absolute(args.script)
+    updated = trust_list.without(spec, exe, script, any_script=args.script is None)
+    removed = len(trust_list) - len(updated)
+    if not removed:
+        raise CommandError(f"nothing is trusted for {spec} at {exe} (see `portwatch trust list`)")
+    _save(paths, updated)
+    print(f"removed {removed} entr{'y' if removed == 1 else 'ies'} for {spec} at {exe}")
+    return 0
+
+
+ProbeFactory = Callable[[str], Any]
+
+
+def _default_probe(kind: str) -> Any:
+    from portwatch import probe as probe_package
+
+    return probe_package.create(kind)  # type: ignore[attr-defined]
+
+
+def _parse_choice(text: str, count: int) -> list[int]:
+    text = text.strip().lower()
+    if text in ("", "none", "0"):
+        return []
+    if text == "all":
+        return list(range(1, count + 1))
+    chosen: list[int] = []
+    for part in text.replace(" ", ",").split(","):
+        if not part:
+            continue
+        if not part.isdigit() or not 1 <= int(part) <= count:
+            raise ValueError(f"{part!r} is not one of the numbers 1-{count}")
+        if int(part) not in chosen:
+            chosen.append(int(part))
+    return chosen
+
+
+def review(
+    trust_list: TrustList,
+    listeners: Sequence[Listener],
+    watchlist: WatchList,
+    *,
+    accept: str | None,
+    stdin: TextIO,
+    out: TextIO,
+    now_wall: float,
+) -> TrustList | None:
+    """The first-run review as a testable function: prints the candidates and returns
+    the updated list, or None when nothing was decided (no --accept, not a terminal)."""
+    judge = TrustJudge(trust_list)
+    candidates = review_candidates(listeners, watchlist, judge)
+    if not candidates:
+        print("nothing untrusted is listening on the watched ports", file=out)
+    for number, (listener, spec, verdict) in enumerate(candidates, start=1):
+        owner = listener.owner
+        who = owner.exe if owner and owner.exe else "(owner hidden)"
+        print(f"{number}. {listener.endpoint.label()}  watched as {spec}", file=out)
+        print(f"     {who}", file=out)
+        if owner is not None and owner.script:
+            print(f"     script {owner.script}", file=out)
+        if owner is not None and owner.sha256:
+            print(f"     sha256 {owner.sha256}", file=out)
+        pid = f"pid {owner.pid}, " if owner else ""
+        print(f"     {pid}{verdict.status}: {verdict.reason}", file=out)
+    if accept is None:
+        if not candidates or not stdin.isatty():
+            if candidates:
+                print(
+                    "trust some with `portwatch trust review --accept N,..` (or --accept none)",
+                    file=out,
+                )
+                return None
+            return trust_list.with_review_done(now_wall)
+        print(
+            "Trust which? numbers separated by commas, 'all' or empty for none: ",
+            end="",
+            file=out,
+            flush=True,
+        )
+        accept = stdin.readline()
+        if not accept:
+            # End of input (Ctrl-D) is not an answer: the review stays pending.
+            print("\nnothing decided; the review is still pending", file=out)
+            return None
+    try:
+        chosen = _parse_choice(accept, len(candidates))
+    except ValueError as exc:
+        raise _usage_error(f"--accept: {exc}") from None
+    updated, messages = apply_review(trust_list, candidates, [n - 1 for n in chosen], now_wall)
+    for number, message in zip(chosen, messages, strict=True):
+        print(f"{number}. {message}", file=out)
+    return updated
+
+
+def _review(
+    args: argparse.Namespace, paths: Paths, trust_list: TrustList, probe_factory: ProbeFactory
+) -> int:
+    loaded = watchfile.load(paths.watchlist_file)
+    for problem in loaded.problems:
+        print(f"portwatch: warning: {problem}", file=sys.stderr)
+    probe = probe_factory(getattr(args, "probe", "auto"))
+    try:
+        sample = probe.poll(loaded.watchlist)
+    finally:
+        probe.close()
+    if sample.partial:
+        print(
+            f"portwatch: warning: the OS showed only part of the system: {sample.partial_reason}",
+            file=sys.stderr,
+        )
+    updated = review(
+        trust_list,
+        sample.listeners,
+        loaded.watchlist,
+        accept=args.accept,
+        stdin=sys.stdin,
+        out=sys.stdout,
+        now_wall=time.time(),
+    )
+    if updated is not None:
+        _save(paths, updated)
+    return 0
+
+
+def run(args: argparse.Namespace, paths: Paths, probe_factory: ProbeFactory | None = None) -> int:
+    trust_list = _load(paths)
+    action = args.trust_action
+    if action == "list":
+        print_entries(trust_list, sys.stdout)
+        return 0
+    if action == "add":
+        return _add(args, paths, trust_list)
+    if action == "remove":
+        return _remove(args, paths, trust_list)
+    return _review(args, paths, trust_list, probe_factory or _default_probe)

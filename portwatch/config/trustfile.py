@@ -1,0 +1,283 @@
+"""The trust file (``trust.json`` beside the watch list): read, validated, written atomically.
+
+The file is plain JSON a person can read::
+
+    {
+      "version": 1,
+      "first_run_review": {"done": true, "wall": 1763700000.0},
+      "entries": [
+        {"port": "3653/tcp", "exe": "/usr/bin/foo", "sha256": "<64 hex>",
+         "script": null, "script_sha256": null, "signer": null,
+         "added_wall": 1763700000.0, "note": "trusted from the side panel"}
+      ]
+    }
+
+A file that is empty, truncated, of the wrong shape or holding bad values is not
+silently coerced or overwritten: the valid entries are used, each problem is reported
+with the value and the reason, and the original file is set aside for the user.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from portwatch.config import atomic
+from portwatch.core.identity import is_sha256
+from portwatch.core.trust import TrustEntry, TrustError, TrustList
+from portwatch.core.watchlist import SpecError, parse_spec
+
+FORMAT_VERSION = 1
+_TOP_KEYS = frozenset({"version", "first_run_review", "entries"})
+_ENTRY_KEYS = frozenset(
+    {"port", "exe", "sha256", "script", "script_sha256", "signer", "added_wall", "note"}
+)
+
+
+@dataclass(frozen=True)
+class LoadedTrust:
+    """A trust list read from disk, with every problem found and where the bad file went."""
+
+    trust_list: TrustList
+    problems: tuple[str, ...] = ()
+    set_aside: Path | None = None
+
+
+def load(path: Path) -> LoadedTrust:
+    """Read the trust file. A missing file is an empty list with the review pending.
+
+    When the file has problems it is moved aside (``trust.json.rejected-<time>``) and a
+    clean file holding only the valid entries is written in its place, so the same
+    problems are reported once, and nothing the user wrote is lost.
+    """
+    if not path.exists():
+        return LoadedTrust(TrustList())
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return LoadedTrust(
+            TrustList(),
+            (f"cannot read {path}: {exc.strerror or exc}; nothing is trusted for now",),
+        )
+    trust_list, problems = parse(raw)
+    if not problems:
+        return LoadedTrust(trust_list)
+    problems = [f"{path}: {p}" for p in problems]
+    kept: Path | None = None
+    try:
+        kept = atomic.set_aside(path, "rejected")
+        problems.append(f"the original file was kept as {kept}")
+        save(path, trust_list)
+    except OSError as exc:
+        problems.append(f"could not set the file aside or rewrite it: {exc.strerror or exc}")
+    return LoadedTrust(trust_list, tuple(problems), kept)
+
+
+def parse(raw: bytes) -> tuple[TrustList, list[str]]:
+    """Validate file content: the valid part and the list of problems (pure, no I/O)."""
+    problems: list[str] = []
+    text = raw.decode("utf-8", errors="replace")
+    if not text.strip():
+        return TrustList(), ["the file is empty; nothing is trusted"]
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = getattr(exc, "msg", None) or "too deeply nested"
+        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
+        return TrustList(), [f"not valid JSON ({reason}{where}); nothing is trusted"]
+    if not isinstance(data, dict):
+        return TrustList(), [
+            f"expected a JSON object with 'entries', got {_kind(data)}; nothing is trusted"
+        ]
+    for key in sorted(set(data) - _TOP_KEYS, key=str):
+        problems.append(f"unknown key {key!r} ignored")
+    version = data.get("version", FORMAT_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
+        problems.append(
+            f"version {version!r} is not {FORMAT_VERSION}; reading what this version understands"
+        )
+    reviewed = _review_wall(data.get("first_run_review"), problems)
+    raw_entries = data.get("entries", [])
+    if not isinstance(raw_entries, list):
+        problems.append(f"'entries' should be a list, got {_kind(raw_entries)}; ignored")
+        raw_entries = []
+    trust_list = TrustList(reviewed_wall=reviewed)
+    slots: set[object] = set()
+    for index, item in enumerate(raw_entries, start=1):
+        try:
+            entry, unknown = _entry(item)
+        except (TrustError, SpecError) as exc:
+            problems.append(f"entry {index} dropped: {exc}")
+            continue
+        for key in unknown:
+            problems.append(f"entry {index}: unknown key {key!r} ignored")
+        if entry.slot in slots:
+            problems.append(
+                f"entry {index} repeats an earlier entry for {entry.describe()}; "
+                "the repeat is ignored"
+            )
+            continue
+        slots.add(entry.slot)
+        trust_list = trust_list.with_entry(entry)
+    return trust_list, problems
+
+
+def _review_wall(value: object, problems: list[str]) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append(
+            f"'first_run_review' should be an object, got {_kind(value)}; "
+            "the review will be offered again"
+        )
+        return None
+    if value.get("done") is not True:
+        return None
+    wall = value.get("wall", 0.0)
+    if not _is_number(wall):
+        problems.append(f"'first_run_review.wall' {wall!r} is not a time; kept as done")
+        return 0.0
+    return float(wall)
+
+
+def _entry(item: object) -> tuple[TrustEntry, list[str]]:
+    if not isinstance(item, dict):
+        raise TrustError(f"expected an object, got {_kind(item)}")
+    unknown = sorted(str(k) for k in set(item) - _ENTRY_KEYS)
+    if "port" not in item:
+        raise TrustError("it has no 'port'")
+    spec = parse_spec(item["port"])
+    exe = _opt_str(item, "exe")
+    if exe is not None and not _is_absolute(exe):
+        raise TrustError(f"'exe' {exe!r} is not an absolute path")
+    sha = _opt_hash(item, "sha256")
+    script = _opt_str(item, "script")
+    script_sha = _opt_hash(item, "script_sha256")
+    signer = _opt_str(item, "signer")
+    added = item.get("added_wall", 0.0)
+    if not _is_number(added):
+        raise TrustError(f"'added_wall' {added!r} is not a time")
+    note = _opt_str(item, "note")
+    entry = TrustEntry(
+        spec=spec,
+        exe=exe,
+        sha256=sha,
+        script=script,
+        script_sha256=script_sha,
+        signer=signer,
+        added_wall=float(added),
+        note=note,
+    )
+    return entry, unknown
+
+
+def _opt_str(item: dict[str, Any], key: str) -> str | None:
+    value = item.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise TrustError(f"{key!r} {value!r} should be non-empty text or null")
+    return value
+
+
+def _opt_hash(item: dict[str, Any], key: str) -> str | None:
+    value = _opt_str(item, key)
+    if value is None:
+        return None
+    if not is_sha256(value.lower()):
+        raise TrustError(f"{key!r} {value!r} is not a SHA-256 (64 hex digits)")
+    return value.lower()
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_absolute(path: str) -> bool:
+    # Accept both POSIX and Windows absolute paths: a trust file may be read on either.
+    return (
+        path.startswith("/")
+        or path.startswith("\\\\")
+        or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
+    )
+
+
+def _kind(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false"}.get(
+        type(value), "null" if value is None else type(value).__name__
+    )
+
+
+def render(trust_list: TrustList) -> str:
+    """The file text for a trust list (stable order, one entry per object)."""
+    review: dict[str, Any] = {"done": trust_list.first_run_review_done}
+    if trust_list.reviewed_wall is not None:
+        review["wall"] = trust_list.reviewed_wall
+    data = {
+        "version": FORMAT_VERSION,
+        "first_run_review": review,
+        "entries": [
+            {
+                "port": str(entry.spec),
+                "exe": entry.exe,
+                "sha256": entry.sha256,
+                "script": entry.script,
+                "script_sha256": entry.script_sha256,
+                "signer": entry.signer,
+                "added_wall": entry.added_wall,
+                "note": entry.note,
+            }
+            for entry in trust_list.entries
+        ],
+    }
+    return json.dumps(data, indent=2, ensure_ascii=True) + "\n"
+
+
+def save(path: Path, trust_list: TrustList) -> None:
+    """Write the trust file atomically (the old or the new version, never half)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, render(trust_list))
+
+
+def update(path: Path, change: Callable[[TrustList], TrustList]) -> LoadedTrust:
+    """Re-read the file, apply ``change`` and save: what the window's "Trust this program
+    on this port" and the review dialog call, so an edit made meanwhile by the command
+    line is kept rather than overwritten with an older list.
+
+    Raises OSError when the file cannot be written and whatever ``change`` raises
+    (``TrustError`` for an owner that cannot be trusted); the file is then untouched.
+    """
+    loaded = load(path)
+    updated = change(loaded.trust_list)
+    save(path, updated)
+    return LoadedTrust(updated, loaded.problems, loaded.set_aside)
+
+
+class Reloader:
+    """Notices when the trust file changed on disk (another process edited it), so a
+    running monitor judges with the new list on its next tick."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = self._read_stamp()
+
+    def _read_stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def poll(self) -> LoadedTrust | None:
+        """The freshly loaded list when the file changed since the last call, else None."""
+        stamp = self._read_stamp()
+        if stamp == self._stamp:
+            return None
+        loaded = load(self.path)
+        # Loading may rewrite a bad file: remember the stamp of what is there now.
+        self._stamp = self._read_stamp()
+        return loaded

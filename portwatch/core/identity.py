@@ -1,0 +1,103 @@
+"""What a program is, as opposed to what it calls itself.
+
+An identity is the executable's path plus the SHA-256 of the file the process runs,
+and for interpreters the script or module they run. A name, a pid or a guessed path
+is never part of it: each of those can be chosen by whoever starts the process.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from portwatch.core.types import Owner
+
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+# ``Owner.script`` of an interpreter whose command line the OS would not show: the
+# program is not fully known, so it has no identity (and can never match the bare
+# interpreter's trust entry).
+HIDDEN_SCRIPT = "(script hidden)"
+
+
+def is_sha256(value: object) -> bool:
+    """True for a SHA-256 hex digest (lower case, as portwatch stores them)."""
+    return isinstance(value, str) and _SHA256_RE.match(value) is not None
+
+
+def script_is_file(script: str | None) -> bool:
+    """True when ``script`` names a file (an absolute POSIX or Windows path), as opposed
+    to ``-m module``, ``class Name``, ``-c`` or ``-``."""
+    if not script:
+        return False
+    return script.startswith(("/", "\\")) or (
+        len(script) > 2 and script[1] == ":" and script[2] in "\\/"
+    )
+
+
+def _windows_path(path: str) -> bool:
+    return path.startswith("\\\\") or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
+
+
+def same_path(a: str | None, b: str | None) -> bool:
+    """Whether two executable or script paths name the same file.
+
+    Windows paths (``C:\\…``, ``\\\\server\\…``) compare without regard to case or
+    slash direction, as the file system does; POSIX paths compare exactly.
+    """
+    if a is None or b is None:
+        return a is b
+    if a == b:
+        return True
+    if _windows_path(a) and _windows_path(b):
+        return a.replace("/", "\\").casefold() == b.replace("/", "\\").casefold()
+    return False
+
+
+def short_hash(value: str | None) -> str:
+    """The first 12 hex digits, enough for a person to compare two hashes at a glance."""
+    return value[:12] if value else "unknown"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The parts of an owner that decide trust.
+
+    ``script`` is a resolved path for a script file, ``-m NAME`` for a module, or
+    ``-c`` for inline code (whose text is never kept, only its hash in
+    ``script_sha256``). ``signer`` is the code-signing authority where the OS offers
+    one cheaply (macOS, Windows); it is None elsewhere.
+    """
+
+    exe: str
+    sha256: str
+    script: str | None = None
+    script_sha256: str | None = None
+    signer: str | None = None
+
+    @classmethod
+    def of(cls, owner: Owner | None, signer: str | None = None) -> Identity | None:
+        """The identity of ``owner``; None when its executable or hash could not be read."""
+        if owner is None or not owner.identified or owner.script == HIDDEN_SCRIPT:
+            return None
+        assert owner.exe is not None and owner.sha256 is not None  # implied by identified
+        return cls(
+            exe=owner.exe,
+            sha256=owner.sha256.lower(),
+            script=owner.script or None,
+            script_sha256=owner.script_sha256.lower() if owner.script_sha256 else None,
+            signer=signer or None,
+        )
+
+    @property
+    def key(self) -> tuple[str, str, str | None, str | None]:
+        """What two processes must share to be the same program (the signer is not part:
+        it is derived from the file, which the hash already pins down)."""
+        return (self.exe, self.sha256, self.script, self.script_sha256)
+
+    def describe(self) -> str:
+        """``/usr/bin/python3 running /srv/app.py`` for people (plain text, not markup)."""
+        text = self.exe
+        if self.script:
+            text += f" running {self.script}"
+        return text

@@ -1,0 +1,162 @@
+"""The trust list for the desktop app: trust from the side panel, the first-run review,
+and edits made by the command line picked up while the window runs.
+
+Lives in the GUI thread. The judge it updates is used by the sampler thread; swapping
+its list is one reference assignment (see ``TrustJudge.set_trust_list``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from portwatch.config import trustfile
+from portwatch.core.trust import (
+    ReviewCandidate,
+    TrustEntry,
+    TrustError,
+    TrustJudge,
+    TrustList,
+    apply_review,
+    review_candidates,
+    trust_listener,
+)
+from portwatch.core.watchlist import WatchList, WatchSpec
+
+log = logging.getLogger(__name__)
+
+# How often the file is checked for edits made by `portwatch trust …` meanwhile.
+RELOAD_EVERY_MS = 2000
+
+
+class TrustService(QObject):
+    """Owns the trust file for the window and keeps the judge in step with it."""
+
+    changed = Signal(object)
+    """The new :class:`TrustList` after any change (trusted, reviewed, reloaded)."""
+    message = Signal(str)
+    """A short confirmation for the status bar ("Trusted … on 3653/tcp")."""
+    notices = Signal(list)
+    """Problems for the notice banner (bad trust file, could not save)."""
+    review_requested = Signal(object)
+    """The first-run review candidates (a list of ``ReviewCandidate``), once."""
+
+    def __init__(
+        self,
+        path: Path,
+        judge: TrustJudge,
+        watchlist: Callable[[], WatchList],
+        *,
+        clock: Callable[[], float] = time.time,
+        reload_every_ms: int = RELOAD_EVERY_MS,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._path = path
+        self.judge = judge
+        self._watchlist = watchlist
+        self._clock = clock
+        self._review_offered = False
+        self._reloader = trustfile.Reloader(path)
+        self._timer = QTimer(self)
+        self._timer.setInterval(reload_every_ms)
+        self._timer.timeout.connect(self.reload_if_changed)
+        self._timer.start()
+
+    @classmethod
+    def load(
+        cls, path: Path, signer_of: Any = None, **kwargs: Any
+    ) -> tuple[TrustService, list[str]]:
+        """Read the file and build the judge and the service; returns the file's problems."""
+        loaded = trustfile.load(path)
+        service = cls(path, TrustJudge(loaded.trust_list, signer_of), **kwargs)
+        return service, list(loaded.problems)
+
+    @property
+    def trust_list(self) -> TrustList:
+        return self.judge.trust_list
+
+    def _update(self, change: Callable[[TrustList], TrustList]) -> TrustList | None:
+        try:
+            loaded = trustfile.update(self._path, change)
+        except TrustError as exc:
+            self.notices.emit([str(exc)])
+            return None
+        except OSError as exc:
+            self.notices.emit([f"could not save {self._path}: {exc.strerror or exc}"])
+            return None
+        if loaded.problems:
+            self.notices.emit(list(loaded.problems))
+        self.judge.set_trust_list(loaded.trust_list)
+        self._reloader = trustfile.Reloader(self._path)  # our own write is not news
+        self.changed.emit(loaded.trust_list)
+        return loaded.trust_list
+
+    @Slot(object)
+    def trust_view(self, view: Any) -> None:
+        """The side panel's "Trust this program on this port" for a ``ListenerView``.
+
+        Trust goes to the watched spec that covers the port (a range stays one entry),
+        or to the port alone when it is not watched.
+        """
+        listener = view.listener
+        spec = self._watchlist().spec_for(listener.port, listener.proto) or WatchSpec(
+            listener.port, listener.port, (listener.proto,)
+        )
+        when = self._clock()
+        if self._update(
+            lambda tl: trust_listener(tl, listener, spec, when, "trusted in the window")
+        ):
+            owner = listener.owner
+            who = owner.exe if owner is not None and owner.exe else "the program"
+            self.message.emit(f"Trusted {who} on {spec}")
+
+    @Slot(object)
+    def offer_review(self, result: Any) -> None:
+        """On the first tick: list what already listens on watched ports (review pending)."""
+        if self._review_offered or self.trust_list.first_run_review_done:
+            return
+        self._review_offered = True
+        candidates = review_candidates(result.sample.listeners, self._watchlist(), self.judge)
+        if candidates:
+            self.review_requested.emit(candidates)
+        else:
+            # Nothing was there to decide about: the review is done.
+            self.finish_review([], [])
+
+    def finish_review(self, candidates: Sequence[ReviewCandidate], chosen: Sequence[int]) -> None:
+        """Trust the chosen candidates (0-based) and record that the review happened."""
+        messages: list[str] = []
+
+        def change(trust_list: TrustList) -> TrustList:
+            updated, lines = apply_review(trust_list, candidates, chosen, self._clock())
+            messages.extend(lines)
+            return updated
+
+        if self._update(change) is not None and messages:
+            self.message.emit("; ".join(messages))
+
+    @Slot(object)
+    def remove_entry(self, entry: TrustEntry) -> None:
+        """Stop trusting one entry (from the trusted-programs dialog)."""
+        if self._update(lambda tl: tl.without_entry(entry)) is not None:
+            self.message.emit(f"No longer trusted: {entry.describe()}")
+
+    @Slot()
+    def reload_if_changed(self) -> None:
+        """Pick up edits made by the command line while the window runs."""
+        loaded = self._reloader.poll()
+        if loaded is None:
+            return
+        if loaded.problems:
+            self.notices.emit(list(loaded.problems))
+        self.judge.set_trust_list(loaded.trust_list)
+        self.changed.emit(loaded.trust_list)
+
+    def stop(self) -> None:
+        self._timer.stop()
