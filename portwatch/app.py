@@ -140,7 +140,7 @@ class DesktopApp:
         trust.message.connect(lambda text: window.statusBar().showMessage(text, 15_000))
         window.trusted_programs_requested.connect(lambda: open_trust_list(window, trust))
         if first_run_review:
-            sampler.sampler.result_ready.connect(trust.offer_review)
+            sampler.result_ready.connect(trust.offer_review)
             trust.review_requested.connect(
                 lambda found: open_review(window, found, trust.finish_review)
             )

@@ -1,5 +1,8 @@
 """Work-arounds for defects in the Qt binding that would otherwise crash portwatch.
 
+pyproject.toml keeps Python 3.11 installs on PySide6 6.11, which is free of this; the
+guard is the second line of defence for an environment that has 6.12 anyway.
+
 PySide6 6.12 on Python 3.11: ``SignalInstance.emit()`` and ``.disconnect()`` return
 ``True`` without taking a reference to it, so every call from Python steals one
 reference. After a few thousand signals (pyqtgraph emits several per redraw) the
@@ -43,8 +46,11 @@ def guard_signal_refcounts() -> bool:
         return _state["guarded"]
     if not emit_steals_true():
         return False
-    # ob_refcnt is the first field of every CPython object.
-    ctypes.c_ssize_t.from_address(id(True)).value += _RESERVE
+    # ob_refcnt is the first field of every CPython object. The same binding also loses
+    # references to None (QLabel.setText, QObject.property, QTimer.singleShot), so the
+    # three singletons get the reserve together.
+    for singleton in (True, False, None):
+        ctypes.c_ssize_t.from_address(id(singleton)).value += _RESERVE
     _state["guarded"] = True
     log.debug("applied the PySide signal reference-count guard")
     return True
