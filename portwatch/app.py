@@ -16,6 +16,7 @@ from portwatch import APP_ID, APP_NAME, __version__
 from portwatch.config.autostart import Autostart, default_command
 from portwatch.config.autostart import for_platform as autostart_for_platform
 from portwatch.core.alert_policy import RateLimitedPolicy
+from portwatch.core.watchlist import WatchSpec
 from portwatch.paths import Paths, platform_default
 from portwatch.probe.signature import reader_for as signature_reader_for
 from portwatch.probe.signature import signer_lookup
@@ -161,6 +162,8 @@ class DesktopApp:
             sampler.paused_changed.connect(tray.set_paused)
             window.alert_state_changed.connect(tray.set_alerting)
             notifier.alert_logged.connect(tray.add_recent)
+            tray.alerts_pause_toggled.connect(notifier.set_alerts_paused)
+            notifier.alerts_paused_changed.connect(tray.set_alerts_paused)
             notifier.set_backend(tray.backend)
             window.hide_to_tray = True
             tray.show()
@@ -169,10 +172,19 @@ class DesktopApp:
         elif sys.platform.startswith("linux"):
             notifier.set_backend(DBusNotificationBackend(notifier))
         window.alert_arrived.connect(notifier.notify)
+        window.alerts_paused_requested.connect(notifier.set_alerts_paused)
+        window.snooze_requested.connect(self._snooze)
+        notifier.alerts_paused_changed.connect(window.set_alerts_paused)
         window.notifications_toggled.connect(notifier.set_enabled)
         window.cooldown_changed.connect(notifier.set_cooldown)
         notifier.alert_logged.connect(window.log_alert)
         notifier.open_requested.connect(window.open_alert)
+
+    def _snooze(self, spec: WatchSpec, seconds: float) -> None:
+        if seconds > 0:
+            self.notifier.snooze(spec, seconds)
+        else:
+            self.notifier.unsnooze(spec)
 
     def start(self, *, show_window: bool = True) -> None:
         if show_window:

@@ -191,6 +191,8 @@ class Notifier(QObject):
     """A :class:`LoggedAlert`, for the alert log and the tray's recent-alerts menu."""
     open_requested = Signal(object)
     """The user clicked a notification: open the window on this :class:`Alert`'s port."""
+    alerts_paused_changed = Signal(bool)
+    """Desktop alerts were paused (True) or resumed (False); the log keeps every alert."""
 
     def __init__(
         self,
@@ -226,6 +228,7 @@ class Notifier(QObject):
         self._clock = clock
         self._monotonic = monotonic
         self._enabled = enabled
+        self._alerts_paused = False
         self._cooldown_s = cooldown_s
         # (title, port, proto) -> when it last reached the desktop (monotonic clock).
         self._last_shown: dict[tuple[str, object, object], float] = {}
@@ -270,6 +273,23 @@ class Notifier(QObject):
     def unsnooze(self, spec: WatchSpec) -> None:
         if self._policy is not None:
             self._policy.unsnooze(spec)
+
+    @property
+    def alerts_paused(self) -> bool:
+        return self._alerts_paused
+
+    @Slot(bool)
+    def set_alerts_paused(self, paused: bool) -> None:
+        """Pause every desktop alert until resumed (monitoring and the log go on)."""
+        if paused == self._alerts_paused:
+            return
+        self._alerts_paused = paused
+        if self._policy is not None:
+            if paused:
+                self._policy.pause()
+            else:
+                self._policy.resume()
+        self.alerts_paused_changed.emit(paused)
 
     def _repeat(self, alert: Alert) -> bool:
         key = (alert.title, alert.port, alert.proto)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from portwatch import APP_NAME, __version__
 from portwatch.config.autostart import Autostart
+from portwatch.core.alert_policy import SNOOZE_HOUR_S, seconds_until_tomorrow
 from portwatch.core.types import Proto, Status
 from portwatch.core.watchlist import WatchList, WatchSpec
 from portwatch.services import settings as settings_file
@@ -86,6 +88,10 @@ class MainWindow(QMainWindow):
     notifications_toggled = Signal(bool)
     cooldown_changed = Signal(float)
     alert_arrived = Signal(object)
+    alerts_paused_requested = Signal(bool)
+    """The user paused (True) or resumed (False) every desktop alert."""
+    snooze_requested = Signal(object, float)
+    """(WatchSpec, seconds): no desktop alerts for that spec for a while; 0 ends it."""
     """Each :class:`Alert` of a tick, for the notifier."""
     trusted_programs_requested = Signal()
     """Monitor \u25b8 Trusted programs: whoever wires the trust list opens its dialog."""
@@ -304,6 +310,32 @@ class MainWindow(QMainWindow):
             monitor, "&Copy check command", self.port_panel.copy_check_command, "Ctrl+Shift+C"
         )
         monitor.addSeparator()
+        alerts = monitor.addMenu("&Alerts")
+        self.alerts_pause_action = self._action(
+            alerts,
+            "&Pause all alerts",
+            lambda _checked=False: self.alerts_paused_requested.emit(
+                self.alerts_pause_action.isChecked()
+            ),
+            "Ctrl+Shift+P",
+        )
+        self.alerts_pause_action.setCheckable(True)
+        self._action(
+            alerts,
+            "Snooze the selected port for 1 &hour",
+            lambda _checked=False: self._snooze_selection(SNOOZE_HOUR_S),
+            "Ctrl+Shift+S",
+        )
+        self._action(
+            alerts,
+            "Snooze the selected port until &tomorrow",
+            lambda _checked=False: self._snooze_selection(None),
+        )
+        self._action(
+            alerts,
+            "&Stop snoozing the selected port",
+            lambda _checked=False: self._snooze_selection(0.0),
+        )
         self.trusted_action = self._action(
             monitor,
             "&Trusted programs\u2026",
@@ -604,6 +636,36 @@ class MainWindow(QMainWindow):
         dialog.accepted.connect(lambda: self.apply_start_at_login(dialog.start_at_login_change()))
         dialog.open()
         return dialog
+
+    def _snooze_selection(self, seconds: float | None) -> None:
+        """Ask for a snooze of the selected watched port: seconds, None for "until
+        tomorrow", 0 to end one."""
+        spec = self.watch_panel.selected_spec()
+        if spec is None:
+            self.statusBar().showMessage("Select a watched port to snooze its alerts.", 8000)
+            return
+        if seconds is None:
+            seconds = seconds_until_tomorrow(datetime.datetime.now().astimezone())
+        self.snooze_requested.emit(spec, float(seconds))
+        if seconds:
+            until = time.strftime("%a %H:%M", time.localtime(time.time() + seconds))
+            text = f"Desktop alerts for {spec} are snoozed until {until}; the log keeps them."
+        else:
+            text = f"Desktop alerts for {spec} are back on."
+        self.statusBar().showMessage(text, 15_000)
+
+    @Slot(bool)
+    def set_alerts_paused(self, paused: bool) -> None:
+        """Reflect the alert pause in the menu and the status bar."""
+        self.alerts_pause_action.blockSignals(True)
+        self.alerts_pause_action.setChecked(paused)
+        self.alerts_pause_action.blockSignals(False)
+        self.statusBar().showMessage(
+            "Desktop alerts paused: the alert log still records every alert."
+            if paused
+            else "Desktop alerts resumed.",
+            15_000,
+        )
 
     def apply_start_at_login(self, enable: bool | None) -> None:
         """Write or remove the OS's start-at-login entry; errors shown with the reason."""

@@ -59,6 +59,7 @@ class Tray(QObject):
     export_requested = Signal()
     quit_requested = Signal()
     alert_chosen = Signal(object)
+    alerts_pause_toggled = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -69,6 +70,9 @@ class Tray(QObject):
         self.open_action.triggered.connect(self.open_window)
         self.pause_action = self.menu.addAction("&Pause monitoring")
         self.pause_action.triggered.connect(self.pause_toggled)
+        self.alerts_pause_action = self.menu.addAction("Pause &alerts")
+        self.alerts_pause_action.setCheckable(True)
+        self.alerts_pause_action.toggled.connect(self.alerts_pause_toggled)
         self.recent_menu = self.menu.addMenu("&Recent alerts")
         self._no_alerts = self.recent_menu.addAction("No alerts yet")
         self._no_alerts.setEnabled(False)
@@ -104,6 +108,14 @@ class Tray(QObject):
         self.icon.setIcon(tray_icon(alert=alerting))
         tip = "portwatch: " + (visible(why) if alerting and why else "all watched ports fine")
         self.icon.setToolTip(shorten(tip, 120))
+
+    @Slot(bool)
+    def set_alerts_paused(self, paused: bool) -> None:
+        """Reflect the alert pause (set from the window or the tray) without re-emitting."""
+        if self.alerts_pause_action.isChecked() != paused:
+            self.alerts_pause_action.blockSignals(True)
+            self.alerts_pause_action.setChecked(paused)
+            self.alerts_pause_action.blockSignals(False)
 
     def set_paused(self, paused: bool) -> None:
         self.pause_action.setText("&Resume monitoring" if paused else "&Pause monitoring")

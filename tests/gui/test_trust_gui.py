@@ -8,6 +8,7 @@ from typing import Any
 
 from childsockets import ChildSockets, free_port
 from guikit import RecordingBackend, prepare_data_dir, wait_ticks
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 
 from portwatch.app import DesktopApp
@@ -203,3 +204,29 @@ def test_trusted_programs_dialog_lists_and_removes(
     assert dialog.list.count() == 1
     assert [e.exe for e in trustfile.load(data_dir / "trust.json").trust_list] == ["/usr/bin/b"]
     dialog.reject()
+
+
+def test_window_menu_pauses_alerts_and_snoozes_the_selected_port(
+    qtbot: Any, make_desktop: Any, recording_backend: RecordingBackend
+) -> None:
+    desktop = make_desktop(["4100", "4200"])
+    window, notifier = desktop.window, desktop.notifier
+    # Pause everything from the menu: the log still gets the alert, the desktop does not.
+    window.alerts_pause_action.trigger()
+    assert notifier.alerts_paused
+    assert window.alerts_pause_action.isChecked()
+    shown_before = len(recording_backend.shown)
+    notifier.notify(_alert(4100, "/tmp/paused"))
+    qtbot.waitUntil(lambda: any(e.alert.port == 4100 for e in notifier.recent()))
+    assert len(recording_backend.shown) == shown_before
+    window.alerts_pause_action.trigger()
+    assert not notifier.alerts_paused
+    # Snooze the selected port for an hour: that port is quiet, the other is not.
+    window.watch_panel.select_port(4200)
+    snooze = next(a for a in window.findChildren(QAction) if "1 &hour" in a.text())
+    snooze.trigger()
+    assert "snoozed" in window.statusBar().currentMessage()
+    notifier.notify(_alert(4200, "/tmp/snoozed"))
+    notifier.notify(_alert(4100, "/tmp/loud"))
+    qtbot.waitUntil(lambda: len(recording_backend.shown) == shown_before + 1)
+    assert "4100" in recording_backend.shown[-1][1]
