@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from portwatch.config import atomic
+from portwatch.core.alert_policy import DEFAULT_COOLDOWN_S
 
 MIN_POLL_INTERVAL_S = 0.5
 MAX_POLL_INTERVAL_S = 3600.0
@@ -25,7 +26,8 @@ class Settings:
     poll_interval_s: float = 2.0
     notifications: bool = True
     start_minimized: bool = False
-    alert_cooldown_s: float = 300.0
+    # One alert per program and port per half hour by default (the alert policy's own).
+    alert_cooldown_s: float = DEFAULT_COOLDOWN_S
 
 
 @dataclass(frozen=True)
