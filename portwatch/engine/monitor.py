@@ -112,47 +112,37 @@ class Monitor:
             warnings.append(sample.partial_reason or "only part of the system is visible")
             self._partial_reported = True
         views = tuple(self.view(item) for item in sample.listeners)
-        by_key = {id(v.listener): v for v in views}
-        events = self._events(self._previous, sample, by_key)
+        events = self._events(self._previous, sample)
         alerts = tuple(self.alert_policy.alerts_for(events, sample.mono))
         if self.recorder is not None:
             warnings.extend(self.recorder.record(sample, views, events))
         self._previous = sample
         return TickResult(sample, views, events, alerts, tuple(warnings), self._clock() - started)
 
-    def _events(
-        self, previous: Sample | None, sample: Sample, by_key: dict[int, ListenerView]
-    ) -> tuple[PortEvent, ...]:
+    def _events(self, previous: Sample | None, sample: Sample) -> tuple[PortEvent, ...]:
+        """The diff's events stamped with watched/status, plus one alerting event for
+        each watched listener that appears or changes hands without a trusted owner."""
         out: list[PortEvent] = []
         for event in diff(previous, sample):
-            view = by_key.get(id(event.listener))
-            watched = self.watchlist.contains(event.listener.port, event.listener.proto)
-            if view is None:  # a closed listener: judge it as it was
-                verdict = self.judge.judge(event.listener)
-                status, reason, changed, old_sha = (
-                    verdict.status,
-                    verdict.reason,
-                    verdict.binary_changed,
-                    verdict.previous_sha256,
-                )
-            else:
-                verdict = self.judge.judge(event.listener)
-                status, reason = view.status, view.reason
-                changed, old_sha = verdict.binary_changed, verdict.previous_sha256
-            stamped = replace(event, watched=watched, status=status)
+            listener = event.listener
+            watched = self.watchlist.contains(listener.port, listener.proto)
+            # Closed listeners are judged as they were; new ones as they are now.
+            verdict = self.judge.judge(listener)
+            stamped = replace(event, watched=watched, status=verdict.status)
             out.append(stamped)
-            if not watched or event.kind not in (EventKind.OPENED, EventKind.OWNER_CHANGED):
+            if (
+                not watched
+                or verdict.status is Status.KNOWN
+                or event.kind not in (EventKind.OPENED, EventKind.OWNER_CHANGED)
+            ):
                 continue
-            if status is Status.KNOWN:
-                continue
-            kind = _ALERT_KIND_FOR[status]
-            detail = reason
-            if changed and status is Status.UNKNOWN:
+            kind, detail = _ALERT_KIND_FOR[verdict.status], verdict.reason
+            if verdict.binary_changed and verdict.status is Status.UNKNOWN:
                 kind = EventKind.BINARY_CHANGED
-                owner = event.listener.owner
+                now_sha = listener.owner.sha256 if listener.owner else "unknown"
                 detail = (
-                    f"The program at this path changed: trusted SHA-256 {old_sha},"
-                    f" now {owner.sha256 if owner else 'unknown'}."
+                    f"The program at this path changed: trusted SHA-256"
+                    f" {verdict.previous_sha256}, now {now_sha}."
                 )
             out.append(replace(stamped, kind=kind, detail=detail))
         return tuple(out)
