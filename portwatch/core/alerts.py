@@ -40,6 +40,15 @@ class AlertPolicy(Protocol):
     def alerts_for(self, events: Sequence[PortEvent], now_mono: float) -> list[Alert]: ...
 
 
+def _sentence(text: str) -> str:
+    """A reason as its own sentence: capital first letter, full stop at the end."""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def describe_event(event: PortEvent) -> Alert:
     """A plain-words alert for one alerting event."""
     listener = event.listener
@@ -62,7 +71,7 @@ def describe_event(event: PortEvent) -> Alert:
     exe = owner.exe if owner and owner.exe else "unknown path"
     text = f"{who} ({exe}) is listening on {listener.endpoint.label()}."
     if event.detail:
-        text += f" {event.detail}"
+        text += f" {_sentence(event.detail)}"
     return Alert(title, text, listener.port, listener.proto, Urgency.NORMAL, (event,))
 
 
