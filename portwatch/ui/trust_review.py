@@ -63,6 +63,9 @@ class TrustReviewDialog(QDialog):
         intro.setWordWrap(True)
         self.list = QListWidget()
         self.list.setWordWrap(True)
+        # Several lines per program: space and alternating shades keep entries apart.
+        self.list.setSpacing(4)
+        self.list.setAlternatingRowColors(True)
         for candidate in self._candidates:
             # QListWidgetItem text is never interpreted as markup.
             item = QListWidgetItem(candidate_text(candidate))
