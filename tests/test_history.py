@@ -249,3 +249,47 @@ def test_hostile_text_is_stored_and_read_back_unchanged(tmp_path: Path) -> None:
     assert row.process == name
     assert row.exe == owner.exe
     store.close()
+
+
+def test_a_file_locked_by_another_connection_is_not_taken_for_damage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = HistoryStore.open(path)
+    record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
+    store.close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = DELETE")
+    holder.execute("BEGIN EXCLUSIVE")
+    monkeypatch.setattr(history_module, "BUSY_TIMEOUT_MS", 50)
+    try:
+        with pytest.raises(history_module.StoreError, match="locked"):
+            HistoryStore.open(path)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert not [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    reopened = HistoryStore.open(path)
+    assert reopened.notices == []
+    assert len(reopened.observed()) == 1
+    reopened.close()
+
+
+def test_a_clock_far_ahead_at_start_up_deletes_no_recent_history(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "h.sqlite3"
+    store = HistoryStore.open(path)
+    now = time.time()
+    record(store, None, sample_at(now, 1.0, (Listener(EP, OWNER),)))
+    store.close()
+    real_time = time.time
+    # The machine starts with its clock 100 days ahead (a bad RTC, no NTP yet).
+    monkeypatch.setattr(history_module.time, "time", lambda: real_time() + 100 * 86400)
+    ahead = HistoryStore.open(path)
+    record(ahead, None, sample_at(time.time(), 2.0, ()))
+    ahead.apply_retention()
+    assert ahead.count_events() >= 1
+    assert ahead.activity(3653, Proto.TCP, now - 60, now + 60) is not None
+    assert any(e.wall == pytest.approx(now) for e in ahead.recent_events())
+    ahead.close()

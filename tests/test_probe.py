@@ -232,3 +232,50 @@ def test_other_users_sockets_show_as_unattributed_to_an_unprivileged_probe(
     assert mine_rows, rows
     assert mine_rows[0][1] is None
     assert mine_rows[0][2] is False
+
+
+def test_hash_cache_notices_an_edit_whose_mtime_was_put_back(tmp_path: Path) -> None:
+    target = tmp_path / "daemon"
+    target.write_bytes(b"A" * 4096)
+    hasher = FileHasher()
+    first = hasher.hash_path(str(target))
+    st = target.stat()
+    with open(target, "r+b") as handle:  # same inode, same size
+        handle.write(b"B")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert target.stat().st_mtime_ns == st.st_mtime_ns
+    assert hasher.hash_path(str(target)) != first
+
+
+def test_owner_cache_sees_a_process_drop_to_another_user(child_sockets: list) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to change user")
+    code = (
+        "import os, socket, sys\n"
+        "s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n"
+        "print(s.getsockname()[1], flush=True)\n"
+        "sys.stdin.readline()\n"
+        "os.setuid(65534)\n"
+        "print('dropped', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    proc = subprocess.Popen(
+        [PYTHON, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(proc.stdout.readline())
+        probe = PsutilProbe()
+
+        def user() -> str | None:
+            found = [i for i in probe.poll(watch()).listeners if i.port == port and i.owner]
+            return found[0].owner.user if found else None
+
+        assert wait_for(user) == "root"
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "dropped"
+        assert wait_for(lambda: user() not in (None, "root"))
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+        proc.stdout.close()

@@ -19,7 +19,7 @@ from portwatch.core.types import (
     Sample,
     Status,
 )
-from portwatch.core.verdict import Judge, NoTrustJudge
+from portwatch.core.verdict import Judge, NoTrustJudge, Verdict
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import Probe, ProbeError
 
@@ -91,9 +91,9 @@ class Monitor:
     def set_judge(self, judge: Judge) -> None:
         self.judge = judge
 
-    def view(self, listener: Listener) -> ListenerView:
+    def view(self, listener: Listener, verdict: Verdict | None = None) -> ListenerView:
         watched = self.watchlist.contains(listener.port, listener.proto)
-        verdict = self.judge.judge(listener)
+        verdict = verdict or self.judge.judge(listener)
         service = self.services.service_name(listener.port, listener.proto) if self.services else ""
         return ListenerView(listener, watched, verdict.status, service, verdict.reason)
 
@@ -104,30 +104,34 @@ class Monitor:
         try:
             sample = self.probe.poll(self.watchlist)
         except ProbeError as exc:
-            log.warning("poll failed: %s", exc)
+            log.info("poll failed: %s", exc)  # returned as a warning to the caller
             now = time.time()
             empty = Sample(wall=now, mono=started, listeners=(), probe_name=self.probe.name)
             return TickResult(empty, (), (), (), (f"poll failed: {exc}",), self._clock() - started)
         if sample.partial and not self._partial_reported:
             warnings.append(sample.partial_reason or "only part of the system is visible")
             self._partial_reported = True
-        views = tuple(self.view(item) for item in sample.listeners)
-        events = self._events(self._previous, sample)
+        # One verdict per listener per tick, shared by its view and its events.
+        verdicts = {id(item): self.judge.judge(item) for item in sample.listeners}
+        views = tuple(self.view(item, verdicts[id(item)]) for item in sample.listeners)
+        events = self._events(self._previous, sample, verdicts)
         alerts = tuple(self.alert_policy.alerts_for(events, sample.mono))
         if self.recorder is not None:
             warnings.extend(self.recorder.record(sample, views, events))
         self._previous = sample
         return TickResult(sample, views, events, alerts, tuple(warnings), self._clock() - started)
 
-    def _events(self, previous: Sample | None, sample: Sample) -> tuple[PortEvent, ...]:
+    def _events(
+        self, previous: Sample | None, sample: Sample, verdicts: dict[int, Verdict]
+    ) -> tuple[PortEvent, ...]:
         """The diff's events stamped with watched/status, plus one alerting event for
         each watched listener that appears or changes hands without a trusted owner."""
         out: list[PortEvent] = []
         for event in diff(previous, sample):
             listener = event.listener
             watched = self.watchlist.contains(listener.port, listener.proto)
-            # Closed listeners are judged as they were; new ones as they are now.
-            verdict = self.judge.judge(listener)
+            # New listeners were judged for their views; closed ones are judged as they were.
+            verdict = verdicts.get(id(listener)) or self.judge.judge(listener)
             stamped = replace(event, watched=watched, status=verdict.status)
             out.append(stamped)
             if (

@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 _CHUNK = 1 << 20
 _DELETED = " (deleted)"
 _EXITED = "process exited"
-FileKey = tuple[int, int, int, int]
+# (device, inode, size, mtime, ctime): ctime too, because utime() can put an edited
+# file's mtime back but nothing can set its ctime.
+FileKey = tuple[int, int, int, int, int]
 
 
 class FileHasher:
@@ -48,7 +50,7 @@ class FileHasher:
 
     def hash_open_file(self, handle: Any) -> str:
         st = os.fstat(handle.fileno())
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -86,7 +88,7 @@ class OwnerReader:
         self._script_of = script_of or ScriptReader(self.hasher, ps)
         # pid -> (create_time, executable file key, owner): a process keeps its identity
         # until it exits or exec()s, so unchanged owners cost two syscalls per poll.
-        self._owners: dict[int, tuple[float | None, FileKey | None, Owner]] = {}
+        self._owners: dict[int, tuple[float | None, FileKey | None, int | None, Owner]] = {}
         self._used: set[int] = set()
 
     def forget_unused(self) -> None:
@@ -102,7 +104,7 @@ class OwnerReader:
             st = os.stat(f"/proc/{pid}/exe")
         except OSError:
             return None
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
     def owner(self, pid: int | None) -> Owner | None:
         """The owner of ``pid``; None when there is no pid or the process is gone.
@@ -122,16 +124,27 @@ class OwnerReader:
         self._used.add(pid)
         cached = self._owners.get(pid)
         if cached is not None and cached[1] is not None:
+            # Same process (start time), same program (exe file) and same user (a daemon
+            # that binds as root and then drops to another user must show the new one).
             try:
-                same_start = proc.create_time() == cached[0]
+                same = proc.create_time() == cached[0] and self._euid(proc) == cached[2]
             except ps.Error:
-                same_start = False
-            if same_start and self._exe_key(pid) == cached[1]:
-                return cached[2]
+                same = False
+            if same and self._exe_key(pid) == cached[1]:
+                return cached[3]
         owner = self._read_owner(proc, pid)
         if owner is not None and owner.identified:
-            self._owners[pid] = (owner.create_time, self._exe_key(pid), owner)
+            try:
+                euid = self._euid(proc)
+            except ps.Error:
+                euid = None
+            self._owners[pid] = (owner.create_time, self._exe_key(pid), euid, owner)
         return owner
+
+    def _euid(self, proc: Any) -> int | None:
+        if not self._linux:
+            return None
+        return int(proc.uids().effective)
 
     def _read_owner(self, proc: Any, pid: int) -> Owner | None:
         ps = self._ps

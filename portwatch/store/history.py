@@ -137,12 +137,18 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 def _damage(path: Path) -> str | None:
     """Why the file at ``path`` is not a usable database, or None when it is fine."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
             user_version = conn.execute("PRAGMA user_version").fetchone()[0]
         finally:
             conn.close()
+    except sqlite3.OperationalError as exc:
+        # Locked or busy is someone else using a healthy file, not damage: never move it.
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text or "unable to open" in text:
+            return None
+        return str(exc)
     except sqlite3.DatabaseError as exc:
         return str(exc)
     if result != "ok":
@@ -352,6 +358,14 @@ class HistoryStore(HistoryReader):
         # so a wall clock that jumps forward cannot make recent history look old.
         self._start_wall = time.time()
         self._start_mono = time.monotonic()
+        self._newest_at_open = self._newest_recorded()
+
+    def _newest_recorded(self) -> float | None:
+        row = self._conn.execute(
+            "SELECT MAX(w) FROM (SELECT MAX(wall) AS w FROM events"
+            " UNION ALL SELECT MAX(last_seen) FROM listeners)"
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
 
     # -- opening ---------------------------------------------------------------------
 
@@ -378,7 +392,7 @@ class HistoryStore(HistoryReader):
                     f"The history file could not be used ({why}). It was moved to {aside}"
                     " and a new, empty history was started."
                 )
-                log.warning(notices[-1])
+                log.info(notices[-1])  # returned to the caller, who shows it
         try:
             conn = _connect(path)
             conn.execute("PRAGMA journal_mode = WAL")
@@ -428,12 +442,12 @@ class HistoryStore(HistoryReader):
             item = self._pending[0]
             try:
                 self._write(*item)
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 warnings.append(
                     f"history could not be written ({exc}); {len(self._pending)} polls are"
                     " kept in memory and will be written when possible"
                 )
-                log.warning(warnings[-1])
+                log.info(warnings[-1])  # returned to the caller, who shows it
                 break
             self._pending.popleft()
         if self._dropped and not self._pending:
@@ -599,10 +613,15 @@ class HistoryStore(HistoryReader):
         return False
 
     def retention_now(self) -> float:
-        """The wall time retention measures age from: never ahead of what the monotonic
-        clock says has passed since start, so a forward clock jump deletes nothing new."""
-        implied = self._start_wall + (time.monotonic() - self._start_mono)
-        return min(time.time(), implied)
+        """The wall time retention measures age from, in monitored time: never ahead of
+        the newest history found at open plus the time measured since (monotonic clock).
+        A clock that jumps forward, or is wrong at start-up, deletes nothing recent; after
+        a long shutdown, old history simply goes a little later."""
+        elapsed = time.monotonic() - self._start_mono
+        candidates = [time.time(), self._start_wall + elapsed]
+        if self._newest_at_open is not None:
+            candidates.append(self._newest_at_open + elapsed)
+        return min(candidates)
 
     def _apply_retention(self) -> None:
         now = self.retention_now()
