@@ -25,6 +25,7 @@ from portwatch.services.background import JobRunner
 from portwatch.services.history_lookup import HistoryLookup
 from portwatch.services.monitoring import monitor_factory
 from portwatch.services.notify import DBusNotificationBackend, NotificationBackend, Notifier
+from portwatch.services.plain_text import visible
 from portwatch.services.port_names import PortNames
 from portwatch.services.sampler import MonitorFactory, SamplerThread
 from portwatch.services.single_instance import SingleInstance
@@ -138,7 +139,8 @@ class DesktopApp:
         )
         window.port_panel.trust_requested.connect(trust.trust_view)
         trust.notices.connect(window.show_notices)
-        trust.message.connect(lambda text: window.statusBar().showMessage(text, 15_000))
+        # The message names programs (untrusted text): bidi and control characters escaped.
+        trust.message.connect(lambda text: window.statusBar().showMessage(visible(text), 15_000))
         window.trusted_programs_requested.connect(lambda: open_trust_list(window, trust))
         if first_run_review:
             sampler.result_ready.connect(trust.offer_review)
@@ -196,7 +198,12 @@ class DesktopApp:
         if self._shut_down:
             return
         self._shut_down = True
-        self.sampler.stop()
+        self.window.hide()
+        if not self.sampler.stop():
+            # A poll is stuck in the OS. Destroying a running QThread aborts the process, so
+            # wait for that poll to return; the history is written when it does.
+            log.warning("waiting for a slow poll to finish before quitting")
+            self.sampler.stop(timeout_ms=None)
         self.trust.stop()
         self.jobs.wait()
         self.history.close()

@@ -61,6 +61,13 @@ class HistoryLookup:
             return None
         return float(seen[0]), float(seen[1])
 
+    @staticmethod
+    def bucket_seconds(span_s: float) -> float:
+        """The width of the history buckets :meth:`activity` returns for a span."""
+        from portwatch.store.history import HistoryReader
+
+        return float(HistoryReader.resolution_for(span_s))
+
     def activity(
         self, port: int, proto: Proto, since_wall: float, until_wall: float
     ) -> list[tuple[float, int, int]]:

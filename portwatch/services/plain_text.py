@@ -24,13 +24,18 @@ def escaped(text: str | None) -> str:
     return html.escape(visible(text), quote=False)
 
 
-def tooltip(text: str | None) -> str:
-    """Tooltip markup that shows ``text`` literally (Qt guesses tooltips may be rich text)."""
-    if not text:
+def tooltip(*lines: str | None) -> str:
+    """Tooltip markup that shows each line literally (Qt guesses tooltips may be rich text).
+
+    Each line is made visible and escaped on its own, so a newline inside a process name
+    still shows as ``\x0a`` while the lines we put together break where we meant them to.
+    """
+    shown = [html.escape(visible(line)) for line in lines if line]
+    if not shown:
         return ""
     # Wrapping in <p> makes Qt treat the tooltip as rich text, so the entities decode to
     # the literal characters instead of being shown as "&lt;".
-    return "<p style='white-space:pre-wrap'>" + html.escape(visible(text)) + "</p>"
+    return "<p style='white-space:pre-wrap'>" + "<br>".join(shown) + "</p>"
 
 
 def shorten(text: str, limit: int) -> str:

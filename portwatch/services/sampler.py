@@ -223,12 +223,13 @@ class SamplerThread(QObject):
     def resume(self) -> None:
         self._resume_requested.emit()
 
-    def stop(self, timeout_ms: int = 10_000) -> bool:
-        """Ask the sampler to stop and wait for its thread; True when it ended in time."""
+    def stop(self, timeout_ms: int | None = 10_000) -> bool:
+        """Ask the sampler to stop and wait for its thread (``None``: for as long as it
+        takes); True when it ended in time."""
         if not self._thread.isRunning():
             return True
         self._stop_requested.emit()
-        finished = self._thread.wait(timeout_ms)
+        finished = self._thread.wait() if timeout_ms is None else self._thread.wait(timeout_ms)
         if not finished:
             log.error("the sampler thread did not stop within %d ms", timeout_ms)
         return bool(finished)

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from portwatch.services.notify import LoggedAlert
+from portwatch.services.notify import LOG_LIMIT, LoggedAlert
 from portwatch.services.plain_text import tooltip, visible
 
 AlertRole = Qt.ItemDataRole.UserRole + 20
@@ -56,6 +56,9 @@ class AlertLog(QWidget):
         item.setToolTip(2, tooltip(alert.text))
         item.setData(0, AlertRole, alert)
         self.tree.insertTopLevelItem(0, item)
+        # As long as the notifier's own log, no longer: hours of a flapping port stay cheap.
+        while self.tree.topLevelItemCount() > LOG_LIMIT:
+            self.tree.takeTopLevelItem(self.tree.topLevelItemCount() - 1)
 
     def count(self) -> int:
         return self.tree.topLevelItemCount()

@@ -73,7 +73,7 @@ class SeriesBuffer:
     ) -> None:
         """Append a point, first inserting a NaN break if the gap since the last is long."""
         last = self.last_time()
-        if last is not None and wall - last > max(GAP_FACTOR * interval_s, interval_s + 5.0):
+        if last is not None and is_gap(wall - last, interval_s):
             self.append(last + interval_s, math.nan, math.nan)
         self.append(wall, listeners, established)
 
@@ -96,10 +96,19 @@ class SeriesBuffer:
         self._head = self._size % self.capacity
 
 
+def is_gap(delta_s: float, step_s: float) -> bool:
+    """Whether two points ``delta_s`` apart, expected ``step_s`` apart, have a gap between
+    them (the machine slept, or portwatch was not running). A clock set backwards
+    (negative delta) is a gap too, so no line is drawn back in time."""
+    return delta_s < 0 or delta_s > max(GAP_FACTOR * step_s, step_s + 5.0)
+
+
 def rows_to_points(
     rows_per_port: Iterable[Sequence[tuple[float, int, int]]], interval_s: float
 ) -> np.ndarray:
-    """Sum history rows of several ports by time into (n, 3) points with gap breaks."""
+    """Sum history rows of several ports by time into (n, 3) points with gap breaks.
+
+    ``interval_s`` is the spacing the rows should have: the history's bucket width."""
     totals: dict[float, list[float]] = {}
     for rows in rows_per_port:
         for wall, listeners, established in rows:
@@ -109,7 +118,7 @@ def rows_to_points(
     points: list[tuple[float, float, float]] = []
     last: float | None = None
     for wall in sorted(totals):
-        if last is not None and wall - last > max(GAP_FACTOR * interval_s, interval_s + 5.0):
+        if last is not None and is_gap(wall - last, interval_s):
             points.append((last + interval_s, math.nan, math.nan))
         points.append((wall, *totals[wall]))
         last = wall

@@ -122,19 +122,19 @@ def cell_text(view: Any, column: Column) -> str:
     return status_words(view)
 
 
-def _tooltip_text(view: Any, column: Column) -> str:
+def _tooltip_lines(view: Any, column: Column) -> tuple[str, ...]:
     listener = view.listener
     owner = listener.owner
     if column is Column.STATUS:
         reason = getattr(view, "reason", None)
-        return status_words(view) + (f": {reason}" if reason else "")
+        return (status_words(view) + (f": {reason}" if reason else ""),)
     if column is Column.EXE and owner is not None and owner.sha256:
-        return f"{owner.exe}\nSHA-256 {owner.sha256}"
+        return (owner.exe or "", f"SHA-256 {owner.sha256}")
     if column is Column.PROCESS and owner is not None and owner.note:
-        return f"{owner.name or ''}\n{owner.note}"
+        return (owner.name or "", owner.note)
     if column is Column.ADDRESS:
-        return listener.endpoint.label()
-    return cell_text(view, column)
+        return (listener.endpoint.label(),)
+    return (cell_text(view, column),)
 
 
 class ListenerTableModel(QAbstractTableModel):
@@ -178,7 +178,7 @@ class ListenerTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return cell_text(view, column)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return tooltip(_tooltip_text(view, column))
+            return tooltip(*_tooltip_lines(view, column))
         if role == Qt.ItemDataRole.DecorationRole and column is Column.STATUS:
             state = STATUS_STATES.get(view.status)
             return state_icon(state) if state is not None else None

@@ -475,6 +475,8 @@ class MainWindow(QMainWindow):
     def _fill_chart_from_history(self, window_s: float) -> None:
         until = time.time()
         since = until - window_s
+        # History comes in buckets (10 s, 1 min, ...); a missing bucket is a real gap.
+        step = max(self._history.bucket_seconds(window_s), self._settings.poll_interval_s)
         for spec in self.chart.specs():
             if spec.hi - spec.lo + 1 > HISTORY_FILL_MAX_PORTS:
                 continue
@@ -484,7 +486,7 @@ class MainWindow(QMainWindow):
                 for proto in spec.protos
             ]
             if any(rows):
-                self.chart.load_history(spec, rows_to_points(rows, self._settings.poll_interval_s))
+                self.chart.load_history(spec, rows_to_points(rows, step))
         self.chart.redraw()
 
     # -- selection and the side panel ---------------------------------------------------

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from portwatch.core.alerts import Urgency
 from portwatch.services.notify import LoggedAlert, NotificationBackend
-from portwatch.services.plain_text import escaped, shorten, visible
+from portwatch.services.plain_text import escaped, shorten, tooltip, visible
 from portwatch.ui.icons import tray_icon
 
 RECENT_IN_MENU = 8
@@ -106,8 +106,11 @@ class Tray(QObject):
             return
         self._alerting = alerting
         self.icon.setIcon(tray_icon(alert=alerting))
-        tip = "portwatch: " + (visible(why) if alerting and why else "all watched ports fine")
-        self.icon.setToolTip(shorten(tip, 120))
+        tip = "portwatch: " + (why if alerting and why else "all watched ports fine")
+        # Where Qt draws the tooltip itself (Linux trays) it guesses at rich text, so the
+        # process-supplied part is escaped; Windows and macOS show tray tooltips as plain text.
+        tip = shorten(tip, 120)
+        self.icon.setToolTip(tooltip(tip) if sys.platform.startswith("linux") else visible(tip))
 
     @Slot(bool)
     def set_alerts_paused(self, paused: bool) -> None:
@@ -132,6 +135,7 @@ class Tray(QObject):
         self.recent_menu.insertAction(actions[0] if actions else None, action)
         for old in self.recent_menu.actions()[RECENT_IN_MENU:]:
             self.recent_menu.removeAction(old)
+            old.deleteLater()  # removeAction only unlinks it; the menu still owns it
 
     @Slot(QSystemTrayIcon.ActivationReason)
     def _activated(self, reason: QSystemTrayIcon.ActivationReason) -> None:
