@@ -6,13 +6,21 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from portwatch import __version__, logs, paths
 from portwatch.cli import CommandError, add_commands
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one line naming the problem, exit status 2 (sub-commands too)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="portwatch",
         description="Watch network ports, explain what listens on them, and alert when a "
         "program you have not trusted takes one. With no command, opens the desktop app.",

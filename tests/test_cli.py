@@ -173,6 +173,7 @@ def test_bad_arguments_exit_2_with_one_line(data_dir: Path, args: list[str], nee
     assert result.returncode == 2
     assert needle in result.stderr
     assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
 
 
 def test_export_failures_exit_1_with_the_os_reason(data_dir: Path, tmp_path: Path) -> None:

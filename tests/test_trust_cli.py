@@ -355,3 +355,9 @@ def test_module_and_inline_scripts(data_dir: Path) -> None:
         ("-m http.server", None),
         ("-c", sha("code")),
     ]
+
+
+def test_trusting_inline_code_needs_its_hash(data_dir: Path) -> None:
+    result = cli(data_dir, "trust", "add", "3653/tcp", "--exe", REAL_PYTHON, "--script=-c")
+    assert result.returncode == 2
+    assert "--script-sha256" in result.stderr

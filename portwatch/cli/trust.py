@@ -160,10 +160,16 @@ def _add(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> int:
     script = script_sha = None
     if args.script:
         if args.script.startswith("-"):
-            # "-m module" or "-c" (inline code, pinned by --script-sha256 if given).
+            # "-m module" or "-c" (inline code). Inline code has no file to hash, so it
+            # must be pinned by its hash: otherwise any `python -c ...` would be trusted.
             script = args.script.strip()
             if args.script_sha256:
                 script_sha = _hash_or_exit(args.script_sha256, "--script-sha256")
+            elif script == "-c":
+                raise _usage_error(
+                    "--script -c needs --script-sha256 (the hash of the inline code), or any"
+                    " inline code would be trusted"
+                )
         else:
             script = _absolute(args.script)
             script_sha = (

@@ -84,7 +84,8 @@ class PsutilProbe:
             rows, denied = self._walk_processes()
             counted = f"{denied} process" if denied == 1 else f"{denied} processes"
             partial_reason = MACOS_PARTIAL_REASON.format(denied=counted)
-        except OSError as exc:
+        except (OSError, self._ps.Error) as exc:
+            # Anything else psutil raises for the whole table is one failed poll, not a crash.
             raise ProbeError(f"cannot read the connection table: {exc}") from exc
         listeners, activity = self._interpret(rows, watched)
         self.owners.forget_unused()

@@ -34,7 +34,6 @@ class PortNames:
 
     def __init__(self, knowledge: Any = None) -> None:
         self._knowledge = knowledge
-        self._cache: dict[tuple[int, Proto], str] = {}
 
     @classmethod
     def load(cls, user_file: Path | None) -> tuple[PortNames, list[str]]:
@@ -49,17 +48,15 @@ class PortNames:
         return cls(kb), [str(p) for p in problems]
 
     def service_name(self, port: int, proto: Proto) -> str:
-        """A short name for the port (knowledge first, then the OS services database)."""
-        key = (port, proto)
-        if key not in self._cache:
-            name = ""
-            if self._knowledge is not None:
-                try:
-                    name = self._knowledge.service_name(port, proto) or ""
-                except Exception:
-                    log.exception("knowledge lookup failed for %s/%s", port, proto)
-            self._cache[key] = name or os_service_name(port, proto)
-        return self._cache[key]
+        """A short name for the port. The knowledge base already falls back to the OS
+        services database (with its own cache and lock, since both threads ask);
+        without it, the OS database alone."""
+        if self._knowledge is not None:
+            try:
+                return str(self._knowledge.service_name(port, proto) or "")
+            except Exception:
+                log.exception("knowledge lookup failed for %s/%s", port, proto)
+        return os_service_name(port, proto)
 
     def describe(self, port: int, proto: Proto | None) -> PortDescription:
         """The side panel's description of ``port`` (``proto`` None means either)."""
