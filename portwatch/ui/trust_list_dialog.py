@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from portwatch.core.text import visible
 from portwatch.core.trust import TrustEntry, TrustList
+from portwatch.services.plain_text import visible
 
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 

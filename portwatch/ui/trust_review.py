@@ -17,9 +17,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from portwatch.core.text import clean, visible
 from portwatch.core.trust import ReviewCandidate
 from portwatch.core.types import Status
+from portwatch.services.plain_text import visible
 
 INTRO = (
     "These programs were already listening on your watched ports when portwatch first "
@@ -37,10 +37,10 @@ def candidate_text(candidate: ReviewCandidate) -> str:
     if owner is None or verdict.status is Status.UNATTRIBUTED:
         lines.append("owner hidden by the system: cannot be trusted")
     else:
-        lines.append(f"{visible(clean(owner.name)) or '(no name)'}, pid {owner.pid}")
-        lines.append(f"program: {visible(clean(owner.exe))}")
+        lines.append(f"{visible(owner.name) or '(no name)'}, pid {owner.pid}")
+        lines.append(f"program: {visible(owner.exe)}")
         if owner.script:
-            lines.append(f"script: {visible(clean(owner.script))}")
+            lines.append(f"script: {visible(owner.script)}")
         if owner.sha256:
             lines.append(f"SHA-256: {owner.sha256}")
     return "\n".join(lines)
