@@ -39,6 +39,14 @@ _FAMILY: dict[int, Family] = {int(socket.AF_INET): Family.IPV4, int(socket.AF_IN
 _INFO_START = codec.INET_DIAG_MSG.size
 # A longer kernel filter costs every socket the kernel walks; wider ranges cost little.
 _MAX_FILTER_RANGES = 16
+# Counting connections on the watched ports makes the kernel walk its whole table of
+# established sockets, every connection on the machine: on a busy server (12,000
+# connections) that walk is most of a poll. Its CPU is measured; when it costs more
+# than this per poll, connections are counted on every n-th poll only ...
+CONNECTION_BUDGET_S = 0.001
+# ... but at least every this many polls. Polls in between repeat the last counts and
+# carry no byte counts (the next count has them all: counters are totals).
+MAX_CONNECTION_SKIP = 9
 
 
 @dataclass(frozen=True)
@@ -111,10 +119,16 @@ class NetlinkProbe:
         proc_root: str = "/proc",
         clock: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self.owners = owners or OwnerReader()
         self._clock = clock
         self._mono = mono
+        self._cpu = cpu
+        # The last connection count (per watched pair) and how many polls may reuse it.
+        self._connections: tuple[_WatchPlan, dict[tuple[int, Proto], int]] | None = None
+        self._connection_skip = 0
+        self.connection_reads = 0
         self._diag: SockDiag | None = SockDiag()
         self.resolver = InodeResolver(proc_root)
         # TCP is asked for both families in one request where the kernel allows it.
@@ -126,6 +140,10 @@ class NetlinkProbe:
         self._rows: dict[tuple[int, int], dict[bytes, _Row]] = {}
         # The last assembled listeners, reused while nothing they depend on changed.
         self._assembled: _Assembled | None = None
+        # (row, owner) -> the Listener built from them, re-used while both are the same
+        # objects: an unchanged listener stays the same object from poll to poll, so the
+        # engine finds what changed by identity instead of comparing values.
+        self._built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
         self._plans: dict[WatchList, _WatchPlan] = {}
         # connection cookie → byte total at the previous poll; ports watched then.
         self._last_bytes: dict[bytes, int] = {}
@@ -144,6 +162,7 @@ class NetlinkProbe:
         self._chunk_rows.clear()
         self._rows.clear()
         self._assembled = None
+        self._built = {}
 
     # --- polling --------------------------------------------------------------------
 
@@ -188,14 +207,15 @@ class NetlinkProbe:
             plan = self._plans[watched] = _plan(watched)
 
         try:
-            tables, same, conn_counts, byte_totals = self._read_tcp(plan)
+            tables, same = self._read_tcp_listeners()
         except codec.DiagError as exc:
             if self._tcp_families != BOTH_FAMILIES:
                 raise
             # A kernel without the legacy TCP request: ask per family from now on.
             log.info("combined IPv4+IPv6 TCP request refused (%s); asking per family", exc)
             self._tcp_families = FAMILIES
-            tables, same, conn_counts, byte_totals = self._read_tcp(plan)
+            tables, same = self._read_tcp_listeners()
+        conn_counts, byte_totals = self._read_tcp_connections(plan)
         unchanged = same and self._assembled is not None and self._assembled.plan is plan
         for family in FAMILIES:
             chunks, same = self._collect(udp_request(family), Proto.UDP)
@@ -224,28 +244,38 @@ class NetlinkProbe:
             probe_name=self.name,
         )
 
-    def _read_tcp(
-        self, plan: _WatchPlan
-    ) -> tuple[
-        list[tuple[Proto, list[tuple[_Row, ...]]]],
-        bool,
-        dict[tuple[int, Proto], int],
-        dict[bytes, tuple[int, int, int]],
-    ]:
-        """TCP listeners (per read, and whether unchanged), watched connection counts
-        and byte totals."""
+    def _read_tcp_listeners(self) -> tuple[list[tuple[Proto, list[tuple[_Row, ...]]]], bool]:
+        """TCP listeners, per read, and whether all reads were as before."""
         tables: list[tuple[Proto, list[tuple[_Row, ...]]]] = []
         unchanged = True
-        conn_counts: dict[tuple[int, Proto], int] = {}
-        byte_totals: dict[bytes, tuple[int, int, int]] = {}
         for family in self._tcp_families:
             chunks, same = self._collect(tcp_listeners_request(family), Proto.TCP)
             tables.append((Proto.TCP, chunks))
             unchanged = unchanged and same
-            if plan.tcp_filter:
-                request = tcp_connections_request(family, plan.tcp_filter)
-                self._read_connections(request, plan, conn_counts, byte_totals)
-        return tables, unchanged, conn_counts, byte_totals
+        return tables, unchanged
+
+    def _read_tcp_connections(
+        self, plan: _WatchPlan
+    ) -> tuple[dict[tuple[int, Proto], int], dict[bytes, tuple[int, int, int]] | None]:
+        """Connection counts per watched TCP pair, and byte totals by connection cookie
+        (None when this poll re-uses the last count; see ``CONNECTION_BUDGET_S``)."""
+        if not plan.tcp_filter:
+            return {}, {}
+        last = self._connections
+        if last is not None and last[0] is plan and self._connection_skip > 0:
+            self._connection_skip -= 1
+            return dict(last[1]), None
+        conn_counts: dict[tuple[int, Proto], int] = {}
+        byte_totals: dict[bytes, tuple[int, int, int]] = {}
+        started = self._cpu()
+        for family in self._tcp_families:
+            request = tcp_connections_request(family, plan.tcp_filter)
+            self._read_connections(request, plan, conn_counts, byte_totals)
+        cost = self._cpu() - started
+        self.connection_reads += 1
+        self._connection_skip = min(MAX_CONNECTION_SKIP, int(cost / CONNECTION_BUDGET_S))
+        self._connections = (plan, dict(conn_counts))
+        return conn_counts, byte_totals
 
     def _assemble(
         self,
@@ -274,6 +304,8 @@ class NetlinkProbe:
         ordered: list[tuple[tuple[str, str, str, int], int, Listener]] = []
         listener_counts: dict[tuple[int, Proto], int] = {}
         seen: set[tuple[tuple[str, str, str, int], int | None]] = set()
+        built_before = self._built
+        built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
         for row in listening:
             pids = holders.get(row.inode, ())
             pid = pids[-1] if pids else None
@@ -289,12 +321,18 @@ class NetlinkProbe:
                     # The process exited since /proc was read; its socket goes with it
                     # (the psutil probe drops it too).
                     continue
-            ordered.append((row.order, owner.pid if owner else -1, Listener(row.endpoint, owner)))
+            ident = (id(row), id(owner))
+            reused = built_before.get(ident)
+            if reused is None or reused[0] is not row or reused[1] is not owner:
+                reused = (row, owner, Listener(row.endpoint, owner))
+            built[ident] = reused
+            ordered.append((row.order, owner.pid if owner else -1, reused[2]))
             port, proto = row.endpoint.port, row.endpoint.proto
             if port in (plan.tcp_ports if proto is Proto.TCP else plan.udp_ports):
                 key = (port, proto)
                 listener_counts[key] = listener_counts.get(key, 0) + 1
         ordered.sort(key=_sort_key)
+        self._built = built
         return _Assembled(
             plan=plan,
             generation=self.resolver.generation,
@@ -399,10 +437,11 @@ class NetlinkProbe:
         plan: _WatchPlan,
         listener_counts: dict[tuple[int, Proto], int],
         conn_counts: dict[tuple[int, Proto], int],
-        byte_totals: dict[bytes, tuple[int, int, int]],
+        byte_totals: dict[bytes, tuple[int, int, int]] | None,
     ) -> tuple[PortActivity, ...]:
         deltas: dict[int, int] = {}
-        for cookie, (sport, dport, total) in byte_totals.items():
+        measured = byte_totals is not None
+        for cookie, (sport, dport, total) in (byte_totals or {}).items():
             # A connection first seen now was opened since the previous poll: all its
             # bytes are new. Counters only grow; a smaller one means a reused cookie.
             before = self._last_bytes.get(cookie, 0)
@@ -410,9 +449,10 @@ class NetlinkProbe:
             for port in {sport, dport}:
                 if port in plan.tcp_ports:
                     deltas[port] = deltas.get(port, 0) + delta
-        baseline = self._bytes_ports or frozenset()
-        self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
-        self._bytes_ports = plan.tcp_ports
+        baseline = (self._bytes_ports or frozenset()) if measured else frozenset()
+        if byte_totals is not None:
+            self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
+            self._bytes_ports = plan.tcp_ports
         # The same rows as the psutil probe: watched pairs with a listener or a connection
         # (both dicts hold watched pairs only).
         active = listener_counts.keys() | conn_counts.keys()
@@ -422,7 +462,8 @@ class NetlinkProbe:
                 proto=proto,
                 listeners=listener_counts.get((port, proto), 0),
                 established=conn_counts.get((port, proto), 0),
-                # No baseline on a port's first poll, and UDP has no byte counters here.
+                # No baseline on a port's first poll or on a poll that re-used the last
+                # connection count, and UDP has no byte counters here.
                 bytes_delta=deltas.get(port, 0)
                 if proto is Proto.TCP and port in baseline
                 else None,
