@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from portwatch.probe.netlink.sockdiag import (
 log = logging.getLogger(__name__)
 
 _FAMILY: dict[int, Family] = {int(socket.AF_INET): Family.IPV4, int(socket.AF_INET6): Family.IPV6}
-_INFO_START = codec.INET_DIAG_MSG.size
 # A longer kernel filter costs every socket the kernel walks; wider ranges cost little.
 _MAX_FILTER_RANGES = 16
 # Counting connections on the watched ports makes the kernel walk its whole table of
@@ -383,31 +381,29 @@ class NetlinkProbe:
         self, chunk: bytes, proto: Proto, by_id: dict[bytes, _Row]
     ) -> tuple[_Row, ...]:
         rows = []
-        for msg_type, start, _end in codec.iter_messages(chunk):
+        for msg_type, start, end in codec.iter_messages(chunk):
             if msg_type not in REPLY_TYPES:
                 continue
-            # Ports, addresses, interface and cookie: unique per socket, and they hold
-            # everything a row keeps except the inode, which never changes for a socket.
-            sockid = chunk[start + 4 : start + 52]
-            row = by_id.get(sockid)
+            # The socket id never changes for a socket and holds everything a row keeps
+            # but the inode, which never changes either: decode only sockets not seen.
+            row = by_id.get(codec.socket_id(chunk, start))
             if row is None:
-                row = self._decode_row(chunk, start, proto)
+                row = self._decode_row(
+                    codec.decode_message(chunk, start, end, with_info=False), proto
+                )
             rows.append(row)
         return tuple(rows)
 
     @staticmethod
-    def _decode_row(chunk: bytes, start: int, proto: Proto) -> _Row:
-        family_code = chunk[start]
-        family = _FAMILY[family_code]
-        sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
-        address = codec.format_address(family_code, chunk[start + 8 : start + 24])
+    def _decode_row(msg: codec.DiagMessage, proto: Proto) -> _Row:
+        family = _FAMILY[msg.family]
         return _Row(
-            sockid=chunk[start + 4 : start + 52],
-            endpoint=Endpoint(proto, family, address, sport),
-            state=chunk[start + 1],
-            dport=int.from_bytes(chunk[start + 6 : start + 8], "big"),
-            inode=int.from_bytes(chunk[start + 68 : start + 72], sys.byteorder),
-            order=(proto.value, family.value, address, sport),
+            sockid=msg.sockid,
+            endpoint=Endpoint(proto, family, msg.src, msg.sport),
+            state=msg.state,
+            dport=msg.dport,
+            inode=msg.inode,
+            order=(proto.value, family.value, msg.src, msg.sport),
         )
 
     def _read_connections(
@@ -420,17 +416,15 @@ class NetlinkProbe:
         assert self._diag is not None
         ports = plan.tcp_ports
         for chunk, start, end in self._diag.dump(request):
-            sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
-            dport = int.from_bytes(chunk[start + 6 : start + 8], "big")
-            if chunk[start + 1] == codec.TCP_ESTABLISHED:
-                for port in {sport, dport}:
+            msg = codec.decode_message(chunk, start, end)
+            if msg.state == codec.TCP_ESTABLISHED:
+                for port in {msg.sport, msg.dport}:
                     if port in ports:
                         key = (port, Proto.TCP)
                         conn_counts[key] = conn_counts.get(key, 0) + 1
-            info = codec.find_attribute(chunk, start + _INFO_START, end, codec.INET_DIAG_INFO)
-            total = codec.tcp_bytes(info)
+            total = codec.tcp_bytes(msg.tcp_info)
             if total is not None:
-                byte_totals[chunk[start + 44 : start + 52]] = (sport, dport, total)
+                byte_totals[msg.cookie] = (msg.sport, msg.dport, total)
 
     def _activity(
         self,
