@@ -196,7 +196,7 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     _fake_process(tmp_path, 10, 100, {0: "/dev/null", 3: "socket:[1001]", 4: "pipe:[5]"})
     _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]"})
     (tmp_path / "self").mkdir()  # non-numeric entries are not processes
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     # The first call reads every process (all are new to it); no search was needed.
     assert resolver.resolve([1001, 2002, 0]) == {1001: (10,), 2002: (20,), 0: ()}
     assert (resolver.stats.scans, resolver.stats.new_processes) == (0, 2)
@@ -236,7 +236,7 @@ def test_resolver_finds_a_holder_that_joins_a_known_socket(tmp_path: Path) -> No
 
 def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> None:
     _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     assert resolver.resolve([1001]) == {1001: (10,)}
     # fd 3 closed and reopened as another socket: found by the full pass.
     _fake_process(tmp_path, 10, 100, {3: "socket:[1002]"})
@@ -257,7 +257,7 @@ def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> N
 def test_resolver_adds_a_forked_process_as_another_holder(tmp_path: Path) -> None:
     _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
     _fake_process(tmp_path, 11, 101, {3: "socket:[1001]", 4: "socket:[1002]"})
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     assert resolver.resolve([1001, 1002]) == {1001: (10, 11), 1002: (11,)}
     # A worker forked later inherits the listener: it is one more holder.
     _fake_process(tmp_path, 12, 102, {3: "socket:[1001]"}, parent=10)
