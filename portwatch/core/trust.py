@@ -190,6 +190,11 @@ class TrustJudge:
         reads it once."""
         self.trust_list = trust_list
 
+    @property
+    def revision(self) -> object:
+        """Replaced whenever the verdicts may change: the trust list itself (immutable)."""
+        return self.trust_list
+
     def judge(self, listener: Listener) -> Verdict:
         owner = listener.owner
         identity = Identity.of(owner)

@@ -31,11 +31,14 @@ class Status(str, enum.Enum):
 
     ``UNATTRIBUTED`` means the OS would not tell us who owns the socket (or the
     owner's executable could not be read); it is never treated as known.
+    ``UNWATCHED`` is the neutral status of a listener on a port nobody asked to
+    watch: trust only matters on watched ports, so its owner is not judged.
     """
 
     KNOWN = "known"
     UNKNOWN = "unknown"
     UNATTRIBUTED = "unattributed"
+    UNWATCHED = "unwatched"
 
     def __str__(self) -> str:
         return self.value
