@@ -104,10 +104,17 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Listener:
-    """A socket waiting for peers: TCP in LISTEN, or UDP bound with no remote address."""
+    """A socket waiting for peers: TCP in LISTEN, or UDP bound with no remote address.
+
+    ``shared_with`` lists the other processes that can accept on this endpoint: other
+    holders of the same socket (inherited across fork, passed as a file descriptor)
+    and members of the same SO_REUSEPORT group. Each of them can take the port's
+    connections, so each must be trusted for the listener to be known.
+    """
 
     endpoint: Endpoint
     owner: Owner | None = None
+    shared_with: tuple[Owner, ...] = ()
 
     @property
     def proto(self) -> Proto:
@@ -121,6 +128,11 @@ class Listener:
     def attributed(self) -> bool:
         """True when the owner's executable and hash are known (pid alone is not enough)."""
         return self.owner is not None and self.owner.identified
+
+    @property
+    def holders(self) -> tuple[Owner | None, ...]:
+        """Every process that can accept on this listener: the owner first."""
+        return (self.owner, *self.shared_with)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from portwatch.probe.netlink.sockdiag import (
     tcp_listeners_request,
     udp_request,
 )
+from portwatch.probe.sharing import SocketRow, listeners_with_holders
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ class _Row:
     order: tuple[str, str, str, int]
 
 
-def _sort_key(item: tuple[tuple[str, str, str, int], int, Listener]) -> tuple[object, ...]:
+def _sort_key(item: tuple[tuple[str, str, str, int], int, SocketRow, _Row]) -> tuple[object, ...]:
     # The psutil probe's order: endpoint, then owner pid (-1 for none).
     return (item[0], item[1])
 
@@ -299,7 +300,13 @@ class NetlinkProbe:
                             udp_connections[key] = udp_connections.get(key, 0) + 1
         holders = self.resolver.holders
         owners: dict[int, Owner | None] = {}
-        ordered: list[tuple[tuple[str, str, str, int], int, Listener]] = []
+
+        def owner_of(pid: int) -> Owner | None:
+            if pid not in owners:
+                owners[pid] = self.owners.owner(pid)
+            return owners[pid]
+
+        ordered: list[tuple[tuple[str, str, str, int], int, SocketRow, _Row]] = []
         listener_counts: dict[tuple[int, Proto], int] = {}
         seen: set[tuple[tuple[str, str, str, int], int | None]] = set()
         built_before = self._built
@@ -312,30 +319,42 @@ class NetlinkProbe:
             seen.add((row.order, pid))
             owner = None
             if pid is not None:
-                if pid not in owners:
-                    owners[pid] = self.owners.owner(pid)
-                owner = owners[pid]
+                owner = owner_of(pid)
                 if owner is None:
                     # The process exited since /proc was read; its socket goes with it
                     # (the psutil probe drops it too).
                     continue
-            ident = (id(row), id(owner))
-            reused = built_before.get(ident)
-            if reused is None or reused[0] is not row or reused[1] is not owner:
-                reused = (row, owner, Listener(row.endpoint, owner))
-            built[ident] = reused
-            ordered.append((row.order, owner.pid if owner else -1, reused[2]))
+            # Every other holder of the socket can accept on it too.
+            others = [o for o in (owner_of(p) for p in pids[:-1]) if o is not None]
+            ordered.append(
+                (row.order, owner.pid if owner else -1, (row.endpoint, owner, others), row)
+            )
             port, proto = row.endpoint.port, row.endpoint.proto
             if port in (plan.tcp_ports if proto is Proto.TCP else plan.udp_ports):
                 key = (port, proto)
                 listener_counts[key] = listener_counts.get(key, 0) + 1
         ordered.sort(key=_sort_key)
+        listeners: list[Listener] = []
+        for (_order, _pid, (_ep, owner, _others), row), listener in zip(
+            ordered, listeners_with_holders([item[2] for item in ordered]), strict=True
+        ):
+            ident = (id(row), id(owner))
+            reused = built_before.get(ident)
+            if (
+                reused is None
+                or reused[0] is not row
+                or reused[1] is not owner
+                or reused[2].shared_with != listener.shared_with
+            ):
+                reused = (row, owner, listener)
+            built[ident] = reused
+            listeners.append(reused[2])
         self._built = built
         return _Assembled(
             plan=plan,
             generation=self.resolver.generation,
             owners=owners,
-            listeners=tuple(item[2] for item in ordered),
+            listeners=tuple(listeners),
             listener_counts=listener_counts,
             udp_connections=udp_connections,
         )
