@@ -8,7 +8,7 @@ import math
 import signal
 import sys
 import threading
-import time
+from pathlib import Path
 from types import FrameType
 
 from portwatch.cli import CommandError, common
@@ -17,10 +17,18 @@ from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import visible
 from portwatch.core.types import PortEvent
 from portwatch.engine.monitor import Monitor
+from portwatch.engine.schedule import MIN_INTERVAL_S, TickSchedule
+from portwatch.engine.schedule import run as schedule_run
 from portwatch.paths import Paths
 from portwatch.store.history import HistoryStore, StoreError
 
-MIN_INTERVAL_S = 0.1
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _positive(text: str) -> float:
@@ -86,39 +94,42 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started = time.monotonic()
-    deadline = started + args.duration if args.duration else None
-    interval = max(args.interval, MIN_INTERVAL_S)
-    next_tick = started
+    schedule = TickSchedule(max(args.interval, MIN_INTERVAL_S))
+    # `portwatch watch add` in another terminal takes effect on the next poll too.
+    watch_stamp = _stamp(paths.watchlist_file)
+
+    def step() -> None:
+        nonlocal watch_stamp
+        reloaded = trust_reloader.poll()
+        if reloaded is not None:
+            for problem in reloaded.problems:
+                common.warn(problem)
+            judge.set_trust_list(reloaded.trust_list)
+        stamp = _stamp(paths.watchlist_file)
+        if stamp != watch_stamp:
+            watch_stamp = stamp
+            try:
+                monitor.set_watchlist(common.load_watchlist(paths))
+            except CommandError as exc:
+                common.warn(f"{exc}; the previous watch list stays in use")
+        result = monitor.tick()
+        for warning in result.warnings:
+            common.warn(warning)
+        for event in result.events:
+            if args.json:
+                endpoint = event.listener.endpoint
+                name = services.service_name(endpoint.port, endpoint.proto)
+                print(json.dumps(common.event_fields(event, service=name)), flush=True)
+            else:
+                print(_text(event), flush=True)
+        if result.duration_s > schedule.interval_s:
+            common.warn(
+                f"a poll took {result.duration_s:.2f} s, longer than the"
+                f" {schedule.interval_s:g} s interval; the next one waits for it"
+            )
+
     try:
-        while not stop.is_set():
-            reloaded = trust_reloader.poll()
-            if reloaded is not None:
-                for problem in reloaded.problems:
-                    common.warn(problem)
-                judge.set_trust_list(reloaded.trust_list)
-            result = monitor.tick()
-            for warning in result.warnings:
-                common.warn(warning)
-            for event in result.events:
-                if args.json:
-                    endpoint = event.listener.endpoint
-                    name = services.service_name(endpoint.port, endpoint.proto)
-                    print(json.dumps(common.event_fields(event, service=name)), flush=True)
-                else:
-                    print(_text(event), flush=True)
-            if result.duration_s > interval:
-                common.warn(
-                    f"a poll took {result.duration_s:.2f} s, longer than the"
-                    f" {interval:g} s interval; the next one waits for it"
-                )
-            now = time.monotonic()
-            # Schedule on the monotonic clock; after a long stall (sleep), do not catch up
-            # with a burst of polls: one poll now, then back to the interval.
-            next_tick = max(next_tick + interval, now)
-            if deadline is not None and next_tick >= deadline:
-                break
-            stop.wait(next_tick - now)
+        schedule_run(step, schedule, stop.wait, args.duration)
     finally:
         monitor.close()
         for sig, handler in previous.items():
