@@ -39,3 +39,10 @@ class ProblemList:
         total = sum(self._more.values())
         kinds = ", ".join(f"{count:,} {kind}" for kind, count in self._more.most_common())
         return (*self.lines, f"... and {total:,} more problems like these ({kinds})")
+
+
+def summarise(lines: list[str], shown: int = SHOWN) -> list[str]:
+    """The first ``shown`` lines and one line counting the rest."""
+    if len(lines) <= shown:
+        return list(lines)
+    return [*lines[:shown], f"... and {len(lines) - shown:,} more problems like these"]
