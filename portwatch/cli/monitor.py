@@ -8,11 +8,11 @@ import math
 import signal
 import sys
 import threading
-from pathlib import Path
 from types import FrameType
 
 from portwatch.cli import CommandError, common
-from portwatch.config import trustfile
+from portwatch.config import trustfile, watchfile
+from portwatch.config.follow import Follower
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import visible
 from portwatch.core.types import PortEvent
@@ -21,14 +21,6 @@ from portwatch.engine.schedule import MIN_INTERVAL_S, TickSchedule
 from portwatch.engine.schedule import run as schedule_run
 from portwatch.paths import Paths
 from portwatch.store.history import HistoryStore, StoreError
-
-
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _positive(text: str) -> float:
@@ -80,6 +72,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     judge = common.load_judge(paths)
     # `portwatch trust add` in another terminal takes effect on the next poll.
     trust_reloader = trustfile.Reloader(paths.trust_file)
+    watch_follower = Follower(paths.watchlist_file, watchfile.load)
     services = common.load_services(paths)
     monitor = Monitor(
         common.make_probe(args),
@@ -95,23 +88,20 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     schedule = TickSchedule(max(args.interval, MIN_INTERVAL_S))
-    # `portwatch watch add` in another terminal takes effect on the next poll too.
-    watch_stamp = _stamp(paths.watchlist_file)
 
     def step() -> None:
-        nonlocal watch_stamp
+        rewatched = watch_follower.poll()
+        if rewatched is not None:
+            for problem in rewatched.problems:
+                common.warn(problem)
+            if rewatched.readable:  # else keep the last good watch list
+                monitor.set_watchlist(rewatched.watchlist)
         reloaded = trust_reloader.poll()
         if reloaded is not None:
             for problem in reloaded.problems:
                 common.warn(problem)
-            judge.set_trust_list(reloaded.trust_list)
-        stamp = _stamp(paths.watchlist_file)
-        if stamp != watch_stamp:
-            watch_stamp = stamp
-            try:
-                monitor.set_watchlist(common.load_watchlist(paths))
-            except CommandError as exc:
-                common.warn(f"{exc}; the previous watch list stays in use")
+            if reloaded.complete:  # else keep judging with the last good list
+                judge.set_trust_list(reloaded.trust_list)
         result = monitor.tick()
         for warning in result.warnings:
             common.warn(warning)
