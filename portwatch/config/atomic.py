@@ -9,17 +9,21 @@ import time
 from pathlib import Path
 
 
-def write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
+def write_text(path: Path, text: str, encoding: str = "utf-8", mode: int | None = None) -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, replace).
 
     Raises OSError with the OS's reason; on failure no temp file is left behind and the
     previous file is untouched.
     """
-    write_bytes(path, text.encode(encoding))
+    write_bytes(path, text.encode(encoding), mode=mode)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    """Byte version of :func:`write_text`."""
+def write_bytes(path: Path, data: bytes, mode: int | None = None) -> None:
+    """Byte version of :func:`write_text`.
+
+    ``mode`` sets the new file's permission bits (the temp file starts as 0600, which
+    suits private files but not one another service must read).
+    """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(21, "Is a directory", str(path))
@@ -27,6 +31,8 @@ def write_bytes(path: Path, data: bytes) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
+            if mode is not None and os.name == "posix":
+                os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -26,7 +26,7 @@ from portwatch.core.types import (
     Proto,
     Sample,
 )
-from portwatch.store import schema
+from portwatch.store import schema, views
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -406,7 +406,7 @@ class HistoryStore(HistoryReader):
                     conn.backup(target)
                 target.close()
                 notices.append(f"History was upgraded; the previous file is kept as {backup}.")
-            schema.migrate(conn)
+            views.install(conn, schema.migrate(conn))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the history file {path}: {exc}") from exc
         return cls(conn, path, notices)

@@ -128,7 +128,7 @@ class NetlinkProbe:
         self._assembled: _Assembled | None = None
         self._plans: dict[WatchList, _WatchPlan] = {}
         # connection cookie → byte total at the previous poll; ports watched then.
-        self._last_bytes: dict[bytes, int] = {}
+        self._last_bytes: dict[bytes, tuple[int, int]] = {}
         self._bytes_ports: frozenset[int] | None = None
 
     def close(self) -> None:
@@ -230,14 +230,14 @@ class NetlinkProbe:
         list[tuple[Proto, list[tuple[_Row, ...]]]],
         bool,
         dict[tuple[int, Proto], int],
-        dict[bytes, tuple[int, int, int]],
+        dict[bytes, tuple[int, int, int, int]],
     ]:
         """TCP listeners (per read, and whether unchanged), watched connection counts
         and byte totals."""
         tables: list[tuple[Proto, list[tuple[_Row, ...]]]] = []
         unchanged = True
         conn_counts: dict[tuple[int, Proto], int] = {}
-        byte_totals: dict[bytes, tuple[int, int, int]] = {}
+        byte_totals: dict[bytes, tuple[int, int, int, int]] = {}
         for family in self._tcp_families:
             chunks, same = self._collect(tcp_listeners_request(family), Proto.TCP)
             tables.append((Proto.TCP, chunks))
@@ -377,7 +377,7 @@ class NetlinkProbe:
         request: Request,
         plan: _WatchPlan,
         conn_counts: dict[tuple[int, Proto], int],
-        byte_totals: dict[bytes, tuple[int, int, int]],
+        byte_totals: dict[bytes, tuple[int, int, int, int]],
     ) -> None:
         assert self._diag is not None
         ports = plan.tcp_ports
@@ -390,32 +390,38 @@ class NetlinkProbe:
                         key = (port, Proto.TCP)
                         conn_counts[key] = conn_counts.get(key, 0) + 1
             info = codec.find_attribute(chunk, start + _INFO_START, end, codec.INET_DIAG_INFO)
-            total = codec.tcp_bytes(info)
-            if total is not None:
-                byte_totals[chunk[start + 44 : start + 52]] = (sport, dport, total)
+            split = codec.tcp_bytes_split(info)
+            if split is not None:
+                byte_totals[chunk[start + 44 : start + 52]] = (sport, dport, *split)
 
     def _activity(
         self,
         plan: _WatchPlan,
         listener_counts: dict[tuple[int, Proto], int],
         conn_counts: dict[tuple[int, Proto], int],
-        byte_totals: dict[bytes, tuple[int, int, int]],
+        byte_totals: dict[bytes, tuple[int, int, int, int]],
     ) -> tuple[PortActivity, ...]:
-        deltas: dict[int, int] = {}
-        for cookie, (sport, dport, total) in byte_totals.items():
+        deltas: dict[int, tuple[int, int]] = {}
+        for cookie, (sport, dport, received, sent) in byte_totals.items():
             # A connection first seen now was opened since the previous poll: all its
             # bytes are new. Counters only grow; a smaller one means a reused cookie.
-            before = self._last_bytes.get(cookie, 0)
-            delta = total - before if total >= before else total
+            before_in, before_out = self._last_bytes.get(cookie, (0, 0))
+            if received < before_in or sent < before_out:
+                before_in = before_out = 0
             for port in {sport, dport}:
                 if port in plan.tcp_ports:
-                    deltas[port] = deltas.get(port, 0) + delta
+                    got_in, got_out = deltas.get(port, (0, 0))
+                    deltas[port] = (got_in + received - before_in, got_out + sent - before_out)
         baseline = self._bytes_ports or frozenset()
-        self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
+        self._last_bytes = {cookie: (rx, tx) for cookie, (_, _, rx, tx) in byte_totals.items()}
         self._bytes_ports = plan.tcp_ports
         # The same rows as the psutil probe: watched pairs with a listener or a connection
         # (both dicts hold watched pairs only).
         active = listener_counts.keys() | conn_counts.keys()
+
+        def measured(port: int, proto: Proto) -> bool:
+            return proto is Proto.TCP and port in baseline
+
         return tuple(
             PortActivity(
                 port=port,
@@ -423,9 +429,9 @@ class NetlinkProbe:
                 listeners=listener_counts.get((port, proto), 0),
                 established=conn_counts.get((port, proto), 0),
                 # No baseline on a port's first poll, and UDP has no byte counters here.
-                bytes_delta=deltas.get(port, 0)
-                if proto is Proto.TCP and port in baseline
-                else None,
+                bytes_delta=sum(deltas.get(port, (0, 0))) if measured(port, proto) else None,
+                bytes_in_delta=deltas.get(port, (0, 0))[0] if measured(port, proto) else None,
+                bytes_out_delta=deltas.get(port, (0, 0))[1] if measured(port, proto) else None,
             )
             for port, proto in sorted(active)
         )
