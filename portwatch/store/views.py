@@ -16,23 +16,27 @@ VIEWS_VERSION = 1
 _ISO = "'%Y-%m-%dT%H:%M:%SZ'"
 
 
+# The outer CAST gives each column TEXT affinity, so `WHERE port = 22` still matches.
 def _time(column: str) -> str:
-    return f"COALESCE(strftime({_ISO}, {column}, 'unixepoch'), '')"
+    return f"CAST(COALESCE(strftime({_ISO}, {column}, 'unixepoch'), '') AS TEXT)"
 
 
 def _unix(column: str) -> str:
-    return f"COALESCE(CAST(CAST({column} AS INTEGER) AS TEXT), '')"
+    return f"CAST(COALESCE(CAST({column} AS INTEGER), '') AS TEXT)"
 
 
 def _text(column: str) -> str:
-    return f"COALESCE(CAST({column} AS TEXT), '')"
+    return f"CAST(COALESCE({column}, '') AS TEXT)"
+
+
+_FLAG = "CAST(CASE WHEN watched THEN '1' ELSE '0' END AS TEXT)"
 
 
 # The same rule as Endpoint.reach (a test holds the two together).
 _REACH = (
-    "CASE WHEN address IN ('0.0.0.0', '::', '*', '') THEN 'all'"
+    "CAST(CASE WHEN address IN ('0.0.0.0', '::', '*', '') THEN 'all'"
     " WHEN address LIKE '127.%' OR address IN ('::1', 'localhost')"
-    " OR address LIKE '::ffff:127.%' THEN 'loopback' ELSE 'interface' END"
+    " OR address LIKE '::ffff:127.%' THEN 'loopback' ELSE 'interface' END AS TEXT)"
 )
 
 LISTENERS = "portwatch_listeners_v1"
@@ -60,7 +64,7 @@ def _listeners_sql() -> str:
         "address": _text("address"),
         "port": _text("port"),
         "reach": _REACH,
-        "watched": "CASE WHEN watched THEN '1' ELSE '0' END",
+        "watched": _FLAG,
         "status": _text("status"),
         "pid": _text("last_pid"),
         "process": _text("process"),
@@ -89,7 +93,7 @@ def _events_sql() -> str:
         "address": _text("address"),
         "port": _text("port"),
         "reach": _REACH,
-        "watched": "CASE WHEN watched THEN '1' ELSE '0' END",
+        "watched": _FLAG,
         "status": _text("status"),
         "pid": _text("pid"),
         "process": _text("process"),
