@@ -83,6 +83,12 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
         "user": owner.user if owner else None,
         "watched": view.watched,
         "status": view.status.value,
+        # Other processes that can accept on the same socket (fork, fd passing,
+        # SO_REUSEPORT); each is judged too.
+        "shared_with": [
+            {"pid": other.pid, "process": other.name, "exe": other.exe}
+            for other in view.listener.shared_with
+        ],
     }
 
 
@@ -121,6 +127,10 @@ def text_row(view: ListenerView) -> str:
     mark = "*" if view.watched else " "
     service = f" {view.service}" if view.service else ""
     exe = f"  {visible(owner.exe)}" if owner and owner.exe else ""
+    if view.listener.shared_with:
+        exe += "  shared with " + ", ".join(
+            f"{visible(other.name) or '?'} (pid {other.pid})" for other in view.listener.shared_with
+        )
     return (
         f"{mark} {endpoint.proto.value:<3} {host + ':' + str(endpoint.port):<28}"
         f" {view.status.value:<12} {who}{service and '  [' + service.strip() + ']'}{exe}"

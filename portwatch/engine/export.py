@@ -9,7 +9,7 @@ from typing import Protocol, TextIO
 
 from portwatch.config import atomic
 from portwatch.core.csvrows import COLUMNS, render_row
-from portwatch.core.types import Proto
+from portwatch.core.types import Proto, Status
 from portwatch.store.history import HistoryReader
 
 
@@ -54,7 +54,9 @@ def render_csv(
                     "exe": item.exe,
                     "sha256": item.sha256,
                     "user": item.user,
-                    "status": item.status,
+                    # Rows recorded before the neutral status existed said "unknown"
+                    # for unwatched ports too; trust is only judged on watched ones.
+                    "status": item.status if item.watched else Status.UNWATCHED.value,
                     "times_seen": item.times_seen,
                 }
             )
