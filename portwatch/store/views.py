@@ -30,6 +30,9 @@ def _text(column: str) -> str:
 
 
 _FLAG = "CAST(CASE WHEN watched THEN '1' ELSE '0' END AS TEXT)"
+# Rows recorded before the neutral status existed said "unknown" for unwatched ports too;
+# trust is only judged on watched ones (the CSV export applies the same rule).
+_STATUS = "CAST(CASE WHEN watched THEN COALESCE(status, '') ELSE 'unwatched' END AS TEXT)"
 
 
 # The same rule as Endpoint.reach (a test holds the two together).
@@ -65,7 +68,7 @@ def _listeners_sql() -> str:
         "port": _text("port"),
         "reach": _REACH,
         "watched": _FLAG,
-        "status": _text("status"),
+        "status": _STATUS,
         "pid": _text("last_pid"),
         "process": _text("process"),
         "exe": _text("exe"),
@@ -94,7 +97,7 @@ def _events_sql() -> str:
         "port": _text("port"),
         "reach": _REACH,
         "watched": _FLAG,
-        "status": _text("status"),
+        "status": _STATUS,
         "pid": _text("pid"),
         "process": _text("process"),
         "exe": _text("exe"),
