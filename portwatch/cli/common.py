@@ -92,8 +92,11 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
     }
 
 
-def event_fields(event: PortEvent, view: ListenerView | None = None) -> dict[str, Any]:
-    """The JSON object for one event: ``event``, ``time`` and the listener fields."""
+def event_fields(
+    event: PortEvent, view: ListenerView | None = None, service: str = ""
+) -> dict[str, Any]:
+    """The JSON object for one event: ``event``, ``time`` and the listener fields
+    (``service`` is the port's name when no ``view`` carries it)."""
     base = {"event": event.kind.value, "time": iso_time(event.wall)}
     fields = listener_fields(
         view
@@ -101,6 +104,7 @@ def event_fields(event: PortEvent, view: ListenerView | None = None) -> dict[str
             event.listener,
             event.watched,
             event.status or NoTrustJudge().judge(event.listener).status,
+            service,
         )
     )
     fields["watched"] = event.watched
