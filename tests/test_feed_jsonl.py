@@ -115,37 +115,36 @@ def test_a_follower_loses_no_line_across_rotations(tmp_path: Path, follower: str
         if tail is None:
             pytest.skip("tail is not installed")
         command = [tail, "-F", "-n", "+1", "-s", "0.01", str(path)]
-    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # The follower writes to a file, not a pipe: a full pipe would stall it, which is
+    # the test's doing, not the rotation's.
+    got_path = tmp_path / "followed.out"
+    with got_path.open("wb") as sink:
+        reader = subprocess.Popen(command, stdout=sink, stderr=subprocess.DEVNULL)
     try:
-        writer = RotatingLines(path, max_bytes=4096, keep=2)
-        for number in range(total + 1):
+        # Files of a few hundred lines: each rotation is one rotation for the reader (a
+        # follower that sleeps through two rotations cannot find the middle file by name).
+        writer = RotatingLines(path, max_bytes=24_000, keep=2)
+        # The first line once the follower is running, so it is following from the start.
+        writer.append(_line(0))
+        wait_for(lambda: got_path.read_bytes().startswith(_line(0)), timeout=20)
+        for number in range(1, total + 1):
             writer.append(_line(number))
             if number % 100 == 0:
                 # The pace of a busy machine: many events a second, a rotation every few
                 # hundred milliseconds at most.
                 time.sleep(0.03)
         writer.close()
-        assert reader.stdout is not None
-        got: list[int] = []
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = reader.stdout.readline()
-            if not line:
-                break
-            text = line.decode().rstrip("\n")
-            if not text.startswith("{"):
-                continue  # tail's "file truncated/replaced" notes go to stderr; be safe
-            got.append(json.loads(text)["n"])
-            if got[-1] == total:
-                break
-        rotations = len(list(tmp_path.glob("events.jsonl.*")))
-        assert rotations == 2
-        assert got == list(range(total + 1))
+
+        def numbers() -> list[int]:
+            lines = got_path.read_bytes().decode().splitlines()
+            return [json.loads(x)["n"] for x in lines if x.startswith("{")]
+
+        wait_for(lambda: stop.encode() in got_path.read_bytes(), timeout=20)
+        assert len(list(tmp_path.glob("events.jsonl.*"))) == 2
+        assert numbers() == list(range(total + 1))
     finally:
         reader.kill()
         reader.wait()
-        if reader.stdout:
-            reader.stdout.close()
 
 
 def _event(owner: Owner | None, kind: EventKind = EventKind.UNKNOWN_OWNER) -> PortEvent:
