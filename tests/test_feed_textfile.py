@@ -268,3 +268,14 @@ def test_node_exporter_serves_the_untrusted_listener_a_child_holds(
         assert process.wait(timeout=30) == 0
     series = parse_exposition(scrape(url))
     assert pick(series, "portwatch_up") == [({}, 0.0)]
+
+
+def test_a_folder_every_user_can_write_in_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    for option, target in (("--textfile", shared), ("--jsonl", shared / "events.jsonl")):
+        result = run(data_dir, "monitor", "--duration", "1", option, str(target))
+        assert result.returncode == 1, result.stderr
+        assert "will not write in" in result.stderr and "every user" in result.stderr
+        assert not list(shared.iterdir())

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
+from portwatch import files
 from portwatch.cli import CommandError, common
 from portwatch.config import trustfile
 from portwatch.core.alerts import ALERTING_KINDS
@@ -103,14 +104,24 @@ def _sinks(args: argparse.Namespace, watchlist: WatchList) -> list[TickSink]:
     if args.textfile is not None:
         if not args.textfile.is_dir():
             raise CommandError(f"the textfile folder {args.textfile} does not exist")
+        _check_folder(args.textfile)
         out.append(TextfileSink(args.textfile, watchlist))
     if args.jsonl is not None:
         if not args.jsonl.parent.is_dir():
             raise CommandError(f"the folder of the event file {args.jsonl} does not exist")
         if args.jsonl.is_dir():
             raise CommandError(f"the event file {args.jsonl} is a folder")
+        _check_folder(args.jsonl.parent)
         out.append(JsonlSink(args.jsonl, args.jsonl_max_bytes, args.jsonl_keep))
     return out
+
+
+def _check_folder(folder: Path) -> None:
+    # Another user who can write there could swap our file for a link meanwhile.
+    try:
+        files.check_folder(folder)
+    except OSError as exc:
+        raise CommandError(f"will not write in {folder}: {exc.strerror or exc}") from exc
 
 
 def _text(event: PortEvent) -> str:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 import socket
-import stat
 from collections import deque
 from pathlib import Path
 
+from portwatch import files
 from portwatch.core.eventlog import event_record
 from portwatch.engine.monitor import TickResult
 
@@ -45,17 +45,9 @@ class RotatingLines:
 
     def _open(self) -> int:
         if self._fd is None:
-            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-            # Never follow a link planted in the folder; O_NONBLOCK keeps a FIFO from
-            # hanging the open, and the check below refuses it.
-            flags |= getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-            flags |= getattr(os, "O_NONBLOCK", 0)
-            fd = os.open(self.path, flags, FILE_MODE)
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                os.close(fd)
-                raise OSError(f"{self.path} is not a regular file")
-            self._fd, self._size = fd, info.st_size
+            # Links, FIFOs and devices planted at the name are refused, never followed.
+            fd = files.open_regular(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            self._fd, self._size = fd, os.fstat(fd).st_size
         return self._fd
 
     def _rotate(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from portwatch.config import atomic
+from portwatch import files
 from portwatch.core.metrics import MetricsBook
 from portwatch.core.watchlist import WatchList
 from portwatch.engine.monitor import TickResult
@@ -39,7 +39,7 @@ class TextfileSink:
 
     def _write(self) -> list[str]:
         try:
-            atomic.write_text(self.path, self.book.render(), mode=FILE_MODE)
+            files.write_text(self.path, self.book.render(), mode=FILE_MODE)
         except OSError as exc:
             # Said once per outage, not once per tick.
             if self._failing:
