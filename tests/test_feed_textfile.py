@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -279,3 +280,33 @@ def test_a_folder_every_user_can_write_in_is_refused(data_dir: Path, tmp_path: P
         assert result.returncode == 1, result.stderr
         assert "will not write in" in result.stderr and "every user" in result.stderr
         assert not list(shared.iterdir())
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_NETLINK"), reason="byte counters need Linux netlink")
+def test_bytes_in_and_out_on_a_watched_port_are_counted(
+    data_dir: Path, child_sockets: list
+) -> None:
+    port = free_port()
+    assert run(data_dir, "watch", "add", f"{port}/tcp").returncode == 0
+    folder = data_dir / "textfile"
+    folder.mkdir()
+    prom = folder / "portwatch.prom"
+    ChildSockets.start([("tcp", "127.0.0.1", port, "listen")], registry=child_sockets)
+    with monitor(data_dir, "--textfile", str(folder)):  # auto picks netlink on Linux
+        labels = f'{{port="{port}",proto="tcp"}}'
+
+        def value(name: str) -> float | None:
+            text = prom.read_text(encoding="utf-8") if prom.exists() else ""
+            for line in text.splitlines():
+                if line.startswith(name + labels + " "):
+                    return float(line.split()[-1])
+            return None
+
+        # Counters exist from the first measured poll on, at zero.
+        wait_for(lambda: value("portwatch_port_sent_bytes_total") is not None)
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(b"x" * 50_000)  # the kernel takes it; the child never reads
+            wait_for(lambda: (value("portwatch_port_received_bytes_total") or 0) >= 50_000)
+            # Both ends are this host's sockets: what one sent, the other received.
+            wait_for(lambda: (value("portwatch_port_sent_bytes_total") or 0) >= 50_000)
+            assert value("portwatch_port_connections") == 2
