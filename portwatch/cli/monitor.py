@@ -15,7 +15,7 @@ from portwatch.cli import CommandError, common
 from portwatch.config import trustfile
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import visible
-from portwatch.core.types import PortEvent
+from portwatch.core.types import EventKind, PortEvent
 from portwatch.engine.monitor import Monitor
 from portwatch.paths import Paths
 from portwatch.store.history import HistoryStore, StoreError
@@ -56,7 +56,7 @@ def _text(event: PortEvent) -> str:
     line = (
         f"{fields['time']}  {fields['event']:<18} {fields['proto']} {host}:{fields['port']}  {who}"
     )
-    if event.kind in ALERTING_KINDS and event.detail:
+    if (event.kind in ALERTING_KINDS or event.kind is EventKind.PACKAGE_UPGRADED) and event.detail:
         line += f"  - {visible(event.detail)}"
     return line
 

@@ -135,6 +135,14 @@ class Monitor:
             stamped = replace(event, watched=watched, status=verdict.status)
             out.append(stamped)
             if (
+                verdict.upgraded
+                and verdict.status is Status.KNOWN
+                and event.kind in (EventKind.OPENED, EventKind.OWNER_CHANGED)
+            ):
+                out.append(
+                    replace(stamped, kind=EventKind.PACKAGE_UPGRADED, detail=verdict.upgraded)
+                )
+            if (
                 not watched
                 or verdict.status is Status.KNOWN
                 or event.kind not in (EventKind.OPENED, EventKind.OWNER_CHANGED)
@@ -147,6 +155,9 @@ class Monitor:
                 detail = (
                     f"The program at this path changed: trusted SHA-256"
                     f" {verdict.previous_sha256}, now {now_sha}."
+                    if verdict.previous_sha256
+                    # Trusted by package: the reason says what no longer verifies.
+                    else f"The program at this path changed: {verdict.reason}."
                 )
             out.append(replace(stamped, kind=kind, detail=detail))
         return tuple(out)
