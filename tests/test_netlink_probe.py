@@ -196,7 +196,7 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     _fake_process(tmp_path, 10, 100, {0: "/dev/null", 3: "socket:[1001]", 4: "pipe:[5]"})
     _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]"})
     (tmp_path / "self").mkdir()  # non-numeric entries are not processes
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     # The first call reads every process (all are new to it); no search was needed.
     assert resolver.resolve([1001, 2002, 0]) == {1001: (10,), 2002: (20,), 0: ()}
     assert (resolver.stats.scans, resolver.stats.new_processes) == (0, 2)
@@ -204,11 +204,13 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     links = resolver.stats.links_read
     assert resolver.resolve([1001, 2002]) == {1001: (10,), 2002: (20,)}
     assert (resolver.stats.scans, resolver.stats.links_read) == (0, links)
-    # A new fd in pid 20: the cheap pass reads just that link.
+    # A new socket: every fd of every process is read (6 links), because it may have
+    # several holders, each of which can accept on it.
     _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]", 5: "socket:[2003]"})
+    _fake_process(tmp_path, 10, 100, {0: "/dev/null", 3: "socket:[2003]", 4: "pipe:[5]"})
     links = resolver.stats.links_read
-    assert resolver.resolve([1001, 2002, 2003])[2003] == (20,)
-    assert resolver.stats.links_read == links + 1
+    assert resolver.resolve([2002, 2003])[2003] == (10, 20)
+    assert resolver.stats.links_read == links + 6
     # An inode nobody holds is searched for once, then remembered as missing.
     assert resolver.resolve([9999]) == {9999: ()}
     scans = resolver.stats.scans
@@ -216,9 +218,25 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     assert resolver.stats.scans == scans
 
 
+def test_resolver_finds_a_holder_that_joins_a_known_socket(tmp_path: Path) -> None:
+    # A descriptor passed to a process that was already running: no new inode and no
+    # new process reveal it, so the periodic full re-read must.
+    _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
+    _fake_process(tmp_path, 20, 200, {3: "pipe:[7]"})
+    resolver = InodeResolver(str(tmp_path), rescan_every=3)
+    assert resolver.resolve([1001]) == {1001: (10,)}
+    _fake_process(tmp_path, 20, 200, {3: "socket:[1001]"})
+    seen = [resolver.resolve([1001])[1001] for _ in range(3)]
+    assert seen[-1] == (10, 20)
+    # A holder that closed its copy is dropped by the same re-read.
+    _fake_process(tmp_path, 10, 100, {3: "pipe:[8]"})
+    seen = [resolver.resolve([1001])[1001] for _ in range(3)]
+    assert (10, 20) in seen and seen[-1] == (20,)
+
+
 def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> None:
     _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     assert resolver.resolve([1001]) == {1001: (10,)}
     # fd 3 closed and reopened as another socket: found by the full pass.
     _fake_process(tmp_path, 10, 100, {3: "socket:[1002]"})
@@ -239,7 +257,7 @@ def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> N
 def test_resolver_adds_a_forked_process_as_another_holder(tmp_path: Path) -> None:
     _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
     _fake_process(tmp_path, 11, 101, {3: "socket:[1001]", 4: "socket:[1002]"})
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     assert resolver.resolve([1001, 1002]) == {1001: (10, 11), 1002: (11,)}
     # A worker forked later inherits the listener: it is one more holder.
     _fake_process(tmp_path, 12, 102, {3: "socket:[1001]"}, parent=10)

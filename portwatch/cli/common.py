@@ -104,6 +104,12 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
         "status": view.status.value,
         "package": package_fields(owner.package if owner else None),
         "signer": signer_fields(owner.signer if owner else None),
+        # Other processes that can accept on the same socket (fork, fd passing,
+        # SO_REUSEPORT); each is judged too.
+        "shared_with": [
+            {"pid": other.pid, "process": other.name, "exe": other.exe}
+            for other in view.listener.shared_with
+        ],
     }
 
 
@@ -130,8 +136,11 @@ def signer_fields(signer: SignerInfo | None) -> dict[str, Any] | None:
     return fields
 
 
-def event_fields(event: PortEvent, view: ListenerView | None = None) -> dict[str, Any]:
-    """The JSON object for one event: ``event``, ``time`` and the listener fields."""
+def event_fields(
+    event: PortEvent, view: ListenerView | None = None, service: str = ""
+) -> dict[str, Any]:
+    """The JSON object for one event: ``event``, ``time`` and the listener fields
+    (``service`` is the port's name when no ``view`` carries it)."""
     base: dict[str, Any] = {"event": event.kind.value, "time": iso_time(event.wall)}
     fields = listener_fields(
         view
@@ -139,6 +148,7 @@ def event_fields(event: PortEvent, view: ListenerView | None = None) -> dict[str
             event.listener,
             event.watched,
             event.status or NoTrustJudge().judge(event.listener).status,
+            service,
         )
     )
     fields["watched"] = event.watched
@@ -165,6 +175,10 @@ def text_row(view: ListenerView) -> str:
     mark = "*" if view.watched else " "
     service = f" {view.service}" if view.service else ""
     exe = f"  {visible(owner.exe)}" if owner and owner.exe else ""
+    if view.listener.shared_with:
+        exe += "  shared with " + ", ".join(
+            f"{visible(other.name) or '?'} (pid {other.pid})" for other in view.listener.shared_with
+        )
     return (
         f"{mark} {endpoint.proto.value:<3} {host + ':' + str(endpoint.port):<28}"
         f" {view.status.value:<12} {who}{service and '  [' + service.strip() + ']'}{exe}"

@@ -72,12 +72,13 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     judge = common.load_judge(paths)
     # `portwatch trust add` in another terminal takes effect on the next poll.
     trust_reloader = trustfile.Reloader(paths.trust_file)
+    services = common.load_services(paths)
     monitor = Monitor(
         common.make_probe(args),
         store,
         watchlist,
         judge=judge,
-        services=common.load_services(paths),
+        services=services,
     )
     stop = threading.Event()
 
@@ -101,7 +102,9 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
                 common.warn(warning)
             for event in result.events:
                 if args.json:
-                    print(json.dumps(common.event_fields(event)), flush=True)
+                    endpoint = event.listener.endpoint
+                    name = services.service_name(endpoint.port, endpoint.proto)
+                    print(json.dumps(common.event_fields(event, service=name)), flush=True)
                 else:
                     print(_text(event), flush=True)
             if result.duration_s > interval:

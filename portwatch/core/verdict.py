@@ -47,3 +47,27 @@ class NoTrustJudge:
                 reason = listener.owner.note
             return Verdict(Status.UNATTRIBUTED, reason or "the owner could not be inspected")
         return Verdict(Status.UNKNOWN, "no program is trusted for this port yet")
+
+
+UNWATCHED = Verdict(Status.UNWATCHED, "this port is not on the watch list")
+
+
+def verdict_for(listener: Listener, watched: bool, judge: Judge) -> Verdict:
+    """The one place a listener's verdict is decided, for every output.
+
+    Trust matters on watched ports only: elsewhere a listener gets the neutral
+    ``unwatched`` status rather than an alarming "unknown owner" (alarm fatigue
+    makes people stop reading alerts), and its owner is not judged at all.
+    """
+    if not watched:
+        return UNWATCHED
+    return judge.judge(listener)
+
+
+def judge_revision(judge: Judge) -> object:
+    """What a judge's verdicts depend on besides the listener (its trust list).
+
+    The engine re-judges unchanged listeners only when this object is replaced;
+    a judge without a ``revision`` never changes its mind by itself.
+    """
+    return getattr(judge, "revision", None)

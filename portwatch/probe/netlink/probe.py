@@ -32,6 +32,7 @@ from portwatch.probe.netlink.sockdiag import (
     tcp_listeners_request,
     udp_request,
 )
+from portwatch.probe.sharing import SocketRow, listeners_with_holders
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class _Row:
     order: tuple[str, str, str, int]
 
 
-def _sort_key(item: tuple[tuple[str, str, str, int], int, Listener]) -> tuple[object, ...]:
+def _sort_key(item: tuple[tuple[str, str, str, int], int, SocketRow]) -> tuple[object, ...]:
     # The psutil probe's order: endpoint, then owner pid (-1 for none).
     return (item[0], item[1])
 
@@ -271,7 +272,13 @@ class NetlinkProbe:
                             udp_connections[key] = udp_connections.get(key, 0) + 1
         holders = self.resolver.holders
         owners: dict[int, Owner | None] = {}
-        ordered: list[tuple[tuple[str, str, str, int], int, Listener]] = []
+
+        def owner_of(pid: int) -> Owner | None:
+            if pid not in owners:
+                owners[pid] = self.owners.owner(pid)
+            return owners[pid]
+
+        ordered: list[tuple[tuple[str, str, str, int], int, SocketRow]] = []
         listener_counts: dict[tuple[int, Proto], int] = {}
         seen: set[tuple[tuple[str, str, str, int], int | None]] = set()
         for row in listening:
@@ -282,14 +289,14 @@ class NetlinkProbe:
             seen.add((row.order, pid))
             owner = None
             if pid is not None:
-                if pid not in owners:
-                    owners[pid] = self.owners.owner(pid)
-                owner = owners[pid]
+                owner = owner_of(pid)
                 if owner is None:
                     # The process exited since /proc was read; its socket goes with it
                     # (the psutil probe drops it too).
                     continue
-            ordered.append((row.order, owner.pid if owner else -1, Listener(row.endpoint, owner)))
+            # Every other holder of the socket can accept on it too.
+            others = [o for o in (owner_of(p) for p in pids[:-1]) if o is not None]
+            ordered.append((row.order, owner.pid if owner else -1, (row.endpoint, owner, others)))
             port, proto = row.endpoint.port, row.endpoint.proto
             if port in (plan.tcp_ports if proto is Proto.TCP else plan.udp_ports):
                 key = (port, proto)
@@ -299,7 +306,7 @@ class NetlinkProbe:
             plan=plan,
             generation=self.resolver.generation,
             owners=owners,
-            listeners=tuple(item[2] for item in ordered),
+            listeners=tuple(listeners_with_holders([item[2] for item in ordered])),
             listener_counts=listener_counts,
             udp_connections=udp_connections,
         )
