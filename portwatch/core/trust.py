@@ -443,7 +443,13 @@ def _changed_verdict(entry: TrustEntry, identity: Identity, owner: Owner | None 
             f"the file at {identity.exe} changed since it was trusted as part of"
             f" {entry.package}: {problem or 'it does not verify'}"
         )
-        return Verdict(Status.UNKNOWN, reason, binary_changed=True)
+        return Verdict(
+            Status.UNKNOWN,
+            reason,
+            binary_changed=True,
+            current_sha256=identity.sha256,
+            changed_path=identity.exe,
+        )
     old: str | None
     new: str | None
     if entry.sha256 != identity.sha256:
@@ -455,7 +461,14 @@ def _changed_verdict(entry: TrustEntry, identity: Identity, owner: Owner | None 
         f"the file at {what} changed since it was trusted: "
         f"trusted sha256 {old}, now sha256 {new or 'unreadable'}"
     )
-    return Verdict(Status.UNKNOWN, reason, binary_changed=True, previous_sha256=old)
+    return Verdict(
+        Status.UNKNOWN,
+        reason,
+        binary_changed=True,
+        previous_sha256=old,
+        current_sha256=new,
+        changed_path=what,
+    )
 
 
 def entry_for_listener(

@@ -76,9 +76,12 @@ def _alert_detail(kind: EventKind, listener: Listener, verdict: Verdict) -> str 
         if verdict.previous_sha256 is None:
             # Trusted by package: the reason says what no longer verifies.
             return f"The program at this path changed: {verdict.reason}."
-        now_sha = listener.owner.sha256 if listener.owner else "unknown"
+        # The file that changed may be an interpreter's script: its hash, not the
+        # interpreter's, is the new one.
+        now_sha = verdict.current_sha256 or "unreadable"
+        what = verdict.changed_path or "this path"
         return (
-            f"The program at this path changed: trusted SHA-256"
+            f"The program at {what} changed: trusted SHA-256"
             f" {verdict.previous_sha256}, now {now_sha}."
         )
     return verdict.reason
