@@ -1,62 +1,29 @@
-"""Atomic file replacement: the file on disk is always the old or the new version."""
+"""Atomic file replacement for config files: the file on disk is always the old or the
+new version. The safety rules (regular files only, no links) live in :mod:`portwatch.files`;
+this keeps the names config code has always used."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-import time
 from pathlib import Path
+
+from portwatch import files
 
 
 def write_text(path: Path, text: str, encoding: str = "utf-8") -> None:
     """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, replace).
 
-    Raises OSError with the OS's reason; on failure no temp file is left behind and the
-    previous file is untouched.
+    Raises OSError with the OS's reason (``files.RefusedFile`` for a link or a special
+    file at ``path``); on failure no temp file is left behind and the previous file is
+    untouched.
     """
-    write_bytes(path, text.encode(encoding))
+    files.write_bytes(path, text.encode(encoding))
 
 
 def write_bytes(path: Path, data: bytes) -> None:
     """Byte version of :func:`write_text`."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(21, "Is a directory", str(path))
-    folder = path.parent
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable; not possible on Windows, where it is not needed.
-    if os.name != "posix":
-        return
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    files.write_bytes(path, data)
 
 
 def set_aside(path: Path, reason: str = "bad") -> Path:
     """Move a file the app cannot use out of the way, keeping it for the user to inspect."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.{reason}-{stamp}")
-    counter = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
-        counter += 1
-    os.replace(path, target)
-    return target
+    return files.set_aside(path, reason)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import sqlite3
 import time
 from collections import deque
@@ -26,7 +25,8 @@ from portwatch.core.types import (
     Proto,
     Sample,
 )
-from portwatch.store import schema
+from portwatch.files import FolderLock
+from portwatch.store import guard, schema
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -50,6 +50,10 @@ MAX_PENDING = 3600
 
 class StoreError(RuntimeError):
     """The history file cannot be used at all (the folder is unwritable, ...)."""
+
+
+class StoreBusy(StoreError):
+    """Another process already records into this history (one writer per data folder)."""
 
 
 @dataclass(frozen=True)
@@ -156,21 +160,6 @@ def _damage(path: Path) -> str | None:
     if user_version > schema.SCHEMA_VERSION:
         return f"it was written by a newer portwatch (schema {user_version})"
     return None
-
-
-def _move_aside(path: Path, reason: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.{reason}-{stamp}")
-    counter = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
-        counter += 1
-    os.replace(path, target)
-    for suffix in ("-wal", "-shm"):
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            os.replace(side, target.with_name(target.name + suffix))
-    return target
 
 
 def _reading(method: Callable[P, R]) -> Callable[P, R]:
@@ -341,10 +330,17 @@ class HistoryStore(HistoryReader):
     on a later call.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, notices: list[str]) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        notices: list[str],
+        lock: FolderLock | None = None,
+    ) -> None:
         super().__init__(conn)
         self.path = path
         self.notices = notices
+        self._lock = lock
         self._pending: deque[tuple[Sample, tuple[ListenerView, ...], tuple[PortEvent, ...]]] = (
             deque()
         )
@@ -378,11 +374,26 @@ class HistoryStore(HistoryReader):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+        try:
+            guard.check_files(path)
+            lock = guard.claim_writer(path)
+        except guard.HistoryBusy as exc:
+            raise StoreBusy(str(exc)) from exc
+        except guard.UnsafeHistory as exc:
+            raise StoreError(str(exc)) from exc
+        try:
+            return cls._open_locked(path, notices, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, path: Path, notices: list[str], lock: FolderLock) -> HistoryStore:
         if path.exists():
             why = _damage(path)
             if why is not None:
                 try:
-                    aside = _move_aside(path, "damaged")
+                    aside = guard.set_aside(path, "damaged")
                 except OSError as exc:
                     raise StoreError(
                         f"the history file {path} is unusable ({why}) and cannot be moved"
@@ -401,19 +412,26 @@ class HistoryStore(HistoryReader):
             current = schema.version(conn)
             if 0 < current < schema.SCHEMA_VERSION:
                 backup = path.with_name(f"{path.name}.before-v{schema.SCHEMA_VERSION}")
+                guard.check_files(backup, folder=False)
                 target = sqlite3.connect(backup)
                 with target:
                     conn.backup(target)
                 target.close()
                 notices.append(f"History was upgraded; the previous file is kept as {backup}.")
             schema.migrate(conn)
+        except guard.UnsafeHistory as exc:
+            raise StoreError(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the history file {path}: {exc}") from exc
-        return cls(conn, path, notices)
+        return cls(conn, path, notices, lock)
 
     @staticmethod
     def open_readonly(path: Path) -> HistoryReader:
         """A reader with its own connection, for another thread (chart, export)."""
+        try:
+            guard.check_files(Path(path))
+        except guard.UnsafeHistory as exc:
+            raise StoreError(str(exc)) from exc
         try:
             return HistoryReader(_connect(Path(path), readonly=True))
         except sqlite3.Error as exc:
@@ -662,3 +680,5 @@ class HistoryStore(HistoryReader):
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA optimize")
         self._conn.close()
+        if self._lock is not None:
+            self._lock.release()
