@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from portwatch.config import atomic
-from portwatch.core.identity import is_sha256
+from portwatch.core.identity import is_absolute_path, is_sha256
 from portwatch.core.trust import TrustEntry, TrustError, TrustList
 from portwatch.core.watchlist import SpecError, parse_spec
 
@@ -152,7 +152,7 @@ def _entry(item: object) -> tuple[TrustEntry, list[str]]:
         raise TrustError("it has no 'port'")
     spec = parse_spec(item["port"])
     exe = _opt_str(item, "exe")
-    if exe is not None and not _is_absolute(exe):
+    if exe is not None and not is_absolute_path(exe):
         raise TrustError(f"'exe' {exe!r} is not an absolute path")
     sha = _opt_hash(item, "sha256")
     script = _opt_str(item, "script")
@@ -195,15 +195,6 @@ def _opt_hash(item: dict[str, Any], key: str) -> str | None:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_absolute(path: str) -> bool:
-    # Accept both POSIX and Windows absolute paths: a trust file may be read on either.
-    return (
-        path.startswith("/")
-        or path.startswith("\\\\")
-        or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
-    )
 
 
 def _kind(value: object) -> str:

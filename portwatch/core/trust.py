@@ -275,7 +275,14 @@ def _changed_verdict(entry: TrustEntry, identity: Identity) -> Verdict:
         f"the file at {what} changed since it was trusted: "
         f"trusted sha256 {old}, now sha256 {new or 'unreadable'}"
     )
-    return Verdict(Status.UNKNOWN, reason, binary_changed=True, previous_sha256=old)
+    return Verdict(
+        Status.UNKNOWN,
+        reason,
+        binary_changed=True,
+        previous_sha256=old,
+        current_sha256=new,
+        changed_path=what,
+    )
 
 
 def entry_for_listener(

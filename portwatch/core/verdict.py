@@ -13,13 +13,17 @@ class Verdict:
     """The status of one listener's owner, with the reason in plain words.
 
     ``binary_changed`` is set when a trusted path now runs a file with another hash;
-    ``previous_sha256`` then holds the hash that was trusted.
+    ``previous_sha256`` then holds the hash that was trusted, ``current_sha256`` the
+    hash now read and ``changed_path`` the file that changed (the executable, or an
+    interpreter's script).
     """
 
     status: Status
     reason: str | None = None
     binary_changed: bool = False
     previous_sha256: str | None = None
+    current_sha256: str | None = None
+    changed_path: str | None = None
 
 
 class Judge(Protocol):

@@ -73,9 +73,12 @@ def _alert_kind(verdict: Verdict) -> EventKind | None:
 
 def _alert_detail(kind: EventKind, listener: Listener, verdict: Verdict) -> str | None:
     if kind is EventKind.BINARY_CHANGED:
-        now_sha = listener.owner.sha256 if listener.owner else "unknown"
+        # The file that changed may be an interpreter's script: its hash, not the
+        # interpreter's, is the new one.
+        now_sha = verdict.current_sha256 or "unreadable"
+        what = verdict.changed_path or "this path"
         return (
-            f"The program at this path changed: trusted SHA-256"
+            f"The program at {what} changed: trusted SHA-256"
             f" {verdict.previous_sha256}, now {now_sha}."
         )
     return verdict.reason
