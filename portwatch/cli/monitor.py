@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -99,7 +100,7 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _sinks(args: argparse.Namespace, watchlist: WatchList) -> list[TickSink]:
+def _sinks(args: argparse.Namespace, watchlist: Callable[[], WatchList]) -> list[TickSink]:
     """The files other tools read, checked before the first poll so mistakes are clear."""
     out: list[TickSink] = []
     if args.textfile is not None:
@@ -141,7 +142,9 @@ def _text(event: PortEvent) -> str:
 
 def run(args: argparse.Namespace, paths: Paths) -> int:
     watchlist = common.load_watchlist(paths)
-    sinks = Sinks(_sinks(args, watchlist))
+    monitor: Monitor | None = None
+    # The sinks follow the monitor's watch list, which follows the watch-list file.
+    sinks = Sinks(_sinks(args, lambda: monitor.watchlist if monitor else watchlist))
     try:
         store = HistoryStore.open(paths.history_db)
     except StoreError as exc:
