@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -234,7 +235,10 @@ def test_node_exporter_serves_the_untrusted_listener_a_child_holds(
 
         wait_for(written, timeout=SLOW_S)
         assert prom.stat().st_mode & 0o777 == 0o644
-        assert [p.name for p in folder.iterdir()] == ["portwatch.prom"]
+        # node_exporter reads *.prom: a write in progress never matches that.
+        assert [p.name for p in folder.glob("*.prom")] == ["portwatch.prom"]
+        others = [p.name for p in folder.iterdir() if p.name != "portwatch.prom"]
+        assert all(re.fullmatch(r"\.portwatch\.prom\..+\.tmp", n) for n in others), others
 
         promtool = shutil.which("promtool")
         if promtool:
