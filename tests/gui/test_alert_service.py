@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -220,3 +221,27 @@ def test_the_first_available_backend_shows_and_names_itself() -> None:
     assert service.recent()[-1].shown_by == "gone"
     assert len(primary.shown) == 1
     assert not FirstAvailable(NullBackend()).available()
+
+
+def test_tray_recent_alerts_and_tooltip_say_when_who_and_what_is_silenced(qtbot: Any) -> None:
+    from portwatch.services.notify import LoggedAlert
+    from portwatch.ui.tray import Tray, recent_text
+
+    clock = FakeClock()
+    entry = LoggedAlert(1, clock.wall(), _alert(4000, name="a&b"), "tray message")
+    text = recent_text(entry)
+    assert text.startswith(time.strftime("%H:%M:%S", time.localtime(clock.wall())))
+    assert "a&&b" in text  # a literal & in a menu entry, not a mnemonic
+    assert "4000/tcp" in text
+    tray = Tray()
+    tray.add_recent(entry)
+    assert tray.recent_menu.actions()[0].text() == text
+    assert tray.tooltip_text() == "portwatch: all watched ports fine"
+    tray.set_paused(True)
+    tray.set_alert_state(AlertState(paused=True, snoozed=((parse_spec("4000"), clock.wall()),)))
+    tip = tray.tooltip_text()
+    assert "monitoring paused" in tip and "alerts paused" in tip and "snoozed: 4000 until" in tip
+    assert tray.alerts_pause_action.isChecked()
+    tray.set_paused(False)
+    tray.set_alert_state(AlertState())
+    assert tray.tooltip_text() == "portwatch: all watched ports fine"
