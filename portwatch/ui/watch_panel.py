@@ -88,6 +88,9 @@ class WatchPanel(QWidget):
         self.tree.header().setStretchLastSection(True)
         self.tree.currentItemChanged.connect(self._current_changed)
         self.tree.setAccessibleName("Watched ports")
+        # At least five rows stay visible whatever else takes room (messages, the log).
+        rows = self.tree.fontMetrics().height() + 6
+        self.tree.setMinimumHeight(rows * 6)
 
         self.spec_edit = QLineEdit()
         self.spec_edit.setPlaceholderText("e.g. 3653, 3653/tcp or 3224-3324/udp")
@@ -219,7 +222,7 @@ class WatchPanel(QWidget):
             until = self._snoozed.get(spec)
             if until is not None:
                 # Visible for as long as the snooze lasts, next to the state it silences.
-                text += f" \u2014 snoozed until {clock_time(until)}"
+                text += f", snoozed to {clock_time(until)}"
                 tip += f"; desktop alerts snoozed until {clock_time(until)}"
             if item.text(1) != text:
                 item.setText(1, text)

@@ -66,7 +66,7 @@ def test_one_tick_is_judged_at_once_and_shortened_for_the_desktop(qtbot: Any) ->
     service.set_enabled(False)
     service.on_tick(Tick((_alert(3654),)))
     assert len(backend.shown) == 1
-    assert "notifications are off" in service.recent()[1].shown_by
+    assert "notifications off" in service.recent()[1].shown_by
     with qtbot.waitSignal(service.open_requested) as opened:
         backend.clicked.emit(token)
     assert opened.args[0].port == 3653
@@ -81,7 +81,7 @@ def test_a_burst_gives_three_alerts_then_one_summary_and_the_log_keeps_all() -> 
     assert len(backend.shown) == 4
     assert "7 more" in backend.shown[-1][1]
     assert service.recent()[-1].alert.folded == 7
-    assert sum("limited" in e.shown_by for e in service.recent()) == 7
+    assert sum("rate limit" in e.shown_by for e in service.recent()) == 7
     # A second burst inside the same minute is held back; its summary goes out once the
     # minute has passed, without a new alert to carry it.
     clock.advance(10)
@@ -96,7 +96,7 @@ def test_a_burst_gives_three_alerts_then_one_summary_and_the_log_keeps_all() -> 
     clock.advance(120)
     service.submit([_alert(4000, "/tmp/p0")])
     assert len(backend.shown) == 5
-    assert "limited" in service.recent()[-1].shown_by
+    assert "rate limit" in service.recent()[-1].shown_by
 
 
 def test_a_balloon_shows_the_burst_one_by_one_then_the_summary_opens_the_log(
