@@ -134,7 +134,7 @@ def state_icon(state: PortState) -> QIcon:
 
 def _resource_icon(name: str) -> QIcon | None:
     try:
-        ref = resources.files("portwatch.resources").joinpath("icons", name)
+        ref = resources.files("portwatch.resources").joinpath("icons").joinpath(name)
         if not ref.is_file():
             return None
         data = ref.read_bytes()

@@ -171,10 +171,13 @@ class WatchPanel(QWidget):
         item = self.tree.currentItem()
         return item.data(0, SpecRole) if item is not None else None
 
+    def _items(self) -> list[QTreeWidgetItem]:
+        found = (self.tree.topLevelItem(row) for row in range(self.tree.topLevelItemCount()))
+        return [item for item in found if item is not None]
+
     def select_port(self, port: int, proto: Proto | None = None) -> bool:
         """Select the spec that covers ``port``; True when one does."""
-        for row in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(row)
+        for item in self._items():
             spec: WatchSpec = item.data(0, SpecRole)
             protos = (proto,) if proto is not None else spec.protos
             if any(spec.contains(port, p) for p in protos):
@@ -211,8 +214,7 @@ class WatchPanel(QWidget):
         return spec_state(spec, self._views)[0]
 
     def _refresh_states(self) -> None:
-        for row in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(row)
+        for item in self._items():
             spec: WatchSpec = item.data(0, SpecRole)
             state, count = spec_state(spec, self._views)
             text = state.label
