@@ -18,7 +18,7 @@ from portwatch.config import trustfile, watchfile
 from portwatch.config.follow import Follower
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import visible
-from portwatch.core.types import PortEvent
+from portwatch.core.types import EventKind, PortEvent
 from portwatch.core.watchlist import WatchList
 from portwatch.engine import jsonl
 from portwatch.engine.jsonl import JsonlSink
@@ -134,7 +134,7 @@ def _text(event: PortEvent) -> str:
     line = (
         f"{fields['time']}  {fields['event']:<18} {fields['proto']} {host}:{fields['port']}  {who}"
     )
-    if event.kind in ALERTING_KINDS and event.detail:
+    if (event.kind in ALERTING_KINDS or event.kind is EventKind.PACKAGE_UPGRADED) and event.detail:
         line += f"  - {visible(event.detail)}"
     return line
 

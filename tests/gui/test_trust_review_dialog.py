@@ -43,7 +43,9 @@ def test_ticked_candidates_are_trusted_and_review_recorded(qtbot: QtBot) -> None
     assert [e.exe for e in updated.entries] == ["/usr/bin/<b>bold</b>"]
     # 3653 is watched on both protocols; the ticked row is the TCP listener only.
     assert [e.spec for e in updated.entries] == [parse_spec("3653/tcp")]
-    assert messages == ["tcp 127.0.0.1:3653: trusted on 3653/tcp"]
+    assert messages == [
+        f"tcp 127.0.0.1:3653: trusted on 3653/tcp by hash (sha256 {updated.entries[0].sha256[:12]})"
+    ]
 
 
 def test_ask_me_later_rejects(qtbot: QtBot) -> None:
