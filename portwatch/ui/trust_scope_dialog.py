@@ -49,7 +49,7 @@ class TrustScopeDialog(QDialog):
         self._scopes = list(scopes)
         intro = QLabel(
             f"Allow {program_text(view)} to listen without alerts on:\n"
-            "(only this exact file; other programs on these ports still alert)"
+            "(other programs on these ports still alert)"
         )
         intro.setTextFormat(Qt.TextFormat.PlainText)
         intro.setWordWrap(True)
