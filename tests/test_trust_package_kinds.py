@@ -211,6 +211,9 @@ class FailingDatabase:
         self.calls += 1
         raise OSError("database locked")
 
+    def installed(self, name: str) -> bool:
+        raise OSError("database locked")
+
 
 def test_a_failed_lookup_is_not_cached_as_no_package(tmp_path: Path) -> None:
     exe = tmp_path / "x"
