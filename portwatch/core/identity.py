@@ -20,6 +20,24 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 HIDDEN_SCRIPT = "(script hidden)"
 
 
+# ``Owner.script`` of an interpreter that reads its program from standard input
+# (``python3 -``, or no script argument at all, as in ``python3 < file``): nothing on
+# disk pins what it runs, so it can never be trusted.
+STDIN_SCRIPT = "-"
+
+# Why trust in a module (``-m NAME``) or a Java main class is weaker: only the name is
+# compared. The file an interpreter loads for a name depends on that process's search
+# path (its working folder comes first for ``python -m``, then PYTHONPATH, .pth files),
+# which portwatch cannot reproduce reliably, so a hash of a guessed file would pin
+# nothing while looking as if it did.
+NAME_ONLY = "by name only: the file the interpreter loads for it is not checked"
+
+
+def pinned_by_name_only(script: str | None) -> bool:
+    """True for a module (``-m NAME``) or a Java main class: trusted by name only."""
+    return bool(script) and script is not None and script.startswith(("-m ", "class "))
+
+
 def is_sha256(value: object) -> bool:
     """True for a SHA-256 hex digest (lower case, as portwatch stores them)."""
     return isinstance(value, str) and _SHA256_RE.match(value) is not None

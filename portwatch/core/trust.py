@@ -13,8 +13,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from portwatch.core.identity import (
+    NAME_ONLY,
+    STDIN_SCRIPT,
     Identity,
     is_sha256,
+    pinned_by_name_only,
     same_path,
     script_is_file,
     short_hash,
@@ -90,6 +93,8 @@ class TrustEntry:
         who = self.exe or "any path"
         if self.script:
             who += f" running {self.script}"
+            if pinned_by_name_only(self.script):
+                who += f" ({NAME_ONLY})"
         pin = f"sha256 {short_hash(self.sha256)}" if self.sha256 else f"signed by {self.signer}"
         return f"{self.spec}  {who}  {pin}"
 
@@ -238,7 +243,10 @@ class TrustJudge:
         entries = trust_list.entries_for(port, proto)
         if not entries:
             return Verdict(Status.UNKNOWN, f"no program is trusted for {port}/{proto}")
-        if trust_list.match(identity, port, proto) is not None:
+        matched = trust_list.match(identity, port, proto)
+        if matched is not None:
+            if pinned_by_name_only(matched.script):
+                return Verdict(Status.KNOWN, f"trusted for {port}/{proto}, {NAME_ONLY}")
             return Verdict(Status.KNOWN, f"trusted for {port}/{proto}")
         if self._signer_of is not None and any(e.signer and e.sha256 is None for e in entries):
             signer = self._signer_of(owner)
@@ -306,6 +314,11 @@ def entry_for_listener(
         )
     if not spec.contains(listener.port, listener.proto):
         raise TrustError(f"{spec} does not cover {listener.port}/{listener.proto}")
+    if identity.script == STDIN_SCRIPT:
+        raise TrustError(
+            f"{identity.exe} reads its program from standard input, so nothing pins what "
+            "it runs: start it with a script file to trust it"
+        )
     return TrustEntry(
         spec=spec,
         exe=identity.exe,

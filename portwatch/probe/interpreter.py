@@ -22,12 +22,12 @@ from typing import Any, Protocol
 
 import psutil
 
-from portwatch.core.identity import HIDDEN_SCRIPT, is_absolute_path
+from portwatch.core.identity import HIDDEN_SCRIPT, STDIN_SCRIPT, is_absolute_path
 from portwatch.core.text import clean
 from portwatch.probe import procfs
 
 INLINE = "-c"
-STDIN = "-"
+STDIN = STDIN_SCRIPT
 
 # Interpreter families, keyed by executable name without version digits or ".exe".
 _FAMILY = {
@@ -100,7 +100,8 @@ def interpreter_family(exe_or_name: str) -> str | None:
 def script_of(exe: str, argv: Sequence[str], cwd: str | None) -> ScriptRef | None:
     """The script or module the interpreter ``exe`` runs with ``argv`` in ``cwd``.
 
-    Returns None when ``exe`` is not an interpreter or it runs no script (a REPL).
+    Returns None when ``exe`` is not an interpreter; ``-`` when it names no script
+    (the interpreter then reads its program from standard input, or is a REPL).
     Relative paths are made absolute against ``cwd``; with no ``cwd`` they are kept
     as given (and will not match a trusted absolute path). Paths are resolved on this
     machine's file system; :class:`ScriptReader` resolves them as the process sees
@@ -122,7 +123,9 @@ def script_argument(exe: str, argv: Sequence[str]) -> ScriptRef | None:
     parser = _PARSERS.get(family, _parse_generic)
     found = parser(args)
     if found is None:
-        return None
+        # No script, module or code given: the interpreter reads its program from
+        # standard input (``python3 < file``), which nothing on disk pins.
+        return ScriptRef(STDIN)
     kind, value = found
     if kind == "inline":
         return ScriptRef(INLINE, inline_sha256=_sha256_text(value))
