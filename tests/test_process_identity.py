@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from trust_processes import python_copy, wait_for, watch
+from trust_processes import child_env, python_copy, wait_for, watch
 
 from portwatch.core.trust import TrustEntry, TrustJudge, TrustList
 from portwatch.core.types import EventKind, Listener, Proto, Sample, Status
@@ -57,7 +57,12 @@ def sha(path: Path) -> str:
 class Server:
     def __init__(self, argv: list[str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            argv,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
         )
         self.port = int(self.readline())
 
@@ -312,3 +317,86 @@ def test_one_absolute_path_rule(path: str, absolute: bool) -> None:
         ref = script_of("/usr/bin/python3", ["python3", path], None)
         assert ref is not None
         assert (ref.path is not None) is absolute
+
+
+def _libm() -> str:
+    import ctypes.util
+
+    found = ctypes.util.find_library("m")
+    for folder in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib"):
+        if found and os.path.exists(f"{folder}/{found}"):
+            return f"{folder}/{found}"
+    pytest.skip("no shared library to preload")
+
+
+def _started_with(
+    argv: list[str], cwd: Path, servers: list[Server], **env: str
+) -> tuple[Server, Listener]:
+    server = Server.__new__(Server)
+    server.proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**child_env(), **env},
+    )
+    servers.append(server)
+    server.port = int(server.readline())
+    probe = PsutilProbe()
+    sample = wait_for(probe, watch(server.port), lambda s: mine(s, server) is not None)
+    found = mine(sample, server)
+    assert found is not None and found.owner is not None
+    return server, found
+
+
+@pytest.mark.parametrize("how", ["LD_PRELOAD", "PYTHONPATH", "user-site", "clean"])
+def test_code_loaded_besides_the_trusted_program_is_never_known(
+    tmp_path: Path, python3: Path, servers: list[Server], how: str
+) -> None:
+    app = script(tmp_path / "srv" / "app.py", "trusted")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    if how == "LD_PRELOAD":
+        env["LD_PRELOAD"] = _libm()
+    elif how == "PYTHONPATH":
+        (tmp_path / "evil").mkdir()
+        env["PYTHONPATH"] = str(tmp_path / "evil")
+    elif how == "user-site":
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        site = home / ".local" / "lib" / version / "site-packages"
+        site.mkdir(parents=True)
+        (site / "evil.pth").write_text("import os\n")
+    server, found = _started_with([str(python3), str(app)], tmp_path, servers, **env)
+    assert found.owner is not None
+    verdict = TrustJudge(trust_for(server.port, python3, app)).judge(found)
+    if how == "clean":
+        assert found.owner.extra_code is None
+        assert verdict.status is Status.KNOWN, verdict.reason
+        return
+    assert verdict.status is Status.UNKNOWN, verdict.reason
+    marker = {"LD_PRELOAD": "LD_PRELOAD=", "PYTHONPATH": "PYTHONPATH=", "user-site": "evil.pth"}
+    assert marker[how] in (verdict.reason or "")
+    from portwatch.core.trust import TrustError, entry_for_listener
+
+    with pytest.raises(TrustError, match="loads code"):
+        entry_for_listener(found, WatchSpec(server.port, server.port, (Proto.TCP,)), 1.0)
+
+
+def test_code_loading_options_before_the_script_only() -> None:
+    from portwatch.probe.extracode import extra_code
+
+    node = extra_code(
+        "/usr/bin/node", ["node", "--require", "/tmp/x.js", "app.js", "-r", "mine"], {}
+    )
+    assert node == "--require /tmp/x.js"
+    java = extra_code(
+        "/usr/bin/java", ["java", "-javaagent:/tmp/a.jar", "-jar", "/srv/app.jar"], {}
+    )
+    assert java == "-javaagent:/tmp/a.jar"
+    assert extra_code("/usr/bin/node", ["node", "app.js"], {"NODE_OPTIONS": " "}) is None
+    assert extra_code("/usr/sbin/sshd", ["sshd", "-D"], {"PYTHONPATH": "/tmp"}) is None
+    assert extra_code("/usr/sbin/sshd", ["sshd"], {"LD_AUDIT": "/tmp/a.so"}) == (
+        "LD_AUDIT=/tmp/a.so"
+    )

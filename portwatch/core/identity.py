@@ -101,6 +101,7 @@ class Identity:
     script: str | None = None
     script_sha256: str | None = None
     signer: str | None = None
+    extra_code: str | None = None
 
     @classmethod
     def of(cls, owner: Owner | None, signer: str | None = None) -> Identity | None:
@@ -114,13 +115,14 @@ class Identity:
             script=owner.script or None,
             script_sha256=owner.script_sha256.lower() if owner.script_sha256 else None,
             signer=signer or None,
+            extra_code=owner.extra_code or None,
         )
 
     @property
-    def key(self) -> tuple[str, str, str | None, str | None]:
+    def key(self) -> tuple[str, str, str | None, str | None, str | None]:
         """What two processes must share to be the same program (the signer is not part:
         it is derived from the file, which the hash already pins down)."""
-        return (self.exe, self.sha256, self.script, self.script_sha256)
+        return (self.exe, self.sha256, self.script, self.script_sha256, self.extra_code)
 
     def describe(self) -> str:
         """``/usr/bin/python3 running /srv/app.py`` for people (plain text, not markup)."""

@@ -243,6 +243,14 @@ class TrustJudge:
         entries = trust_list.entries_for(port, proto)
         if not entries:
             return Verdict(Status.UNKNOWN, f"no program is trusted for {port}/{proto}")
+        if identity.extra_code:
+            # Whatever the entries say about its files, this process also runs code
+            # that no trust entry pins.
+            return Verdict(
+                Status.UNKNOWN,
+                f"{identity.describe()} was started with {identity.extra_code}, which loads"
+                " code that trust does not cover",
+            )
         matched = trust_list.match(identity, port, proto)
         if matched is not None:
             if pinned_by_name_only(matched.script):
@@ -314,6 +322,11 @@ def entry_for_listener(
         )
     if not spec.contains(listener.port, listener.proto):
         raise TrustError(f"{spec} does not cover {listener.port}/{listener.proto}")
+    if identity.extra_code:
+        raise TrustError(
+            f"{identity.exe} was started with {identity.extra_code}, which loads code trust "
+            "cannot pin: start it without that to trust it"
+        )
     if identity.script == STDIN_SCRIPT:
         raise TrustError(
             f"{identity.exe} reads its program from standard input, so nothing pins what "

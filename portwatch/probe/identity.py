@@ -21,6 +21,7 @@ import psutil
 from portwatch.core.text import clean
 from portwatch.core.types import Owner
 from portwatch.probe import procfs
+from portwatch.probe.extracode import extra_code, read_environ
 from portwatch.probe.interpreter import ScriptReader
 
 log = logging.getLogger(__name__)
@@ -202,6 +203,7 @@ class OwnerReader:
                 return None
             except (ps.AccessDenied, OSError):
                 notes.append("script hidden")
+        extra = self._extra_code(proc, pid, exe) if exe else None
         return Owner(
             pid=pid,
             create_time=create_time,
@@ -211,8 +213,22 @@ class OwnerReader:
             user=user,
             script=script,
             script_sha256=script_sha,
+            extra_code=extra,
             note="; ".join(notes) or None,
         )
+
+    def _extra_code(self, proc: Any, pid: int, exe: str) -> str | None:
+        """Code the process was told to load besides its program (Linux: the start
+        environment and command line are readable wherever the executable is)."""
+        if not self._linux:
+            return None
+        ps = self._ps
+        try:
+            argv = [a for a in proc.cmdline() if isinstance(a, str)]
+        except (ps.NoSuchProcess, ps.ZombieProcess, ps.AccessDenied, OSError):
+            argv = None
+        environ = read_environ(pid)
+        return extra_code(exe, argv, environ, procfs.root_of(pid))
 
     def _exe_and_hash(self, proc: Any, pid: int) -> tuple[str | None, str | None, str | None]:
         if self._linux:
