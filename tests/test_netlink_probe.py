@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from test_netlink_children import SocketChild, start_child
 
-from portwatch.core.types import Endpoint, Family, Proto, Sample
+from portwatch.core.types import Endpoint, Family, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList, parse_spec
 from portwatch.probe.base import ProbeError
 from portwatch.probe.netlink import NetlinkProbe, codec
 from portwatch.probe.netlink.fallback import FirstPollFallback, netlink_or_fallback
 from portwatch.probe.netlink.inodes import InodeResolver
+from portwatch.probe.netlink.probe import MAX_CONNECTION_SKIP
 from portwatch.probe.netlink.sockdiag import (
     BOTH_FAMILIES,
     FAMILIES,
@@ -46,7 +47,9 @@ def child() -> Iterator[SocketChild]:
 
 @pytest.fixture
 def probe() -> Iterator[NetlinkProbe]:
-    p = NetlinkProbe()
+    # Counting connections "costs nothing" here, so every poll counts them; the
+    # cadence for a costly count has its own test.
+    p = NetlinkProbe(cpu=lambda: 0.0)
     yield p
     p.close()
 
@@ -146,6 +149,53 @@ def test_bytes_delta_counts_bytes_since_the_previous_poll(
     assert delta is not None and 50_000 <= delta <= 100_000
     rest = tcp_delta()
     assert rest is not None and delta + rest <= 100_002
+
+
+class StepCPU:
+    """A CPU clock seam: each reading advances by ``step`` seconds."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_costly_connection_count_is_spread_over_polls_and_loses_no_bytes(
+    child: SocketChild,
+) -> None:
+    """A count that costs 3.5 ms of CPU (a busy server's whole connection table) is
+    taken every fourth poll; the polls between repeat it and carry no byte counts, and
+    the bytes moved meanwhile all come with the next count."""
+    pair = next(o for o in child.opened if o["kind"] == "tcp-pair" and o["host"] == "127.0.0.1")
+    watched = _watch(pair["port"])
+    probe = NetlinkProbe(cpu=StepCPU(0.0035))
+    try:
+
+        def tcp() -> PortActivity:
+            return next(a for a in probe.poll(watched).activity if a.proto is Proto.TCP)
+
+        first = tcp()
+        assert probe.connection_reads == 1
+        assert (first.established, first.bytes_delta) == (2, None)
+        assert tcp().bytes_delta is None
+        child.send(pair["pair"], 50_000)
+        between = [tcp(), tcp()]
+        assert probe.connection_reads == 1
+        assert [(a.established, a.bytes_delta) for a in between] == [(2, None), (2, None)]
+        counted = tcp()
+        assert probe.connection_reads == 2
+        assert counted.established == 2
+        assert counted.bytes_delta is not None and 50_000 <= counted.bytes_delta <= 100_000
+        # Never more than MAX_CONNECTION_SKIP polls apart, however costly.
+        probe._cpu = StepCPU(1.0)
+        for _ in range(2 * (MAX_CONNECTION_SKIP + 1)):
+            tcp()
+        assert probe.connection_reads in (4, 5)
+    finally:
+        probe.close()
 
 
 def test_sockets_opened_after_the_caches_are_warm_are_attributed(

@@ -34,8 +34,14 @@ def diff(previous: Sample | None, current: Sample) -> list[PortEvent]:
     as one ``owner-changed`` event, not a close and an open. A process that exec()s
     another program keeps its pid and start time; that is an owner change too.
     """
-    old = {listener_key(item): item for item in previous.listeners} if previous else {}
-    new = {listener_key(item): item for item in current.listeners}
+    before_all = previous.listeners if previous else ()
+    # A listener object found in both samples is unchanged (probes re-use the objects of
+    # unchanged listeners): only the others are keyed and compared, so the cost follows
+    # what changed. Both samples are alive here, so an id means one object.
+    current_ids = {id(item) for item in current.listeners}
+    before_ids = {id(item) for item in before_all}
+    old = {listener_key(item): item for item in before_all if id(item) not in current_ids}
+    new = {listener_key(item): item for item in current.listeners if id(item) not in before_ids}
     wall, mono = current.wall, current.mono
     events: list[PortEvent] = []
 

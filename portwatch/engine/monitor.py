@@ -60,8 +60,10 @@ _ALERT_KIND_FOR = {
 # What was last reported for a watched listener that is not trusted: the alert kind and
 # the program it named. Another program, or another reason, is news; the same is not.
 _Reported = tuple[EventKind, tuple[str | None, ...]]
-# A listener's view and the verdict behind it.
-_Judged = tuple[ListenerView, Verdict]
+# A listener with its view and the verdict behind it, kept by ``id(listener)``: holding
+# the listener keeps its id its own, and probes that re-use unchanged listeners (the
+# netlink probe) then cost one dictionary look-up per listener, no hashing of values.
+_Judged = tuple[Listener, ListenerView, Verdict]
 
 
 def _alert_kind(verdict: Verdict) -> EventKind | None:
@@ -118,9 +120,9 @@ class Monitor:
         # The previous tick's views, by listener, under the watch list and judge
         # revision in ``_basis``; reused while none of them is replaced.
         self._views: tuple[ListenerView, ...] = ()
-        self._judged: dict[Listener, _Judged] = {}
+        self._judged: dict[int, _Judged] = {}
         self._basis: tuple[object, ...] = ()
-        self._gone: dict[Listener, _Judged] = {}
+        self._gone: dict[int, _Judged] = {}
         # Per watched, untrusted listener: what was last reported about it.
         self._reported: dict[ListenerKey, _Reported] = {}
 
@@ -132,14 +134,14 @@ class Monitor:
 
     def view(self, listener: Listener, verdict: Verdict | None = None) -> ListenerView:
         """How people see one listener now (judged here unless ``verdict`` is given)."""
-        return self._judge(listener, verdict)[0]
+        return self._judge(listener, verdict)[1]
 
     def _judge(self, listener: Listener, verdict: Verdict | None = None) -> _Judged:
         watched = self.watchlist.contains(listener.port, listener.proto)
         verdict = verdict or verdict_for(listener, watched, self.judge)
         service = self.services.service_name(listener.port, listener.proto) if self.services else ""
         view = ListenerView(listener, watched, verdict.status, service, verdict.reason)
-        return view, verdict
+        return listener, view, verdict
 
     def tick(self) -> TickResult:
         """One poll. A probe that fails entirely yields an empty result with a warning."""
@@ -176,14 +178,29 @@ class Monitor:
     def _views_for(self, sample: Sample, same_basis: bool) -> tuple[ListenerView, ...]:
         """This tick's views; listeners seen last tick under the same basis keep theirs."""
         known = self._judged if same_basis else {}
-        judged: dict[Listener, _Judged] = {}
+        judged: dict[int, _Judged] = {}
+        misses: list[Listener] = []
         for listener in sample.listeners:
-            if listener not in judged:
-                judged[listener] = known.get(listener) or self._judge(listener)
+            hit = known.get(id(listener))
+            if hit is not None:
+                judged[id(listener)] = hit
+            else:
+                misses.append(listener)
+        # A probe that builds every listener anew each poll (psutil): match by value,
+        # which costs a hash of each listener, so only when most of them missed.
+        by_value: dict[Listener, _Judged] = {}
+        if known and len(misses) > len(sample.listeners) // 2:
+            by_value = {item[0]: item for item in known.values()}
+        for listener in misses:
+            hit = by_value.get(listener)
+            if hit is None:
+                judged[id(listener)] = self._judge(listener)
+            else:
+                judged[id(listener)] = (listener, hit[1], hit[2])
         # Closed listeners are described as they were last seen.
         self._gone = self._judged
         self._judged = judged
-        self._views = tuple(judged[item][0] for item in sample.listeners)
+        self._views = tuple(judged[id(item)][1] for item in sample.listeners)
         self._basis = (self.watchlist, self.judge, judge_revision(self.judge), self.services)
         return self._views
 
@@ -198,8 +215,8 @@ class Monitor:
         listeners_changed = previous is None or sample.listeners is not previous.listeners
         for event in diff(previous, sample) if listeners_changed else ():
             listener = event.listener
-            seen = self._judged.get(listener) or self._gone.get(listener)
-            view = seen[0] if seen is not None else self.view(listener)
+            seen = self._judged.get(id(listener)) or self._gone.get(id(listener))
+            view = seen[1] if seen is not None and seen[0] is listener else self.view(listener)
             out.append(replace(event, watched=view.watched, status=view.status))
             if event.kind in (EventKind.OPENED, EventKind.OWNER_CHANGED):
                 follow = alerting.pop(listener_key(listener), None)
@@ -217,7 +234,7 @@ class Monitor:
         for listener, view in zip(sample.listeners, views, strict=True):
             if not view.watched or view.status is Status.KNOWN:
                 continue
-            verdict = self._judged[listener][1]
+            verdict = self._judged[id(listener)][2]
             kind = _alert_kind(verdict)
             if kind is None:
                 continue
