@@ -400,3 +400,35 @@ def test_code_loading_options_before_the_script_only() -> None:
     assert extra_code("/usr/sbin/sshd", ["sshd"], {"LD_AUDIT": "/tmp/a.so"}) == (
         "LD_AUDIT=/tmp/a.so"
     )
+
+
+@pytest.mark.parametrize("repointed", [True, False])
+def test_a_link_repointed_before_the_first_look_is_not_followed(
+    tmp_path: Path, python3: Path, servers: list[Server], repointed: bool
+) -> None:
+    evil = script(tmp_path / "evil.py", "evil")
+    good = script(tmp_path / "good.py", "good")
+    link = tmp_path / "run.py"
+    link.symlink_to(good if not repointed else evil)
+    server = Server([str(python3), str(link)], tmp_path)
+    servers.append(server)
+    if repointed:
+        # After the process opened evil.py, and before portwatch ever looked.
+        link.unlink()
+        link.symlink_to(good)
+    owner = OwnerReader().owner(server.proc.pid)
+    assert owner is not None
+    found = Listener(
+        endpoint=next(
+            item.endpoint
+            for item in PsutilProbe().poll(watch(server.port)).listeners
+            if item.port == server.port
+        ),
+        owner=owner,
+    )
+    verdict = TrustJudge(trust_for(server.port, python3, good)).judge(found)
+    if repointed:
+        assert verdict.status is Status.UNKNOWN, verdict.reason
+        assert owner.script_sha256 != sha(good)
+    else:
+        assert verdict.status is Status.KNOWN, verdict.reason

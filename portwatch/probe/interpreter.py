@@ -513,7 +513,14 @@ class ScriptReader:
             cwd = procfs.cwd_of(pid)
             full = f"{cwd.rstrip('/')}/{written}" if cwd else None
         root = procfs.root_of(pid)
-        canonical = procfs.resolve_in_root(root, full) if full else None
+        try:
+            canonical = (
+                procfs.resolve_in_root(root, full, procfs.started_wall(pid)) if full else None
+            )
+        except procfs.LinkChanged as exc:
+            # Seen after the link was re-pointed: the file it names now may not be
+            # the one the process opened, so it is not hashed at all.
+            return f"{written} (through {exc}, changed after start)", None, None
         if canonical is None:
             # Not resolvable as the process sees it: kept as written, with no hash, so
             # it can never match a trusted script.
