@@ -432,3 +432,23 @@ def test_a_link_repointed_before_the_first_look_is_not_followed(
         assert owner.script_sha256 != sha(good)
     else:
         assert verdict.status is Status.KNOWN, verdict.reason
+
+
+def test_a_module_shadowed_from_the_working_folder_is_not_the_trusted_module(
+    tmp_path: Path, python3: Path, servers: list[Server]
+) -> None:
+    # `python -m NAME` looks in its working folder first: a NAME.py there runs instead
+    # of any installed module, so trust in the name does not cover it.
+    work = tmp_path / "work"
+    script(work / "srvmod.py", "shadow")
+    server, found = _started_with([str(python3), "-m", "srvmod"], work, servers)
+    assert found.owner is not None and found.owner.script == "-m srvmod"
+    entry = TrustEntry(
+        spec=WatchSpec(server.port, server.port, (Proto.TCP,)),
+        exe=str(python3),
+        sha256=sha(python3),
+        script="-m srvmod",
+    )
+    verdict = TrustJudge(TrustList((entry,))).judge(found)
+    assert verdict.status is Status.UNKNOWN, verdict.reason
+    assert f"module srvmod from {work}" in (verdict.reason or "")

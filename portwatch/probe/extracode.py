@@ -60,11 +60,13 @@ def extra_code(
     argv: Sequence[str] | None,
     environ: Mapping[str, str],
     root: str = "",
+    cwd: str | None = None,
 ) -> str | None:
     """What else the process was told to load, or None.
 
-    ``root`` is where the process's files are seen from (``/proc/<pid>/root``), for
-    the Python user site-packages check.
+    ``root`` is where the process's files are seen from (``/proc/<pid>/root``) and
+    ``cwd`` its working folder inside it, for the Python checks (user site-packages,
+    a module shadowed from the working folder).
     """
     found: list[str] = []
     family = interpreter_family(exe)
@@ -78,6 +80,8 @@ def extra_code(
         found.extend(_options(family, exe, argv))
     if family == "python" and argv and not _python_skips_user_site(argv, environ):
         found.extend(_python_user_site(environ, root))
+    if family == "python" and argv:
+        found.extend(_python_shadowed_module(exe, argv, environ, root, cwd))
     return "; ".join(dict.fromkeys(found)) or None
 
 
@@ -143,6 +147,37 @@ def _python_user_site(environ: Mapping[str, str], root: str) -> list[str]:
         hooks += glob.glob(glob.escape(site) + "/usercustomize.py")
         for hook in hooks[:4]:
             out.append(f"{_shown(hook[len(root) :])} (run at start)")
+    return out
+
+
+def _python_shadowed_module(
+    exe: str,
+    argv: Sequence[str],
+    environ: Mapping[str, str],
+    root: str,
+    cwd: str | None,
+) -> list[str]:
+    """For ``python -m NAME``: a module of that name in the working folder (searched
+    first) or the user's site-packages is what runs, not the installed one."""
+    ref = script_argument(exe, argv)
+    if ref is None or not ref.script.startswith("-m "):
+        return []
+    top = ref.script[3:].split(".", 1)[0]
+    if not top or "/" in top:
+        return []
+    folders: list[str] = []
+    if cwd:
+        folders.append(cwd)
+    home = environ.get("HOME", "")
+    if home.startswith("/") and not _python_skips_user_site(argv, environ):
+        pattern = f"{glob.escape(root + home)}/.local/lib/python*/site-packages"
+        folders.extend(site[len(root) :] for site in sorted(glob.glob(pattern))[:8])
+    out: list[str] = []
+    for folder in folders:
+        base = f"{root}{folder}/{glob.escape(top)}"
+        hits = glob.glob(base) + glob.glob(base + ".py") + glob.glob(base + ".*.so")
+        if hits:
+            out.append(f"module {_shown(top)} from {_shown(folder)}")
     return out
 
 

@@ -228,7 +228,7 @@ class OwnerReader:
         except (ps.NoSuchProcess, ps.ZombieProcess, ps.AccessDenied, OSError):
             argv = None
         environ = read_environ(pid)
-        return extra_code(exe, argv, environ, procfs.root_of(pid))
+        return extra_code(exe, argv, environ, procfs.root_of(pid), procfs.cwd_of(pid))
 
     def _exe_and_hash(self, proc: Any, pid: int) -> tuple[str | None, str | None, str | None]:
         if self._linux:
