@@ -227,6 +227,7 @@ class DesktopApp:
             log.warning("waiting for a slow poll to finish before quitting")
             self.sampler.stop(timeout_ms=None)
         self.trust.stop()
+        self.watch_file.stop()
         self.jobs.wait()
         self.history.close()
         if self.tray is not None:

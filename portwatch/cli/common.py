@@ -25,13 +25,11 @@ def warn(message: str) -> None:
 
 
 def load_watchlist(paths: Paths) -> WatchList:
-    """The watch list from its file, each problem reported on stderr."""
-    try:
-        loaded = watchfile.load(paths.watchlist_file)
-    except OSError as exc:
-        raise CommandError(
-            f"cannot use the watch list {paths.watchlist_file}: {exc.strerror or exc}"
-        ) from exc
+    """The watch list from its file, each problem reported on stderr; a file that
+    cannot be used at all (a link, a FIFO, too large) stops the command."""
+    loaded = watchfile.load(paths.watchlist_file)
+    if not loaded.readable:
+        raise CommandError("; ".join(loaded.problems))
     for problem in loaded.problems:
         warn(problem)
     return loaded.watchlist

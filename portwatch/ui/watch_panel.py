@@ -131,17 +131,21 @@ class WatchPanel(QWidget):
             self.show_message(f"{spec} is already watched.", error=False)
             return
         overlapping = [str(s) for s in self._watchlist.specs if s.overlaps(spec)]
-        self.spec_edit.clear()
         self.add_requested.emit(spec)
-        note = f" (overlaps {', '.join(overlapping)})" if overlapping else ""
-        self.show_message(f"Now watching {spec}{note}.", error=False)
+        # The file write behind the signal may fail (its error is shown instead): claim
+        # success only when the list handed back to this panel has the spec.
+        if spec in self._watchlist.specs:
+            self.spec_edit.clear()
+            note = f" (overlaps {', '.join(overlapping)})" if overlapping else ""
+            self.show_message(f"Now watching {spec}{note}.", error=False)
 
     @Slot()
     def remove_selected(self) -> None:
         spec = self.selected_spec()
         if spec is not None:
             self.remove_requested.emit(spec)
-            self.show_message(f"Stopped watching {spec}.", error=False)
+            if spec not in self._watchlist.specs:
+                self.show_message(f"Stopped watching {spec}.", error=False)
 
     def show_message(self, text: str, *, error: bool) -> None:
         """A one-line message under the input: why a spec was refused, or what happened."""
