@@ -247,7 +247,7 @@ ProbeFactory = Callable[[str], Any]
 def _default_probe(kind: str) -> Any:
     from portwatch import probe as probe_package
 
-    return probe_package.create(kind)  # type: ignore[attr-defined]
+    return probe_package.create(kind)
 
 
 def _parse_choice(text: str, count: int) -> list[int]:
