@@ -150,6 +150,10 @@ class PortActivity:
     # Bytes moved on the port's connections since the previous poll, where the probe
     # can measure it (the Linux netlink probe); None where it cannot.
     bytes_delta: int | None = None
+    # The same, split by direction from this host's sockets: received, and sent and
+    # acknowledged by the peer. None where the probe cannot measure it.
+    bytes_in_delta: int | None = None
+    bytes_out_delta: int | None = None
 
 
 @dataclass(frozen=True)

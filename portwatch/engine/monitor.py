@@ -50,6 +50,8 @@ class TickResult:
     alerts: tuple[Alert, ...]
     warnings: tuple[str, ...]
     duration_s: float = 0.0
+    # False when the probe failed entirely (the sample is then empty, not "nothing listens").
+    ok: bool = True
 
 
 _ALERT_KIND_FOR = {
@@ -153,7 +155,9 @@ class Monitor:
             log.info("poll failed: %s", exc)  # returned as a warning to the caller
             now = time.time()
             empty = Sample(wall=now, mono=started, listeners=(), probe_name=self.probe.name)
-            return TickResult(empty, (), (), (), (f"poll failed: {exc}",), self._clock() - started)
+            return TickResult(
+                empty, (), (), (), (f"poll failed: {exc}",), self._clock() - started, ok=False
+            )
         if sample.partial and not self._partial_reported:
             warnings.append(sample.partial_reason or "only part of the system is visible")
             self._partial_reported = True
