@@ -452,3 +452,26 @@ def test_a_module_shadowed_from_the_working_folder_is_not_the_trusted_module(
     verdict = TrustJudge(TrustList((entry,))).judge(found)
     assert verdict.status is Status.UNKNOWN, verdict.reason
     assert f"module srvmod from {work}" in (verdict.reason or "")
+
+
+def test_a_script_read_through_a_descriptor_is_not_hashed(
+    tmp_path: Path, python3: Path, servers: list[Server]
+) -> None:
+    app = script(tmp_path / "app.py", "piped")
+    with open(app, "rb") as code:
+        server = Server.__new__(Server)
+        server.proc = subprocess.Popen(
+            [str(python3), "/dev/stdin"],
+            cwd=tmp_path,
+            stdin=code,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+        servers.append(server)
+        server.port = int(server.readline())
+    owner = OwnerReader().owner(server.proc.pid)
+    assert owner is not None
+    assert owner.script == "/dev/stdin" and owner.script_sha256 is None
+    server.proc.kill()
+    server.proc.wait()

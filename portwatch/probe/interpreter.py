@@ -521,8 +521,9 @@ class ScriptReader:
             # Seen after the link was re-pointed: the file it names now may not be
             # the one the process opened, so it is not hashed at all.
             return f"{written} (through {exc}, changed after start)", None, None
-        if canonical is None:
-            # Not resolvable as the process sees it: kept as written, with no hash, so
-            # it can never match a trusted script.
+        if canonical is None or canonical.startswith(("/proc/", "/dev/")):
+            # Not resolvable as the process sees it (or a descriptor such as /dev/stdin
+            # or /proc/self/fd/N, which names no file on disk, and "self" would be
+            # portwatch): kept as written, with no hash, so it never matches.
             return written, None, None
         return canonical, root + canonical, None
