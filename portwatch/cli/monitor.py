@@ -8,7 +8,6 @@ import math
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from types import FrameType
 
@@ -18,17 +17,17 @@ from portwatch.config import trustfile, watchfile
 from portwatch.config.follow import Follower
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import visible
-from portwatch.core.types import PortEvent
+from portwatch.core.types import EventKind, PortEvent
 from portwatch.core.watchlist import WatchList
 from portwatch.engine import jsonl
 from portwatch.engine.jsonl import JsonlSink
 from portwatch.engine.monitor import Monitor
+from portwatch.engine.schedule import MIN_INTERVAL_S, TickSchedule
+from portwatch.engine.schedule import run as schedule_run
 from portwatch.engine.sinks import Sinks, TickSink
 from portwatch.engine.textfile import TextfileSink
 from portwatch.paths import Paths
 from portwatch.store.history import HistoryStore, StoreError
-
-MIN_INTERVAL_S = 0.1
 
 
 def _positive(text: str) -> float:
@@ -134,7 +133,7 @@ def _text(event: PortEvent) -> str:
     line = (
         f"{fields['time']}  {fields['event']:<18} {fields['proto']} {host}:{fields['port']}  {who}"
     )
-    if event.kind in ALERTING_KINDS and event.detail:
+    if (event.kind in ALERTING_KINDS or event.kind is EventKind.PACKAGE_UPGRADED) and event.detail:
         line += f"  - {visible(event.detail)}"
     return line
 
@@ -166,46 +165,39 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started = time.monotonic()
-    deadline = started + args.duration if args.duration else None
-    interval = max(args.interval, MIN_INTERVAL_S)
-    next_tick = started
+    schedule = TickSchedule(max(args.interval, MIN_INTERVAL_S))
+
+    def step() -> None:
+        rewatched = watch_follower.poll()
+        if rewatched is not None:
+            for problem in rewatched.problems:
+                common.warn(problem)
+            if rewatched.readable:  # else keep the last good watch list
+                monitor.set_watchlist(rewatched.watchlist)
+        reloaded = trust_reloader.poll()
+        if reloaded is not None:
+            for problem in reloaded.problems:
+                common.warn(problem)
+            if reloaded.complete:  # else keep judging with the last good list
+                judge.set_trust_list(reloaded.trust_list)
+        result = monitor.tick()
+        for warning in (*result.warnings, *sinks.publish(result)):
+            common.warn(warning)
+        for event in result.events:
+            if args.json:
+                endpoint = event.listener.endpoint
+                name = services.service_name(endpoint.port, endpoint.proto)
+                print(json.dumps(common.event_fields(event, service=name)), flush=True)
+            else:
+                print(_text(event), flush=True)
+        if result.duration_s > schedule.interval_s:
+            common.warn(
+                f"a poll took {result.duration_s:.2f} s, longer than the"
+                f" {schedule.interval_s:g} s interval; the next one waits for it"
+            )
+
     try:
-        while not stop.is_set():
-            rewatched = watch_follower.poll()
-            if rewatched is not None:
-                for problem in rewatched.problems:
-                    common.warn(problem)
-                if rewatched.readable:  # else keep the last good watch list
-                    monitor.set_watchlist(rewatched.watchlist)
-            reloaded = trust_reloader.poll()
-            if reloaded is not None:
-                for problem in reloaded.problems:
-                    common.warn(problem)
-                if reloaded.complete:  # else keep judging with the last good list
-                    judge.set_trust_list(reloaded.trust_list)
-            result = monitor.tick()
-            for warning in (*result.warnings, *sinks.publish(result)):
-                common.warn(warning)
-            for event in result.events:
-                if args.json:
-                    endpoint = event.listener.endpoint
-                    name = services.service_name(endpoint.port, endpoint.proto)
-                    print(json.dumps(common.event_fields(event, service=name)), flush=True)
-                else:
-                    print(_text(event), flush=True)
-            if result.duration_s > interval:
-                common.warn(
-                    f"a poll took {result.duration_s:.2f} s, longer than the"
-                    f" {interval:g} s interval; the next one waits for it"
-                )
-            now = time.monotonic()
-            # Schedule on the monotonic clock; after a long stall (sleep), do not catch up
-            # with a burst of polls: one poll now, then back to the interval.
-            next_tick = max(next_tick + interval, now)
-            if deadline is not None and next_tick >= deadline:
-                break
-            stop.wait(next_tick - now)
+        schedule_run(step, schedule, stop.wait, args.duration)
     finally:
         try:
             for warning in sinks.close():
