@@ -350,7 +350,9 @@ def _started_with(
     return server, found
 
 
-@pytest.mark.parametrize("how", ["LD_PRELOAD", "PYTHONPATH", "user-site", "clean"])
+@pytest.mark.parametrize(
+    "how", ["LD_PRELOAD", "PYTHONPATH", "user-site", "clean", "system-preload"]
+)
 def test_code_loaded_besides_the_trusted_program_is_never_known(
     tmp_path: Path, python3: Path, servers: list[Server], how: str
 ) -> None:
@@ -359,6 +361,13 @@ def test_code_loaded_besides_the_trusted_program_is_never_known(
     home.mkdir()
     env = {"HOME": str(home)}
     if how == "LD_PRELOAD":
+        # A library anyone could have written (under /tmp), not the system's.
+        copy = tmp_path / "lib" / "libm.so.6"
+        copy.parent.mkdir()
+        shutil.copyfile(_libm(), copy)
+        env["LD_PRELOAD"] = str(copy)
+    elif how == "system-preload":
+        # Only root can change the system's library: the administrator's choice.
         env["LD_PRELOAD"] = _libm()
     elif how == "PYTHONPATH":
         (tmp_path / "evil").mkdir()
@@ -371,7 +380,7 @@ def test_code_loaded_besides_the_trusted_program_is_never_known(
     server, found = _started_with([str(python3), str(app)], tmp_path, servers, **env)
     assert found.owner is not None
     verdict = TrustJudge(trust_for(server.port, python3, app)).judge(found)
-    if how == "clean":
+    if how in ("clean", "system-preload"):
         assert found.owner.extra_code is None
         assert verdict.status is Status.KNOWN, verdict.reason
         return

@@ -14,9 +14,12 @@ environment through ``/proc/<pid>/environ``): the point is what it was told to l
 from __future__ import annotations
 
 import glob
+import os
+import stat
 from collections.abc import Mapping, Sequence
 
 from portwatch.core.text import clean
+from portwatch.probe import procfs
 from portwatch.probe.interpreter import interpreter_family, script_argument
 
 # For every program: the dynamic loader's variables.
@@ -46,6 +49,23 @@ _FAMILY_OPTIONS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     ),
 }
 _MAX_VALUE = 200
+# Variables whose value is a list of files or folders. Where every one of them is
+# controlled by root alone (a system library folder, a jemalloc preload), the setting is
+# the administrator's, not a way for a user to slip code in, so it is not reported.
+_PATH_ENV = frozenset(
+    {
+        "LD_PRELOAD",
+        "LD_AUDIT",
+        "LD_LIBRARY_PATH",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "NODE_PATH",
+        "PERL5LIB",
+        "PERLLIB",
+        "RUBYLIB",
+        "CLASSPATH",
+    }
+)
 # Every environment variable looked at, for tools and tests that start clean children.
 CODE_LOADING_ENV = frozenset(_LOADER_ENV).union(*_FAMILY_ENV.values())
 
@@ -72,7 +92,7 @@ def extra_code(
     family = interpreter_family(exe)
     for name in (*_LOADER_ENV, *_FAMILY_ENV.get(family or "", ())):
         value = environ.get(name, "")
-        if value.strip():
+        if value.strip() and not (name in _PATH_ENV and _only_system_paths(value, root)):
             found.append(f"{name}={_shown(value)}")
     if family == "php":
         found.extend(_php_ini_options(argv or ()))
@@ -83,6 +103,29 @@ def extra_code(
     if family == "python" and argv:
         found.extend(_python_shadowed_module(exe, argv, environ, root, cwd))
     return "; ".join(dict.fromkeys(found)) or None
+
+
+def _only_system_paths(value: str, root: str) -> bool:
+    """True when every entry of a path list (``:``, or spaces for LD_PRELOAD) is an
+    absolute path that only root can change: it and every folder above it owned by
+    root and not writable by group or others."""
+    entries = [item for item in value.replace(" ", ":").split(":") if item]
+    if not entries:
+        return False
+    for entry in entries:
+        canonical = procfs.resolve_in_root(root, entry) if entry.startswith("/") else None
+        if canonical is None:
+            return False
+        parts = [p for p in canonical.split("/") if p]
+        for depth in range(len(parts), -1, -1):
+            here = root + "/" + "/".join(parts[:depth])
+            try:
+                info = os.stat(here)
+            except OSError:
+                return False
+            if info.st_uid != 0 or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return False
+    return True
 
 
 def _script_index(exe: str, argv: Sequence[str]) -> int:
