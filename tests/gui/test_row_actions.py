@@ -211,7 +211,7 @@ def test_the_status_column_is_on_screen_at_the_default_size(
     wait_ticks(qtbot, desktop)
     table = desktop.window.table
     right = table.columnViewportPosition(Column.STATUS) + table.columnWidth(Column.STATUS)
-    assert 0 <= table.columnViewportPosition(Column.STATUS)
+    assert table.columnViewportPosition(Column.STATUS) >= 0
     assert right <= table.viewport().width()
     # The watched mark is narrow: not a word repeated on every row.
     assert table.columnWidth(Column.WATCHED) < table.fontMetrics().horizontalAdvance("watched")
