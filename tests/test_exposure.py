@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
+from pathlib import Path
 
 import pytest
+from test_cli import run
+from test_netlink_children import start_child
 
 from portwatch.core.exposure import canonical_address, exposure_of
 from portwatch.core.types import Endpoint, Family, Proto
@@ -108,3 +113,29 @@ def test_the_netlink_reply_carries_the_device_and_ipv6_only_flag() -> None:
     ((_t, start, end),) = list(codec.iter_messages(plain))
     msg = codec.decode_message(plain, start, end)
     assert msg.ifindex == 0 and msg.v6only is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SO_BINDTODEVICE needs root here")
+@pytest.mark.parametrize("probe", ["psutil", "netlink"])
+def test_scan_shows_a_device_bound_socket_by_its_device(tmp_path: Path, probe: str) -> None:
+    child = start_child(
+        [
+            {"kind": "tcp-listen", "host": "0.0.0.0", "device": "lo"},
+            {"kind": "tcp-listen", "host": "::ffff:127.0.0.1", "v6only": 0},
+        ]
+    )
+    try:
+        bound, mapped = (item["port"] for item in child.opened)
+        result = run(tmp_path, "--probe", probe, "scan", "--all", "--json")
+        assert result.returncode == 0, result.stderr
+        rows = {row["port"]: row for row in json.loads(result.stdout) if row["pid"] == child.pid}
+        assert rows[bound]["device"] == "lo" and rows[bound]["reach"] == "loopback"
+        assert rows[bound]["exposure"]["scope"] == "local"
+        assert rows[bound]["exposure"]["summary"] == "this computer only"
+        assert rows[mapped]["address"] == "::ffff:127.0.0.1"
+        assert rows[mapped]["exposure"]["scope"] == "local"
+        text = run(tmp_path, "--probe", probe, "scan", "--all").stdout
+        line = next(ln for ln in text.splitlines() if f":{bound} " in ln)
+        assert "reachable from: this computer only" in line
+    finally:
+        child.stop()
