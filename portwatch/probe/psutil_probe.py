@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 
 from portwatch.core.exposure import canonical_address
+from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
@@ -209,6 +210,8 @@ class PsutilProbe:
         owners_this_poll: dict[int | None, Owner | None] = {}
         listener_counts: Counter[tuple[int, Proto]] = Counter()
         established: Counter[tuple[int, Proto]] = Counter()
+        # Both ends of a connection between two local sockets are listed; count it once.
+        pairs: set[PairKey] = set()
         for row in rows:
             family = _family(row.family)
             proto = _proto(row.type)
@@ -243,6 +246,17 @@ class PsutilProbe:
             connected = proto is Proto.UDP or row.status == established_status
             if not connected:
                 continue
+            # One spelling of mapped IPv4 (``::ffff:127.0.0.1``), as the netlink probe has.
+            pair = connection_pair(
+                proto,
+                normalise_address(row.laddr.ip, family),
+                row.laddr.port,
+                normalise_address(raddr.ip, family),
+                raddr.port,
+            )
+            if pair in pairs:
+                continue
+            pairs.add(pair)
             for port in {row.laddr.port, raddr.port}:
                 if (port, proto) in watched_ports:
                     established[(port, proto)] += 1
