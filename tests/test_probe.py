@@ -104,13 +104,26 @@ def test_connected_udp_socket_is_not_a_listener(child_sockets: list) -> None:
 
 def test_hash_cache_reads_each_executable_once(child_sockets: list) -> None:
     child = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
-    hasher = FileHasher()
-    probe = PsutilProbe(owners=OwnerReader(hasher=hasher))
+    read: list[tuple[int, int]] = []
+
+    class CountingHasher(FileHasher):
+        def hash_open_file(self, handle: Any) -> str:
+            before = self.hashed
+            value = super().hash_open_file(handle)
+            if self.hashed > before:
+                st = os.fstat(handle.fileno())
+                read.append((st.st_dev, st.st_ino))
+            return value
+
+    probe = PsutilProbe(owners=OwnerReader(hasher=CountingHasher()))
     wait_for(lambda: mine(probe.poll(watch()), child.pid))
-    hashed = hasher.hashed
+    st = os.stat(f"/proc/{child.pid}/exe")
+    ours = (st.st_dev, st.st_ino)
+    assert read.count(ours) == 1
+    # Other programs on this machine may start meanwhile and be hashed; ours never again.
     for _ in range(5):
         probe.poll(watch())
-    assert hasher.hashed == hashed
+    assert read.count(ours) == 1
 
 
 def test_executable_replaced_on_disk_is_judged_by_what_runs(

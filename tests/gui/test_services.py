@@ -218,5 +218,3 @@ def test_a_second_launch_exits_zero_and_shows_the_running_window(
     _out, err = launch.communicate(timeout=30)
     assert launch.returncode == 0, err.decode()
     first.release()
-
-
