@@ -169,7 +169,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     judge = common.load_judge(paths)
     # `portwatch trust add` in another terminal takes effect on the next poll.
     trust_reloader = trustfile.Reloader(paths.trust_file)
-    watch_follower = Follower(paths.watchlist_file, watchfile.load)
+    watch_follower = Follower(paths.watchlist_file, watchfile.follow_load)
     services = common.load_services(paths)
     monitor = Monitor(
         common.make_probe(args),

@@ -34,8 +34,9 @@ def test_an_unusable_file_keeps_the_list_in_use(
     problems: list[list[str]] = []
     desktop.watch_file.problems.connect(problems.append)
     path = data_dir / "watchlist.txt"
-    path.unlink()
-    path.symlink_to("/dev/zero")
+    link = data_dir / "link.tmp"
+    link.symlink_to("/dev/zero")
+    link.replace(path)  # atomically: the app never sees the file missing
     qtbot.waitUntil(lambda: bool(problems), timeout=5000)
     assert "symbolic link" in problems[-1][0]
     assert desktop.watch_file.watchlist == before
