@@ -35,7 +35,7 @@ from portwatch.services.port_names import PortNames
 from portwatch.services.sampler import MonitorFactory, SamplerThread
 from portwatch.services.settings_service import SettingsService
 from portwatch.services.single_instance import SingleInstance
-from portwatch.services.trust_service import TrustService
+from portwatch.services.trust_service import RELOAD_EVERY_MS, TrustService
 from portwatch.services.watchlist_file import WatchListFile
 from portwatch.ui.icons import app_icon
 from portwatch.ui.main_window import MainWindow
@@ -77,7 +77,8 @@ class DesktopApp:
     recorded one; ``use_tray`` False leaves the tray out even when one exists;
     ``notification_backend`` replaces the platform's notification back-end;
     ``first_run_review`` offers the review of programs already on watched ports (the
-    real app does; tests opt in); ``clock`` replaces the alert service's clocks and timers.
+    real app does; tests opt in); ``clock`` replaces the alert service's clocks and timers;
+    ``trust_reload_ms`` is how often edits of the trust file by the CLI are looked for.
     """
 
     def __init__(
@@ -92,6 +93,7 @@ class DesktopApp:
         autostart: Autostart | None = None,
         first_run_review: bool = False,
         clock: Clock | None = None,
+        trust_reload_ms: int = RELOAD_EVERY_MS,
     ) -> None:
         self._shut_down = False
         loaded_settings = settings_file.load(paths.settings_file)
@@ -118,6 +120,7 @@ class DesktopApp:
             paths.trust_file,
             signer_lookup(signature_verifier()),
             watchlist=lambda: watch_file.watchlist,
+            reload_every_ms=trust_reload_ms,
             parent=window,
         )
         window.show_notices(list(loaded_settings.problems) + name_problems + trust_problems)
