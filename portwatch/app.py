@@ -35,6 +35,7 @@ from portwatch.services.port_names import PortNames
 from portwatch.services.sampler import MonitorFactory, SamplerThread
 from portwatch.services.settings_service import SettingsService
 from portwatch.services.single_instance import SingleInstance
+from portwatch.services.stop_signals import StopSignals
 from portwatch.services.trust_service import RELOAD_EVERY_MS, TrustService
 from portwatch.services.watchlist_file import WatchListFile
 from portwatch.ui.icons import app_icon
@@ -198,6 +199,7 @@ class DesktopApp:
             tray.alerts_pause_toggled.connect(alerts.set_alerts_paused)
             tray.set_alert_state(alerts.state)
             window.hide_to_tray = True
+            window.hidden_to_tray.connect(tray.tell_still_running)
             tray.show()
         alerts.set_backend(self._notification_backend(notification_backend))
 
@@ -264,6 +266,9 @@ def run_app(paths: Paths, args: argparse.Namespace) -> int:
     )
     guard.show_requested.connect(desktop.window.bring_to_front)
     desktop.window.quit_requested.connect(app.quit)
+    # Ctrl+C in the terminal and SIGTERM quit like the Quit action: history written.
+    stop_signals = StopSignals()
+    stop_signals.stop_requested.connect(lambda _signum: desktop.window.request_quit())
 
     smoke = SmokeShot(desktop.window, Path(smoke_png)) if smoke_png else None
     if smoke is not None:
@@ -277,6 +282,7 @@ def run_app(paths: Paths, args: argparse.Namespace) -> int:
         status = app.exec()
     finally:
         desktop.shutdown()
+        stop_signals.close()
         guard.release()
     if smoke is not None:
         return smoke.status
