@@ -48,6 +48,7 @@ from portwatch.ui.actions import CHART_WINDOWS, MENU_BAR, ActionRegistry
 from portwatch.ui.alert_log import AlertLog
 from portwatch.ui.banner import Banner
 from portwatch.ui.chart import ActivityChart, rows_to_points
+from portwatch.ui.column_chooser import ColumnChooser
 from portwatch.ui.history_dialog import HistoryDialog
 from portwatch.ui.icons import app_icon
 from portwatch.ui.listener_model import (
@@ -58,6 +59,7 @@ from portwatch.ui.listener_model import (
     views_for_port,
 )
 from portwatch.ui.port_panel import Describer, PortPanel
+from portwatch.ui.row_actions import RowActions, WatchListMenu, select_port_rows
 from portwatch.ui.settings_dialog import SettingsDialog
 from portwatch.ui.status import status_line
 from portwatch.ui.watch_panel import ServiceNamer, WatchPanel
@@ -136,10 +138,13 @@ class MainWindow(QMainWindow):
         self._paused = False
         self._alert_state = AlertState()
         self._last_sample: Sample | None = None
+        self._failed_wall: float | None = None  # a poll that failed after the last good one
         self._shown_proto: Proto | None = None
         self.hide_to_tray = False
         self._quitting = False
         self._told_about_tray = False
+
+        self._syncing_selection = False
 
         # -- widgets --------------------------------------------------------------------
         self.partial_banner = Banner(dismissable=False)
@@ -166,7 +171,6 @@ class MainWindow(QMainWindow):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(Column.WATCHED, Qt.SortOrder.DescendingOrder)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
@@ -191,6 +195,17 @@ class MainWindow(QMainWindow):
                 f"Copied to the clipboard: {command}", 5000
             )
         )
+
+        self.row_actions = RowActions(
+            self.table, trust_enabled=lambda: self.port_panel.trust_enabled
+        )
+        self.row_actions.describe_requested.connect(
+            lambda view: self.select_port_everywhere(view.listener.port, view.listener.proto)
+        )
+        self.row_actions.trust_requested.connect(self.port_panel.trust_requested)
+        self.row_actions.history_requested.connect(self.open_history)
+        self.row_actions.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
+        self.column_chooser = ColumnChooser(self.table, settings)
 
         table_box = QWidget()
         table_layout = QVBoxLayout(table_box)
@@ -318,6 +333,7 @@ class MainWindow(QMainWindow):
         for key, seconds in CHART_WINDOWS.items():
             actions.connect(key, functools.partial(self.chart.set_window, seconds))
         actions.fill(self.menuBar(), MENU_BAR)
+        self.watch_menu = WatchListMenu(self.watch_panel.tree, actions)
         # Names the tests and other views use.
         self.export_action = actions["export"]
         self.settings_action = actions["settings"]
@@ -330,6 +346,10 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def show_tick(self, result: TickResult) -> None:
         """Show one tick's result everywhere (runs on the GUI thread)."""
+        if not result.ok:
+            self._show_failed_tick(result)
+            return
+        self._failed_wall = None
         views = tuple(result.views)
         self._views = views
         sample = result.sample
@@ -358,6 +378,17 @@ class MainWindow(QMainWindow):
                 self.watch_panel.tree.setCurrentItem(first)
         self.tick_shown.emit(self._ticks)
 
+    def _show_failed_tick(self, result: TickResult) -> None:
+        # A failed poll says nothing about what listens: keep the last good rows, draw a
+        # gap rather than a zero, and say that the poll failed.
+        self._failed_wall = result.sample.wall
+        self.chart.add_gap(result.sample.wall)
+        if result.warnings:
+            self.statusBar().showMessage("; ".join(result.warnings), 10_000)
+        self._ticks += 1
+        self._show_status()
+        self.tick_shown.emit(self._ticks)
+
     @property
     def ticks_shown(self) -> int:
         return self._ticks
@@ -371,6 +402,7 @@ class MainWindow(QMainWindow):
                 sum(1 for v in self._views if v.watched),
                 monitoring_paused=self._paused,
                 alerts=self._alert_state,
+                failed_wall=self._failed_wall,
             )
         )
 
@@ -458,8 +490,20 @@ class MainWindow(QMainWindow):
         self._shown_proto = proto
         self.port_panel.show_port(port, proto, views_for_port(self._views, port, proto))
 
+    def select_port_everywhere(self, port: int, proto: Proto | None) -> None:
+        """Select ``port`` in the watched-ports list and the table, and describe it."""
+        self._syncing_selection = True
+        try:
+            self.watch_panel.follow_port(port, proto)
+            select_port_rows(self.table, port, proto)
+        finally:
+            self._syncing_selection = False
+        self.show_port(port, proto)
+
     @Slot(object)
     def _spec_selected(self, spec: WatchSpec) -> None:
+        if self._syncing_selection:
+            return
         proto = spec.protos[0] if len(spec.protos) == 1 else None
         port = spec.lo
         if spec.is_range:
@@ -469,16 +513,29 @@ class MainWindow(QMainWindow):
                 if spec.contains(v.listener.port, v.listener.proto)
             ]
             port = min(busy) if busy else spec.lo
+        self._syncing_selection = True
+        try:
+            select_port_rows(self.table, port, proto)
+        finally:
+            self._syncing_selection = False
         self.show_port(port, proto)
 
     @Slot(QItemSelection, QItemSelection)
     def _table_selection_changed(self, selected: QItemSelection, _old: QItemSelection) -> None:
         indexes = selected.indexes()
-        if not indexes:
+        if not indexes or self._syncing_selection:
             return
         view = self.proxy.data(indexes[0], ViewRole)
-        if view is not None:
-            self.show_port(view.listener.port, view.listener.proto)
+        if view is None:
+            return
+        port, proto = view.listener.port, view.listener.proto
+        # The watched-ports list follows, so no other port stays highlighted there.
+        self._syncing_selection = True
+        try:
+            self.watch_panel.follow_port(port, proto)
+        finally:
+            self._syncing_selection = False
+        self.show_port(port, proto)
 
     def select_listener_row(self, row: int) -> None:
         """Select a source-model row in the table (tests, alert clicks)."""
