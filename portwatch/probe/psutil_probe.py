@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 
+from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
@@ -135,6 +136,8 @@ class PsutilProbe:
         owners_this_poll: dict[int | None, Owner | None] = {}
         listener_counts: Counter[tuple[int, Proto]] = Counter()
         established: Counter[tuple[int, Proto]] = Counter()
+        # Both ends of a connection between two local sockets are listed; count it once.
+        pairs: set[PairKey] = set()
         for row in rows:
             family = _family(row.family)
             proto = _proto(row.type)
@@ -168,6 +171,10 @@ class PsutilProbe:
             connected = proto is Proto.UDP or row.status == established_status
             if not connected:
                 continue
+            pair = connection_pair(proto, row.laddr.ip, row.laddr.port, raddr.ip, raddr.port)
+            if pair in pairs:
+                continue
+            pairs.add(pair)
             for port in {row.laddr.port, raddr.port}:
                 if (port, proto) in watched_ports:
                     established[(port, proto)] += 1

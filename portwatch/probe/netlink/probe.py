@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
@@ -59,6 +60,8 @@ class _Row:
     inode: int
     # Sort key of the endpoint in plain values (faster than comparing dataclasses).
     order: tuple[str, str, str, int]
+    # The remote address (empty for listeners), to count a local connection once.
+    dst: str = ""
 
 
 def _sort_key(item: tuple[tuple[str, str, str, int], int, SocketRow, _Row]) -> tuple[object, ...]:
@@ -266,10 +269,20 @@ class NetlinkProbe:
             return dict(last[1]), None
         conn_counts: dict[tuple[int, Proto], int] = {}
         byte_totals: dict[bytes, tuple[int, int, int, int]] = {}
+        ends: dict[PairKey, list[bytes]] = {}
         started = self._cpu()
         for family in self._tcp_families:
             request = tcp_connections_request(family, plan.tcp_filter)
-            self._read_connections(request, plan, conn_counts, byte_totals)
+            self._read_connections(request, plan, conn_counts, byte_totals, ends)
+        for cookies in ends.values():
+            if len(cookies) < 2:
+                continue
+            # Both ends are on this machine: each end's bytes count for its own local
+            # port only, or the traffic would be counted once from each side.
+            for cookie in cookies:
+                totals = byte_totals.get(cookie)
+                if totals is not None:
+                    byte_totals[cookie] = (totals[0], 0, totals[2], totals[3])
         cost = self._cpu() - started
         self.connection_reads += 1
         self._connection_skip = min(MAX_CONNECTION_SKIP, int(cost / CONNECTION_BUDGET_S))
@@ -287,6 +300,7 @@ class NetlinkProbe:
         """
         listening = self._listening(tables)
         udp_connections: dict[tuple[int, Proto], int] = {}
+        pairs: set[PairKey] = set()  # both ends of a local connection are listed
         for proto, chunks in tables:
             if proto is not Proto.UDP:
                 continue
@@ -294,6 +308,11 @@ class NetlinkProbe:
                 for row in rows:
                     if row.dport == 0:
                         continue
+                    end = row.endpoint
+                    pair = connection_pair(proto, end.address, end.port, row.dst, row.dport)
+                    if pair in pairs:
+                        continue
+                    pairs.add(pair)
                     for port in {row.endpoint.port, row.dport}:
                         if port in plan.udp_ports:
                             key = (port, Proto.UDP)
@@ -423,6 +442,7 @@ class NetlinkProbe:
             dport=msg.dport,
             inode=msg.inode,
             order=(proto.value, family.value, msg.src, msg.sport),
+            dst=msg.dst,
         )
 
     def _read_connections(
@@ -431,12 +451,17 @@ class NetlinkProbe:
         plan: _WatchPlan,
         conn_counts: dict[tuple[int, Proto], int],
         byte_totals: dict[bytes, tuple[int, int, int, int]],
+        ends: dict[PairKey, list[bytes]],
     ) -> None:
         assert self._diag is not None
         ports = plan.tcp_ports
         for chunk, start, end in self._diag.dump(request):
             msg = codec.decode_message(chunk, start, end)
-            if msg.state == codec.TCP_ESTABLISHED:
+            pair = connection_pair(Proto.TCP, msg.src, msg.sport, msg.dst, msg.dport)
+            seen = ends.setdefault(pair, [])
+            seen.append(msg.cookie)
+            # Both ends of a local connection are listed; count the connection once.
+            if msg.state == codec.TCP_ESTABLISHED and len(seen) == 1:
                 for port in {msg.sport, msg.dport}:
                     if port in ports:
                         key = (port, Proto.TCP)
