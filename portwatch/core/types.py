@@ -133,6 +133,9 @@ class Owner:
     package_problem: str | None = None
     # The verified code signer of the executable (Windows, macOS); None elsewhere.
     signer: SignerInfo | None = None
+    # Why the program running is not the file at ``exe`` any more (deleted, or
+    # replaced on disk since the process started); None when it is, or cannot be told.
+    replaced: str | None = None
     # Why some details are missing ("access denied", "process exited"), for people.
     note: str | None = None
 
