@@ -44,6 +44,6 @@ def parent_chain(ps: Any, process: Any, limit: int = MAX_PARENTS) -> tuple[tuple
             if ppid == 1:
                 break
             child, child_start = parent, parent_start
-    except (ps.Error, OSError):
-        pass  # the chain as far as it could be read
+    except (getattr(ps, "Error", OSError), OSError, AttributeError):
+        pass  # the chain as far as it could be read (or a stand-in without parents)
     return tuple(chain)
