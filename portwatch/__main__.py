@@ -10,6 +10,7 @@ from typing import NoReturn
 
 from portwatch import __version__, logs, paths
 from portwatch.cli import CommandError, add_commands
+from portwatch.cli.console import make_output_safe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    make_output_safe()
     parser = build_parser()
     args = parser.parse_args(argv)
     where = paths.resolve(args.data_dir)

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, free_port
+from platforms import needs_posix, wine_gives_pid_0
 
 PYTHON = os.path.realpath(sys.executable)
 
@@ -118,12 +118,12 @@ def test_monitor_reports_open_and_close_then_history_and_export_have_it(
     out = tmp_path / "listeners.csv"
     result = run(data_dir, "export", "-o", str(out), "--watched-only")
     assert result.returncode == 0, result.stderr
-    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
     mine = [r for r in rows if r["port"] == str(port)]
     assert {r["proto"] for r in mine} == {"tcp", "udp"}
     assert all(r["exe"] == PYTHON and r["watched"] == "yes" for r in mine)
     assert all(r["first_seen"] and r["last_seen"] and r["sha256"] for r in mine)
-    header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
+    header = out.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
     assert header == [
         "first_seen",
         "last_seen",
@@ -206,6 +206,8 @@ def test_failed_export_keeps_the_previous_file_and_leaves_no_partial(
     assert run(data_dir, "export", "-o", str(out)).returncode == 0
     before = out.read_bytes()
     assert len(before) > 60_000
+
+    import resource
 
     def small_files() -> None:
         # A file-size limit makes the write fail part-way, as a full disk would.

@@ -171,7 +171,7 @@ def test_export_from_the_window_writes_the_csv(
     with qtbot.waitSignal(desktop.window.export_finished, timeout=15_000) as blocker:
         desktop.window.export_to(target)
     assert blocker.args[1] is None
-    with target.open(newline="", encoding="utf-8") as handle:
+    with target.open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
     assert len(rows) >= 2
     assert any(str(port) in row for row in rows[1:])

@@ -1,0 +1,162 @@
+"""The probe's Windows branch: what it must not trust, and what it must not fail on.
+
+These run everywhere through the reader's seams (platform="win32", file times, a psutil
+stand-in); the last ones run for real under Windows Python.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import psutil
+import pytest
+from platforms import needs_windows
+
+from portwatch.probe.identity import FileHasher, OwnerReader
+
+
+class _Psutil:
+    """psutil's surface for one process whose calls behave as told."""
+
+    Error = psutil.Error
+    NoSuchProcess = psutil.NoSuchProcess
+    ZombieProcess = psutil.ZombieProcess
+    AccessDenied = psutil.AccessDenied
+
+    def __init__(self, exe: str, started: float, fail: Exception | None = None) -> None:
+        self.exe, self.started, self.fail = exe, started, fail
+
+    def Process(self, pid: int) -> Any:
+        def exe() -> str:
+            if self.fail is not None:
+                raise self.fail
+            return self.exe
+
+        return SimpleNamespace(
+            pid=pid,
+            create_time=lambda: self.started,
+            name=lambda: "daemon.exe",
+            username=lambda: "HOST\\user",
+            exe=exe,
+            cmdline=lambda: [self.exe],
+        )
+
+
+def _no_script(proc: Any, exe: str | None) -> tuple[None, None]:
+    return None, None
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(22, "[WinError 87] The parameter is incorrect"),
+        OSError(299, "[WinError 299] Only part of a ReadProcessMemory request was completed"),
+        psutil.Error("unmapped"),
+    ],
+)
+def test_one_processs_os_error_leaves_that_owner_unattributed_not_the_poll_failed(
+    tmp_path: Path, error: Exception
+) -> None:
+    exe = tmp_path / "daemon.exe"
+    exe.write_bytes(b"MZ")
+    reader = OwnerReader(
+        ps=_Psutil(str(exe), time.time(), fail=error), platform="win32", script_of=_no_script
+    )
+    owner = reader.owner(1234)
+    assert owner is not None
+    assert owner.pid == 1234
+    assert not owner.identified
+    assert "details unreadable" in (owner.note or "")
+
+
+def test_an_executable_replaced_after_the_process_started_is_not_its_identity(
+    tmp_path: Path,
+) -> None:
+    # Windows lets a running .exe be renamed and a trusted copy be put at its path: the
+    # file there now was created (or changed) after the process started.
+    exe = tmp_path / "daemon.exe"
+    exe.write_bytes(b"MZ trusted program")
+    started = time.time() - 600
+    now_ns = time.time_ns()
+    reader = OwnerReader(
+        ps=_Psutil(str(exe), started),
+        platform="win32",
+        script_of=_no_script,
+        file_times=lambda fd: (now_ns, now_ns),
+    )
+    owner = reader.owner(1234)
+    assert owner is not None
+    assert owner.exe == str(exe)
+    assert owner.sha256 is None
+    assert not owner.identified
+    assert "replaced on disk after start" in (owner.note or "")
+
+
+def test_an_executable_older_than_its_process_is_hashed(tmp_path: Path) -> None:
+    exe = tmp_path / "daemon.exe"
+    exe.write_bytes(b"MZ program")
+    started = time.time()
+    old_ns = int((started - 3600) * 1e9)
+    reader = OwnerReader(
+        ps=_Psutil(str(exe), started),
+        platform="win32",
+        script_of=_no_script,
+        file_times=lambda fd: (old_ns, old_ns),
+    )
+    owner = reader.owner(1234)
+    assert owner is not None
+    assert owner.sha256 is not None
+    assert owner.identified
+
+
+def test_the_hash_cache_is_keyed_on_the_change_time_it_is_given(tmp_path: Path) -> None:
+    # On Windows st_ctime is the creation time, which a write does not move: the cache must
+    # use the change time its reader gives (NTFS ChangeTime there), not st_ctime.
+    change = [1]
+    hasher = FileHasher(change_time=lambda fd, st: change[0])
+    target = tmp_path / "daemon.exe"
+    target.write_bytes(b"A" * 4096)
+    first = hasher.hash_path(str(target))
+    st = target.stat()
+    with open(target, "r+b") as handle:
+        handle.write(b"B")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    # Same change time: the cache answers (POSIX st_ctime moved, and is not what it uses).
+    assert hasher.hash_path(str(target)) == first
+    change[0] = 2
+    assert hasher.hash_path(str(target)) != first
+
+
+@needs_windows
+def test_windows_change_time_moves_on_an_in_place_write(tmp_path: Path) -> None:
+    from portwatch.probe import winfile
+
+    target = tmp_path / "daemon.exe"
+    target.write_bytes(b"A" * 4096)
+    with open(target, "rb") as handle:
+        before = winfile.file_times_ns(handle.fileno())
+    assert before is not None
+    created, changed = before
+    assert abs(created - target.stat().st_ctime_ns) < 10_000_000  # st_ctime is creation
+    time.sleep(0.05)
+    st = target.stat()
+    with open(target, "r+b") as handle:
+        handle.write(b"B")
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    with open(target, "rb") as handle:
+        after = winfile.file_times_ns(handle.fileno())
+    assert after is not None
+    assert after[1] > changed
+
+
+@needs_windows
+def test_the_running_python_is_identified_by_its_own_image() -> None:
+    owner = OwnerReader().owner(os.getpid())
+    assert owner is not None
+    assert owner.sha256 is not None, owner.note
+    assert os.path.normcase(owner.exe or "") == os.path.normcase(sys.executable)
