@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, free_port
-from platforms import needs_posix, wine_gives_pid_0
 
 PYTHON = os.path.realpath(sys.executable)
 

@@ -1,4 +1,4 @@
-"""Files and console output as Windows and Excel see them: BOM, line ends, code pages, held files."""
+"""Files and console output as Windows and Excel see them: BOM, line ends, code pages, holds."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_describe_through_a_pipe_in_a_code_page_never_crashes(
     result = _portwatch(data_dir, "describe", "8123", encoding=encoding)
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert b"Traceback" not in result.stderr
-    out = result.stdout.decode(encoding.split(":")[0])
+    out = result.stdout.decode(encoding.split(":", maxsplit=1)[0])
     assert "Home Assistant \\u2192 \\u5bb6" in out
 
 

@@ -7,6 +7,7 @@ stand-in); the last ones run for real under Windows Python.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 from platforms import needs_windows
 
 from portwatch.probe.identity import FileHasher, OwnerReader
+from portwatch.probe.signature import reader_for
 
 
 class _Psutil:
@@ -160,3 +162,31 @@ def test_the_running_python_is_identified_by_its_own_image() -> None:
     assert owner is not None
     assert owner.sha256 is not None, owner.note
     assert os.path.normcase(owner.exe or "") == os.path.normcase(sys.executable)
+
+
+class _Recorder:
+    """A subprocess.run stand-in: fails as told, then answers; keeps every call's options."""
+
+    def __init__(self, failures: list[Exception], answer: str) -> None:
+        self.failures, self.answer = failures, answer
+        self.options: list[dict[str, Any]] = []
+
+    def __call__(self, argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
+        self.options.append(options)
+        if self.failures:
+            raise self.failures.pop(0)
+        return subprocess.CompletedProcess(argv, 0, self.answer, "")
+
+
+def test_powershell_is_started_without_a_console_window() -> None:
+    run = _Recorder([], "CN=Tool Co\r\n")
+    reader = reader_for("win32", run)
+    assert reader.signer("C:\\tool.exe", "a" * 64) == "CN=Tool Co"
+    assert run.options[0]["creationflags"] & 0x08000000  # CREATE_NO_WINDOW
+
+
+def test_a_timed_out_signature_check_is_asked_again_not_remembered() -> None:
+    run = _Recorder([subprocess.TimeoutExpired(["powershell"], 5)], "CN=Tool Co\r\n")
+    reader = reader_for("win32", run)
+    assert reader.signer("C:\\tool.exe", "a" * 64) is None
+    assert reader.signer("C:\\tool.exe", "a" * 64) == "CN=Tool Co"

@@ -41,6 +41,10 @@ class NoSignatureReader:
 
 
 class _CachedReader:
+    # Windows: a windowed portwatch that starts a console program (PowerShell) would flash
+    # a console window on the user's screen at every check; CREATE_NO_WINDOW prevents it.
+    _creationflags = 0
+
     def __init__(self, run: Runner = subprocess.run, max_entries: int = 512) -> None:
         self._run = run
         self._cache: OrderedDict[tuple[str, str | None], str | None] = OrderedDict()
@@ -54,8 +58,10 @@ class _CachedReader:
         try:
             value = self._read(exe)
         except (OSError, subprocess.SubprocessError, ValueError) as exc:
+            # A cold PowerShell or a big bundle can time out: say "no signer" for now, but
+            # do not remember it, or a signer-trusted program stays unknown until restart.
             log.debug("no signature for %s: %s", exe, exc)
-            value = None
+            return None
         # Only a hashed file can be cached safely: without a hash the file may change.
         if sha256 is not None:
             self._cache[key] = value
@@ -64,8 +70,9 @@ class _CachedReader:
         return value
 
     def _call(self, argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+        extra = {"creationflags": self._creationflags} if self._creationflags else {}
         return self._run(
-            list(argv), capture_output=True, text=True, timeout=_TIMEOUT_S, check=False
+            list(argv), capture_output=True, text=True, timeout=_TIMEOUT_S, check=False, **extra
         )
 
     def _read(self, exe: str) -> str | None:
@@ -88,6 +95,8 @@ class CodesignReader(_CachedReader):
 
 class AuthenticodeReader(_CachedReader):
     """Windows: ``Get-AuthenticodeSignature``; the signer's subject when the status is Valid."""
+
+    _creationflags = 0x08000000  # CREATE_NO_WINDOW
 
     def _read(self, exe: str) -> str | None:
         literal = exe.replace("'", "''")  # a PowerShell single-quoted string

@@ -31,7 +31,7 @@ def _unix_ns(ticks: int) -> int:
 
 
 def file_times_ns(fd: int) -> tuple[int, int] | None:
-    """(creation, change) time of an open file in Unix nanoseconds; None off Windows, or on error."""
+    """(creation, change) times of an open file in Unix ns; None off Windows or on error."""
     if sys.platform != "win32":
         return None
     import msvcrt

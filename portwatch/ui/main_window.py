@@ -34,6 +34,7 @@ from portwatch.services import settings as settings_file
 from portwatch.services.background import JobRunner
 from portwatch.services.history_lookup import HistoryLookup
 from portwatch.services.notify import LoggedAlert
+from portwatch.services.os_integration import uses_native_menu_bar
 from portwatch.services.settings import Settings
 from portwatch.services.watchlist_file import WatchListFile
 from portwatch.ui.alert_log import AlertLog
@@ -281,6 +282,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
+        bar.setNativeMenuBar(uses_native_menu_bar())
         file_menu = bar.addMenu("&File")
         self.export_action = self._action(
             file_menu, "&Export CSV\u2026", self.ask_export, QKeySequence.StandardKey.Save

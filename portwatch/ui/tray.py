@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from portwatch.core.alerts import Urgency
 from portwatch.services.notify import LoggedAlert, NotificationBackend
+from portwatch.services.os_integration import message_timeout_ms
 from portwatch.services.plain_text import escaped, shorten, tooltip, visible
 from portwatch.ui.icons import tray_icon
 
@@ -42,7 +43,7 @@ class TrayMessageBackend(NotificationBackend):
             else QSystemTrayIcon.MessageIcon.Information
         )
         self._last_token = token
-        self._tray.showMessage(title, text, icon, 15_000)
+        self._tray.showMessage(title, text, icon, message_timeout_ms())
 
     @Slot()
     def _clicked(self) -> None:
