@@ -4,10 +4,10 @@
 #
 #   scripts/windows-lane.sh [PROJECT_DIR]          (default: this checkout; it is only read)
 #
-# It runs, under Windows Python: the CLI smoke (watch add, scan --json, monitor --duration,
-# export to a file and to stdout, describe through a pipe), the desktop window offscreen
-# (--smoke), the portable part of the test suite, and the NSIS setup program built with
-# makensis, installed, checked and uninstalled silently. Last line:
+# It runs, under Windows Python: scripts/smoke.py (watch add, scan --json, monitor --duration,
+# export to a file and to stdout, describe through a pipe, the window offscreen with --smoke),
+# the portable part of the test suite, and the NSIS setup program built with makensis,
+# installed, checked and uninstalled silently. Last line:
 #   windows-lane: N passed, N failed, N skipped
 # (lane checks plus tests). Exit status 0 only when nothing failed.
 #
@@ -210,81 +210,24 @@ WPY_TIMEOUT=600 wpy -m pip install -q --no-warn-script-location --no-index --no-
   report PASS "pip-install" "portwatch $(wpy -c 'import portwatch; print(portwatch.__version__)' | tail -n 1) from $PROJ" ||
   die "pip-install" "see $LOG/install.log"
 
-# --- the CLI, the way a user runs it ----------------------------------------------------------
-DATA='C:\lane\data'
-port="$("$HOST_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-cat >"$C/lane/listener.py" <<'PY'
-import os, socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
-open(sys.argv[2], "w").write(str(os.getpid())); time.sleep(float(sys.argv[3]))
-PY
-nice -n 5 timeout 120 wine 'C:\py311\pythonw.exe' 'C:\lane\listener.py' "$port" 'C:\lane\listener.pid' 100 </dev/null >/dev/null 2>&1 &
-LISTENER=$!
-for _ in $(seq 150); do [ -s "$C/lane/listener.pid" ] && break; sleep 0.2; done
-wpy -m portwatch --data-dir "$DATA" watch add "$port" >"$LOG/watch.log" 2>&1
-wpy_out -m portwatch --data-dir "$DATA" scan --json >"$LOG/scan.json"
-scan="$("$HOST_PY" - "$LOG/scan.json" "$port" <<'PY'
-import json, sys
-rows = json.loads(open(sys.argv[1], "rb").read())
-mine = [r for r in rows if r["port"] == int(sys.argv[2])]
-print(f"{len(rows)} listeners; the lane's listener on {sys.argv[2]} is {mine[0]['status']}" if mine else "missing")
-PY
-)"
-case "$scan" in *listeners*) report PASS "cli-scan-json" "$scan" ;; *) report FAIL "cli-scan-json" "$scan (see $LOG/scan.json)" ;; esac
-
-WPY_TIMEOUT=120 wpy -m portwatch --data-dir "$DATA" monitor --interval 1 --duration 3 --json >"$LOG/monitor.log" 2>&1 &&
-  grep -q "\"port\": $port" "$LOG/monitor.log" &&
-  report PASS "cli-monitor-duration" "ran 3 s and reported port $port" ||
-  report FAIL "cli-monitor-duration" "see $LOG/monitor.log"
-
-wpy -m portwatch --data-dir "$DATA" export -o 'C:\lane\export.csv' >"$LOG/export.log" 2>&1
-check="$("$HOST_PY" - "$C/lane/export.csv" "$port" <<'PY'
-import sys
-data = open(sys.argv[1], "rb").read()
-problems = []
-if not data.startswith(b"\xef\xbb\xbf"):
-    problems.append("no UTF-8 BOM (Excel would read it in the ANSI code page)")
-if b"\r\r\n" in data or data.count(b"\r\n") != data.count(b"\n"):
-    problems.append("line ends are not CRLF")
-if f",{sys.argv[2]},".encode() not in data:
-    problems.append("the lane's listener is missing")
-lines = data.count(b"\n")
-print("; ".join(problems) or f"{lines} lines, BOM, CRLF")
-PY
-)"
-case "$check" in *BOM,*) report PASS "cli-export-file" "$check" ;; *) report FAIL "cli-export-file" "$check" ;; esac
-
-wpy_out -m portwatch --data-dir "$DATA" export -o - >"$LOG/export-stdout.csv"
-check="$("$HOST_PY" - "$LOG/export-stdout.csv" <<'PY'
-import sys
-data = open(sys.argv[1], "rb").read()
-bad = data.count(b"\r\r\n")
-rows = data.count(b"\r\n")
-print(f"{bad} rows end in CR CR LF" if bad else ("BOM on stdout" if data.startswith(b"\xef\xbb\xbf") else f"{rows} rows, CRLF, no BOM"))
-PY
-)"
-case "$check" in *"CRLF, no BOM") report PASS "cli-export-stdout" "$check" ;; *) report FAIL "cli-export-stdout" "$check" ;; esac
-
-# A user description with characters outside the ANSI code page, printed through a pipe
-# (where Windows Python writes in that code page).
-printf '[[entry]]\nport = 8123\nprotocols = ["tcp"]\nname = "home-assistant"\ntitle = "Home Assistant \xe2\x86\x92 \xe5\xae\xb6"\nsummary = "A user description \xe2\x80\x94 with an arrow."\n' >"$C/lane/data/ports.toml"
-desc="$(wpy -m portwatch --data-dir "$DATA" describe 8123; echo "exit=$?")"
-case "$desc" in *Traceback* | *UnicodeEncodeError*) report FAIL "cli-describe-piped" "$(echo "$desc" | tail -n 2 | tr '\n' ' ')" ;;
-*"exit=0") report PASS "cli-describe-piped" "printed through a pipe in the ANSI code page" ;;
-*) report FAIL "cli-describe-piped" "$(echo "$desc" | tail -n 2 | tr '\n' ' ')" ;; esac
-
-# --- the desktop window, offscreen (Wine drops QT_* variables; WINEQT_* reaches Qt as QT_*) ---
-rm -f "$C/lane/smoke.png"
-WINEQT_QPA_PLATFORM=offscreen WPY_TIMEOUT=240 wpy -m portwatch --data-dir "$DATA" --smoke 'C:\lane\smoke.png' >"$LOG/smoke.log" 2>&1
-smoke=$?
-if [ "$smoke" = 0 ] && [ -s "$C/lane/smoke.png" ]; then
+# --- the CLI and the window, the way a user runs them (scripts/smoke.py, as on real runners) ---
+# Wine drops QT_* variables coming from Linux; smoke.py sets QT_QPA_PLATFORM=offscreen itself,
+# which then passes from Windows program to Windows program.
+shot='C:\lane\smoke.png'
+WPY_TIMEOUT=600 wpy 'C:\lane\src\scripts\smoke.py' --shot "$shot" -- "$PY" -m portwatch >"$LOG/smoke.log" 2>&1
+while IFS= read -r line; do
+  case "$line" in
+  "smoke: PASS "* | "smoke: FAIL "*)
+    read -r _ kind name detail <<<"$line"
+    report "$kind" "smoke-$name" "$detail"
+    ;;
+  esac
+done <"$LOG/smoke.log"
+grep -q '^smoke: [0-9]* passed' "$LOG/smoke.log" || report FAIL "smoke" "did not finish (see $LOG/smoke.log)"
+if [ -s "$C/lane/smoke.png" ]; then
   cp "$C/lane/smoke.png" "$LOG/smoke.png"
   [ -n "${LANE_SHOTS:-}" ] && mkdir -p "$LANE_SHOTS" && cp "$C/lane/smoke.png" "$LANE_SHOTS/windows-lane-smoke.png"
-  report PASS "window-smoke-offscreen" "window opened and painted ($LOG/smoke.png)"
-else
-  report FAIL "window-smoke-offscreen" "exit $smoke (see $LOG/smoke.log)"
 fi
-kill "$LISTENER" 2>/dev/null
 
 # --- the portable part of the test suite ------------------------------------------------------
 if [ "${LANE_TESTS:-1}" = 1 ]; then

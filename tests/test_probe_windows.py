@@ -18,6 +18,7 @@ import psutil
 import pytest
 from platforms import needs_windows
 
+from portwatch.core.identity import Identity
 from portwatch.probe.identity import FileHasher, OwnerReader
 from portwatch.probe.signature import reader_for
 
@@ -190,3 +191,78 @@ def test_a_timed_out_signature_check_is_asked_again_not_remembered() -> None:
     reader = reader_for("win32", run)
     assert reader.signer("C:\\tool.exe", "a" * 64) is None
     assert reader.signer("C:\\tool.exe", "a" * 64) == "CN=Tool Co"
+
+
+class _Service:
+    def __init__(self, name: str, pid: int) -> None:
+        self._name, self._pid = name, pid
+
+    def name(self) -> str:
+        return self._name
+
+    def pid(self) -> int:
+        return self._pid
+
+
+class _HostPsutil(_Psutil):
+    """A host process with a command line, and the Service Control Manager's list."""
+
+    def __init__(self, exe: str, argv: list[str], services: list[_Service]) -> None:
+        super().__init__(exe, time.time())
+        self.argv, self.services = argv, services
+
+    def Process(self, pid: int) -> Any:
+        proc = super().Process(pid)
+        proc.cmdline = lambda: self.argv
+        proc.cwd = lambda: "C:\\Windows\\System32"
+        return proc
+
+    def win_service_iter(self) -> Any:
+        return iter(self.services)
+
+
+def _owner_of(tmp_path: Path, name: str, argv: list[str], services: list[_Service]) -> Any:
+    exe = tmp_path / name
+    exe.write_bytes(b"MZ host")
+    argv = [str(exe), *argv]
+    ps = _HostPsutil(str(exe), argv, services)
+    return OwnerReader(ps=ps, platform="win32", file_times=lambda fd: None).owner(900)
+
+
+def test_svchost_is_identified_by_the_services_it_hosts_never_by_itself(tmp_path: Path) -> None:
+    one = _owner_of(tmp_path, "svchost.exe", ["-k", "netsvcs", "-p", "-s", "WinRM"], [])
+    assert one.script == "service WinRM"
+    shared = _owner_of(
+        tmp_path,
+        "svchost.exe",
+        ["-k", "LocalServiceNetworkRestricted"],
+        [_Service("Dhcp", 900), _Service("EventLog", 900), _Service("Other", 7)],
+    )
+    assert shared.script == "service Dhcp, EventLog"
+    unknown = _owner_of(tmp_path, "SVCHOST.EXE", ["-k", "netsvcs"], [])
+    assert Identity.of(unknown) is None
+    assert Identity.of(one) != Identity.of(shared)
+
+
+def test_rundll32_and_dllhost_are_identified_by_what_they_load(tmp_path: Path) -> None:
+    dll = tmp_path / "evil.dll"
+    dll.write_bytes(b"MZ dll")
+    loaded = _owner_of(tmp_path, "rundll32.exe", [f"{dll},Start"], [])
+    assert loaded.script == str(dll)
+    assert loaded.script_sha256 is not None
+    com = _owner_of(
+        tmp_path, "dllhost.exe", ["/Processid:{AB8902B4-09CA-4BB6-B78D-A8F59079A8D5}"], []
+    )
+    assert com.script == "clsid {AB8902B4-09CA-4BB6-B78D-A8F59079A8D5}"
+    bare = _owner_of(tmp_path, "rundll32.exe", [], [])
+    assert Identity.of(bare) is None
+
+
+def test_pid_4_is_the_windows_kernel_and_never_one_program() -> None:
+    reader = OwnerReader(ps=_Psutil("", time.time()), platform="win32")
+    owner = reader.owner(4)
+    assert owner is not None
+    assert owner.name == "System"
+    assert not owner.identified
+    assert "HTTP.sys" in (owner.note or "")
+    assert Identity.of(owner) is None

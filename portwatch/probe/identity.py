@@ -27,6 +27,11 @@ from portwatch.probe.interpreter import ScriptReader
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+SYSTEM_PID = 4
+SYSTEM_NOTE = (
+    "Windows kernel (System): HTTP.sys, SMB and NetBIOS listen here for other programs; "
+    "`netsh http show servicestate` (as administrator) names who registered the port"
+)
 _DELETED = " (deleted)"
 _EXITED = "process exited"
 # (device, inode, size, mtime, change time): the change time too, because utime() can put an
@@ -147,6 +152,10 @@ class OwnerReader:
         """
         if pid is None or pid <= 0:
             return None
+        if self._windows and pid == SYSTEM_PID:
+            # The kernel: HTTP.sys (IIS, WinRM, WSD, .NET HttpListener), SMB and NetBIOS
+            # listen as pid 4 on behalf of programs it hides. Never one program to trust.
+            return Owner(pid=pid, name="System", note=SYSTEM_NOTE)
         ps = self._ps
         try:
             proc = ps.Process(pid)
