@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, wait_for
+from platforms import needs_posix
 from test_probe import FlakyPsutil
 
 from portwatch.config.autostart import LaunchAgentAutostart
@@ -58,6 +59,7 @@ def _owned_by_someone_else(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("platform", ["darwin", "linux"])
+@needs_posix  # sudo and root's home (pwd)
 def test_sudo_never_puts_roots_files_in_the_users_folder(tmp_path: Path, platform: str) -> None:
     env = _owned_by_someone_else(tmp_path)
     where = platform_default(platform, env, euid=0)

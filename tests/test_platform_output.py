@@ -164,3 +164,20 @@ def test_an_export_over_a_file_open_in_another_program_names_the_cause(tmp_path:
         export_csv(_Reader(), target)  # type: ignore[arg-type]
     assert "another program has the file open" in str(caught.value)
     assert target.read_text() == "old"
+
+
+@pytest.mark.skipif(sys.platform != "win32", reason="Windows file sharing rules")
+def test_a_settings_write_waits_out_a_brief_hold_by_another_program(tmp_path: Path) -> None:
+    import threading
+
+    target = tmp_path / "settings.json"
+    target.write_text("old")
+    holder = open(target, "rb")  # noqa: SIM115 (closed by the timer, as an antivirus would)
+    timer = threading.Timer(0.3, holder.close)
+    timer.start()
+    try:
+        atomic.write_text(target, "new")
+    finally:
+        timer.join()
+        holder.close()
+    assert target.read_text() == "new"

@@ -40,7 +40,7 @@ def test_macos_menus_stay_in_the_window_since_an_accessory_app_has_no_menu_bar()
 def test_the_window_keeps_its_menus_in_itself_where_the_platform_says_so(
     qtbot: Any, make_desktop: Any, monkeypatch: Any
 ) -> None:
-    import portwatch.ui.main_window as main_window
+    from portwatch.ui import main_window
 
     monkeypatch.setattr(main_window, "uses_native_menu_bar", lambda: False)
     desktop = make_desktop()
