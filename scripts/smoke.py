@@ -7,7 +7,8 @@ CMD is how to start the command line: ``portwatch``, ``python -m portwatch``, or
 Runs, in a fresh data folder: ``watch add``, ``scan --json`` (a real listener started by this
 Python must be in it), ``monitor --duration``, ``export`` to a file (UTF-8 with a BOM, CR LF)
 and to stdout (CR LF, never CR CR LF, no BOM), ``describe`` through a pipe with a description
-the ANSI code pages cannot encode, and the window offscreen (``--smoke PNG``).
+the ANSI code pages cannot encode, the window offscreen (``--smoke PNG``), and a second launch
+that hands over to the running window instead of opening another.
 
 Stdlib only, so the same file runs in CI on Linux, in the Windows lane under Wine, and in the
 cross-platform workflow on real Windows and macOS. Prints one line per check, then
@@ -24,6 +25,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -151,6 +153,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             return f"window opened and painted ({png.stat().st_size} bytes)"
 
         smoke.check("window-offscreen", window)
+
+        def second_launch() -> str:
+            # The first window holds the single-instance lock; a second launch must hand
+            # over to it (asking it to come to the front) and exit, not open another.
+            env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+            env.pop("PORTWATCH_DATA_DIR", None)
+            folder = workdir / "second"
+            first = subprocess.Popen(
+                [*smoke.gui, "--data-dir", str(folder)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                deadline = time.monotonic() + TIMEOUT_S / 2
+                while not (folder / "portwatch.lock").exists():
+                    assert first.poll() is None, f"the first launch exited ({first.returncode})"
+                    assert time.monotonic() < deadline, "the first launch never took the lock"
+                    time.sleep(0.2)
+                second = subprocess.run(
+                    [*smoke.gui, "--data-dir", str(folder)],
+                    env=env,
+                    capture_output=True,
+                    timeout=TIMEOUT_S,
+                    check=False,
+                )
+                assert second.returncode == 0, f"the second launch exited {second.returncode}"
+                assert first.poll() is None, "the first launch went away"
+                log = (folder / "logs" / "portwatch.log").read_text("utf-8", "replace")
+                assert "asked it to show its window (True)" in log, "the first was not asked"
+            finally:
+                first.kill()
+                first.wait(timeout=60)
+            return "handed over to the running window and exited"
+
+        smoke.check("second-launch", second_launch)
     finally:
         server.close()
         shutil.rmtree(workdir, ignore_errors=True)

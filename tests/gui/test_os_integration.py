@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from platforms import needs_windows
+from platforms import needs_windows, wine_limit
 
 from portwatch.services.os_integration import (
     APP_USER_MODEL_ID,
@@ -77,6 +77,12 @@ def test_windows_calls_do_nothing_elsewhere() -> None:
 
 
 @needs_windows
+def test_windows_accepts_portwatchs_app_user_model_id() -> None:
+    assert set_app_user_model_id() is True
+
+
+@needs_windows
+@wine_limit("GetCurrentProcessExplicitAppUserModelID is not implemented")
 def test_windows_process_carries_portwatchs_app_user_model_id() -> None:
     assert set_app_user_model_id() is True
     shell32 = ctypes.WinDLL("shell32")  # type: ignore[attr-defined]

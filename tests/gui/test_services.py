@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from guikit import RecordingBackend
+from platforms import wine_limit
 
 from portwatch.core.alerts import Alert, Urgency
 from portwatch.core.types import Proto
@@ -204,6 +205,7 @@ def test_the_signal_reference_guard_is_active_where_needed() -> None:
 # -- single instance -----------------------------------------------------------------------
 
 
+@wine_limit("a named pipe's server and client in one process do not connect")
 def test_second_instance_asks_the_first_to_show(qtbot: Any, tmp_path: Path) -> None:
     first = SingleInstance(tmp_path)
     assert first.claim()
