@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from portwatch import __version__, logs, paths
+from portwatch import __version__, files, logs, paths
 from portwatch.cli import CommandError, add_commands
 from portwatch.cli.console import make_output_safe
 
@@ -56,31 +57,55 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     where = paths.resolve(args.data_dir)
-    try:
-        where.ensure()
-    except OSError as exc:
-        print(
-            f"portwatch: error: cannot use the data folder {where.data_dir}: {exc.strerror or exc}",
-            file=sys.stderr,
-        )
-        return 1
+    folders = {where.log_dir: "log", where.config_dir: "config", where.data_dir: "data"}
+    for folder, role in sorted(folders.items(), key=lambda item: len(item[0].parts)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            # Another user who can write here could swap our files for links.
+            files.check_folder(folder)
+        except OSError as exc:
+            return _error(f"cannot use the {role} folder {folder}: {exc.strerror or exc}")
     logs.configure(where.log_file, verbose=args.verbose, console=args.command is not None)
     if args.command is None:
         from portwatch.app import run_app
 
         return run_app(where, args)
     try:
-        return int(args.handler(args, where))
+        status = int(args.handler(args, where))
+        sys.stdout.flush()  # here, where a failure can still be reported
+        return status
     except CommandError as exc:
-        print(f"portwatch: error: {exc}", file=sys.stderr)
-        return 1
+        return _error(str(exc))
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         # `portwatch scan | head`: the reader went away; not an error worth a traceback.
+        _drop_stdout()
+        return 0
+    except MemoryError:
+        return _error("out of memory; portwatch stopped")
+    except OSError as exc:
+        # A full disk on stdout, no file descriptors left, ...: one line, not a traceback.
+        _drop_stdout()
+        where_ = f" ({exc.filename})" if exc.filename else ""
+        return _error(f"{exc.strerror or exc}{where_}")
+
+
+def _drop_stdout() -> None:
+    # What is still buffered cannot be written either; without this, the interpreter
+    # tries once more at exit and prints a traceback.
+    try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 0
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _error(message: str) -> int:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"portwatch: error: {message}", file=sys.stderr, flush=True)
+    return 1
 
 
 def gui_main() -> int:

@@ -15,24 +15,29 @@ from PySide6.QtWidgets import QApplication
 from portwatch import APP_ID, APP_NAME, __version__
 from portwatch.config.autostart import Autostart, default_command
 from portwatch.config.autostart import for_platform as autostart_for_platform
-from portwatch.core.alert_policy import RateLimitedPolicy
-from portwatch.core.watchlist import WatchSpec
+from portwatch.core.trust import TrustList
 from portwatch.paths import Paths, platform_default
 from portwatch.probe.signature import reader_for as signature_reader_for
 from portwatch.probe.signature import signer_lookup
 from portwatch.services import settings as settings_file
+from portwatch.services.alert_service import AlertService
 from portwatch.services.background import JobRunner
+from portwatch.services.chart_history import ChartHistoryLoader
+from portwatch.services.clock import Clock
+from portwatch.services.dbus_notify import DBusNotificationBackend
+from portwatch.services.export_service import ExportService, make_exporter
 from portwatch.services.history_lookup import HistoryLookup
+from portwatch.services.login_start import LoginStart
 from portwatch.services.monitoring import monitor_factory
-from portwatch.services.notify import DBusNotificationBackend, NotificationBackend, Notifier
+from portwatch.services.notify import FirstAvailable, NotificationBackend
 from portwatch.services.os_integration import ReopenWatcher, set_app_user_model_id
 from portwatch.services.plain_text import visible
 from portwatch.services.port_names import PortNames
 from portwatch.services.sampler import MonitorFactory, SamplerThread
+from portwatch.services.settings_service import SettingsService
 from portwatch.services.single_instance import SingleInstance
 from portwatch.services.trust_service import TrustService
 from portwatch.services.watchlist_file import WatchListFile
-from portwatch.ui.export import make_exporter
 from portwatch.ui.icons import app_icon
 from portwatch.ui.main_window import MainWindow
 from portwatch.ui.smoke import SmokeShot
@@ -46,7 +51,8 @@ log = logging.getLogger(__name__)
 def _application() -> QApplication:
     # Before any window or tray icon exists, so Windows files them all under portwatch.
     set_app_user_model_id()
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setOrganizationName(APP_NAME)
@@ -55,7 +61,7 @@ def _application() -> QApplication:
     app.setWindowIcon(app_icon())
     # The tray keeps the app alive while the window is hidden; quitting is explicit.
     app.setQuitOnLastWindowClosed(False)
-    return app  # type: ignore[return-value]
+    return app
 
 
 def login_command(paths: Paths) -> list[str]:
@@ -73,7 +79,7 @@ class DesktopApp:
     recorded one; ``use_tray`` False leaves the tray out even when one exists;
     ``notification_backend`` replaces the platform's notification back-end;
     ``first_run_review`` offers the review of programs already on watched ports (the
-    real app does; tests opt in).
+    real app does; tests opt in); ``clock`` replaces the alert service's clocks and timers.
     """
 
     def __init__(
@@ -87,25 +93,27 @@ class DesktopApp:
         notification_backend: NotificationBackend | None = None,
         autostart: Autostart | None = None,
         first_run_review: bool = False,
+        clock: Clock | None = None,
     ) -> None:
         self._shut_down = False
         loaded_settings = settings_file.load(paths.settings_file)
         self.settings = loaded_settings.settings
+        self.settings_service = settings = SettingsService(paths.settings_file, self.settings)
         self.names, name_problems = PortNames.load(paths.knowledge_file)
         self.watch_file = WatchListFile(paths.watchlist_file)
         self.history = HistoryLookup(paths.history_db)
         self.jobs = jobs or JobRunner()
+        self.exports = ExportService(make_exporter(paths.history_db, self.names), self.jobs)
+        self.chart_history = ChartHistoryLoader(paths.history_db, self.jobs)
         self.window = window = MainWindow(
             watch_file=self.watch_file,
             history=self.history,
             describe=self.names.describe,
             namer=self.names.service_name,
-            settings=self.settings,
-            settings_path=paths.settings_file,
-            export=make_exporter(paths.history_db, self.names),
-            jobs=self.jobs,
-            autostart=autostart or autostart_for_platform(),
-            autostart_command=login_command(paths),
+            settings=settings,
+            exports=self.exports,
+            chart_history=self.chart_history,
+            login_start=LoginStart(autostart or autostart_for_platform(), login_command(paths)),
         )
         watch_file = self.watch_file
         self.trust, trust_problems = TrustService.load(
@@ -134,7 +142,7 @@ class DesktopApp:
         watch_file.changed.connect(sampler.set_watchlist)
         window.pause_requested.connect(sampler.pause)
         window.resume_requested.connect(sampler.resume)
-        window.interval_changed.connect(sampler.set_interval)
+        settings.interval_changed.connect(sampler.set_interval)
 
         trust = self.trust
         window.port_panel.enable_trust(
@@ -145,18 +153,33 @@ class DesktopApp:
         # The message names programs (untrusted text): bidi and control characters escaped.
         trust.message.connect(lambda text: window.statusBar().showMessage(visible(text), 15_000))
         window.trusted_programs_requested.connect(lambda: open_trust_list(window, trust))
+
+        # The one place that decides what reaches the desktop: it takes each tick
+        # straight from the sampler; the window and the tray show its log and state.
+        review_pending = first_run_review and not trust.trust_list.first_run_review_done
+        self.alerts = alerts = AlertService(
+            enabled=self.settings.notifications,
+            review_pending=review_pending,
+            clock=clock,
+        )
+        alerts.set_cooldown(self.settings.alert_cooldown_s)
         if first_run_review:
             sampler.result_ready.connect(trust.offer_review)
             trust.review_requested.connect(
                 lambda found: open_review(window, found, trust.finish_review)
             )
+            trust.changed.connect(self._review_progress)
+        sampler.result_ready.connect(alerts.on_tick)
+        settings.notifications_toggled.connect(alerts.set_enabled)
+        settings.cooldown_changed.connect(alerts.set_cooldown)
+        window.alerts_paused_requested.connect(alerts.set_alerts_paused)
+        window.snooze_requested.connect(alerts.snooze)
+        alerts.state_changed.connect(window.set_alert_state)
+        alerts.alert_logged.connect(window.log_alert)
+        alerts.open_requested.connect(window.open_alert)
+        window.set_alert_state(alerts.state)
 
         self.tray: Tray | None = None
-        self.notifier = notifier = Notifier(
-            enabled=self.settings.notifications,
-            cooldown_s=self.settings.alert_cooldown_s,
-            policy=RateLimitedPolicy(),
-        )
         if use_tray and Tray.available():
             self.tray = tray = Tray()
             tray.open_window.connect(window.bring_to_front)
@@ -165,31 +188,30 @@ class DesktopApp:
             tray.quit_requested.connect(window.request_quit)
             tray.alert_chosen.connect(window.open_alert)
             sampler.paused_changed.connect(tray.set_paused)
-            window.alert_state_changed.connect(tray.set_alerting)
-            notifier.alert_logged.connect(tray.add_recent)
-            tray.alerts_pause_toggled.connect(notifier.set_alerts_paused)
-            notifier.alerts_paused_changed.connect(tray.set_alerts_paused)
-            notifier.set_backend(tray.backend)
+            alerts.alarm_changed.connect(tray.set_alerting)
+            alerts.alert_logged.connect(tray.add_recent)
+            alerts.state_changed.connect(tray.set_alert_state)
+            tray.alerts_pause_toggled.connect(alerts.set_alerts_paused)
+            tray.set_alert_state(alerts.state)
             window.hide_to_tray = True
             tray.show()
-        elif notification_backend is not None:
-            notifier.set_backend(notification_backend)
-        elif sys.platform.startswith("linux"):
-            notifier.set_backend(DBusNotificationBackend(notifier))
-        window.alert_arrived.connect(notifier.notify)
-        window.alerts_paused_requested.connect(notifier.set_alerts_paused)
-        window.snooze_requested.connect(self._snooze)
-        notifier.alerts_paused_changed.connect(window.set_alerts_paused)
-        window.notifications_toggled.connect(notifier.set_enabled)
-        window.cooldown_changed.connect(notifier.set_cooldown)
-        notifier.alert_logged.connect(window.log_alert)
-        notifier.open_requested.connect(window.open_alert)
+        alerts.set_backend(self._notification_backend(notification_backend))
 
-    def _snooze(self, spec: WatchSpec, seconds: float) -> None:
-        if seconds > 0:
-            self.notifier.snooze(spec, seconds)
-        else:
-            self.notifier.unsnooze(spec)
+    def _notification_backend(self, given: NotificationBackend | None) -> NotificationBackend:
+        """The given back-end; else the desktop's notification service whenever it answers
+        (tray or not), with the tray's balloon as the fallback."""
+        if given is not None:
+            return given
+        choices: list[NotificationBackend] = []
+        if sys.platform.startswith("linux"):
+            choices.append(DBusNotificationBackend(self.alerts, activate=self.tray is None))
+        if self.tray is not None:
+            choices.append(self.tray.backend)
+        return FirstAvailable(*choices, parent=self.alerts)
+
+    def _review_progress(self, trust_list: TrustList) -> None:
+        if trust_list.first_run_review_done:
+            self.alerts.set_review_pending(False)
 
     def start(self, *, show_window: bool = True) -> None:
         if show_window:
@@ -208,6 +230,7 @@ class DesktopApp:
             log.warning("waiting for a slow poll to finish before quitting")
             self.sampler.stop(timeout_ms=None)
         self.trust.stop()
+        self.watch_file.stop()
         self.jobs.wait()
         self.history.close()
         if self.tray is not None:

@@ -77,6 +77,12 @@ def test_monitor_reports_open_and_close_then_history_and_export_have_it(
 ) -> None:
     port = free_port()
     run(data_dir, "watch", "add", str(port))
+    # The JSON events carry the port's service name, here the user's own.
+    (data_dir / "ports.toml").write_text(
+        f'[[entry]]\nport = {port}\nprotocols = ["tcp", "udp"]\nname = "team-cache"\n'
+        'summary = "Our cache."\n',
+        encoding="utf-8",
+    )
     monitor = subprocess.Popen(
         [*portwatch_cmd(), "--data-dir", str(data_dir), "monitor", "--interval", "0.2", "--json"],
         stdout=subprocess.PIPE,
@@ -105,6 +111,7 @@ def test_monitor_reports_open_and_close_then_history_and_export_have_it(
         opened = read_until(lambda e: e["event"] == "listener-opened" and e["port"] == port)
         assert opened["pid"] == child.pid
         assert opened["watched"] is True
+        assert opened["service"] == "team-cache"
         assert "+" in opened["time"] or opened["time"].endswith("Z") or "-" in opened["time"][19:]
         unknown = read_until(lambda e: e["event"] == "unknown-owner" and e["port"] == port)
         assert unknown["status"] == "unknown"

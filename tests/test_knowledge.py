@@ -72,10 +72,15 @@ def test_a_single_port_wins_over_the_range_around_it(base: KnowledgeBase) -> Non
 
 
 def test_ephemeral_ranges(base: KnowledgeBase) -> None:
-    linux_only = base.lookup(40000, Proto.TCP)
+    # 32778/tcp has no IANA registration, so the curated range answers for it.
+    linux_only = base.lookup(32778, Proto.TCP)
     assert (linux_only.lo, linux_only.hi) == (32768, 60999)
     windows = base.lookup(65000, Proto.UDP)
     assert (windows.lo, windows.hi) == (49152, 65535)
+    # 40000/tcp is registered (safetynetp): the registration answers, the range is beside it.
+    registered = base.lookup(40000, Proto.TCP)
+    assert registered.source == "registry" and registered.name == "safetynetp"
+    assert any(note.startswith("32768-60999/tcp") for note in registered.also_in)
 
 
 def _first_port(base: KnowledgeBase, *, os_named: bool) -> tuple[int, Proto]:
@@ -83,6 +88,7 @@ def _first_port(base: KnowledgeBase, *, os_named: bool) -> tuple[int, Proto]:
         for proto in (Proto.TCP, Proto.UDP):
             if (
                 base.entry_for(port, proto) is None
+                and not base.registry.services(port, proto)
                 and (_os_name(port, proto) is not None) == os_named
             ):
                 return port, proto
@@ -172,7 +178,7 @@ def test_the_user_file_adds_and_overrides(tmp_path: Path) -> None:
     assert (added.source, added.title) == ("user", "Team build cache")
     # The user's range beats our narrower-or-not descriptions; outside it ours remain.
     assert base.service_name(3305, Proto.UDP) == "lab-gear"
-    assert base.lookup(3311, Proto.UDP).lo == 3224
+    assert base.lookup(3322, Proto.UDP).lo == 3224
     assert base.lookup(3321, Proto.TCP).name == "vnsstr"
 
 
@@ -217,10 +223,11 @@ def test_bad_user_entries_are_skipped_and_good_ones_kept(tmp_path: Path) -> None
 
 
 def test_a_fallback_points_at_the_other_protocols_description(base: KnowledgeBase) -> None:
-    # 5353 is described for UDP (mDNS) only; asking about TCP says so.
-    info = base.lookup(5353, Proto.TCP)
+    # 2375 is described for TCP (Docker) only, and IANA registers nothing on 2375/udp:
+    # asking about UDP says what is known of TCP.
+    info = base.lookup(2375, Proto.UDP)
     assert info.source in ("none", "os-services")
-    assert "5353/udp ('mdns')" in info.usage
+    assert "2375/tcp ('docker')" in info.usage
 
 
 def test_the_embedded_data_loads_from_a_zipped_package(tmp_path: Path) -> None:

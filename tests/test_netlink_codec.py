@@ -179,6 +179,33 @@ def test_reply_message_decodes_ports_addresses_uid_inode_and_tcp_info() -> None:
     assert (msg.src, msg.dst, msg.uid, msg.inode) == ("127.0.0.1", "127.0.0.2", 65534, 123456)
     assert msg.cookie == b"\x01" * 8
     assert codec.tcp_bytes(msg.tcp_info) == 1020
+    # The socket id: ports, addresses, interface and cookie, as the probe's cache key.
+    assert msg.sockid == codec.socket_id(raw, start)
+    assert len(msg.sockid) == 48
+    assert msg.sockid[:4] == bytes.fromhex("0e45c738")  # 3653 and 51000, network order
+    assert msg.sockid[-8:] == b"\x01" * 8
+    assert codec.decode_message(raw, start, end, with_info=False).tcp_info is None
+
+
+def test_the_probe_builds_its_rows_with_this_decoder() -> None:
+    """One decoder for the kernel's replies: the probe's rows come from it."""
+    from portwatch.core.types import Endpoint, Family, Proto
+    from portwatch.probe.netlink.probe import NetlinkProbe
+
+    raw = codec.encode_message(
+        socket.AF_INET6,
+        codec.TCP_LISTEN,
+        3653,
+        0,
+        src=socket.inet_pton(socket.AF_INET6, "::1"),
+        dst=bytes(16),
+        inode=987654,
+    )
+    _, start, end = next(codec.iter_messages(raw))
+    row = NetlinkProbe._decode_row(codec.decode_message(raw, start, end), Proto.TCP)
+    assert row.endpoint == Endpoint(Proto.TCP, Family.IPV6, "::1", 3653)
+    assert (row.inode, row.dport, row.state) == (987654, 0, codec.TCP_LISTEN)
+    assert row.sockid == codec.socket_id(raw, start)
 
 
 def test_ipv6_addresses_are_compressed_and_v4_mapped_kept() -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from test_netlink_children import SocketChild, start_child
 
-from portwatch.core.types import Endpoint, Family, Proto, Sample
+from portwatch.core.types import Endpoint, Family, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList, parse_spec
 from portwatch.probe.base import ProbeError
 from portwatch.probe.netlink import NetlinkProbe, codec
 from portwatch.probe.netlink.fallback import FirstPollFallback, netlink_or_fallback
 from portwatch.probe.netlink.inodes import InodeResolver
+from portwatch.probe.netlink.probe import MAX_CONNECTION_SKIP
 from portwatch.probe.netlink.sockdiag import (
     BOTH_FAMILIES,
     FAMILIES,
@@ -46,7 +47,9 @@ def child() -> Iterator[SocketChild]:
 
 @pytest.fixture
 def probe() -> Iterator[NetlinkProbe]:
-    p = NetlinkProbe()
+    # Counting connections "costs nothing" here, so every poll counts them; the
+    # cadence for a costly count has its own test.
+    p = NetlinkProbe(cpu=lambda: 0.0)
     yield p
     p.close()
 
@@ -148,6 +151,53 @@ def test_bytes_delta_counts_bytes_since_the_previous_poll(
     assert rest is not None and delta + rest <= 100_002
 
 
+class StepCPU:
+    """A CPU clock seam: each reading advances by ``step`` seconds."""
+
+    def __init__(self, step: float) -> None:
+        self.step = step
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def test_a_costly_connection_count_is_spread_over_polls_and_loses_no_bytes(
+    child: SocketChild,
+) -> None:
+    """A count that costs 3.5 ms of CPU (a busy server's whole connection table) is
+    taken every fourth poll; the polls between repeat it and carry no byte counts, and
+    the bytes moved meanwhile all come with the next count."""
+    pair = next(o for o in child.opened if o["kind"] == "tcp-pair" and o["host"] == "127.0.0.1")
+    watched = _watch(pair["port"])
+    probe = NetlinkProbe(cpu=StepCPU(0.0035))
+    try:
+
+        def tcp() -> PortActivity:
+            return next(a for a in probe.poll(watched).activity if a.proto is Proto.TCP)
+
+        first = tcp()
+        assert probe.connection_reads == 1
+        assert (first.established, first.bytes_delta) == (2, None)
+        assert tcp().bytes_delta is None
+        child.send(pair["pair"], 50_000)
+        between = [tcp(), tcp()]
+        assert probe.connection_reads == 1
+        assert [(a.established, a.bytes_delta) for a in between] == [(2, None), (2, None)]
+        counted = tcp()
+        assert probe.connection_reads == 2
+        assert counted.established == 2
+        assert counted.bytes_delta is not None and 50_000 <= counted.bytes_delta <= 100_000
+        # Never more than MAX_CONNECTION_SKIP polls apart, however costly.
+        probe._cpu = StepCPU(1.0)
+        for _ in range(2 * (MAX_CONNECTION_SKIP + 1)):
+            tcp()
+        assert probe.connection_reads in (4, 5)
+    finally:
+        probe.close()
+
+
 def test_sockets_opened_after_the_caches_are_warm_are_attributed(
     child: SocketChild, probe: NetlinkProbe
 ) -> None:
@@ -196,7 +246,7 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     _fake_process(tmp_path, 10, 100, {0: "/dev/null", 3: "socket:[1001]", 4: "pipe:[5]"})
     _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]"})
     (tmp_path / "self").mkdir()  # non-numeric entries are not processes
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     # The first call reads every process (all are new to it); no search was needed.
     assert resolver.resolve([1001, 2002, 0]) == {1001: (10,), 2002: (20,), 0: ()}
     assert (resolver.stats.scans, resolver.stats.new_processes) == (0, 2)
@@ -204,11 +254,13 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     links = resolver.stats.links_read
     assert resolver.resolve([1001, 2002]) == {1001: (10,), 2002: (20,)}
     assert (resolver.stats.scans, resolver.stats.links_read) == (0, links)
-    # A new fd in pid 20: the cheap pass reads just that link.
+    # A new socket: every fd of every process is read (6 links), because it may have
+    # several holders, each of which can accept on it.
     _fake_process(tmp_path, 20, 200, {3: "socket:[2001]", 4: "socket:[2002]", 5: "socket:[2003]"})
+    _fake_process(tmp_path, 10, 100, {0: "/dev/null", 3: "socket:[2003]", 4: "pipe:[5]"})
     links = resolver.stats.links_read
-    assert resolver.resolve([1001, 2002, 2003])[2003] == (20,)
-    assert resolver.stats.links_read == links + 1
+    assert resolver.resolve([2002, 2003])[2003] == (10, 20)
+    assert resolver.stats.links_read == links + 6
     # An inode nobody holds is searched for once, then remembered as missing.
     assert resolver.resolve([9999]) == {9999: ()}
     scans = resolver.stats.scans
@@ -216,9 +268,25 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     assert resolver.stats.scans == scans
 
 
+def test_resolver_finds_a_holder_that_joins_a_known_socket(tmp_path: Path) -> None:
+    # A descriptor passed to a process that was already running: no new inode and no
+    # new process reveal it, so the periodic full re-read must.
+    _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
+    _fake_process(tmp_path, 20, 200, {3: "pipe:[7]"})
+    resolver = InodeResolver(str(tmp_path), rescan_every=3)
+    assert resolver.resolve([1001]) == {1001: (10,)}
+    _fake_process(tmp_path, 20, 200, {3: "socket:[1001]"})
+    seen = [resolver.resolve([1001])[1001] for _ in range(3)]
+    assert seen[-1] == (10, 20)
+    # A holder that closed its copy is dropped by the same re-read.
+    _fake_process(tmp_path, 10, 100, {3: "pipe:[8]"})
+    seen = [resolver.resolve([1001])[1001] for _ in range(3)]
+    assert (10, 20) in seen and seen[-1] == (20,)
+
+
 def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> None:
     _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     assert resolver.resolve([1001]) == {1001: (10,)}
     # fd 3 closed and reopened as another socket: found by the full pass.
     _fake_process(tmp_path, 10, 100, {3: "socket:[1002]"})
@@ -239,7 +307,7 @@ def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> N
 def test_resolver_adds_a_forked_process_as_another_holder(tmp_path: Path) -> None:
     _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
     _fake_process(tmp_path, 11, 101, {3: "socket:[1001]", 4: "socket:[1002]"})
-    resolver = InodeResolver(str(tmp_path))
+    resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     assert resolver.resolve([1001, 1002]) == {1001: (10, 11), 1002: (11,)}
     # A worker forked later inherits the listener: it is one more holder.
     _fake_process(tmp_path, 12, 102, {3: "socket:[1001]"}, parent=10)

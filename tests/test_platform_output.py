@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from portwatch.config import atomic
+from portwatch import files
 from portwatch.engine.export import export_csv
 from portwatch.store.history import ObservedListener
 
@@ -116,7 +116,7 @@ def test_replacing_a_file_another_program_holds_retries_until_it_is_let_go(
 
     source = tmp_path / "new"
     source.write_text("new")
-    atomic.replace_with_retry(source, target, replace=replace, sleep=sleeps.append)
+    files.replace_with_retry(source, target, replace=replace, sleep=sleeps.append)
     assert target.read_text() == "new"
     assert len(sleeps) == 2
 
@@ -133,8 +133,8 @@ def test_a_file_held_for_good_fails_with_the_reason_and_leaves_the_old_file(
     def replace(source: str | Path, dest: str | Path) -> None:
         raise _held(32)
 
-    with pytest.raises(atomic.FileHeldError) as caught:
-        atomic.replace_with_retry(source, target, replace=replace, sleep=sleeps.append)
+    with pytest.raises(files.FileHeldError) as caught:
+        files.replace_with_retry(source, target, replace=replace, sleep=sleeps.append)
     assert "another program has the file open" in str(caught.value)
     assert "Excel" in str(caught.value)
     assert target.read_text() == "old"
@@ -148,8 +148,8 @@ def test_other_replace_errors_are_not_retried(tmp_path: Path) -> None:
         raise PermissionError(13, "Permission denied")  # no winerror: a real refusal
 
     with pytest.raises(PermissionError) as caught:
-        atomic.replace_with_retry("a", "b", replace=replace, sleep=sleeps.append)
-    assert not isinstance(caught.value, atomic.FileHeldError)
+        files.replace_with_retry("a", "b", replace=replace, sleep=sleeps.append)
+    assert not isinstance(caught.value, files.FileHeldError)
     assert sleeps == []
 
 
@@ -176,7 +176,7 @@ def test_a_settings_write_waits_out_a_brief_hold_by_another_program(tmp_path: Pa
     timer = threading.Timer(0.3, holder.close)
     timer.start()
     try:
-        atomic.write_text(target, "new")
+        files.write_text(target, "new")
     finally:
         timer.join()
         holder.close()

@@ -137,7 +137,9 @@ def test_bad_trust_file_is_reported_and_kept(data_dir: Path) -> None:
     result = cli(data_dir, "trust", "list")
     assert result.returncode == 0
     assert "not valid JSON" in result.stderr
-    assert list(data_dir.glob("trust.json.rejected-*"))
+    # Reading never writes: the file stays as the user wrote it.
+    assert not list(data_dir.glob("trust.json.rejected-*"))
+    assert (data_dir / "trust.json").read_text() == '{"entries": [{"port": 0}]'
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux probe details")

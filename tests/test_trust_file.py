@@ -95,7 +95,7 @@ def test_save_is_atomic_and_keeps_old_file_on_failure(tmp_path: Path) -> None:
         ("\xff\xfe garbage", "not valid JSON"),
     ],
 )
-def test_unusable_file_is_set_aside_and_nothing_trusted(
+def test_unusable_file_is_reported_read_only_and_nothing_trusted(
     tmp_path: Path, content: str, expected: str
 ) -> None:
     path = tmp_path / "trust.json"
@@ -103,14 +103,18 @@ def test_unusable_file_is_set_aside_and_nothing_trusted(
     original = path.read_bytes()
     loaded = trustfile.load(path)
     assert loaded.trust_list.entries == ()
+    assert not loaded.complete  # a running monitor keeps the list it has
     assert any(expected in p for p in loaded.problems), loaded.problems
+    # Reading never writes: the file is as it was, nothing is added beside it.
+    assert path.read_bytes() == original
+    assert asides(tmp_path) == []
+    # The next write keeps the original for the user, then writes a clean file.
+    entry = TrustEntry(parse_spec("1"), "/a", sha("a"))
+    updated = trustfile.update(path, lambda tl: tl.with_entry(entry))
     [kept] = asides(tmp_path)
     assert kept.read_bytes() == original
-    assert loaded.set_aside == kept
-    assert any(str(kept) in p for p in loaded.problems)
-    # The file in place is now a clean, valid one: the next start reports nothing.
-    again = trustfile.load(path)
-    assert again.problems == ()
+    assert updated.set_aside == kept
+    assert trustfile.load(path).problems == ()
 
 
 def test_bad_entries_are_dropped_and_reported_good_ones_kept(tmp_path: Path) -> None:
@@ -147,7 +151,8 @@ def test_bad_entries_are_dropped_and_reported_good_ones_kept(tmp_path: Path) -> 
     assert "'abc' is not a SHA-256" in problems
     assert "65536" in problems
     assert "entry 16 repeats" in problems
-    assert len(asides(tmp_path)) == 1
+    assert loaded.complete
+    assert asides(tmp_path) == []
 
 
 def test_unknown_keys_are_reported_and_entry_kept(tmp_path: Path) -> None:
@@ -167,8 +172,8 @@ def test_unknown_keys_are_reported_and_entry_kept(tmp_path: Path) -> None:
     problems = "\n".join(loaded.problems)
     assert "unknown key 'colour'" in problems
     assert "entry 1: unknown key 'expires'" in problems
-    [kept] = asides(tmp_path)
-    assert "colour" in kept.read_text()
+    assert asides(tmp_path) == []
+    assert "colour" in path.read_text()
 
 
 def test_wrong_version_and_bad_review_reported(tmp_path: Path) -> None:
@@ -187,7 +192,8 @@ def test_unreadable_file_is_reported_not_replaced(tmp_path: Path) -> None:
     path.mkdir()  # a folder where the file should be
     loaded = trustfile.load(path)
     assert loaded.trust_list == TrustList()
-    assert "cannot read" in loaded.problems[0]
+    assert "cannot use" in loaded.problems[0] and "folder" in loaded.problems[0]
+    assert not loaded.complete
     assert path.is_dir()
 
 
@@ -226,5 +232,6 @@ def test_reloader_notices_changes_once(tmp_path: Path) -> None:
     write(path, "garbage")
     loaded = reloader.poll()
     assert loaded is not None and loaded.problems
-    # The bad file was set aside and replaced by a clean one: not reported again.
+    # Reported once per change, and the file is left as it is.
     assert reloader.poll() is None
+    assert path.read_text() == "garbage"

@@ -156,7 +156,7 @@ def test_script_reader_hashes_the_script_through_the_cache(tmp_path: Path) -> No
     script = tmp_path / "serve.py"
     script.write_bytes(b"print('serve')\n")
     hasher = FileHasher()
-    reader = ScriptReader(hasher)
+    reader = ScriptReader(hasher, via_proc=False)
     proc = FakeProc(["python3", "serve.py"], tmp_path)
     first = reader(proc, "/usr/bin/python3")
     assert first == (str(script), hashlib.sha256(script.read_bytes()).hexdigest())
@@ -167,7 +167,7 @@ def test_script_reader_hashes_the_script_through_the_cache(tmp_path: Path) -> No
 
 
 def test_script_reader_when_the_os_hides_details(tmp_path: Path) -> None:
-    reader = ScriptReader(FileHasher())
+    reader = ScriptReader(FileHasher(), via_proc=False)
     denied = psutil.AccessDenied(pid=1)
     # No command line: the program is not known (never the bare interpreter).
     assert reader(FakeProc(denied, tmp_path), "/usr/bin/python3") == (HIDDEN_SCRIPT, None)
@@ -186,5 +186,5 @@ def test_script_reader_ps_stand_in_is_used_for_errors() -> None:
     class Denied(Exception):
         pass
 
-    reader = ScriptReader(FileHasher(), ps=SimpleNamespace(AccessDenied=Denied))
+    reader = ScriptReader(FileHasher(), ps=SimpleNamespace(AccessDenied=Denied), via_proc=False)
     assert reader(FakeProc(Denied(), os.getcwd()), "/usr/bin/node") == (HIDDEN_SCRIPT, None)

@@ -101,15 +101,16 @@ def test_missing_file_is_created_with_defaults(tmp_path: Path) -> None:
     assert watchfile.load(path).watchlist == WatchList.default()
 
 
-def test_bad_file_is_kept_aside_and_valid_lines_used(tmp_path: Path) -> None:
+def test_bad_lines_are_reported_valid_lines_used_and_nothing_written(tmp_path: Path) -> None:
     path = tmp_path / "watchlist.txt"
     path.write_text("3653\nabc\n0\n")
     loaded = watchfile.load(path)
     assert [str(s) for s in loaded.watchlist] == ["3653"]
-    assert len(loaded.problems) == 3
-    assert loaded.set_aside is not None
-    assert loaded.set_aside.read_text() == "3653\nabc\n0\n"
-    # The user's file itself is not rewritten behind their back.
+    assert len(loaded.problems) == 2
+    assert "line 2: 'abc'" in loaded.problems[0]
+    # Reading never writes: no copy beside it (which a folder watcher would see as a
+    # change and reload), and the user's file is not rewritten behind their back.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["watchlist.txt"]
     assert path.read_text() == "3653\nabc\n0\n"
 
 

@@ -3,11 +3,14 @@
     dbus-run-session -- xvfb-run -a python tests/tray_scenario.py
 
 1. Starts ``trayer`` (an XEmbed system tray) and waits until Qt reports a tray.
-2. Runs the desktop app with the tray, a watched port, and a child process listening on
-   it: nothing is trusted, so the owner is unknown. Checks the tray icon is shown in its
-   alert state and that the alert's balloon appeared.
+2. Runs the desktop app with the tray and no notification server, a watched port, and a
+   child process named ``a&b`` listening on it: nothing is trusted, so the owner is
+   unknown. Checks the tray icon is shown in its alert state and that the alert's
+   balloon (the fallback) appeared with the name as it is, not escaped.
 3. Starts ``dunst`` (a notification server) and sends an alert through the D-Bus
-   back-end (the no-tray path on Linux); checks dunst received it with its markup escaped.
+   back-end; checks dunst received it with its markup escaped.
+4. With the tray *and* dunst: a burst of alerts goes to dunst (not the balloon), as the
+   first alerts one by one and one summary.
 
 Prints one line per check and exits 0 when all pass, 1 otherwise.
 """
@@ -22,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -55,6 +59,19 @@ def check(ok: bool, what: str, failures: list[str]) -> None:
     print(("ok   " if ok else "FAIL ") + what, flush=True)
     if not ok:
         failures.append(what)
+
+
+def balloon_formats(app: QApplication) -> list[str]:
+    """How Qt renders each label of the visible balloons (plain text or a guess)."""
+    from PySide6.QtWidgets import QLabel
+
+    return [
+        label.textFormat().name
+        for widget in app.topLevelWidgets()
+        if widget.metaObject().className() == "QBalloonTip" and widget.isVisible()
+        for label in widget.findChildren(QLabel)
+        if label.text()
+    ]
 
 
 def balloon_texts(app: QApplication) -> list[str]:
@@ -106,7 +123,9 @@ def tray_part(app: QApplication, failures: list[str]) -> None:
                     [
                         sys.executable,
                         "-c",
-                        "import socket,sys; s=socket.socket(); "
+                        # A process name with markup characters in it: "a&b".
+                        "import ctypes,socket,sys; "
+                        "ctypes.CDLL(None).prctl(15, b'a&b', 0, 0, 0); s=socket.socket(); "
                         f"s.bind(('127.0.0.1', {port})); s.listen(); "
                         "print('ready', flush=True); sys.stdin.read()",
                     ],
@@ -127,7 +146,7 @@ def tray_part(app: QApplication, failures: list[str]) -> None:
                     "the alert is in the in-app alert log",
                     failures,
                 )
-                shown_by = [e.shown_by for e in desktop.notifier.recent()]
+                shown_by = [e.shown_by for e in desktop.alerts.recent()]
                 check(
                     "tray message" in shown_by, f"the alert went to the tray ({shown_by})", failures
                 )
@@ -135,6 +154,19 @@ def tray_part(app: QApplication, failures: list[str]) -> None:
                     lambda: any(str(port) in text for text in balloon_texts(app)), 10
                 )
                 check(found, f"a tray balloon mentions port {port}", failures)
+                texts = balloon_texts(app)
+                check(
+                    any("a&b" in text for text in texts)
+                    and not any("&amp;" in text for text in texts),
+                    f"the balloon shows the name a&b as it is ({texts})",
+                    failures,
+                )
+                formats = balloon_formats(app)
+                check(
+                    bool(formats) and set(formats) == {"PlainText"},
+                    f"Qt draws the balloon's text as plain text, so no escaping ({formats})",
+                    failures,
+                )
                 # Clicking the balloon opens the window on that port.
                 desktop.window.hide()
                 balloons = [
@@ -175,36 +207,59 @@ def name_owned(service: str) -> bool:
     return bool(reply is not None and reply.isValid() and reply.value())
 
 
+def start_dunst(log: IO[str]) -> subprocess.Popen[bytes]:
+    """Our own dunst on this display; waits until it owns the notification name."""
+    from portwatch.services.dbus_notify import SERVICE
+
+    dunst = subprocess.Popen(["dunst", "-print"], stdout=log, stderr=subprocess.DEVNULL)
+    # Sending earlier would make the bus start another dunst by activation, without
+    # our display.
+    pump_until(lambda: name_owned(SERVICE), 10)
+    return dunst
+
+
+def summaries(log: IO[str]) -> list[str]:
+    """The summary line of every notification dunst printed so far."""
+    log.seek(0)
+    return [line.strip() for line in log.read().splitlines() if line.strip().startswith("summary:")]
+
+
 def dbus_part(app: QApplication, failures: list[str]) -> None:
     from portwatch.core.alerts import Alert, Urgency
-    from portwatch.core.types import Proto
-    from portwatch.services.notify import DBusNotificationBackend, Notifier
+    from portwatch.core.types import Endpoint, EventKind, Family, Listener, Owner, PortEvent, Proto
+    from portwatch.services.alert_service import AlertService
+    from portwatch.services.dbus_notify import SERVICE, DBusNotificationBackend
 
     with tempfile.TemporaryFile(mode="w+") as log:
-        dunst = subprocess.Popen(["dunst", "-print"], stdout=log, stderr=subprocess.DEVNULL)
+        dunst = start_dunst(log)
         try:
             backend = DBusNotificationBackend()
-            # Wait for *our* dunst to own the name: sending earlier would make the bus
-            # start another dunst by activation, without our display.
             check(
-                pump_until(lambda: backend.available() and name_owned(backend.SERVICE), 10),
+                backend.available() and name_owned(SERVICE),
                 "the D-Bus notification service is there (dunst)",
                 failures,
             )
-            notifier = Notifier(backend)
-            notifier.notify(
-                Alert(
-                    "Untrusted program on 3653/tcp",
-                    "<b>evil</b>&x (/tmp/x) is listening on tcp 127.0.0.1:3653.",
-                    3653,
-                    Proto.TCP,
-                    Urgency.NORMAL,
-                )
+            check(
+                "body-markup" in backend.capabilities(),
+                "the server says it reads markup in the body",
+                failures,
             )
+            owner = Owner(pid=4242, create_time=1.0, name="<b>evil</b>&x", exe="/tmp/x")
+            listener = Listener(Endpoint(Proto.TCP, Family.IPV4, "127.0.0.1", 3653), owner)
+            event = PortEvent(EventKind.UNKNOWN_OWNER, listener, 1.0, 1.0, watched=True)
+            alert = Alert(
+                "Untrusted program on 3653/tcp",
+                "<b>evil</b>&x (/tmp/x) is listening on tcp 127.0.0.1:3653.",
+                3653,
+                Proto.TCP,
+                Urgency.NORMAL,
+                (event,),
+            )
+            service = AlertService(backend)
+            service.submit([alert])
 
             def received() -> bool:
-                log.seek(0)
-                return "Untrusted program on 3653/tcp" in log.read()
+                return any("Untrusted program on 3653/tcp" in line for line in summaries(log))
 
             check(pump_until(received, 10), "dunst received the notification", failures)
             log.seek(0)
@@ -215,13 +270,99 @@ def dbus_part(app: QApplication, failures: list[str]) -> None:
                 failures,
             )
             check(
-                notifier.recent()[-1].shown_by == "desktop notification",
+                service.recent()[-1].shown_by == "desktop notification",
                 "the alert log records the desktop notification",
                 failures,
             )
+            backend.close()
         finally:
             dunst.terminate()
             dunst.wait(timeout=10)
+
+
+def burst_part(app: QApplication, failures: list[str]) -> None:
+    """Tray and notification server together: a burst goes to the server, readable."""
+    from portwatch.app import DesktopApp
+    from portwatch.config import watchfile
+    from portwatch.core.watchlist import WatchList, parse_spec
+    from portwatch.paths import rooted
+    from portwatch.services import settings as settings_file
+    from portwatch.services.settings import Settings
+
+    trayer = subprocess.Popen(
+        ["trayer", "--edge", "top", "--align", "right", "--widthtype", "request"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    child = None
+    with tempfile.TemporaryFile(mode="w+") as log:
+        dunst = start_dunst(log)
+        try:
+            if not pump_until(QSystemTrayIcon.isSystemTrayAvailable, 20):
+                check(False, "a system tray is available for the burst", failures)
+                return
+            lo = free_port()
+            ports = [lo + i for i in range(6)]
+            with tempfile.TemporaryDirectory(prefix="portwatch-burst-") as folder:
+                paths = rooted(Path(folder))
+                paths.ensure()
+                settings_file.save(paths.settings_file, Settings(poll_interval_s=0.5))
+                watchfile.save(paths.watchlist_file, WatchList((parse_spec(f"{lo}-{lo + 9}/tcp"),)))
+                desktop = DesktopApp(paths)
+                try:
+                    desktop.start()
+                    pump_until(lambda: desktop.window.ticks_shown >= 1, 10)
+                    child = subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-c",
+                            "import socket,sys; held=[]\n"
+                            f"for p in {ports}:\n"
+                            "    s=socket.socket(); s.bind(('127.0.0.1', p)); s.listen(); "
+                            "held.append(s)\n"
+                            "print('ready', flush=True); sys.stdin.read()",
+                        ],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                    assert child.stdout is not None
+                    child.stdout.readline()
+                    check(
+                        pump_until(lambda: len(desktop.alerts.recent()) >= 7, 20),
+                        "the burst's six alerts and its summary are in the alert log",
+                        failures,
+                    )
+                    check(
+                        pump_until(lambda: len(summaries(log)) >= 4, 10),
+                        f"dunst shows three alerts and one summary ({summaries(log)})",
+                        failures,
+                    )
+                    got = summaries(log)
+                    check(
+                        len(got) == 4 and "more alerts" in got[-1] and "more" not in got[0],
+                        "the alerts come first, one by one, then a single summary",
+                        failures,
+                    )
+                    shown_by = {e.shown_by for e in desktop.alerts.recent()}
+                    check(
+                        "desktop notification" in shown_by and "tray message" not in shown_by,
+                        f"with a tray, the notification server is still used ({shown_by})",
+                        failures,
+                    )
+                finally:
+                    desktop.shutdown()
+        finally:
+            if child is not None:
+                if child.stdin:
+                    child.stdin.close()
+                child.wait(timeout=10)
+                if child.stdout:
+                    child.stdout.close()
+            dunst.terminate()
+            dunst.wait(timeout=10)
+            trayer.terminate()
+            trayer.wait(timeout=10)
 
 
 def main() -> int:
@@ -230,6 +371,7 @@ def main() -> int:
     failures: list[str] = []
     tray_part(app, failures)
     dbus_part(app, failures)
+    burst_part(app, failures)
     print("all checks passed" if not failures else f"{len(failures)} check(s) failed", flush=True)
     return 0 if not failures else 1
 

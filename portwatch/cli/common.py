@@ -25,13 +25,11 @@ def warn(message: str) -> None:
 
 
 def load_watchlist(paths: Paths) -> WatchList:
-    """The watch list from its file, each problem reported on stderr."""
-    try:
-        loaded = watchfile.load(paths.watchlist_file)
-    except OSError as exc:
-        raise CommandError(
-            f"cannot use the watch list {paths.watchlist_file}: {exc.strerror or exc}"
-        ) from exc
+    """The watch list from its file, each problem reported on stderr; a file that
+    cannot be used at all (a link, a FIFO, too large) stops the command."""
+    loaded = watchfile.load(paths.watchlist_file)
+    if not loaded.readable:
+        raise CommandError("; ".join(loaded.problems))
     for problem in loaded.problems:
         warn(problem)
     return loaded.watchlist
@@ -83,11 +81,20 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
         "user": owner.user if owner else None,
         "watched": view.watched,
         "status": view.status.value,
+        # Other processes that can accept on the same socket (fork, fd passing,
+        # SO_REUSEPORT); each is judged too.
+        "shared_with": [
+            {"pid": other.pid, "process": other.name, "exe": other.exe}
+            for other in view.listener.shared_with
+        ],
     }
 
 
-def event_fields(event: PortEvent, view: ListenerView | None = None) -> dict[str, Any]:
-    """The JSON object for one event: ``event``, ``time`` and the listener fields."""
+def event_fields(
+    event: PortEvent, view: ListenerView | None = None, service: str = ""
+) -> dict[str, Any]:
+    """The JSON object for one event: ``event``, ``time`` and the listener fields
+    (``service`` is the port's name when no ``view`` carries it)."""
     base = {"event": event.kind.value, "time": iso_time(event.wall)}
     fields = listener_fields(
         view
@@ -95,6 +102,7 @@ def event_fields(event: PortEvent, view: ListenerView | None = None) -> dict[str
             event.listener,
             event.watched,
             event.status or NoTrustJudge().judge(event.listener).status,
+            service,
         )
     )
     fields["watched"] = event.watched
@@ -121,6 +129,10 @@ def text_row(view: ListenerView) -> str:
     mark = "*" if view.watched else " "
     service = f" {view.service}" if view.service else ""
     exe = f"  {visible(owner.exe)}" if owner and owner.exe else ""
+    if view.listener.shared_with:
+        exe += "  shared with " + ", ".join(
+            f"{visible(other.name) or '?'} (pid {other.pid})" for other in view.listener.shared_with
+        )
     return (
         f"{mark} {endpoint.proto.value:<3} {host + ':' + str(endpoint.port):<28}"
         f" {view.status.value:<12} {who}{service and '  [' + service.strip() + ']'}{exe}"

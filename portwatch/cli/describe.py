@@ -9,7 +9,7 @@ import sys
 from portwatch.core.types import Proto
 from portwatch.core.watchlist import SpecError, parse_spec
 from portwatch.knowledge import KnowledgeBase, PortInfo
-from portwatch.knowledge.render import to_dict, to_text
+from portwatch.knowledge.render import to_dict, to_text, to_text_brief
 from portwatch.paths import Paths
 
 
@@ -36,10 +36,8 @@ def parse_port(text: str) -> tuple[int, tuple[Proto, ...]]:
 
 def descriptions(base: KnowledgeBase, port: int, protos: tuple[Proto, ...]) -> list[PortInfo]:
     """One description per protocol, merged into one when they read the same."""
-    infos = [base.lookup(port, proto) for proto in protos]
-    if len(infos) == 2 and infos[0].same_description(infos[1]):
-        return infos[:1]
-    return infos
+    full, lesser = base.describe(port, protos)
+    return full + lesser
 
 
 def run(args: argparse.Namespace, paths: Paths) -> int:
@@ -52,10 +50,14 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     base, problems = KnowledgeBase.load(paths.knowledge_file)
     for problem in problems:
         print(f"portwatch: warning: {problem}", file=sys.stderr)
-    infos = descriptions(base, port, protos)
+    full, lesser = base.describe(port, protos)
     if args.json:
+        infos = full + lesser
         json.dump({"port": port, "descriptions": [to_dict(i) for i in infos]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    sys.stdout.write("\n".join(to_text(info) for info in infos))
+    parts = [to_text(info) for info in full]
+    if lesser:
+        parts.append("Other protocol\n" + "".join(to_text_brief(info) for info in lesser))
+    sys.stdout.write("\n".join(parts))
     return 0

@@ -7,14 +7,22 @@ import sys
 from pathlib import Path
 
 from portwatch.cli import CommandError, common
-from portwatch.engine.export import ExportError, export_csv
+from portwatch.engine.export import ExportError, check_target, export_csv
 from portwatch.paths import Paths
 from portwatch.store.history import HistoryStore, StoreError
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("export", help="write observed listeners as CSV")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE", help="CSV file, or -")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="FILE",
+        help="the CSV file to write, or - for standard output. A regular file is replaced"
+        " atomically; a symbolic link is refused (never followed or replaced), and so are"
+        " devices, FIFOs and folders",
+    )
     parser.add_argument(
         "--watched-only", action="store_true", help="only listeners on watched ports"
     )
@@ -22,6 +30,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace, paths: Paths) -> int:
+    target = None if args.output == "-" else Path(args.output).expanduser()
+    if target is not None:
+        try:
+            check_target(target)  # before any work: a refused target changes nothing
+        except ExportError as exc:
+            raise CommandError(str(exc)) from exc
     if not paths.history_db.exists():
         raise CommandError(
             f"no history yet at {paths.history_db}: run `portwatch monitor` or the app first"
@@ -32,10 +46,9 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         raise CommandError(str(exc)) from exc
     services = common.load_services(paths)
     try:
-        if args.output == "-":
+        if target is None:
             export_csv(reader, sys.stdout, args.watched_only, services)
             return 0
-        target = Path(args.output).expanduser()
         count = export_csv(reader, target, args.watched_only, services)
     except (ExportError, StoreError) as exc:
         raise CommandError(str(exc)) from exc

@@ -12,7 +12,8 @@ import time
 from types import FrameType
 
 from portwatch.cli import CommandError, common
-from portwatch.config import trustfile
+from portwatch.config import trustfile, watchfile
+from portwatch.config.follow import Follower
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import visible
 from portwatch.core.types import PortEvent
@@ -72,12 +73,14 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     judge = common.load_judge(paths)
     # `portwatch trust add` in another terminal takes effect on the next poll.
     trust_reloader = trustfile.Reloader(paths.trust_file)
+    watch_follower = Follower(paths.watchlist_file, watchfile.load)
+    services = common.load_services(paths)
     monitor = Monitor(
         common.make_probe(args),
         store,
         watchlist,
         judge=judge,
-        services=common.load_services(paths),
+        services=services,
     )
     stop = threading.Event()
 
@@ -91,17 +94,26 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     next_tick = started
     try:
         while not stop.is_set():
+            rewatched = watch_follower.poll()
+            if rewatched is not None:
+                for problem in rewatched.problems:
+                    common.warn(problem)
+                if rewatched.readable:  # else keep the last good watch list
+                    monitor.set_watchlist(rewatched.watchlist)
             reloaded = trust_reloader.poll()
             if reloaded is not None:
                 for problem in reloaded.problems:
                     common.warn(problem)
-                judge.set_trust_list(reloaded.trust_list)
+                if reloaded.complete:  # else keep judging with the last good list
+                    judge.set_trust_list(reloaded.trust_list)
             result = monitor.tick()
             for warning in result.warnings:
                 common.warn(warning)
             for event in result.events:
                 if args.json:
-                    print(json.dumps(common.event_fields(event)), flush=True)
+                    endpoint = event.listener.endpoint
+                    name = services.service_name(endpoint.port, endpoint.proto)
+                    print(json.dumps(common.event_fields(event, service=name)), flush=True)
                 else:
                     print(_text(event), flush=True)
             if result.duration_s > interval:

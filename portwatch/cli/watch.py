@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from portwatch.cli import CommandError
+from portwatch.cli import CommandError, common
 from portwatch.config import watchfile
 from portwatch.core.watchlist import SpecError, parse_spec
 from portwatch.paths import Paths
@@ -32,10 +32,7 @@ def _parse_or_exit(text: str) -> object:
 
 
 def run(args: argparse.Namespace, paths: Paths) -> int:
-    loaded = watchfile.load(paths.watchlist_file)
-    for problem in loaded.problems:
-        print(f"portwatch: warning: {problem}", file=sys.stderr)
-    watchlist = loaded.watchlist
+    watchlist = common.load_watchlist(paths)
     if args.watch_action == "list":
         for spec in watchlist:
             print(spec)

@@ -13,8 +13,9 @@ The file is plain JSON a person can read::
     }
 
 A file that is empty, truncated, of the wrong shape or holding bad values is not
-silently coerced or overwritten: the valid entries are used, each problem is reported
-with the value and the reason, and the original file is set aside for the user.
+silently coerced or overwritten: the valid entries are used and each problem is
+reported with the value and the reason. Reading never writes; the next write (trusting
+something) first sets the original aside for the user, then writes a clean file.
 """
 
 from __future__ import annotations
@@ -26,12 +27,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from portwatch.config import atomic
-from portwatch.core.identity import is_sha256
+from portwatch import files
+from portwatch.config import atomic, jsontext
+from portwatch.config.follow import Follower
+from portwatch.core.identity import is_absolute_path, is_sha256
+from portwatch.core.problems import summarise
 from portwatch.core.trust import TrustEntry, TrustError, TrustList
 from portwatch.core.watchlist import SpecError, parse_spec
 
 FORMAT_VERSION = 1
+# A trust entry is a few hundred bytes: this holds tens of thousands of them, and keeps a
+# mistaken or hostile file from filling memory.
+MAX_BYTES = 16 << 20
 _TOP_KEYS = frozenset({"version", "first_run_review", "entries"})
 _ENTRY_KEYS = frozenset(
     {"port", "exe", "sha256", "script", "script_sha256", "signer", "added_wall", "note"}
@@ -45,50 +52,48 @@ class LoadedTrust:
     trust_list: TrustList
     problems: tuple[str, ...] = ()
     set_aside: Path | None = None
+    # False when the file as a whole could not be used (unreadable, a link or a FIFO,
+    # too large, not JSON, the wrong shape): a running monitor keeps the list it has.
+    complete: bool = True
 
 
 def load(path: Path) -> LoadedTrust:
     """Read the trust file. A missing file is an empty list with the review pending.
 
-    When the file has problems it is moved aside (``trust.json.rejected-<time>``) and a
-    clean file holding only the valid entries is written in its place, so the same
-    problems are reported once, and nothing the user wrote is lost.
+    Only reads: problems are reported (value and reason) and the valid entries used.
     """
-    if not path.exists():
-        return LoadedTrust(TrustList())
     try:
-        raw = path.read_bytes()
+        raw = files.read_bytes(path, MAX_BYTES)
+    except FileNotFoundError:
+        return LoadedTrust(TrustList())
     except OSError as exc:
         return LoadedTrust(
             TrustList(),
-            (f"cannot read {path}: {exc.strerror or exc}; nothing is trusted for now",),
+            (f"cannot use {path}: {exc.strerror or exc}; nothing is trusted for now",),
+            complete=False,
         )
     trust_list, problems = parse(raw)
     if not problems:
         return LoadedTrust(trust_list)
-    problems = [f"{path}: {p}" for p in problems]
-    kept: Path | None = None
-    try:
-        kept = atomic.set_aside(path, "rejected")
-        problems.append(f"the original file was kept as {kept}")
-        save(path, trust_list)
-    except OSError as exc:
-        problems.append(f"could not set the file aside or rewrite it: {exc.strerror or exc}")
-    return LoadedTrust(trust_list, tuple(problems), kept)
+    usable = bool(trust_list.entries) or trust_list.first_run_review_done or not _whole(problems)
+    return LoadedTrust(trust_list, tuple(f"{path}: {p}" for p in problems), complete=usable)
+
+
+def _whole(problems: list[str]) -> bool:
+    # parse() reports a file it could not use at all with this ending.
+    return any(p.endswith("nothing is trusted") for p in problems)
 
 
 def parse(raw: bytes) -> tuple[TrustList, list[str]]:
     """Validate file content: the valid part and the list of problems (pure, no I/O)."""
     problems: list[str] = []
-    text = raw.decode("utf-8", errors="replace")
+    text = files.decode_text(raw)
     if not text.strip():
         return TrustList(), ["the file is empty; nothing is trusted"]
     try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        reason = getattr(exc, "msg", None) or "too deeply nested"
-        where = f" at line {exc.lineno} column {exc.colno}" if hasattr(exc, "lineno") else ""
-        return TrustList(), [f"not valid JSON ({reason}{where}); nothing is trusted"]
+        data = jsontext.loads(text)
+    except jsontext.JsonProblem as exc:
+        return TrustList(), [f"not valid JSON ({exc}); nothing is trusted"]
     if not isinstance(data, dict):
         return TrustList(), [
             f"expected a JSON object with 'entries', got {_kind(data)}; nothing is trusted"
@@ -103,9 +108,9 @@ def parse(raw: bytes) -> tuple[TrustList, list[str]]:
     reviewed = _review_wall(data.get("first_run_review"), problems)
     raw_entries = data.get("entries", [])
     if not isinstance(raw_entries, list):
-        problems.append(f"'entries' should be a list, got {_kind(raw_entries)}; ignored")
+        problems.append(f"'entries' should be a list, got {_kind(raw_entries)}; nothing is trusted")
         raw_entries = []
-    trust_list = TrustList(reviewed_wall=reviewed)
+    entries: list[TrustEntry] = []
     slots: set[object] = set()
     for index, item in enumerate(raw_entries, start=1):
         try:
@@ -122,8 +127,8 @@ def parse(raw: bytes) -> tuple[TrustList, list[str]]:
             )
             continue
         slots.add(entry.slot)
-        trust_list = trust_list.with_entry(entry)
-    return trust_list, problems
+        entries.append(entry)  # slots are unique: no with_entry() (quadratic) needed
+    return TrustList(tuple(entries), reviewed_wall=reviewed), summarise(problems)
 
 
 def _review_wall(value: object, problems: list[str]) -> float | None:
@@ -152,7 +157,7 @@ def _entry(item: object) -> tuple[TrustEntry, list[str]]:
         raise TrustError("it has no 'port'")
     spec = parse_spec(item["port"])
     exe = _opt_str(item, "exe")
-    if exe is not None and not _is_absolute(exe):
+    if exe is not None and not is_absolute_path(exe):
         raise TrustError(f"'exe' {exe!r} is not an absolute path")
     sha = _opt_hash(item, "sha256")
     script = _opt_str(item, "script")
@@ -195,15 +200,6 @@ def _opt_hash(item: dict[str, Any], key: str) -> str | None:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_absolute(path: str) -> bool:
-    # Accept both POSIX and Windows absolute paths: a trust file may be read on either.
-    return (
-        path.startswith("/")
-        or path.startswith("\\\\")
-        or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
-    )
 
 
 def _kind(value: object) -> str:
@@ -253,31 +249,21 @@ def update(path: Path, change: Callable[[TrustList], TrustList]) -> LoadedTrust:
     """
     loaded = load(path)
     updated = change(loaded.trust_list)
+    kept: Path | None = None
+    problems = list(loaded.problems)
+    # check_target refuses a link or a FIFO there (OSError): never written over.
+    if loaded.problems and files.check_target(path):
+        # The clean file replaces one with problems: keep what the user wrote.
+        kept = files.set_aside(path, "rejected")
+        problems.append(f"the original file was kept as {kept}")
     save(path, updated)
-    return LoadedTrust(updated, loaded.problems, loaded.set_aside)
+    return LoadedTrust(updated, tuple(problems), kept)
 
 
-class Reloader:
+class Reloader(Follower[LoadedTrust]):
     """Notices when the trust file changed on disk (another process edited it), so a
-    running monitor judges with the new list on its next tick."""
+    running monitor judges with the new list on its next tick. A load that is not
+    ``complete`` should not replace the list in use."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._stamp = self._read_stamp()
-
-    def _read_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    def poll(self) -> LoadedTrust | None:
-        """The freshly loaded list when the file changed since the last call, else None."""
-        stamp = self._read_stamp()
-        if stamp == self._stamp:
-            return None
-        loaded = load(self.path)
-        # Loading may rewrite a bad file: remember the stamp of what is there now.
-        self._stamp = self._read_stamp()
-        return loaded
+        super().__init__(path, load)

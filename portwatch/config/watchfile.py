@@ -1,58 +1,68 @@
-"""The watch-list file: the single source of truth shared by the window and the CLI."""
+"""The watch-list file: the single source of truth shared by the window and the CLI.
+
+Reading never writes: problems are reported, the file is left as the user wrote it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from portwatch.config import atomic
+from portwatch import files
 from portwatch.core.watchlist import WatchList, parse_lines, render_lines
+
+# A hand-written watch list is a few lines; this leaves room for a generated one
+# (every port as a line is under 400 KiB) and keeps a mistake from filling memory.
+MAX_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
 class LoadedWatchList:
-    """A watch list read from disk, with every problem found on the way."""
+    """A watch list read from disk, with every problem found on the way.
+
+    ``readable`` is False when the file as a whole could not be used (a link, a FIFO,
+    too large, unreadable): ``watchlist`` is then the defaults, and a running monitor
+    should keep the list it has.
+    """
 
     watchlist: WatchList
     problems: tuple[str, ...] = ()
-    set_aside: Path | None = None
+    readable: bool = True
 
 
 def load(path: Path) -> LoadedWatchList:
-    """Read the watch list; create it with the defaults when it does not exist yet.
-
-    A file with bad lines is kept aside (copied, never silently overwritten) and the app
-    goes on with the valid lines; an unreadable file falls back to the defaults.
-    """
-    if not path.exists():
-        watchlist = WatchList.default()
-        save(path, watchlist)
-        return LoadedWatchList(watchlist)
+    """Read the watch list. A missing file is created with the defaults (the first
+    run); an existing file is only ever read."""
     try:
-        raw = path.read_bytes()
+        raw = files.read_bytes(path, MAX_BYTES)
+    except FileNotFoundError:
+        watchlist = WatchList.default()
+        try:
+            save(path, watchlist)
+        except OSError as exc:
+            return LoadedWatchList(
+                watchlist, (f"cannot create {path}: {exc.strerror or exc}",), readable=True
+            )
+        return LoadedWatchList(watchlist)
     except OSError as exc:
         return LoadedWatchList(
             WatchList.default(),
-            (f"cannot read {path}: {exc.strerror or exc}; using the default watch list",),
+            (f"cannot use the watch list {path}: {exc.strerror or exc}",),
+            readable=False,
         )
-    text = raw.decode("utf-8", errors="replace")
+    text = files.decode_text(raw)
     report = parse_lines(text.splitlines())
-    problems = list(report.errors)
-    kept: Path | None = None
-    if problems:
-        kept = path.with_name(path.name + ".rejected")
-        atomic.write_bytes(kept, raw)
-        problems.append(f"the original file was copied to {kept}")
+    problems = [f"{path}: {problem}" for problem in report.errors]
     watchlist = report.watchlist
     if not watchlist.specs and not text.strip():
-        # An empty file is most likely a crash artefact from an older version: defaults.
-        problems.append(f"{path} is empty; using the default watch list")
+        # An empty file is most likely a crash artefact from an older version.
+        problems.append(f"{path} is empty; using the default watch list until it is edited")
         watchlist = WatchList.default()
-        save(path, watchlist)
-    return LoadedWatchList(watchlist, tuple(problems), kept)
+    return LoadedWatchList(watchlist, tuple(problems))
 
 
 def save(path: Path, watchlist: WatchList) -> None:
-    """Write the watch list atomically."""
+    """Write the watch list atomically; raises OSError (``files.RefusedFile`` when a
+    link or a special file is in the way, which is never replaced)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(path, render_lines(watchlist))
+    files.write_text(path, render_lines(watchlist))

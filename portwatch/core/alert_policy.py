@@ -26,7 +26,7 @@ SNOOZE_HOUR_S = 3600.0
 
 @dataclass(frozen=True)
 class PolicySettings:
-    """The knobs people may change (settings file); defaults follow the issue."""
+    """The knobs people may change (settings file), with their defaults."""
 
     cooldown_s: float = DEFAULT_COOLDOWN_S
     max_per_window: int = DEFAULT_MAX_PER_WINDOW
@@ -73,9 +73,8 @@ class RateLimitedPolicy:
         """Change the per-program-and-port cooldown (the settings dialog)."""
         self.settings = replace(self.settings, cooldown_s=cooldown_s)
 
-    # The controls may be called from the GUI thread while a tick runs in the sampler
-    # thread: they replace the snooze map instead of mutating it, so a tick iterating
-    # the old map is never disturbed.
+    # The controls and the decision run on one thread (the alert service's); the snooze
+    # map is still replaced rather than mutated, so handing out ``snoozed()`` is safe.
 
     def snooze(self, spec: WatchSpec, until_mono: float) -> None:
         """Silence alerts for ``spec`` until the monotonic time ``until_mono``."""
@@ -135,6 +134,10 @@ class RateLimitedPolicy:
             self._pending_folded = []
             self._last_summary = now
         return alerts
+
+    def has_pending_summary(self) -> bool:
+        """True while alerts over the limit wait for their summary."""
+        return bool(self._pending_folded)
 
     def _summary_allowed(self, now: float) -> bool:
         return self._last_summary is None or now - self._last_summary >= self.settings.window_s

@@ -42,10 +42,14 @@ def neutralise(value: object) -> str:
 
 
 def iso_time(epoch: float | None) -> str:
-    """ISO 8601 with the local offset, as people read times."""
-    if epoch is None:
+    """ISO 8601 with the local offset, as people read times; "" for no time or one
+    outside what a calendar can show (a damaged or hostile history row)."""
+    if epoch is None or isinstance(epoch, bool) or not isinstance(epoch, (int, float)):
         return ""
-    return _dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+    try:
+        return _dt.datetime.fromtimestamp(epoch).astimezone().isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return ""
 
 
 def render_row(values: Mapping[str, object]) -> list[str]:
@@ -53,7 +57,11 @@ def render_row(values: Mapping[str, object]) -> list[str]:
     out = []
     for column in COLUMNS:
         value = values.get(column)
-        if column in ("first_seen", "last_seen") and isinstance(value, float):
+        if (
+            column in ("first_seen", "last_seen")
+            and isinstance(value, (int, float))
+            and not isinstance(value, bool)
+        ):
             out.append(iso_time(value))
         else:
             out.append(neutralise(value))

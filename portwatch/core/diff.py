@@ -20,7 +20,8 @@ def listener_key(listener: Listener) -> ListenerKey:
     return (listener.endpoint, owner.pid, owner.create_time)
 
 
-def _program(owner: Owner | None) -> tuple[str | None, ...]:
+def program(owner: Owner | None) -> tuple[str | None, ...]:
+    """What an owner runs: another value here is another program."""
     if owner is None:
         return (None, None, None, None)
     return (owner.exe, owner.sha256, owner.script, owner.script_sha256)
@@ -33,8 +34,14 @@ def diff(previous: Sample | None, current: Sample) -> list[PortEvent]:
     as one ``owner-changed`` event, not a close and an open. A process that exec()s
     another program keeps its pid and start time; that is an owner change too.
     """
-    old = {listener_key(item): item for item in previous.listeners} if previous else {}
-    new = {listener_key(item): item for item in current.listeners}
+    before_all = previous.listeners if previous else ()
+    # A listener object found in both samples is unchanged (probes re-use the objects of
+    # unchanged listeners): only the others are keyed and compared, so the cost follows
+    # what changed. Both samples are alive here, so an id means one object.
+    current_ids = {id(item) for item in current.listeners}
+    before_ids = {id(item) for item in before_all}
+    old = {listener_key(item): item for item in before_all if id(item) not in current_ids}
+    new = {listener_key(item): item for item in current.listeners if id(item) not in before_ids}
     wall, mono = current.wall, current.mono
     events: list[PortEvent] = []
 
@@ -42,7 +49,7 @@ def diff(previous: Sample | None, current: Sample) -> list[PortEvent]:
     opened = [new[key] for key in new.keys() - old.keys()]
     for key in old.keys() & new.keys():
         before, after = old[key], new[key]
-        if _program(before.owner) != _program(after.owner):
+        if program(before.owner) != program(after.owner):
             events.append(
                 PortEvent(EventKind.OWNER_CHANGED, after, wall, mono, previous=before.owner)
             )
@@ -54,7 +61,7 @@ def diff(previous: Sample | None, current: Sample) -> list[PortEvent]:
         candidates = closed_by_endpoint.get(item.endpoint)
         if candidates:
             before = candidates.pop(0)
-            if _program(before.owner) == _program(item.owner):
+            if program(before.owner) == program(item.owner):
                 # The same program restarted: a close and an open, not a new owner.
                 events.append(PortEvent(EventKind.CLOSED, before, wall, mono))
                 events.append(PortEvent(EventKind.OPENED, item, wall, mono))

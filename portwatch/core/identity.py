@@ -25,18 +25,27 @@ def is_sha256(value: object) -> bool:
     return isinstance(value, str) and _SHA256_RE.match(value) is not None
 
 
-def script_is_file(script: str | None) -> bool:
-    """True when ``script`` names a file (an absolute POSIX or Windows path), as opposed
-    to ``-m module``, ``class Name``, ``-c`` or ``-``."""
-    if not script:
+def is_absolute_path(path: str | None) -> bool:
+    """The one rule for "this is an absolute path", POSIX or Windows: ``/srv/app``,
+    ``C:\\app`` or ``C:/app``, ``\\\\server\\share``. A Windows path without a drive
+    (``\\app``) is relative to the current drive, so it is not absolute."""
+    if not path:
         return False
-    return script.startswith(("/", "\\")) or (
-        len(script) > 2 and script[1] == ":" and script[2] in "\\/"
-    )
+    if path.startswith("/"):
+        return True
+    if path.startswith(("\\\\", "//")):
+        return True
+    return len(path) > 2 and path[0].isalpha() and path[1] == ":" and path[2] in "\\/"
+
+
+def script_is_file(script: str | None) -> bool:
+    """True when ``script`` names a file (an absolute path), as opposed to
+    ``-m module``, ``class Name``, ``-c`` or ``-``."""
+    return is_absolute_path(script)
 
 
 def _windows_path(path: str) -> bool:
-    return path.startswith("\\\\") or (len(path) > 2 and path[1] == ":" and path[2] in "\\/")
+    return is_absolute_path(path) and not path.startswith("/")
 
 
 def same_path(a: str | None, b: str | None) -> bool:

@@ -190,7 +190,43 @@ class TrustJudge:
         reads it once."""
         self.trust_list = trust_list
 
+    @property
+    def revision(self) -> object:
+        """Replaced whenever the verdicts may change: the trust list itself (immutable)."""
+        return self.trust_list
+
     def judge(self, listener: Listener) -> Verdict:
+        """The verdict for ``listener``: known only when every process holding it is.
+
+        A socket shared by several processes (inherited across fork, passed as a file
+        descriptor, an SO_REUSEPORT group) lets each of them accept connections, so a
+        trusted holder never vouches for an untrusted one: the verdict names the
+        holders that are not trusted.
+        """
+        verdict = self._judge_holder(listener)
+        if not listener.shared_with:
+            return verdict
+        untrusted: list[tuple[Owner, Verdict]] = []
+        for other in listener.shared_with:
+            judged = self._judge_holder(replace(listener, owner=other, shared_with=()))
+            if judged.status is not Status.KNOWN:
+                untrusted.append((other, judged))
+        if not untrusted:
+            return verdict
+        names = ", ".join(_holder_label(owner) for owner, _ in untrusted)
+        if verdict.status is not Status.KNOWN:
+            return replace(verdict, reason=f"{verdict.reason}; the socket is also held by {names}")
+        first = untrusted[0][1]
+        status = (
+            Status.UNKNOWN
+            if any(v.status is Status.UNKNOWN for _, v in untrusted)
+            else Status.UNATTRIBUTED
+        )
+        reason = f"the socket is also held by {names}, not trusted: {first.reason}"
+        return replace(first, status=status, reason=reason)
+
+    def _judge_holder(self, listener: Listener) -> Verdict:
+        """The verdict for the listener's ``owner`` alone."""
         owner = listener.owner
         identity = Identity.of(owner)
         if identity is None or owner is None:
@@ -219,6 +255,14 @@ class TrustJudge:
         return Verdict(Status.UNKNOWN, f"{identity.describe()} is not trusted for {port}/{proto}")
 
 
+def _holder_label(owner: Owner) -> str:
+    """``/usr/bin/evil (pid 42)`` for the reason of a shared socket's verdict."""
+    what = owner.exe or owner.name or "a process that could not be inspected"
+    if owner.script:
+        what += f" running {owner.script}"
+    return f"{what} (pid {owner.pid})"
+
+
 def _changed_verdict(entry: TrustEntry, identity: Identity) -> Verdict:
     old: str | None
     new: str | None
@@ -231,7 +275,14 @@ def _changed_verdict(entry: TrustEntry, identity: Identity) -> Verdict:
         f"the file at {what} changed since it was trusted: "
         f"trusted sha256 {old}, now sha256 {new or 'unreadable'}"
     )
-    return Verdict(Status.UNKNOWN, reason, binary_changed=True, previous_sha256=old)
+    return Verdict(
+        Status.UNKNOWN,
+        reason,
+        binary_changed=True,
+        previous_sha256=old,
+        current_sha256=new,
+        changed_path=what,
+    )
 
 
 def entry_for_listener(

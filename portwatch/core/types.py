@@ -31,11 +31,14 @@ class Status(str, enum.Enum):
 
     ``UNATTRIBUTED`` means the OS would not tell us who owns the socket (or the
     owner's executable could not be read); it is never treated as known.
+    ``UNWATCHED`` is the neutral status of a listener on a port nobody asked to
+    watch: trust only matters on watched ports, so its owner is not judged.
     """
 
     KNOWN = "known"
     UNKNOWN = "unknown"
     UNATTRIBUTED = "unattributed"
+    UNWATCHED = "unwatched"
 
     def __str__(self) -> str:
         return self.value
@@ -101,10 +104,17 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Listener:
-    """A socket waiting for peers: TCP in LISTEN, or UDP bound with no remote address."""
+    """A socket waiting for peers: TCP in LISTEN, or UDP bound with no remote address.
+
+    ``shared_with`` lists the other processes that can accept on this endpoint: other
+    holders of the same socket (inherited across fork, passed as a file descriptor)
+    and members of the same SO_REUSEPORT group. Each of them can take the port's
+    connections, so each must be trusted for the listener to be known.
+    """
 
     endpoint: Endpoint
     owner: Owner | None = None
+    shared_with: tuple[Owner, ...] = ()
 
     @property
     def proto(self) -> Proto:
@@ -118,6 +128,11 @@ class Listener:
     def attributed(self) -> bool:
         """True when the owner's executable and hash are known (pid alone is not enough)."""
         return self.owner is not None and self.owner.identified
+
+    @property
+    def holders(self) -> tuple[Owner | None, ...]:
+        """Every process that can accept on this listener: the owner first."""
+        return (self.owner, *self.shared_with)
 
 
 @dataclass(frozen=True)

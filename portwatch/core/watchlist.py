@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from portwatch.core.problems import ProblemList
 from portwatch.core.types import Proto
 
 MIN_PORT = 1
@@ -18,16 +19,32 @@ MAX_PORT = 65535
 # A range wider than this is almost always a typo and would make the chart unreadable.
 MAX_RANGE_PORTS = 4096
 
-_SPEC_RE = re.compile(r"^(?P<lo>\d+)(?:-(?P<hi>\d+))?(?:/(?P<proto>[A-Za-z]+))?$")
+# ASCII digits only: int() would read other scripts' digits too, and a port typed as
+# Arabic-Indic digits is not what the file appears to say. Lengths are bounded so that a
+# number of thousands of digits is refused as out of range, not converted.
+_SPEC_RE = re.compile(
+    r"^(?P<lo>[0-9]{1,20})(?:-(?P<hi>[0-9]{1,20}))?(?:/(?P<proto>[A-Za-z]{1,10}))?$"
+)
+_LONG_NUMBER_RE = re.compile(r"^-?[0-9]{21,}")
 
 DEFAULT_SPECS = ("3321", "3353", "3653")
+
+
+def shorten(value: object, limit: int = 40) -> str:
+    """A value quoted in a message (``repr``): long ones cut, so one bad line stays one
+    readable line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to convert to text
+        return "<a number of thousands of digits>"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 class SpecError(ValueError):
     """A watch-list spec that cannot be accepted; the message names the value and why."""
 
     def __init__(self, value: object, reason: str) -> None:
-        super().__init__(f"{value!r} is not a valid port spec: {reason}")
+        super().__init__(f"{shorten(value)} is not a valid port spec: {reason}")
         self.value = value
         self.reason = reason
 
@@ -65,11 +82,17 @@ def parse_spec(value: object) -> WatchSpec:
     """Parse one spec; raise :class:`SpecError` naming the value and the reason."""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise SpecError(value, f"expected text such as '3653/tcp', got {type(value).__name__}")
+    if isinstance(value, int) and not MIN_PORT <= value <= MAX_PORT:
+        raise SpecError(value, f"it is outside {MIN_PORT}-{MAX_PORT}")
     text = str(value).strip()
     if not text:
         raise SpecError(value, "it is empty")
     match = _SPEC_RE.match(text)
     if match is None:
+        long_number = _LONG_NUMBER_RE.match(text)
+        if long_number:
+            digits = len(long_number.group().lstrip("-"))
+            raise SpecError(value, f"a number of {digits:,} digits is not a port")
         if text.startswith("-"):
             raise SpecError(value, "ports cannot be negative")
         if re.match(r"^\d+\.\d+", text):
@@ -123,12 +146,17 @@ class WatchList:
 
     @functools.cached_property
     def _port_set(self) -> frozenset[tuple[int, Proto]]:
-        return frozenset(
-            (port, proto)
-            for spec in self.specs
-            for proto in spec.protos
-            for port in range(spec.lo, spec.hi + 1)
-        )
+        # Overlapping ranges are merged first, so the work is bounded by the ports
+        # covered (at most 65,535 a protocol), not by the sum of the ranges' widths.
+        pairs: list[tuple[int, Proto]] = []
+        for proto in Proto:
+            spans = sorted((s.lo, s.hi) for s in self.specs if proto in s.protos)
+            covered = 0  # every port below this one is already in pairs
+            for lo, hi in spans:
+                start = max(lo, covered)
+                pairs.extend((port, proto) for port in range(start, hi + 1))
+                covered = max(covered, hi + 1)
+        return frozenset(pairs)
 
     def ports(self) -> frozenset[tuple[int, Proto]]:
         """Every watched (port, proto) pair (computed once: it is asked on every poll)."""
@@ -162,7 +190,7 @@ def parse_lines(lines: Iterable[str]) -> ParseReport:
     """
     specs: list[WatchSpec] = []
     seen: set[WatchSpec] = set()
-    errors: list[str] = []
+    errors = ProblemList()
     for number, raw in enumerate(lines, start=1):
         text = raw.split("#", 1)[0].strip()
         if not text:
@@ -170,14 +198,17 @@ def parse_lines(lines: Iterable[str]) -> ParseReport:
         try:
             spec = parse_spec(text)
         except SpecError as exc:
-            errors.append(f"line {number}: {exc}")
+            errors.add(f"line {number}: {exc}", "refused lines")
             continue
         if spec in seen:
-            errors.append(f"line {number}: {text!r} is listed twice; the repeat is ignored")
+            errors.add(
+                f"line {number}: {shorten(text)} is listed twice; the repeat is ignored",
+                "repeated lines",
+            )
             continue
         seen.add(spec)
         specs.append(spec)
-    return ParseReport(WatchList(tuple(specs)), tuple(errors))
+    return ParseReport(WatchList(tuple(specs)), errors.summary())
 
 
 def render_lines(watchlist: WatchList) -> str:

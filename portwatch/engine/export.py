@@ -7,9 +7,9 @@ import io
 from pathlib import Path
 from typing import BinaryIO, Protocol, TextIO
 
-from portwatch.config import atomic
+from portwatch import files
 from portwatch.core.csvrows import COLUMNS, render_row
-from portwatch.core.types import Proto
+from portwatch.core.types import Proto, Status
 from portwatch.store.history import HistoryReader
 
 
@@ -17,8 +17,23 @@ class ServiceNames(Protocol):
     def service_name(self, port: int, proto: Proto) -> str: ...
 
 
+# A report the user may share: readable by others, like the files their tools write.
+EXPORT_MODE = 0o644
+
+
 class ExportError(RuntimeError):
     """The export could not be written; the message carries the OS's reason."""
+
+
+def check_target(target: Path) -> None:
+    """Raise :class:`ExportError` unless ``target`` is a regular file or nothing yet,
+    in an existing folder (checked before any work is done)."""
+    try:
+        files.check_target(target)
+    except OSError as exc:
+        raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    if not target.parent.is_dir():
+        raise ExportError(f"cannot write {target}: the folder {target.parent} does not exist")
 
 
 def render_csv(
@@ -33,11 +48,13 @@ def render_csv(
     writer.writerow(COLUMNS)
     count = 0
     for item in reader.observed(watched_only):
-        try:
-            proto = Proto(item.proto)
-            service = services.service_name(item.port, proto) if services else ""
-        except ValueError:
-            service = ""
+        service = ""
+        # Rows come from a file: a port that is not one gets no name rather than an error.
+        if services is not None and type(item.port) is int and 0 <= item.port <= 65535:
+            try:
+                service = services.service_name(item.port, Proto(item.proto))
+            except ValueError:
+                service = ""
         writer.writerow(
             render_row(
                 {
@@ -54,7 +71,9 @@ def render_csv(
                     "exe": item.exe,
                     "sha256": item.sha256,
                     "user": item.user,
-                    "status": item.status,
+                    # Rows recorded before the neutral status existed said "unknown"
+                    # for unwatched ports too; trust is only judged on watched ones.
+                    "status": item.status if item.watched else Status.UNWATCHED.value,
                     "times_seen": item.times_seen,
                 }
             )
@@ -75,16 +94,17 @@ def export_csv(
     without one in the ANSI code page and garbles every non-ASCII name. A stream gets plain
     UTF-8 without one (a pipe's reader is a program, not Excel), written as bytes when the
     stream has a binary side, so Windows' text mode cannot turn each CR LF into CR CR LF.
-    A failed write to a path leaves no partial file and any previous export intact.
+
+    A path must be a regular file or not exist yet: a symbolic link is not followed and
+    never replaced, a device, FIFO or folder is refused (:func:`check_target`). A failed
+    write leaves no partial file and any previous export intact.
     """
+    if isinstance(target, Path):
+        check_target(target)
     text, count = render_csv(reader, watched_only, services)
     if isinstance(target, Path):
-        if target.is_dir():
-            raise ExportError(f"cannot write {target}: it is a folder, not a file")
-        if not target.parent.exists():
-            raise ExportError(f"cannot write {target}: the folder {target.parent} does not exist")
         try:
-            atomic.write_bytes(target, text.encode("utf-8-sig"))
+            files.write_bytes(target, text.encode("utf-8-sig"), EXPORT_MODE)
         except OSError as exc:
             raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
         return count

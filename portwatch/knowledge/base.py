@@ -7,6 +7,7 @@ import logging
 import socket
 import threading
 from collections.abc import Iterable
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from portwatch.core.types import Proto
 from portwatch.knowledge import texts
 from portwatch.knowledge.checks import checks_for
 from portwatch.knowledge.model import Entry, PortInfo
+from portwatch.knowledge.registry import Registration, Registry
+from portwatch.knowledge.registry import load as load_registry
 from portwatch.knowledge.schema import ParsedFile, duplicates, parse_text
 
 log = logging.getLogger(__name__)
@@ -76,21 +79,40 @@ def _layer(entries: Iterable[Entry], into: dict[tuple[int, Proto], Entry]) -> No
                 into[(port, proto)] = entry
 
 
+def _other(proto: Proto) -> Proto:
+    return Proto.UDP if proto is Proto.TCP else Proto.TCP
+
+
 class KnowledgeBase:
-    """Answers "what is port N/proto?" from curated, user and OS-services descriptions.
+    """Answers "what is port N/proto?" from the user's, curated, IANA and OS names.
+
+    One order decides every answer (describe, the side panel, the table, JSON, CSV):
+    the user's ports.toml, then a curated entry for that exact port, then IANA's
+    registration of that exact port, then a curated range, then the OS services
+    database, then nothing. A range that also covers the port is mentioned beside the
+    answer, never in place of an exact registration.
 
     Build it once with :meth:`load`; :meth:`lookup` and :meth:`service_name` are cheap
     enough to call on every poll for every listener. Safe to share between threads.
     """
 
-    def __init__(self, curated: Iterable[Entry], user: Iterable[Entry] = ()) -> None:
-        table: dict[tuple[int, Proto], Entry] = {}
-        # The user's entries go on top: they override ours, even a range over a port.
-        _layer(curated, table)
-        _layer(user, table)
-        self._table = table
+    def __init__(
+        self,
+        curated: Iterable[Entry],
+        user: Iterable[Entry] = (),
+        registry: Registry | None = None,
+    ) -> None:
+        curated = list(curated)
+        self._user: dict[tuple[int, Proto], Entry] = {}
+        _layer(user, self._user)
+        self._exact: dict[tuple[int, Proto], Entry] = {}
+        _layer((e for e in curated if not e.is_range), self._exact)
+        self._ranges: dict[tuple[int, Proto], Entry] = {}
+        _layer((e for e in curated if e.is_range), self._ranges)
+        self.registry = registry if registry is not None else load_registry()
         self._os_names: dict[tuple[int, Proto], str | None] = {}
         self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._build)
+        self._names = functools.lru_cache(maxsize=CACHE_SIZE)(self._name)
 
     @classmethod
     def load(cls, user_file: Path | None = None) -> tuple[KnowledgeBase, tuple[str, ...]]:
@@ -108,8 +130,14 @@ class KnowledgeBase:
         return cls(curated, user.entries), user.problems
 
     def entry_for(self, port: int, proto: Proto) -> Entry | None:
-        """The curated or user description that covers the port, if any."""
-        return self._table.get((port, proto))
+        """The user's or curated description that answers for the port, if any: the
+        user's, else a curated exact entry, else (when IANA registers nothing on the
+        exact port) a curated range."""
+        key = (port, proto)
+        entry = self._user.get(key) or self._exact.get(key)
+        if entry is None and not self.registry.services(port, proto):
+            entry = self._ranges.get(key)
+        return entry
 
     def os_service(self, port: int, proto: Proto) -> str | None:
         """The OS services database's name for the port, cached."""
@@ -127,10 +155,19 @@ class KnowledgeBase:
         return name
 
     def service_name(self, port: int, proto: Proto) -> str:
-        """A short name for the table and the CSV ``service`` column; "" when unknown."""
-        entry = self._table.get((port, proto))
+        """A short name for the table and the CSV ``service`` column; "" when unknown.
+        The same order as :meth:`lookup`."""
+        if type(port) is not int or not 0 <= port <= 65535:
+            return ""
+        return self._names(port, Proto(proto))
+
+    def _name(self, port: int, proto: Proto) -> str:
+        entry = self.entry_for(port, proto)
         if entry is not None:
             return entry.name
+        services = self.registry.services(port, proto)
+        if services:
+            return services[0].name
         return self.os_service(port, proto) or ""
 
     def lookup(self, port: int, proto: Proto) -> PortInfo:
@@ -141,11 +178,50 @@ class KnowledgeBase:
             raise ValueError(f"{port!r} is not a port number (0-65535)")
         return self._cached(port, proto)
 
+    def describe(
+        self, port: int, protos: tuple[Proto, ...]
+    ) -> tuple[list[PortInfo], list[PortInfo]]:
+        """What ``describe`` and the side panel show for ``port`` on ``protos``: the
+        descriptions to show in full (one when both protocols read the same), and
+        lesser answers for the other protocol to mention briefly beside a curated or
+        user description rather than repeat the whole layout for."""
+        infos = [self.lookup(port, proto) for proto in protos]
+        if len(infos) == 2 and infos[0].same_description(infos[1]):
+            return infos[:1], []
+        rich = [i for i in infos if i.source in ("user", "curated")]
+        if len(infos) == 2 and len(rich) == 1:
+            return rich, [i for i in infos if i is not rich[0]]
+        return infos, []
+
+    def _iana(self, port: int, protocols: Iterable[Proto]) -> tuple[Registration, ...]:
+        rows: list[Registration] = []
+        for proto in protocols:
+            rows.extend(r for r in self.registry.services(port, proto) if r not in rows)
+        return tuple(rows)
+
+    def _also_in(
+        self, port: int, protocols: Iterable[Proto], chosen: Entry | None
+    ) -> tuple[str, ...]:
+        """Ranges that cover the port besides the answer given, on any of ``protocols``."""
+        notes: list[str] = []
+        for proto in protocols:
+            curated = self._ranges.get((port, proto))
+            if curated is not None and curated is not chosen:
+                label = "+".join(p.value for p in curated.protocols)
+                notes.append(f"{curated.ports_label()}/{label} ({curated.name}: {curated.title})")
+            row = self.registry.range_for(port, proto)
+            if row is not None and row.is_service:
+                notes.append(f"{row.label()} (IANA: {row.name}, {row.description})")
+        return tuple(dict.fromkeys(notes))
+
     def _build(self, port: int, proto: Proto) -> PortInfo:
         proto = Proto(proto)
         os_name = self.os_service(port, proto)
-        entry = self._table.get((port, proto))
+        entry = self.entry_for(port, proto)
         if entry is not None:
+            # One port of a range speaks only for the protocol asked about.
+            covered = entry.protocols if not entry.is_range else (proto,)
+            iana = self._iana(port, covered)
             return PortInfo(
                 port=port,
                 proto=proto,
@@ -163,9 +239,15 @@ class KnowledgeBase:
                 programs=entry.programs,
                 source=entry.source,
                 os_service=os_name,
+                iana=iana,
+                iana_status=None if iana else self.registry.status(port, proto),
+                also_in=self._also_in(port, entry.protocols, entry),
             )
-        other = Proto.UDP if proto is Proto.TCP else Proto.TCP
-        other_entry = self._table.get((port, other))
+        services = self.registry.services(port, proto)
+        if services:
+            return self._registry_info(port, proto, services, os_name)
+        other = _other(proto)
+        other_entry = self.entry_for(port, other)
         # "Nothing known about 5353/tcp" should still point at what we know of 5353/udp.
         hint = (
             f"portwatch does describe {port}/{other.value} ('{other_entry.name}'); a program "
@@ -173,15 +255,36 @@ class KnowledgeBase:
             if other_entry is not None
             else ""
         )
+        status = self.registry.status(port, proto)
         if os_name is not None:
-            return self._os_services_info(port, proto, os_name, hint=hint)
-        return texts.unknown_info(port, proto, checks_for(port, (proto,)), hint=hint)
+            info = self._os_services_info(port, proto, os_name, hint=hint)
+        else:
+            info = texts.unknown_info(port, proto, checks_for(port, (proto,)), hint=hint)
+        return replace(info, iana_status=status, also_in=self._also_in(port, (proto,), None))
+
+    def _registry_info(
+        self, port: int, proto: Proto, services: tuple[Registration, ...], os_name: str | None
+    ) -> PortInfo:
+        # tcp+udp in one description when IANA registers the same services on both.
+        other = _other(proto)
+        same = (
+            self.registry.services(port, other) == services and self.entry_for(port, other) is None
+        )
+        protocols = tuple(sorted((proto, other), key=lambda p: p.value)) if same else (proto,)
+        info = texts.registry_info(
+            port, proto, protocols, services, checks_for(port, protocols), os_name
+        )
+        return replace(info, also_in=self._also_in(port, protocols, None))
 
     def _os_services_info(self, port: int, proto: Proto, os_name: str, *, hint: str) -> PortInfo:
         # One description for both protocols when the OS names them alike, so that
         # `describe` shows it once.
-        other = Proto.UDP if proto is Proto.TCP else Proto.TCP
-        same = self._table.get((port, other)) is None and self.os_service(port, other) == os_name
+        other = _other(proto)
+        same = (
+            self.entry_for(port, other) is None
+            and not self.registry.services(port, other)
+            and self.os_service(port, other) == os_name
+        )
         protocols = (Proto.TCP, Proto.UDP) if same else (proto,)
         checks = checks_for(port, protocols)
         return texts.os_services_info(port, proto, protocols, os_name, checks, hint=hint)

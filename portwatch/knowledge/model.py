@@ -6,13 +6,14 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from portwatch.core.types import Proto
+from portwatch.knowledge.registry import Registration
 
 # Where a description came from, so the screen can say how much to rely on it:
-# written and checked by us, written by the user, only a name from the OS services
-# database, or nothing at all.
-Source = Literal["curated", "user", "os-services", "none"]
+# written and checked by us, written by the user, IANA's registry alone, only a name
+# from the OS services database, or nothing at all.
+Source = Literal["curated", "user", "registry", "os-services", "none"]
 
-SOURCES: tuple[Source, ...] = ("curated", "user", "os-services", "none")
+SOURCES: tuple[Source, ...] = ("curated", "user", "registry", "os-services", "none")
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,10 @@ class PortInfo:
     one asked about. ``checks`` are commands with ``port`` filled in. ``programs`` are
     hints about what usually owns the port: never a reason to trust an owner.
     ``os_service`` is the name the OS services database gives the port, if any.
+    ``iana`` holds the registry's services on exactly this port (for every protocol
+    the description covers); ``iana_status`` what the registry says when it has no
+    service there (reserved, unassigned, dynamic, or an assigned range).
+    ``also_in`` names ranges that also cover the port, shown beside the answer.
     """
 
     port: int
@@ -93,6 +98,9 @@ class PortInfo:
     programs: tuple[str, ...]
     source: Source
     os_service: str | None = None
+    iana: tuple[Registration, ...] = ()
+    iana_status: Registration | None = None
+    also_in: tuple[str, ...] = ()
 
     @property
     def is_range(self) -> bool:
@@ -109,5 +117,6 @@ class PortInfo:
         return f"{ports}/{'+'.join(p.value for p in self.protocols)}"
 
     def same_description(self, other: PortInfo) -> bool:
-        """True when two lookups (say tcp and udp of one port) would read the same."""
-        return replace(self, proto=other.proto) == other
+        """True when two lookups (say tcp and udp of one port) would read the same.
+        The OS services name may differ by protocol without changing the description."""
+        return replace(self, proto=other.proto, os_service=None) == replace(other, os_service=None)

@@ -11,10 +11,12 @@ import textwrap
 from typing import Any, NamedTuple
 
 from portwatch.knowledge.model import PortInfo
+from portwatch.knowledge.registry import DYNAMIC_FIRST, Registration
 
 _SOURCE_NOTE = {
     "curated": "Description shipped with portwatch.",
     "user": "Description from your own ports.toml.",
+    "registry": "From IANA's port registry, as embedded in portwatch.",
     "os-services": "Only a name, from this computer's services database.",
     "none": "Nothing known about this port.",
 }
@@ -51,6 +53,60 @@ def _os_note(info: PortInfo) -> str | None:
     return None
 
 
+def registration_line(row: Registration, title: str = "") -> str:
+    """One registry row as a sentence: name, ports, description and the details IANA
+    records (who, when, which document)."""
+    text = f'IANA registry: "{row.name}" on {row.label()}'
+    if row.description and row.description != title:
+        text += f", {row.description}"
+    details = []
+    if row.assignee:
+        details.append(f"assignee {row.assignee}")
+    if row.contact and row.contact != row.assignee:
+        details.append(f"contact {row.contact}")
+    if row.registered:
+        details.append(f"registered {row.registered}")
+    if row.modified:
+        details.append(f"modified {row.modified}")
+    if row.reference:
+        details.append(f"reference {row.reference}")
+    if details:
+        text += "; " + ", ".join(details)
+    text += "."
+    if row.notes:
+        text += f" Note: {row.notes}"
+    return text
+
+
+def status_line(info: PortInfo) -> str | None:
+    """What the registry says of a port it registers no service on."""
+    row = info.iana_status
+    if row is None:
+        return None
+    where = f"{info.port}/{info.proto.value}"
+    if row.is_service:
+        return (
+            f"IANA registry: {where} lies in {row.label()}, registered as a range for "
+            f'"{row.name}" ({row.description}).'
+        )
+    if row.lo >= DYNAMIC_FIRST:
+        return (
+            f"IANA registry: {where} is in the dynamic and private range "
+            f"{row.ports_label()}, which IANA never assigns."
+        )
+    status = row.description.rstrip(".") or "Unassigned"
+    span = f" (the range {row.ports_label()})" if row.is_range else ""
+    if status.lower() in ("unassigned", "reserved"):
+        return f"IANA registry: {where} is {status.lower()}{span}; no service is registered on it."
+    return f"IANA registry: {where} is listed without a service name: {status}{span}."
+
+
+def _also(info: PortInfo) -> str | None:
+    if not info.also_in:
+        return None
+    return "Also in range " + "; also in range ".join(info.also_in) + "."
+
+
 class _Section(NamedTuple):
     title: str
     paragraphs: list[str]
@@ -61,6 +117,13 @@ def _sections(info: PortInfo) -> list[_Section]:
     """The sections in reading order; empty ones left out."""
     sections = [_Section("What it is", [info.summary])]
     registration = [info.registration] if info.registration else []
+    registration.extend(registration_line(row, info.title) for row in info.iana)
+    status = status_line(info)
+    if status:
+        registration.append(status)
+    also = _also(info)
+    if also:
+        registration.append(also)
     os_note = _os_note(info)
     if os_note:
         registration.append(os_note)
@@ -119,6 +182,30 @@ def to_text(info: PortInfo, width: int = 88) -> str:
     return "\n".join(out) + "\n"
 
 
+def brief(info: PortInfo) -> str:
+    """One paragraph for the other protocol of a port described in full above it."""
+    where = f"{info.port}/{info.proto.value}"
+    if info.iana:
+        text = f"{where}: " + " ".join(registration_line(row) for row in info.iana)
+        text += " The description above is about the other protocol."
+    elif info.source == "os-services":
+        text = f"{where}: only this computer's services database names it, '{info.name}'."
+    else:
+        text = f"{where}: " + (status_line(info) or "nothing is known about it.")
+    also = _also(info)
+    return text + (" " + also if also else "")
+
+
+def to_text_brief(info: PortInfo, width: int = 88) -> str:
+    """:func:`brief` wrapped for a terminal."""
+    return "\n".join(textwrap.wrap(brief(info), width=width, break_on_hyphens=False)) + "\n"
+
+
+def brief_html(info: PortInfo) -> str:
+    """:func:`brief` as a paragraph for the side panel."""
+    return f"\n<p><small>{html.escape(brief(info))}</small></p>"
+
+
 def to_html(info: PortInfo) -> str:
     """Rich text for the side panel: headings, paragraphs and copyable commands."""
     esc = html.escape
@@ -166,6 +253,23 @@ def to_dict(info: PortInfo) -> dict[str, Any]:
         "related": [{"what": r.what, "note": r.note} for r in info.related],
         "programs": list(info.programs),
         "os_service": info.os_service,
+        "iana": [
+            {
+                "name": r.name,
+                "ports": r.ports_label(),
+                "protocols": [p.value for p in r.protocols],
+                "description": r.description,
+                "assignee": r.assignee,
+                "contact": r.contact,
+                "registered": r.registered,
+                "modified": r.modified,
+                "reference": r.reference,
+                "notes": r.notes,
+            }
+            for r in info.iana
+        ],
+        "iana_status": status_line(info),
+        "also_in": list(info.also_in),
         "checks": [
             {"platform": c.platform, "commands": list(c.commands), "note": c.note}
             for c in info.checks

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from portwatch.core.types import Proto
 from portwatch.knowledge.model import Check, PortInfo
+from portwatch.knowledge.registry import Registration
 
 _JUDGE_THE_PROGRAM = (
     "A port number says nothing reliable about the program behind it: any program can "
@@ -32,6 +33,46 @@ def _band(port: int) -> str:
     )
 
 
+def registry_info(
+    port: int,
+    proto: Proto,
+    protocols: tuple[Proto, ...],
+    services: tuple[Registration, ...],
+    checks: tuple[Check, ...],
+    os_name: str | None,
+) -> PortInfo:
+    """A description from IANA's registration alone: the registry's own words, and
+    what a registration does and does not tell."""
+    first = services[0]
+    covered = "+".join(p.value for p in protocols)
+    names = ", ".join(f'"{s.name}"' for s in services)
+    several = f" under {len(services)} names ({names})" if len(services) > 1 else ""
+    return PortInfo(
+        port=port,
+        proto=proto,
+        lo=port,
+        hi=port,
+        protocols=protocols,
+        name=first.name,
+        title=first.description or first.name,
+        summary=(
+            f"IANA registers {port}/{covered} for {first.description or first.name}"
+            f"{several}. The registration reserves the number for that service; whether "
+            "anything on this machine speaks it is for the program that owns the socket "
+            "to show (the commands below)."
+        ),
+        registration="",
+        usage="",
+        security=(),
+        checks=checks,
+        related=(),
+        programs=(),
+        source="registry",
+        os_service=os_name,
+        iana=services,
+    )
+
+
 def os_services_info(
     port: int,
     proto: Proto,
@@ -57,9 +98,9 @@ def os_services_info(
         ),
         registration=(
             "The services database (/etc/services on Linux and macOS, "
-            "%SystemRoot%\\System32\\drivers\\etc\\services on Windows) mostly repeats "
-            "IANA's registrations. A name there says what the number was reserved for, "
-            "not what is using it on this machine."
+            "%SystemRoot%\\System32\\drivers\\etc\\services on Windows) also holds local "
+            "names IANA does not register. A name there says what the number is meant "
+            "for, not what is using it on this machine. " + _band(port)
         ),
         usage=(
             "Unknown to portwatch. The program that owns the socket is the real answer: "
@@ -89,12 +130,7 @@ def unknown_info(port: int, proto: Proto, checks: tuple[Check, ...], *, hint: st
             f"{port}/{proto.value}. That is common: most port numbers belong to no service "
             "in particular."
         ),
-        registration=(
-            _band(port) + " IANA's list is longer than most services files, so the number "
-            "may still be registered: search IANA's Service Name and Transport Protocol "
-            "Port Number Registry "
-            "(https://www.iana.org/assignments/service-names-port-numbers) for the number."
-        ),
+        registration=_band(port),
         usage=(
             "What to do: find the program that owns the socket with the commands below, "
             "then look at that program rather than the number. Its documentation or "

@@ -21,7 +21,7 @@ import psutil
 
 from portwatch.core.text import clean
 from portwatch.core.types import Owner
-from portwatch.probe import winfile
+from portwatch.probe import procfs, winfile
 from portwatch.probe.interpreter import ScriptReader
 
 log = logging.getLogger(__name__)
@@ -124,9 +124,12 @@ class OwnerReader:
         # (process, exe) -> (script path, script sha256): interpreters are told apart by
         # the script they run, hashed through the same cache; every probe gets this.
         self._script_of = script_of or ScriptReader(self.hasher, ps)
-        # pid -> (create_time, executable file key, owner): a process keeps its identity
-        # until it exits or exec()s, so unchanged owners cost two syscalls per poll.
-        self._owners: dict[int, tuple[float | None, FileKey | None, int | None, Owner]] = {}
+        # pid -> (create_time, executable file key, euid, exec token, owner): a process
+        # keeps its identity until it exits or exec()s, so unchanged owners cost a few
+        # syscalls per poll.
+        self._owners: dict[
+            int, tuple[float | None, FileKey | None, int | None, bytes | None, Owner]
+        ] = {}
         self._used: set[int] = set()
 
     def forget_unused(self) -> None:
@@ -172,24 +175,39 @@ class OwnerReader:
                 same = proc.create_time() == cached[0] and self._euid(proc) == cached[2]
             except ps.Error:
                 same = False
-            if same and self._exe_key(pid) == cached[1]:
-                return cached[3]
+            # exec() of the same interpreter with another script keeps pid, start time
+            # and executable: only the exec token tells the new program apart.
+            if same and self._exe_key(pid) == cached[1] and self._exec_token(pid) == cached[3]:
+                return cached[4]
+        token = self._exec_token(pid)
         try:
             owner = self._read_owner(proc, pid)
         except (ps.Error, OSError) as exc:
             # psutil passes Windows errors it does not map (WinError 87, 299, ...) through
             # as plain OSError: this owner stays unattributed, the rest of the poll goes on.
             log.debug("reading pid %s failed: %r", pid, exc)
-            return Owner(
-                pid=pid, note=f"details unreadable ({clean(str(exc)) or type(exc).__name__})"
-            )
+            reason = clean(str(exc)) or type(exc).__name__
+            return Owner(pid=pid, note=f"details unreadable ({reason})")
         if owner is not None and owner.identified:
             try:
                 euid = self._euid(proc)
             except ps.Error:
                 euid = None
-            self._owners[pid] = (owner.create_time, self._exe_key(pid), euid, owner)
+            self._owners[pid] = (owner.create_time, self._exe_key(pid), euid, token, owner)
         return owner
+
+    def _exec_token(self, pid: int) -> bytes | None:
+        if not self._linux:
+            return None
+        token = procfs.exec_token(pid)
+        if token is not None:
+            return token
+        # Without the auxiliary vector, a changed command line is the next best sign.
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                return b"cmdline:" + handle.read(65536)
+        except OSError:
+            return None
 
     def _euid(self, proc: Any) -> int | None:
         if not self._linux:
@@ -253,7 +271,9 @@ class OwnerReader:
                 return None, None, _EXITED
             except OSError as exc:
                 return None, None, f"executable hidden ({exc.strerror or exc})"
-            replaced = target.endswith(_DELETED)
+            # The kernel marks a deleted file by appending " (deleted)", but a file may
+            # really be named that way: it is deleted only if that name is not it.
+            replaced = target.endswith(_DELETED) and not procfs.real_name(pid, target)
             if replaced:
                 target = target[: -len(_DELETED)]
             try:

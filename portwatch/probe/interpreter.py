@@ -14,15 +14,17 @@ import hashlib
 import ntpath
 import os
 import re
+import sys
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import psutil
 
-from portwatch.core.identity import HIDDEN_SCRIPT
+from portwatch.core.identity import HIDDEN_SCRIPT, is_absolute_path
 from portwatch.core.text import clean
-from portwatch.probe import service_hosts
+from portwatch.probe import procfs, service_hosts
 
 _HOST_CACHE = 256
 INLINE = "-c"
@@ -63,6 +65,9 @@ _FAMILY = {
     "wscript": "wsh",
 }
 
+# Process instances whose script resolution is kept (one small tuple each).
+_MAX_RESOLVED = 4096
+
 _VERSION_SUFFIX = re.compile(r"[-_]?[\d.]+[a-z]?$")
 
 
@@ -78,6 +83,8 @@ class ScriptRef:
     script: str
     path: str | None = None
     inline_sha256: str | None = None
+    # A script file's path exactly as the command line gives it (not yet resolved).
+    written: str | None = None
 
 
 def interpreter_family(exe_or_name: str) -> str | None:
@@ -96,8 +103,19 @@ def script_of(exe: str, argv: Sequence[str], cwd: str | None) -> ScriptRef | Non
 
     Returns None when ``exe`` is not an interpreter or it runs no script (a REPL).
     Relative paths are made absolute against ``cwd``; with no ``cwd`` they are kept
-    as given (and will not match a trusted absolute path).
+    as given (and will not match a trusted absolute path). Paths are resolved on this
+    machine's file system; :class:`ScriptReader` resolves them as the process sees
+    them instead, where ``/proc`` allows.
     """
+    ref = script_argument(exe, argv)
+    if ref is None or ref.written is None:
+        return ref
+    return _file_ref(ref.written, cwd)
+
+
+def script_argument(exe: str, argv: Sequence[str]) -> ScriptRef | None:
+    """What ``argv`` asks the interpreter ``exe`` to run, before any path is resolved:
+    a script file comes back with ``written`` set to the path as given."""
     family = interpreter_family(exe)
     if family is None or not argv:
         return None
@@ -115,11 +133,11 @@ def script_of(exe: str, argv: Sequence[str], cwd: str | None) -> ScriptRef | Non
         return ScriptRef(f"-m {value}")
     if kind == "class":
         return ScriptRef(f"class {value}")
-    return _file_ref(value, cwd)
+    return ScriptRef(value, written=value)
 
 
 def _file_ref(value: str, cwd: str | None) -> ScriptRef:
-    if _is_absolute(value):
+    if is_absolute_path(value):
         path = value
     elif cwd:
         path = os.path.join(cwd, value)
@@ -127,10 +145,6 @@ def _file_ref(value: str, cwd: str | None) -> ScriptRef:
         return ScriptRef(value)
     resolved = os.path.realpath(path) if os.path.exists(path) else os.path.normpath(path)
     return ScriptRef(resolved, path=resolved)
-
-
-def _is_absolute(path: str) -> bool:
-    return os.path.isabs(path) or ntpath.isabs(path)
 
 
 def _sha256_text(text: str) -> str:
@@ -414,12 +428,24 @@ class ScriptReader:
     ``(process, exe) -> (script, script_sha256)``, hashing script files through the
     same cache as executables.
 
+    On Linux (``via_proc``) a script path is resolved as the process sees it: a
+    relative path against ``/proc/<pid>/cwd``, symlinks inside ``/proc/<pid>/root``
+    (a container's files are not the host's), once per process instance (pid, start
+    time and exec), and kept: a later ``chdir`` or a re-pointed symlink does not
+    change which file the process is judged by. The file is hashed through its
+    root. Elsewhere the process's working folder from ``ps`` is used.
+
     ``ps`` is the psutil module or a stand-in with the same surface.
     """
 
-    def __init__(self, hasher: FileHashing, ps: Any = psutil) -> None:
+    def __init__(self, hasher: FileHashing, ps: Any = psutil, via_proc: bool | None = None) -> None:
         self._hasher = hasher
         self._ps = ps
+        self._via_proc = sys.platform.startswith("linux") if via_proc is None else via_proc
+        # pid -> ((start time, exec token), (script, file to hash, inline hash)).
+        self._resolved: OrderedDict[
+            int, tuple[tuple[object, ...], tuple[str | None, str | None, str | None]]
+        ] = OrderedDict()
         # (pid, start time) -> what a Windows host process runs: asking the Service Control
         # Manager which services a svchost holds is too slow to repeat every poll.
         self._hosts: dict[tuple[int, float], tuple[str | None, str | None]] = {}
@@ -430,12 +456,26 @@ class ScriptReader:
             return self._hosted(proc, kind)
         if not exe or interpreter_family(exe) is None:
             return None, None
+        if self._via_proc:
+            script, path, sha = self._resolve_once(proc, exe)
+        else:
+            script, path, sha = self._resolve_here(proc, exe)
+        if path is not None and os.path.isfile(path):
+            sha = self._hasher.hash_path(path)
+        return clean(script), sha
+
+    def _argv(self, proc: Any) -> list[str] | None:
         try:
-            argv = [a for a in proc.cmdline() if isinstance(a, str)]
+            return [a for a in proc.cmdline() if isinstance(a, str)]
         except self._ps.AccessDenied:
+            return None
+
+    def _resolve_here(self, proc: Any, exe: str) -> tuple[str | None, str | None, str | None]:
+        argv = self._argv(proc)
+        if argv is None:
             # Without the command line the program is not known: never fall back to
             # the bare interpreter's identity, which may be trusted.
-            return HIDDEN_SCRIPT, None
+            return HIDDEN_SCRIPT, None, None
         cwd: str | None
         try:
             cwd = proc.cwd()
@@ -444,11 +484,45 @@ class ScriptReader:
             cwd = None
         ref = script_of(exe, argv, cwd)
         if ref is None:
-            return None, None
-        sha = ref.inline_sha256
-        if ref.path is not None and os.path.isfile(ref.path):
-            sha = self._hasher.hash_path(ref.path)
-        return clean(ref.script), sha
+            return None, None, None
+        return ref.script, ref.path, ref.inline_sha256
+
+    def _resolve_once(self, proc: Any, exe: str) -> tuple[str | None, str | None, str | None]:
+        pid = int(proc.pid)
+        instance = (proc.create_time(), procfs.exec_token(pid))
+        cached = self._resolved.get(pid)
+        if cached is not None and cached[0] == instance:
+            self._resolved.move_to_end(pid)
+            return cached[1]
+        argv = self._argv(proc)
+        if argv is None:
+            return HIDDEN_SCRIPT, None, None  # not cached: it may be readable later
+        resolved = self._resolve_in_process(pid, script_argument(exe, argv))
+        self._resolved[pid] = (instance, resolved)
+        if len(self._resolved) > _MAX_RESOLVED:
+            self._resolved.popitem(last=False)
+        return resolved
+
+    @staticmethod
+    def _resolve_in_process(
+        pid: int, ref: ScriptRef | None
+    ) -> tuple[str | None, str | None, str | None]:
+        if ref is None:
+            return None, None, None
+        if ref.written is None:
+            return ref.script, None, ref.inline_sha256
+        written = ref.written
+        full: str | None = written
+        if not written.startswith("/"):
+            cwd = procfs.cwd_of(pid)
+            full = f"{cwd.rstrip('/')}/{written}" if cwd else None
+        root = procfs.root_of(pid)
+        canonical = procfs.resolve_in_root(root, full) if full else None
+        if canonical is None:
+            # Not resolvable as the process sees it: kept as written, with no hash, so
+            # it can never match a trusted script.
+            return written, None, None
+        return canonical, root + canonical, None
 
     def _hosted(self, proc: Any, kind: str) -> tuple[str | None, str | None]:
         key = (int(proc.pid), float(proc.create_time()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import sys
 import time
@@ -16,7 +17,9 @@ from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
 from portwatch.probe.identity import OwnerReader
+from portwatch.probe.netlink.inodes import InodeResolver
 from portwatch.probe.netstat_table import TableReader, parse_netstat, read_netstat
+from portwatch.probe.sharing import SocketRow, listeners_with_holders
 
 MACOS_PARTIAL_REASON = (
     "macOS shows other users' and system processes' sockets only to administrators: "
@@ -83,6 +86,9 @@ class PsutilProbe:
         # Where the per-process walk cannot see everything (macOS without root), the
         # system's own socket table, which needs no rights, names the sockets it missed.
         self._socket_table = socket_table or (read_netstat if platform == "darwin" else None)
+        # psutil names one holder per socket (the highest pid); on Linux the others are
+        # found through the socket's inode, since each can accept connections too.
+        self._holders = InodeResolver() if platform.startswith("linux") else None
 
     def poll(self, watched: WatchList) -> Sample:
         mono = self._clock.monotonic()
@@ -174,7 +180,7 @@ class PsutilProbe:
         established_status = self._ps.CONN_ESTABLISHED
         watched_ports = watched.ports()
         seen: set[tuple[Endpoint, int | None]] = set()
-        listeners: list[Listener] = []
+        found: list[tuple[Endpoint, Owner | None, int | None, int]] = []
         owners_this_poll: dict[int | None, Owner | None] = {}
         listener_counts: Counter[tuple[int, Proto]] = Counter()
         established: Counter[tuple[int, Proto]] = Counter()
@@ -202,7 +208,7 @@ class PsutilProbe:
                 if owner is None and row.pid is not None and row.pid > 0:
                     # The process exited between the listing and now; its socket goes too.
                     continue
-                listeners.append(Listener(endpoint, owner))
+                found.append((endpoint, owner, row.pid, row.fd))
                 if (endpoint.port, proto) in watched_ports:
                     listener_counts[(endpoint.port, proto)] += 1
                 continue
@@ -218,11 +224,55 @@ class PsutilProbe:
             PortActivity(port, proto, listener_counts[(port, proto)], established[(port, proto)])
             for port, proto in sorted(set(listener_counts) | set(established))
         ]
+        listeners = listeners_with_holders(self._with_other_holders(found, owners_this_poll))
         listeners.sort(key=lambda item: (item.endpoint, item.owner.pid if item.owner else -1))
         return listeners, activity
 
+    def _with_other_holders(
+        self,
+        found: list[tuple[Endpoint, Owner | None, int | None, int]],
+        owners: dict[int | None, Owner | None],
+    ) -> list[SocketRow]:
+        """Each listener row with the other processes holding the same socket."""
+        if self._holders is None:
+            return [(endpoint, owner, ()) for endpoint, owner, _pid, _fd in found]
+        inodes: list[int] = []
+        for _endpoint, _owner, pid, fd in found:
+            inodes.append(_socket_inode(pid, fd))
+        self._holders.update(inodes)
+        holders = self._holders.holders
+        rows: list[SocketRow] = []
+        for (endpoint, owner, pid, _fd), inode in zip(found, inodes, strict=True):
+            others: list[Owner] = []
+            for other in holders.get(inode, ()):
+                if other == pid:
+                    continue
+                if other not in owners:
+                    owners[other] = self.owners.owner(other)
+                held_by = owners[other]
+                if held_by is not None:
+                    others.append(held_by)
+            rows.append((endpoint, owner, others))
+        return rows
+
     def close(self) -> None:
         """Nothing to release: psutil keeps no open handles between calls."""
+
+
+def _socket_inode(pid: int | None, fd: int) -> int:
+    """The inode of socket ``fd`` of ``pid`` (0 when it cannot be read)."""
+    if pid is None or pid <= 0 or fd < 0:
+        return 0
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return 0
+    if target.startswith("socket:[") and target.endswith("]"):
+        try:
+            return int(target[8:-1])
+        except ValueError:
+            return 0
+    return 0
 
 
 class _Row:

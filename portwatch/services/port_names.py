@@ -64,17 +64,16 @@ class PortNames:
         if self._knowledge is not None:
             from portwatch.knowledge import render
 
-            # Prefer the protocol portwatch actually describes when both are possible.
-            infos = []
-            for candidate in protos:
-                try:
-                    infos.append(self._knowledge.lookup(port, candidate))
-                except Exception:
-                    log.exception("describing %s/%s failed", port, candidate)
-            curated = [i for i in infos if self._knowledge.entry_for(port, i.proto) is not None]
-            chosen = (curated or infos or [None])[0]
-            if chosen is not None:
-                return PortDescription(html=render.to_html(chosen))
+            # The knowledge base's own order picks what to show: one description in
+            # full, and a line each for what the other protocol adds.
+            try:
+                full, lesser = self._knowledge.describe(port, protos)
+            except Exception:
+                log.exception("describing %s failed", port)
+            else:
+                if full:
+                    extra = "".join(render.brief_html(info) for info in lesser)
+                    return PortDescription(html=render.to_html(full[0]) + extra)
         names = {p: os_service_name(port, p) for p in protos}
         known = {p: n for p, n in names.items() if n}
         if not known:

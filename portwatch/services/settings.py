@@ -8,26 +8,61 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from portwatch.config import atomic
 from portwatch.core.alert_policy import DEFAULT_COOLDOWN_S
 
-MIN_POLL_INTERVAL_S = 0.5
-MAX_POLL_INTERVAL_S = 3600.0
-MAX_ALERT_COOLDOWN_S = 7 * 24 * 3600.0
+
+@dataclass(frozen=True)
+class Bounds:
+    """The accepted range of a number-of-seconds setting (both ends included)."""
+
+    lo: float
+    hi: float
+
+
+def _seconds(default: float, lo: float, hi: float, label: str) -> Any:
+    return field(default=default, metadata={"bounds": Bounds(lo, hi), "label": label})
+
+
+def _flag(default: bool, label: str) -> Any:
+    return field(default=default, metadata={"label": label})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every user-tunable setting of the desktop app, with its default."""
+    """Every user-tunable setting of the desktop app: its type, default and range are
+    declared here once; loading, saving and the settings dialog all read them from here."""
 
-    poll_interval_s: float = 2.0
-    notifications: bool = True
-    start_minimized: bool = False
+    poll_interval_s: float = _seconds(2.0, 0.5, 3600.0, "Check ports every")
+    notifications: bool = _flag(True, "Show desktop notifications for alerts")
+    start_minimized: bool = _flag(False, "Start hidden in the tray")
     # One alert per program and port per half hour by default (the alert policy's own).
-    alert_cooldown_s: float = DEFAULT_COOLDOWN_S
+    alert_cooldown_s: float = _seconds(
+        DEFAULT_COOLDOWN_S, 0.0, 7 * 24 * 3600.0, "Repeat an alert for the same port after"
+    )
+
+
+def setting(name: str) -> Field[Any]:
+    """The declaration of one setting (its default, ``bounds`` and ``label`` metadata)."""
+    found = next((f for f in fields(Settings) if f.name == name), None)
+    if found is None:
+        raise KeyError(name)
+    return found
+
+
+def bounds(name: str) -> Bounds:
+    """The accepted range of the number setting ``name``."""
+    found: Bounds = setting(name).metadata["bounds"]
+    return found
+
+
+MIN_POLL_INTERVAL_S = bounds("poll_interval_s").lo
+MAX_POLL_INTERVAL_S = bounds("poll_interval_s").hi
+MAX_ALERT_COOLDOWN_S = bounds("alert_cooldown_s").hi
 
 
 @dataclass(frozen=True)
@@ -38,36 +73,33 @@ class LoadedSettings:
     problems: tuple[str, ...] = ()
 
 
-def _check_number(key: str, value: object, lo: float, hi: float) -> str | None:
+def validate(key: str, value: object) -> str | None:
+    """The reason ``value`` is not acceptable for ``key``, or None when it is.
+
+    Types are strict: JSON ``true`` is not a number of seconds and ``1`` is not ``true``.
+    """
+    try:
+        declared = setting(key)
+    except KeyError:
+        return f"{key}: unknown setting (ignored)"
+    if declared.type in (bool, "bool"):
+        if not isinstance(value, bool):
+            return f"{key}: {value!r} is not true or false"
+        return None
+    limits: Bounds = declared.metadata["bounds"]
+    # bool is a subclass of int in Python, so it is refused by name.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return f"{key}: {value!r} is not a number of seconds"
-    if not math.isfinite(value) or not lo <= value <= hi:
-        return f"{key}: {value!r} is outside {lo:g}-{hi:g} seconds"
+    if not math.isfinite(value) or not limits.lo <= value <= limits.hi:
+        return f"{key}: {value!r} is outside {limits.lo:g}-{limits.hi:g} seconds"
     return None
-
-
-def _check_bool(key: str, value: object) -> str | None:
-    if not isinstance(value, bool):
-        return f"{key}: {value!r} is not true or false"
-    return None
-
-
-def validate(key: str, value: object) -> str | None:
-    """The reason ``value`` is not acceptable for ``key``, or None when it is."""
-    if key == "poll_interval_s":
-        return _check_number(key, value, MIN_POLL_INTERVAL_S, MAX_POLL_INTERVAL_S)
-    if key == "alert_cooldown_s":
-        return _check_number(key, value, 0.0, MAX_ALERT_COOLDOWN_S)
-    if key in ("notifications", "start_minimized"):
-        return _check_bool(key, value)
-    return f"{key}: unknown setting (ignored)"
 
 
 def from_mapping(data: object) -> LoadedSettings:
     """Build settings from parsed JSON, keeping every good value and reporting every bad one."""
     if not isinstance(data, dict):
         return LoadedSettings(Settings(), (f"expected a JSON object, got {type(data).__name__}",))
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     problems: list[str] = []
     known = {f.name for f in fields(Settings)}
     for key, value in data.items():
@@ -75,8 +107,8 @@ def from_mapping(data: object) -> LoadedSettings:
         if reason is not None:
             problems.append(f"{reason}; using the default" if key in known else reason)
             continue
-        values[str(key)] = float(value) if key.endswith("_s") else value  # type: ignore[arg-type]
-    return LoadedSettings(replace(Settings(), **values), tuple(problems))  # type: ignore[arg-type]
+        values[str(key)] = value if isinstance(value, bool) else float(value)
+    return LoadedSettings(replace(Settings(), **values), tuple(problems))
 
 
 def load(path: Path) -> LoadedSettings:

@@ -93,7 +93,7 @@ class TrustService(QObject):
         if loaded.problems:
             self.notices.emit(list(loaded.problems))
         self.judge.set_trust_list(loaded.trust_list)
-        self._reloader = trustfile.Reloader(self._path)  # our own write is not news
+        self._reloader.mark_seen()  # our own write is not news
         self.changed.emit(loaded.trust_list)
         return loaded.trust_list
 
@@ -155,6 +155,8 @@ class TrustService(QObject):
             return
         if loaded.problems:
             self.notices.emit(list(loaded.problems))
+        if not loaded.complete:
+            return  # a file that cannot be used at all: keep judging with the last good list
         self.judge.set_trust_list(loaded.trust_list)
         self.changed.emit(loaded.trust_list)
 

@@ -1,7 +1,8 @@
 """The watch-list file as seen by the desktop app: load, save, and follow edits on disk.
 
 The file stays the single source of truth shared with the CLI: the window writes it
-(atomically) and re-reads it whenever it changes, whoever changed it.
+(atomically) and re-reads it whenever it changes, whoever changed it. Edits are noticed
+the same way as the trust file's (:class:`portwatch.config.follow.Follower`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QFileSystemWatcher, QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from portwatch.config import watchfile
+from portwatch.config.follow import Follower
 from portwatch.core.watchlist import WatchList, WatchSpec
 
 log = logging.getLogger(__name__)
+
+# How often the file is checked for edits made elsewhere (an editor, `portwatch watch`).
+FOLLOW_EVERY_MS = 500
 
 
 class WatchListFile(QObject):
@@ -25,24 +30,19 @@ class WatchListFile(QObject):
     problems = Signal(list)
     """Problems found while reading the file (line, value, reason), for a banner."""
 
-    def __init__(self, path: Path, parent: QObject | None = None) -> None:
+    def __init__(
+        self, path: Path, parent: QObject | None = None, follow_every_ms: int = FOLLOW_EVERY_MS
+    ) -> None:
         super().__init__(parent)
         self._path = path
         loaded = watchfile.load(path)
         self._watchlist = loaded.watchlist
         self._initial_problems = list(loaded.problems)
-        self._watcher = QFileSystemWatcher(self)
-        # An atomic replace swaps the file's inode, which drops a file watch: watch the
-        # folder too and re-arm the file watch on every change.
-        self._watcher.addPath(str(path.parent))
-        self._rewatch()
-        self._watcher.fileChanged.connect(self._schedule_reload)
-        self._watcher.directoryChanged.connect(self._schedule_reload)
-        # Editors write in several steps; read once things settle.
-        self._debounce = QTimer(self)
-        self._debounce.setSingleShot(True)
-        self._debounce.setInterval(150)
-        self._debounce.timeout.connect(self.reload)
+        self._follower = Follower(path, watchfile.load)
+        self._timer = QTimer(self)
+        self._timer.setInterval(follow_every_ms)
+        self._timer.timeout.connect(self.reload_if_changed)
+        self._timer.start()
 
     @property
     def path(self) -> Path:
@@ -56,30 +56,30 @@ class WatchListFile(QObject):
         """Problems from the first read (before anyone could connect to ``problems``)."""
         return list(self._initial_problems)
 
-    def _rewatch(self) -> None:
-        if self._path.exists() and str(self._path) not in self._watcher.files():
-            self._watcher.addPath(str(self._path))
-
     @Slot()
-    def _schedule_reload(self, *_: object) -> None:
-        self._debounce.start()
+    def reload_if_changed(self) -> None:
+        """Pick up an edit made elsewhere; a file that cannot be used at all keeps the
+        list in use (the problem is reported)."""
+        loaded = self._follower.poll()
+        if loaded is not None:
+            self._apply(loaded)
 
     @Slot()
     def reload(self) -> None:
-        """Read the file again; emit ``changed`` if the list differs, ``problems`` if any."""
-        self._rewatch()
-        if not self._path.exists():
-            return  # mid-replace, or deleted: keep what we have until it returns
-        loaded = watchfile.load(self._path)
+        """Read the file again now; emit ``changed`` if the list differs, ``problems`` if any."""
+        self._follower.mark_seen()
+        self._apply(watchfile.load(self._path))
+
+    def _apply(self, loaded: watchfile.LoadedWatchList) -> None:
         if loaded.problems:
             self.problems.emit(list(loaded.problems))
-        if loaded.watchlist != self._watchlist:
+        if loaded.readable and loaded.watchlist != self._watchlist:
             self._watchlist = loaded.watchlist
             self.changed.emit(self._watchlist)
 
     def _save(self, watchlist: WatchList) -> None:
         watchfile.save(self._path, watchlist)
-        self._rewatch()
+        self._follower.mark_seen()
         if watchlist != self._watchlist:
             self._watchlist = watchlist
             self.changed.emit(watchlist)
@@ -97,3 +97,6 @@ class WatchListFile(QObject):
             return False
         self._save(self._watchlist.without(spec))
         return True
+
+    def stop(self) -> None:
+        self._timer.stop()

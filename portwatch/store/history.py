@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import logging
-import os
 import sqlite3
 import time
 from collections import deque
@@ -26,7 +26,8 @@ from portwatch.core.types import (
     Proto,
     Sample,
 )
-from portwatch.store import schema
+from portwatch.files import FolderLock
+from portwatch.store import guard, schema
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -42,14 +43,21 @@ RESOLUTIONS: tuple[tuple[int, float], ...] = (
 EVENT_RETENTION_S = 90 * 86400.0
 EVENT_MAX_ROWS = 500_000
 RETENTION_EVERY_S = 3600.0
-# Continuing listeners get their last_seen refreshed this often, not every poll.
+# Continuing listeners get their last_seen refreshed this often, not every poll: the
+# time is kept in memory (it is the last poll's) and written in batches of at most
+# LAST_SEEN_BATCH rows per poll, so a poll's writes stay small however many listen.
 LAST_SEEN_FLUSH_S = 30.0
+LAST_SEEN_BATCH = 500
 # Polls held in memory while the database is locked or the disk is full.
 MAX_PENDING = 3600
 
 
 class StoreError(RuntimeError):
     """The history file cannot be used at all (the folder is unwritable, ...)."""
+
+
+class StoreBusy(StoreError):
+    """Another process already records into this history (one writer per data folder)."""
 
 
 @dataclass(frozen=True)
@@ -156,21 +164,6 @@ def _damage(path: Path) -> str | None:
     if user_version > schema.SCHEMA_VERSION:
         return f"it was written by a newer portwatch (schema {user_version})"
     return None
-
-
-def _move_aside(path: Path, reason: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.{reason}-{stamp}")
-    counter = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
-        counter += 1
-    os.replace(path, target)
-    for suffix in ("-wal", "-shm"):
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            os.replace(side, target.with_name(target.name + suffix))
-    return target
 
 
 def _reading(method: Callable[P, R]) -> Callable[P, R]:
@@ -341,16 +334,30 @@ class HistoryStore(HistoryReader):
     on a later call.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, notices: list[str]) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: Path,
+        notices: list[str],
+        lock: FolderLock | None = None,
+    ) -> None:
         super().__init__(conn)
         self.path = path
         self.notices = notices
+        self._lock = lock
         self._pending: deque[tuple[Sample, tuple[ListenerView, ...], tuple[PortEvent, ...]]] = (
             deque()
         )
         self._dropped = 0
         # identity -> (row id, status, watched) for listeners present in the last poll
         self._open: dict[IdentityKey, tuple[int, str, bool]] = {}
+        self._open_ids: set[int] = set()
+        # The views last written, and id(view) -> (view, identity) for them: the engine
+        # hands the same objects for unchanged listeners, so only changes are looked at.
+        self._written: tuple[ListenerView, ...] | None = None
+        self._keys: dict[int, tuple[ListenerView, IdentityKey]] = {}
+        # Row ids whose last_seen is to be refreshed, a batch per poll.
+        self._due: deque[int] = deque()
         self._last_wall: float | None = None
         self._last_flush_mono: float | None = None
         self._last_retention_mono: float | None = None
@@ -378,11 +385,26 @@ class HistoryStore(HistoryReader):
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {path.parent}: {exc.strerror or exc}") from exc
+        try:
+            guard.check_files(path)
+            lock = guard.claim_writer(path)
+        except guard.HistoryBusy as exc:
+            raise StoreBusy(str(exc)) from exc
+        except guard.UnsafeHistory as exc:
+            raise StoreError(str(exc)) from exc
+        try:
+            return cls._open_locked(path, notices, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    @classmethod
+    def _open_locked(cls, path: Path, notices: list[str], lock: FolderLock) -> HistoryStore:
         if path.exists():
             why = _damage(path)
             if why is not None:
                 try:
-                    aside = _move_aside(path, "damaged")
+                    aside = guard.set_aside(path, "damaged")
                 except OSError as exc:
                     raise StoreError(
                         f"the history file {path} is unusable ({why}) and cannot be moved"
@@ -401,19 +423,26 @@ class HistoryStore(HistoryReader):
             current = schema.version(conn)
             if 0 < current < schema.SCHEMA_VERSION:
                 backup = path.with_name(f"{path.name}.before-v{schema.SCHEMA_VERSION}")
+                guard.check_files(backup, folder=False)
                 target = sqlite3.connect(backup)
                 with target:
                     conn.backup(target)
                 target.close()
                 notices.append(f"History was upgraded; the previous file is kept as {backup}.")
             schema.migrate(conn)
+        except guard.UnsafeHistory as exc:
+            raise StoreError(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the history file {path}: {exc}") from exc
-        return cls(conn, path, notices)
+        return cls(conn, path, notices, lock)
 
     @staticmethod
     def open_readonly(path: Path) -> HistoryReader:
         """A reader with its own connection, for another thread (chart, export)."""
+        try:
+            guard.check_files(Path(path))
+        except guard.UnsafeHistory as exc:
+            raise StoreError(str(exc)) from exc
         try:
             return HistoryReader(_connect(Path(path), readonly=True))
         except sqlite3.Error as exc:
@@ -461,7 +490,9 @@ class HistoryStore(HistoryReader):
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            open_after = self._write_listeners(sample, views)
+            changed = None if views is self._written else self._write_listeners(sample, views)
+            open_ids = changed[2] if changed is not None else self._open_ids
+            refreshed = self._refresh_last_seen(sample, open_ids)
             self._write_activity(sample)
             self._write_events(events)
             if self._retention_due(sample.mono):
@@ -471,18 +502,33 @@ class HistoryStore(HistoryReader):
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
-        self._open = open_after
+        if changed is not None:
+            self._open, self._keys, self._open_ids = changed
+            self._written = views
+        for _ in range(refreshed):
+            self._due.popleft()
         self._last_wall = max(sample.wall, self._last_wall or sample.wall)
 
     def _write_listeners(
         self, sample: Sample, views: tuple[ListenerView, ...]
-    ) -> dict[IdentityKey, tuple[int, str, bool]]:
+    ) -> tuple[
+        dict[IdentityKey, tuple[int, str, bool]],
+        dict[int, tuple[ListenerView, IdentityKey]],
+        set[int],
+    ]:
+        """Insert new listener identities, update changed ones, close the gone ones.
+
+        Returns the open identities, the identity of each view and the open row ids.
+        """
         conn = self._conn
         wall = sample.wall
+        cached = self._keys
+        keys: dict[int, tuple[ListenerView, IdentityKey]] = {}
         open_after: dict[IdentityKey, tuple[int, str, bool]] = {}
-        continuing: list[int] = []
         for view in views:
-            key = _identity(view)
+            hit = cached.get(id(view))
+            key = hit[1] if hit is not None and hit[0] is view else _identity(view)
+            keys[id(view)] = (view, key)
             if key in open_after:
                 continue
             owner = view.listener.owner
@@ -510,23 +556,36 @@ class HistoryStore(HistoryReader):
                 ).fetchone()
                 open_after[key] = (int(row[0]), status, view.watched)
                 continue
-            row_id = known[0]
             if known[1] != status or known[2] != view.watched:
                 conn.execute(
                     "UPDATE listeners SET status = ?, watched = ?, last_seen = MAX(last_seen, ?)"
                     " WHERE id = ?",
-                    (status, int(view.watched), wall, row_id),
+                    (status, int(view.watched), wall, known[0]),
                 )
-            else:
-                continuing.append(row_id)
-            open_after[key] = (row_id, status, view.watched)
-        gone = [entry[0] for key, entry in self._open.items() if key not in open_after]
+                known = (known[0], status, view.watched)
+            open_after[key] = known
+        # Gone: identities of views no longer present that no present view holds.
+        gone = {
+            self._open[key][0]
+            for view_id, (_view, key) in cached.items()
+            if view_id not in keys and key not in open_after and key in self._open
+        }
         if gone and self._last_wall is not None:
             # Last seen is the last poll that saw them, not this one.
-            self._touch(gone, self._last_wall)
-        if continuing and self._flush_due(sample.mono):
-            self._touch(continuing, wall)
-        return open_after
+            self._touch(sorted(gone), self._last_wall)
+        return open_after, keys, {entry[0] for entry in open_after.values()}
+
+    def _refresh_last_seen(self, sample: Sample, open_ids: set[int]) -> int:
+        """Write the last-seen time of at most one batch of open rows; returns how many
+        due rows the batch took (they leave the queue once the write is committed)."""
+        if not self._due and open_ids and self._flush_due(sample.mono):
+            self._due.extend(sorted(open_ids))
+        taken = min(LAST_SEEN_BATCH, len(self._due))
+        if taken:
+            batch = [row_id for row_id in itertools.islice(self._due, taken) if row_id in open_ids]
+            if batch:
+                self._touch(batch, sample.wall)
+        return taken
 
     def _touch(self, row_ids: list[int], wall: float) -> None:
         for start in range(0, len(row_ids), 500):
@@ -538,7 +597,11 @@ class HistoryStore(HistoryReader):
             )
 
     def _flush_due(self, mono: float) -> bool:
-        if self._last_flush_mono is None or mono - self._last_flush_mono >= LAST_SEEN_FLUSH_S:
+        if self._last_flush_mono is None:
+            # Rows written by the first poll are fresh: the period starts there.
+            self._last_flush_mono = mono
+            return False
+        if mono - self._last_flush_mono >= LAST_SEEN_FLUSH_S:
             self._last_flush_mono = mono
             return True
         return False
@@ -662,3 +725,5 @@ class HistoryStore(HistoryReader):
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA optimize")
         self._conn.close()
+        if self._lock is not None:
+            self._lock.release()

@@ -56,7 +56,7 @@ class AlertLog(QWidget):
         item.setToolTip(2, tooltip(alert.text))
         item.setData(0, AlertRole, alert)
         self.tree.insertTopLevelItem(0, item)
-        # As long as the notifier's own log, no longer: hours of a flapping port stay cheap.
+        # As long as the alert service's own log, no longer: hours of a flapping port stay cheap.
         while self.tree.topLevelItemCount() > LOG_LIMIT:
             self.tree.takeTopLevelItem(self.tree.topLevelItemCount() - 1)
 

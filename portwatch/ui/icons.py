@@ -180,3 +180,31 @@ def tray_icon(alert: bool) -> QIcon:
             return mask
     icon = _resource_icon("tray-alert.svg" if alert else "tray.svg")
     return icon or _placeholder(alert)
+
+
+@functools.cache
+def tray_icon_paused() -> QIcon:
+    """The tray icon while monitoring or alerts are paused: the usual icon with a pause
+    badge (two bars on a dark disc) in a corner, so the pause reads at a glance."""
+    base = tray_icon(alert=False)
+    icon = QIcon()
+    for size in _SIZES:
+        pixmap = base.pixmap(size, size)
+        if pixmap.isNull():
+            continue
+        painter = QPainter(pixmap)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        badge = size * 0.55
+        rect = QRectF(size - badge, size - badge, badge, badge)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(QColor("#333333"))
+        painter.drawEllipse(rect)
+        painter.setBrush(QColor("white"))
+        bar_w, bar_h = badge * 0.16, badge * 0.5
+        top = rect.center().y() - bar_h / 2
+        for dx in (-badge * 0.14, badge * 0.14):
+            x = rect.center().x() + dx - bar_w / 2
+            painter.drawRect(QRectF(x, top, bar_w, bar_h))
+        painter.end()
+        icon.addPixmap(pixmap)
+    return icon

@@ -39,8 +39,10 @@ STATUS_WORDS = {
     Status.KNOWN: "trusted owner",
     Status.UNKNOWN: "unknown owner",
     Status.UNATTRIBUTED: "unattributed",
+    Status.UNWATCHED: "unwatched",
 }
 
+# Unwatched listeners have no state icon: trust is not judged off the watch list.
 STATUS_STATES = {
     Status.KNOWN: PortState.LISTENING,
     Status.UNKNOWN: PortState.UNKNOWN,

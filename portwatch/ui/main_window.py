@@ -1,16 +1,21 @@
-"""The main window: watched ports, live chart, listeners table, port panel, banners, menus."""
+"""The main window: watched ports, live chart, listeners table, port panel, banners, menus.
+
+A view, not a controller: what it shows comes from the engine's ticks, the alert
+service's log and state, and the services it is given (settings, exports, the chart's
+history on the thread pool, start at login). Its commands live in ``ui.actions``.
+"""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from PySide6.QtCore import QItemSelection, QModelIndex, QStandardPaths, Qt, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtCore import QItemSelection, QStandardPaths, Qt, Signal, Slot
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -26,17 +31,21 @@ from PySide6.QtWidgets import (
 )
 
 from portwatch import APP_NAME, __version__
-from portwatch.config.autostart import Autostart
 from portwatch.core.alert_policy import SNOOZE_HOUR_S, seconds_until_tomorrow
-from portwatch.core.types import Proto, Status
+from portwatch.core.alerts import Alert
+from portwatch.core.types import ListenerView, Proto, Sample
 from portwatch.core.watchlist import WatchList, WatchSpec
-from portwatch.services import settings as settings_file
-from portwatch.services.background import JobRunner
+from portwatch.engine.monitor import TickResult
+from portwatch.services.alert_service import AlertState
+from portwatch.services.chart_history import ChartHistory, ChartHistoryLoader
+from portwatch.services.export_service import ExportService
 from portwatch.services.history_lookup import HistoryLookup
+from portwatch.services.login_start import LoginStart
 from portwatch.services.notify import LoggedAlert
 from portwatch.services.os_integration import uses_native_menu_bar
-from portwatch.services.settings import Settings
+from portwatch.services.settings_service import SettingsService
 from portwatch.services.watchlist_file import WatchListFile
+from portwatch.ui.actions import CHART_WINDOWS, MENU_BAR, ActionRegistry
 from portwatch.ui.alert_log import AlertLog
 from portwatch.ui.banner import Banner
 from portwatch.ui.chart import ActivityChart, rows_to_points
@@ -51,14 +60,10 @@ from portwatch.ui.listener_model import (
 )
 from portwatch.ui.port_panel import Describer, PortPanel
 from portwatch.ui.settings_dialog import SettingsDialog
+from portwatch.ui.status import status_line
 from portwatch.ui.watch_panel import ServiceNamer, WatchPanel
 
 log = logging.getLogger(__name__)
-
-# Writes the listeners CSV to a path: (path, watched_only) -> rows written.
-ExportFunction = Callable[[Path, bool], int]
-# A range is filled from history port by port; beyond this many ports it is skipped.
-HISTORY_FILL_MAX_PORTS = 32
 
 
 def default_export_name(now: float | None = None) -> str:
@@ -78,26 +83,17 @@ def partial_advice(reason: str | None) -> str:
 
 
 class MainWindow(QMainWindow):
-    """Shows each tick; edits the watch list; exports; asks for settings."""
+    """Shows each tick, the alert log and the alert state; edits the watch list."""
 
     pause_requested = Signal()
     resume_requested = Signal()
     quit_requested = Signal()
-    settings_changed = Signal(object)
-    """The new :class:`Settings`, already saved."""
-    interval_changed = Signal(float)
-    notifications_toggled = Signal(bool)
-    cooldown_changed = Signal(float)
-    alert_arrived = Signal(object)
     alerts_paused_requested = Signal(bool)
     """The user paused (True) or resumed (False) every desktop alert."""
     snooze_requested = Signal(object, float)
     """(WatchSpec, seconds): no desktop alerts for that spec for a while; 0 ends it."""
-    """Each :class:`Alert` of a tick, for the notifier."""
     trusted_programs_requested = Signal()
     """Monitor \u25b8 Trusted programs: whoever wires the trust list opens its dialog."""
-    alert_state_changed = Signal(bool, str)
-    """(an unknown owner holds a watched port, why) for the tray icon."""
     tick_shown = Signal(int)
     """How many ticks have been shown so far."""
     export_finished = Signal(object, object)
@@ -110,30 +106,26 @@ class MainWindow(QMainWindow):
         history: HistoryLookup,
         describe: Describer,
         namer: ServiceNamer,
-        settings: Settings,
-        settings_path: Path,
-        export: ExportFunction | None,
-        jobs: JobRunner,
-        autostart: Autostart | None = None,
-        autostart_command: Sequence[str] = (),
+        settings: SettingsService,
+        exports: ExportService,
+        chart_history: ChartHistoryLoader,
+        login_start: LoginStart | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self._autostart = autostart
-        self._autostart_command = list(autostart_command)
         self.setWindowTitle(APP_NAME)
         self.setWindowIcon(app_icon())
         self._watch_file = watch_file
         self._history = history
         self._settings = settings
-        self._settings_path = settings_path
-        self._export = export
-        self._jobs = jobs
-        self._views: Sequence[Any] = ()
+        self._exports = exports
+        self._chart_history = chart_history
+        self._login_start = login_start or LoginStart(None, ())
+        self._views: Sequence[ListenerView] = ()
         self._ticks = 0
         self._paused = False
-        self._alert_state: tuple[bool, str] = (False, "")
-        self._last_sample: Any = None
+        self._alert_state = AlertState()
+        self._last_sample: Sample | None = None
         self._shown_proto: Proto | None = None
         self.hide_to_tray = False
         self._quitting = False
@@ -150,8 +142,10 @@ class MainWindow(QMainWindow):
         self.watch_panel.spec_selected.connect(self._spec_selected)
 
         self.chart = ActivityChart()
-        self.chart.set_interval(settings.poll_interval_s)
+        self.chart.set_interval(settings.current.poll_interval_s)
         self.chart.window_changed.connect(self._fill_chart_from_history)
+        chart_history.loaded.connect(self._chart_history_loaded)
+        settings.interval_changed.connect(self.chart.set_interval)
 
         self.model = ListenerTableModel(self)
         self.proxy = ListenerFilterModel(self)
@@ -234,14 +228,22 @@ class MainWindow(QMainWindow):
         self._dock_sized = False
         self.alert_dock.visibilityChanged.connect(self._size_alert_dock)
 
+        # The permanent line: what was last seen and every state that silences something
+        # (paused monitoring, paused alerts, snoozed ports, the pending review).
         self.status_text = QLabel("Waiting for the first check\u2026")
         self.status_text.setTextFormat(Qt.TextFormat.PlainText)
+        self.status_text.setObjectName("statusLine")
         self.statusBar().addPermanentWidget(self.status_text)
 
-        self._build_menus()
+        self.commands = ActionRegistry(self)
+        self._wire_actions()
         # Follow the system's light/dark switch while running (the palette follows it;
         # the chart's background and axes are drawn by pyqtgraph and need telling).
         QGuiApplication.styleHints().colorSchemeChanged.connect(self._scheme_changed)
+        exports.started.connect(self._export_started)
+        exports.finished.connect(self._export_done)
+        exports.failed.connect(self._export_failed)
+        settings.failed.connect(self._error)
         self.set_watchlist(watch_file.watchlist)
         watch_file.changed.connect(self.set_watchlist)
         watch_file.problems.connect(self.show_notices)
@@ -270,104 +272,48 @@ class MainWindow(QMainWindow):
         self.columns.setSizes([left, width - left])
         self.left.setSizes([line * 12, height - line * 12])
 
-    def _action(
-        self, menu: Any, text: str, slot: Callable[..., Any], shortcut: Any = None
-    ) -> QAction:
-        action = QAction(text, self)
-        if shortcut is not None:
-            action.setShortcut(QKeySequence(shortcut))
-        action.triggered.connect(slot)
-        menu.addAction(action)
-        return action
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        bar.setNativeMenuBar(uses_native_menu_bar())
-        file_menu = bar.addMenu("&File")
-        self.export_action = self._action(
-            file_menu, "&Export CSV\u2026", self.ask_export, QKeySequence.StandardKey.Save
-        )
-        self.settings_action = self._action(
-            file_menu, "Se&ttings\u2026", self.open_settings, QKeySequence.StandardKey.Preferences
-        )
-        if self.settings_action.shortcut().isEmpty():
-            self.settings_action.setShortcut(QKeySequence("Ctrl+,"))
-        file_menu.addSeparator()
-        self._action(file_menu, "&Close window", self.close, QKeySequence.StandardKey.Close)
-        self.quit_action = self._action(
-            file_menu, "&Quit", self.request_quit, QKeySequence.StandardKey.Quit
-        )
-        if self.quit_action.shortcut().isEmpty():
-            self.quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-
-        monitor = bar.addMenu("&Monitor")
-        self.pause_action = self._action(monitor, "&Pause monitoring", self.toggle_pause, "Ctrl+P")
-        monitor.addSeparator()
-        self._action(monitor, "&Watch a port\u2026", self.focus_add, QKeySequence.StandardKey.New)
-        self._action(
-            monitor, "&Stop watching the selected port", self.watch_panel.remove_selected, "Ctrl+D"
-        )
-        self._action(monitor, "Port &history\u2026", self._history_of_selection, "Ctrl+H")
-        self._action(
-            monitor, "&Copy check command", self.port_panel.copy_check_command, "Ctrl+Shift+C"
-        )
-        monitor.addSeparator()
-        alerts = monitor.addMenu("&Alerts")
-        self.alerts_pause_action = self._action(
-            alerts,
-            "&Pause all alerts",
-            lambda _checked=False: self.alerts_paused_requested.emit(
-                self.alerts_pause_action.isChecked()
-            ),
-            "Ctrl+Shift+P",
-        )
-        self.alerts_pause_action.setCheckable(True)
-        self._action(
-            alerts,
-            "Snooze the selected port for 1 &hour",
-            lambda _checked=False: self._snooze_selection(SNOOZE_HOUR_S),
-            "Ctrl+Shift+S",
-        )
-        self._action(
-            alerts,
-            "Snooze the selected port until &tomorrow",
-            lambda _checked=False: self._snooze_selection(None),
-        )
-        self._action(
-            alerts,
-            "&Stop snoozing the selected port",
-            lambda _checked=False: self._snooze_selection(0.0),
-        )
-        self.trusted_action = self._action(
-            monitor,
-            "&Trusted programs\u2026",
-            lambda _checked=False: self.trusted_programs_requested.emit(),
-            "Ctrl+T",
-        )
-
-        view = bar.addMenu("&View")
-        for index, (label, seconds) in enumerate(
-            (("Last &5 minutes", 300.0), ("Last &hour", 3600.0), ("Last &24 hours", 86400.0))
-        ):
-            self._action(
-                view,
-                label,
-                lambda _c=False, s=seconds: self.chart.set_window(s),
-                f"Ctrl+{index + 1}",
-            )
-        view.addSeparator()
-        self._action(view, "&Filter listeners", self.focus_filter, QKeySequence.StandardKey.Find)
-        toggle = self.alert_dock.toggleViewAction()
+    def _wire_actions(self) -> None:
+        actions = self.commands
+        toggle = actions.adopt("alert_log", self.alert_dock.toggleViewAction())
         toggle.setText("&Alert log")
         toggle.setShortcut(QKeySequence("Ctrl+L"))
-        view.addAction(toggle)
-
-        help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "&About portwatch", self._about)
+        for key, slot in {
+            "export": self.ask_export,
+            "settings": self.open_settings,
+            "close": self.close,
+            "quit": self.request_quit,
+            "pause": self.toggle_pause,
+            "watch": self.focus_add,
+            "unwatch": self.watch_panel.remove_selected,
+            "history": self._history_of_selection,
+            "copy_check": self.port_panel.copy_check_command,
+            "alerts_pause": lambda: self.alerts_paused_requested.emit(
+                self.commands["alerts_pause"].isChecked()
+            ),
+            "snooze_hour": lambda: self._snooze_selection(SNOOZE_HOUR_S),
+            "snooze_tomorrow": lambda: self._snooze_selection(None),
+            "unsnooze": lambda: self._snooze_selection(0.0),
+            "trusted": self.trusted_programs_requested.emit,
+            "filter": self.focus_filter,
+            "about": self._about,
+        }.items():
+            actions.connect(key, slot)
+        for key, seconds in CHART_WINDOWS.items():
+            actions.connect(key, functools.partial(self.chart.set_window, seconds))
+        # Inside the window on macOS, where an accessory (Dock-less) app has no menu bar.
+        self.menuBar().setNativeMenuBar(uses_native_menu_bar())
+        actions.fill(self.menuBar(), MENU_BAR)
+        # Names the tests and other views use.
+        self.export_action = actions["export"]
+        self.settings_action = actions["settings"]
+        self.quit_action = actions["quit"]
+        self.pause_action = actions["pause"]
+        self.alerts_pause_action = actions["alerts_pause"]
+        self.trusted_action = actions["trusted"]
 
     # -- ticks --------------------------------------------------------------------------
     @Slot(object)
-    def show_tick(self, result: Any) -> None:
+    def show_tick(self, result: TickResult) -> None:
         """Show one tick's result everywhere (runs on the GUI thread)."""
         views = tuple(result.views)
         self._views = views
@@ -383,44 +329,35 @@ class MainWindow(QMainWindow):
             self.port_panel.set_views(
                 views_for_port(views, self.port_panel.port, self._shown_proto)
             )
-        if getattr(sample, "partial", False):
+        if sample.partial:
             self.partial_banner.show_messages([partial_advice(sample.partial_reason)])
         else:
             self.partial_banner.show_messages([])
-        warnings = list(getattr(result, "warnings", ()) or ())
-        if warnings:
-            self.statusBar().showMessage("; ".join(warnings), 10_000)
-        for alert in getattr(result, "alerts", ()) or ():
-            self.alert_arrived.emit(alert)
-        self._update_alert_state(views)
+        if result.warnings:
+            self.statusBar().showMessage("; ".join(result.warnings), 10_000)
         self._ticks += 1
-        watched = sum(1 for v in views if v.watched)
-        stamp = time.strftime("%H:%M:%S", time.localtime(sample.wall))
-        paused = " \u2014 paused" if self._paused else ""
-        self.status_text.setText(
-            f"Last check {stamp}: {len(views)} listeners, {watched} on watched ports{paused}"
-        )
-        if self._ticks == 1 and self.port_panel.port is None and self._watch_file.watchlist.specs:
-            self.watch_panel.tree.setCurrentItem(self.watch_panel.tree.topLevelItem(0))
+        self._show_status()
+        if self._ticks == 1 and self.port_panel.port is None:
+            first = self.watch_panel.tree.topLevelItem(0)
+            if first is not None:
+                self.watch_panel.tree.setCurrentItem(first)
         self.tick_shown.emit(self._ticks)
 
     @property
     def ticks_shown(self) -> int:
         return self._ticks
 
-    def _update_alert_state(self, views: Sequence[Any]) -> None:
-        unknown = [v for v in views if v.watched and v.status is Status.UNKNOWN]
-        why = ""
-        if unknown:
-            first = unknown[0].listener
-            who = first.owner.name if first.owner is not None and first.owner.name else "?"
-            why = f"unknown owner {who} on {first.port}/{first.proto}"
-            if len(unknown) > 1:
-                why += f" and {len(unknown) - 1} more"
-        state = (bool(unknown), why)
-        if state != self._alert_state:
-            self._alert_state = state
-            self.alert_state_changed.emit(*state)
+    def _show_status(self) -> None:
+        sample = self._last_sample
+        self.status_text.setText(
+            status_line(
+                sample.wall if sample is not None else None,
+                len(self._views),
+                sum(1 for v in self._views if v.watched),
+                monitoring_paused=self._paused,
+                alerts=self._alert_state,
+            )
+        )
 
     @Slot(list)
     def show_notices(self, lines: list[str]) -> None:
@@ -437,6 +374,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(
             f"Alert: {entry.alert.title} (View \u25b8 Alert log lists every alert)", 15_000
         )
+
+    @Slot(object)
+    def set_alert_state(self, state: AlertState) -> None:
+        """Show the alert service's state (pause, snoozes, review) until it ends."""
+        self._alert_state = state
+        self.alerts_pause_action.blockSignals(True)
+        self.alerts_pause_action.setChecked(state.paused)
+        self.alerts_pause_action.blockSignals(False)
+        self.watch_panel.set_snoozed(dict(state.snoozed))
+        self._show_status()
 
     # -- watch list ---------------------------------------------------------------------
     @Slot(object)
@@ -475,20 +422,19 @@ class MainWindow(QMainWindow):
     # -- chart history ------------------------------------------------------------------
     @Slot(float)
     def _fill_chart_from_history(self, window_s: float) -> None:
-        until = time.time()
-        since = until - window_s
+        """Ask the pool for the window's history; :meth:`_chart_history_loaded` draws it."""
         # History comes in buckets (10 s, 1 min, ...); a missing bucket is a real gap.
-        step = max(self._history.bucket_seconds(window_s), self._settings.poll_interval_s)
-        for spec in self.chart.specs():
-            if spec.hi - spec.lo + 1 > HISTORY_FILL_MAX_PORTS:
-                continue
-            rows = [
-                self._history.activity(port, proto, since, until)
-                for port in range(spec.lo, spec.hi + 1)
-                for proto in spec.protos
-            ]
-            if any(rows):
-                self.chart.load_history(spec, rows_to_points(rows, step))
+        step = max(self._history.bucket_seconds(window_s), self._settings.current.poll_interval_s)
+        self._chart_history.request(self.chart.specs(), window_s, step, time.time())
+
+    @Slot(object)
+    def _chart_history_loaded(self, history: ChartHistory) -> None:
+        if history.window_s != self.chart.window_s:
+            return  # the person chose another window meanwhile; its own answer follows
+        specs = set(self.chart.specs())
+        for spec, rows in history.rows.items():
+            if spec in specs:
+                self.chart.load_history(spec, rows_to_points(rows, history.step_s))
         self.chart.redraw()
 
     # -- selection and the side panel ---------------------------------------------------
@@ -527,13 +473,20 @@ class MainWindow(QMainWindow):
             self.table.scrollTo(index)
 
     @Slot(object)
-    def open_alert(self, alert: Any) -> None:
-        """Bring the window up on an alert's port (notification or log click)."""
+    def open_alert(self, alert: Alert | None) -> None:
+        """Bring the window up on an alert (notification or log click).
+
+        A summary of several alerts opens the alert log, which lists each of them."""
         self.bring_to_front()
-        port = getattr(alert, "port", None)
+        if alert is None:
+            return
+        if alert.folded:
+            self.alert_dock.show()
+            self.alert_log.tree.setFocus()
+        port = alert.port
         if port is None:
             return
-        proto = getattr(alert, "proto", None)
+        proto = alert.proto
         self.watch_panel.select_port(port, proto)
         self.show_port(port, proto)
         row = self.model.row_of(port, proto)
@@ -576,6 +529,7 @@ class MainWindow(QMainWindow):
         self._paused = paused
         self.pause_action.setText("&Resume monitoring" if paused else "&Pause monitoring")
         self.statusBar().showMessage("Monitoring paused" if paused else "Monitoring resumed", 5000)
+        self._show_status()
 
     # -- export -------------------------------------------------------------------------
     def _default_export_folder(self) -> Path:
@@ -585,7 +539,7 @@ class MainWindow(QMainWindow):
     @Slot()
     def ask_export(self) -> None:
         """Ask where to save, then export on a worker thread."""
-        if self._export is None:
+        if not self._exports.available:
             self._error("Export is not available", "This build cannot export yet.")
             return
         self.bring_to_front()
@@ -598,30 +552,29 @@ class MainWindow(QMainWindow):
 
     def export_to(self, path: Path, watched_only: bool = False) -> None:
         """Export the listener history to ``path`` off the GUI thread."""
-        export = self._export
-        if export is None:
+        if not self._exports.export_to(path, watched_only):
             self._error("Export is not available", "This build cannot export yet.")
-            return
+
+    @Slot(object)
+    def _export_started(self, path: Path) -> None:
         self.export_action.setEnabled(False)
         self.statusBar().showMessage(f"Exporting to {path}\u2026")
-        self._jobs.submit(
-            lambda: export(path, watched_only),
-            lambda count: self._export_done(path, count),
-            lambda exc: self._export_failed(path, exc),
-        )
 
-    def _export_done(self, path: Path, count: Any) -> None:
+    @Slot(object, object)
+    def _export_done(self, path: Path, count: int | None) -> None:
         self.export_action.setEnabled(True)
-        rows = f"{count} rows " if isinstance(count, int) else ""
+        rows = f"{count} rows " if count is not None else ""
         self.statusBar().showMessage(f"Exported {rows}to {path}", 10_000)
         self.export_finished.emit(path, None)
 
+    @Slot(object, object)
     def _export_failed(self, path: Path, exc: BaseException) -> None:
         self.export_action.setEnabled(True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         self._error("Export failed", f"Could not write {path}:\n{reason}")
         self.export_finished.emit(path, exc)
 
+    @Slot(str, str)
     def _error(self, title: str, text: str) -> QMessageBox:
         box = QMessageBox(
             QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self
@@ -634,12 +587,19 @@ class MainWindow(QMainWindow):
     # -- settings -----------------------------------------------------------------------
     @Slot()
     def open_settings(self) -> SettingsDialog:
-        dialog = SettingsDialog(self._settings, self, autostart=self._autostart)
+        dialog = SettingsDialog(self._settings.current, self, login_start=self._login_start)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
-        dialog.accepted.connect(lambda: self.apply_start_at_login(dialog.start_at_login_change()))
+        dialog.accepted.connect(lambda: self._settings.apply(dialog.result_settings()))
+        dialog.accepted.connect(lambda: self._apply_start_at_login(dialog.start_at_login_change()))
         dialog.open()
         return dialog
+
+    def _apply_start_at_login(self, enable: bool | None) -> None:
+        if enable is None:
+            return
+        problem = self._login_start.set_enabled(enable)
+        if problem is not None:
+            self._error("Start at login not changed", problem)
 
     def _snooze_selection(self, seconds: float | None) -> None:
         """Ask for a snooze of the selected watched port: seconds, None for "until
@@ -657,55 +617,6 @@ class MainWindow(QMainWindow):
         else:
             text = f"Desktop alerts for {spec} are back on."
         self.statusBar().showMessage(text, 15_000)
-
-    @Slot(bool)
-    def set_alerts_paused(self, paused: bool) -> None:
-        """Reflect the alert pause in the menu and the status bar."""
-        self.alerts_pause_action.blockSignals(True)
-        self.alerts_pause_action.setChecked(paused)
-        self.alerts_pause_action.blockSignals(False)
-        self.statusBar().showMessage(
-            "Desktop alerts paused: the alert log still records every alert."
-            if paused
-            else "Desktop alerts resumed.",
-            15_000,
-        )
-
-    def apply_start_at_login(self, enable: bool | None) -> None:
-        """Write or remove the OS's start-at-login entry; errors shown with the reason."""
-        if enable is None or self._autostart is None:
-            return
-        try:
-            if enable:
-                self._autostart.enable(self._autostart_command)
-            else:
-                self._autostart.disable()
-        except (OSError, ValueError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self._error(
-                "Start at login not changed",
-                f"Could not update {self._autostart.location}:\n{reason}",
-            )
-
-    def apply_settings(self, new: Settings) -> None:
-        """Save ``new`` and tell everyone who cares what changed."""
-        try:
-            settings_file.save(self._settings_path, new)
-        except OSError as exc:
-            self._error(
-                "Settings not saved",
-                f"Could not write {self._settings_path}:\n{exc.strerror or exc}",
-            )
-            return
-        old, self._settings = self._settings, new
-        if new.poll_interval_s != old.poll_interval_s:
-            self.chart.set_interval(new.poll_interval_s)
-            self.interval_changed.emit(new.poll_interval_s)
-        if new.notifications != old.notifications:
-            self.notifications_toggled.emit(new.notifications)
-        if new.alert_cooldown_s != old.alert_cooldown_s:
-            self.cooldown_changed.emit(new.alert_cooldown_s)
-        self.settings_changed.emit(new)
 
     # -- closing ------------------------------------------------------------------------
     @Slot()
@@ -734,7 +645,3 @@ class MainWindow(QMainWindow):
             "About portwatch",
             f"portwatch {__version__}\nWatches network ports and tells you who listens on them.",
         )
-
-    def current_index_for(self, port: int) -> QModelIndex:
-        row = self.model.row_of(port)
-        return self.model.index(row, 0) if row >= 0 else QModelIndex()

@@ -14,9 +14,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from portwatch.config.autostart import Autostart
-from portwatch.services import settings as settings_file
-from portwatch.services.settings import Settings
+from portwatch.services.login_start import LoginStart
+from portwatch.services.settings import Settings, bounds, setting
+
+
+def _seconds_box(name: str, value: float, decimals: int) -> QDoubleSpinBox:
+    """A spin box with the declared range of the number setting ``name``."""
+    box = QDoubleSpinBox()
+    limits = bounds(name)
+    box.setRange(limits.lo, limits.hi)
+    box.setDecimals(decimals)
+    box.setSuffix(" s")
+    box.setValue(value)
+    return box
+
+
+def _label(name: str) -> str:
+    text: str = setting(name).metadata["label"]
+    return text
 
 
 class SettingsDialog(QDialog):
@@ -26,47 +41,39 @@ class SettingsDialog(QDialog):
         self,
         current: Settings,
         parent: QWidget | None = None,
-        autostart: Autostart | None = None,
+        login_start: LoginStart | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("portwatch settings")
-        self.interval = QDoubleSpinBox()
-        self.interval.setRange(settings_file.MIN_POLL_INTERVAL_S, settings_file.MAX_POLL_INTERVAL_S)
-        self.interval.setDecimals(1)
-        self.interval.setSuffix(" s")
-        self.interval.setValue(current.poll_interval_s)
-        self.notifications = QCheckBox("Show desktop notifications for alerts")
+        self.interval = _seconds_box("poll_interval_s", current.poll_interval_s, 1)
+        self.notifications = QCheckBox(_label("notifications"))
         self.notifications.setChecked(current.notifications)
-        self.minimized = QCheckBox("Start hidden in the tray")
+        self.minimized = QCheckBox(_label("start_minimized"))
         self.minimized.setChecked(current.start_minimized)
         # Start at login lives in the OS (Run key, LaunchAgent, XDG autostart), not in our
         # settings file: the box shows what the OS has now, so a removal elsewhere shows too.
         self.login = QCheckBox("Start portwatch when I &log in (hidden in the tray)")
         self.login_was = False
-        if autostart is None:
+        if login_start is None or not login_start.supported:
             self.login.setEnabled(False)
             self.login.setToolTip("Starting at login is not available here.")
         else:
             try:
-                self.login_was = autostart.is_enabled()
+                self.login_was = login_start.is_enabled()
             except OSError as exc:
                 self.login.setEnabled(False)
-                self.login.setToolTip(f"Cannot read {autostart.location}: {exc.strerror or exc}")
+                self.login.setToolTip(f"Cannot read {login_start.location}: {exc.strerror or exc}")
             else:
-                self.login.setToolTip(f"Written to {autostart.location}")
+                self.login.setToolTip(f"Written to {login_start.location}")
         self.login.setChecked(self.login_was)
-        self.cooldown = QDoubleSpinBox()
-        self.cooldown.setRange(0, settings_file.MAX_ALERT_COOLDOWN_S)
-        self.cooldown.setDecimals(0)
-        self.cooldown.setSuffix(" s")
-        self.cooldown.setValue(current.alert_cooldown_s)
+        self.cooldown = _seconds_box("alert_cooldown_s", current.alert_cooldown_s, 0)
 
         form = QFormLayout()
-        form.addRow("&Check ports every:", self.interval)
+        form.addRow(f"&{_label('poll_interval_s')}:", self.interval)
         form.addRow("", self.notifications)
         form.addRow("", self.minimized)
         form.addRow("", self.login)
-        form.addRow("Repeat an alert for the same port after:", self.cooldown)
+        form.addRow(f"{_label('alert_cooldown_s')}:", self.cooldown)
         note = QLabel("The alert log in the window always keeps every alert.")
         note.setWordWrap(True)
         buttons = QDialogButtonBox(

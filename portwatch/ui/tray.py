@@ -1,27 +1,36 @@
-"""The tray icon: a menu for the common actions, an alert state drawn on the icon itself,
-and the tray-message notification back-end."""
+"""The tray icon: a menu for the common actions, the alert and pause state drawn on the
+icon itself and written in its tooltip, and the tray-message notification back-end."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
-from portwatch.core.alerts import Urgency
+from portwatch.core.alerts import Alert, Urgency
+from portwatch.services.alert_service import AlertState
 from portwatch.services.notify import LoggedAlert, NotificationBackend
 from portwatch.services.os_integration import message_timeout_ms
-from portwatch.services.plain_text import escaped, shorten, tooltip, visible
-from portwatch.ui.icons import tray_icon
+from portwatch.services.plain_text import shorten, tooltip, visible
+from portwatch.ui.icons import tray_icon, tray_icon_paused
+from portwatch.ui.status import silenced
 
 RECENT_IN_MENU = 8
 
 
 class TrayMessageBackend(NotificationBackend):
-    """Notifications as tray messages (balloons, toasts or SNI notifications)."""
+    """Notifications as tray messages: the fallback where no notification service runs.
+
+    Qt draws the message itself here (a balloon next to an XEmbed tray icon) and shows
+    the text as it is, so nothing is escaped: a program named ``a&b`` reads ``a&b``. A
+    balloon replaces the previous one, so messages are spaced for each to be read.
+    """
 
     name = "tray message"
+    spacing_s = 6.0
 
     def __init__(self, tray: QSystemTrayIcon, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -34,9 +43,6 @@ class TrayMessageBackend(NotificationBackend):
         return QSystemTrayIcon.isSystemTrayAvailable() and self._tray.isVisible()
 
     def show(self, token: int, title: str, text: str, urgency: Urgency) -> None:
-        if sys.platform.startswith("linux"):
-            # Linux tray hosts render markup (SNI notifications, Qt's own balloon label).
-            title, text = escaped(title), escaped(text)
         icon = (
             QSystemTrayIcon.MessageIcon.Warning
             if urgency is Urgency.NORMAL
@@ -50,6 +56,24 @@ class TrayMessageBackend(NotificationBackend):
         # Qt reports a click without saying which message: it is the latest one shown.
         if self._last_token is not None:
             self.clicked.emit(self._last_token)
+
+
+def alert_program(alert: Alert) -> str:
+    """The program an alert is about (its process name), or "" for a summary."""
+    for event in alert.events[:1]:
+        owner = event.listener.owner
+        if owner is None:
+            return "hidden owner"
+        return owner.name or owner.exe or f"pid {owner.pid}"
+    return ""
+
+
+def recent_text(entry: LoggedAlert) -> str:
+    """A recent-alerts menu entry: its time, the program, then what happened."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(entry.wall))
+    program = alert_program(entry.alert)
+    who = f"{visible(program)} \u2014 " if program else ""
+    return shorten(f"{stamp}  {who}{visible(entry.alert.title)}", 90).replace("&", "&&")
 
 
 class Tray(QObject):
@@ -75,8 +99,9 @@ class Tray(QObject):
         self.alerts_pause_action.setCheckable(True)
         self.alerts_pause_action.toggled.connect(self.alerts_pause_toggled)
         self.recent_menu = self.menu.addMenu("&Recent alerts")
-        self._no_alerts = self.recent_menu.addAction("No alerts yet")
-        self._no_alerts.setEnabled(False)
+        placeholder = self.recent_menu.addAction("No alerts yet")
+        placeholder.setEnabled(False)
+        self._no_alerts: QAction | None = placeholder
         self.export_action = self.menu.addAction("&Export CSV\u2026")
         self.export_action.triggered.connect(self.export_requested)
         self.menu.addSeparator()
@@ -85,7 +110,11 @@ class Tray(QObject):
         self.icon.setContextMenu(self.menu)
         self.icon.activated.connect(self._activated)
         self._alerting = False
+        self._why = ""
+        self._monitoring_paused = False
+        self._alert_state = AlertState()
         self.backend = TrayMessageBackend(self.icon, self)
+        self._refresh()
 
     @staticmethod
     def available() -> bool:
@@ -101,28 +130,47 @@ class Tray(QObject):
     def alerting(self) -> bool:
         return self._alerting
 
+    @Slot(bool, str)
     def set_alerting(self, alerting: bool, why: str = "") -> None:
         """Swap to the alert icon (a different shape) while an unknown owner holds a port."""
-        if alerting == self._alerting and not why:
-            return
-        self._alerting = alerting
-        self.icon.setIcon(tray_icon(alert=alerting))
-        tip = "portwatch: " + (why if alerting and why else "all watched ports fine")
-        # Where Qt draws the tooltip itself (Linux trays) it guesses at rich text, so the
-        # process-supplied part is escaped; Windows and macOS show tray tooltips as plain text.
-        tip = shorten(tip, 120)
-        self.icon.setToolTip(tooltip(tip) if sys.platform.startswith("linux") else visible(tip))
+        self._alerting, self._why = alerting, why
+        self._refresh()
 
     @Slot(bool)
-    def set_alerts_paused(self, paused: bool) -> None:
-        """Reflect the alert pause (set from the window or the tray) without re-emitting."""
-        if self.alerts_pause_action.isChecked() != paused:
-            self.alerts_pause_action.blockSignals(True)
-            self.alerts_pause_action.setChecked(paused)
-            self.alerts_pause_action.blockSignals(False)
-
     def set_paused(self, paused: bool) -> None:
+        """Monitoring paused or resumed: the menu, the icon and the tooltip follow."""
+        self._monitoring_paused = paused
         self.pause_action.setText("&Resume monitoring" if paused else "&Pause monitoring")
+        self._refresh()
+
+    @Slot(object)
+    def set_alert_state(self, state: AlertState) -> None:
+        """Reflect the alert service's state (pause, snoozes, review) until it ends."""
+        self._alert_state = state
+        if self.alerts_pause_action.isChecked() != state.paused:
+            self.alerts_pause_action.blockSignals(True)
+            self.alerts_pause_action.setChecked(state.paused)
+            self.alerts_pause_action.blockSignals(False)
+        self._refresh()
+
+    def tooltip_text(self) -> str:
+        """The tooltip as plain text: the alarm (or all fine), then what is silenced."""
+        alarm = self._why if self._alerting and self._why else "all watched ports fine"
+        lines = [f"portwatch: {alarm}", *silenced(self._monitoring_paused, self._alert_state)]
+        return "\n".join(shorten(line, 120) for line in lines)
+
+    def _refresh(self) -> None:
+        if self._alerting:
+            icon = tray_icon(alert=True)
+        elif self._monitoring_paused or self._alert_state.paused:
+            icon = tray_icon_paused()
+        else:
+            icon = tray_icon(alert=False)
+        self.icon.setIcon(icon)
+        tip = self.tooltip_text()
+        # Where Qt draws the tooltip itself (Linux trays) it guesses at rich text, so the
+        # process-supplied part is escaped; Windows and macOS show tray tooltips as plain text.
+        self.icon.setToolTip(tooltip(tip) if sys.platform.startswith("linux") else visible(tip))
 
     @Slot(object)
     def add_recent(self, entry: LoggedAlert) -> None:
@@ -130,10 +178,13 @@ class Tray(QObject):
         if self._no_alerts is not None:
             self.recent_menu.removeAction(self._no_alerts)
             self._no_alerts = None
-        action = QAction(shorten(visible(entry.alert.title), 80), self.recent_menu)
+        action = QAction(recent_text(entry), self.recent_menu)
         action.triggered.connect(lambda _checked=False, a=entry.alert: self.alert_chosen.emit(a))
         actions = self.recent_menu.actions()
-        self.recent_menu.insertAction(actions[0] if actions else None, action)
+        if actions:
+            self.recent_menu.insertAction(actions[0], action)
+        else:
+            self.recent_menu.addAction(action)
         for old in self.recent_menu.actions()[RECENT_IN_MENU:]:
             self.recent_menu.removeAction(old)
             old.deleteLater()  # removeAction only unlinks it; the menu still owns it

@@ -23,6 +23,7 @@ from portwatch.core.types import Proto
 from portwatch.core.watchlist import SpecError, WatchList, WatchSpec, parse_spec
 from portwatch.ui.icons import PortState, state_icon
 from portwatch.ui.listener_model import STATUS_STATES
+from portwatch.ui.status import clock_time
 
 ServiceNamer = Callable[[int, Proto], str]
 
@@ -70,6 +71,7 @@ class WatchPanel(QWidget):
         self._namer = namer
         self._watchlist = WatchList()
         self._views: Sequence[Any] = ()
+        self._snoozed: dict[WatchSpec, float] = {}
 
         title = QLabel("Watched ports")
         font = title.font()
@@ -129,17 +131,21 @@ class WatchPanel(QWidget):
             self.show_message(f"{spec} is already watched.", error=False)
             return
         overlapping = [str(s) for s in self._watchlist.specs if s.overlaps(spec)]
-        self.spec_edit.clear()
         self.add_requested.emit(spec)
-        note = f" (overlaps {', '.join(overlapping)})" if overlapping else ""
-        self.show_message(f"Now watching {spec}{note}.", error=False)
+        # The file write behind the signal may fail (its error is shown instead): claim
+        # success only when the list handed back to this panel has the spec.
+        if spec in self._watchlist.specs:
+            self.spec_edit.clear()
+            note = f" (overlaps {', '.join(overlapping)})" if overlapping else ""
+            self.show_message(f"Now watching {spec}{note}.", error=False)
 
     @Slot()
     def remove_selected(self) -> None:
         spec = self.selected_spec()
         if spec is not None:
             self.remove_requested.emit(spec)
-            self.show_message(f"Stopped watching {spec}.", error=False)
+            if spec not in self._watchlist.specs:
+                self.show_message(f"Stopped watching {spec}.", error=False)
 
     def show_message(self, text: str, *, error: bool) -> None:
         """A one-line message under the input: why a spec was refused, or what happened."""
@@ -193,6 +199,11 @@ class WatchPanel(QWidget):
         self._views = views
         self._refresh_states()
 
+    def set_snoozed(self, snoozed: dict[WatchSpec, float]) -> None:
+        """Mark snoozed specs (spec -> wall time the snooze ends) until it ends."""
+        self._snoozed = dict(snoozed)
+        self._refresh_states()
+
     def state_of(self, spec: WatchSpec) -> PortState:
         return spec_state(spec, self._views)[0]
 
@@ -204,10 +215,16 @@ class WatchPanel(QWidget):
             text = state.label
             if count > 1:
                 text += f" \u00d7{count}"
+            tip = f"{count} listener(s): {state.label}"
+            until = self._snoozed.get(spec)
+            if until is not None:
+                # Visible for as long as the snooze lasts, next to the state it silences.
+                text += f" \u2014 snoozed until {clock_time(until)}"
+                tip += f"; desktop alerts snoozed until {clock_time(until)}"
             if item.text(1) != text:
                 item.setText(1, text)
                 item.setIcon(1, state_icon(state))
-                item.setToolTip(1, f"{count} listener(s): {state.label}")
+                item.setToolTip(1, tip)
 
     @Slot(QTreeWidgetItem, QTreeWidgetItem)
     def _current_changed(self, current: QTreeWidgetItem | None, _previous: object) -> None:

@@ -122,3 +122,37 @@ def test_hostile_text_is_plain_and_invisible_characters_show(qtbot: Any) -> None
     assert "<img" not in tip
     assert "&lt;img src=x&gt;" in tip
     assert model.data(QModelIndex()) is None
+
+
+def test_unwatched_listeners_are_neutral_in_the_table(qtbot: Any, child_sockets: list) -> None:
+    """Off the watch list there is no warning icon and no "unknown owner": the engine's
+    view of a real, untrusted listener on an unwatched port reads "unwatched"."""
+    watched_port, other_port = free_port(), free_port()
+    child = ChildSockets.start(
+        [("tcp", "127.0.0.1", watched_port, "listen"), ("tcp", "127.0.0.1", other_port, "listen")],
+        registry=child_sockets,
+    )
+    monitor = Monitor(create("psutil"), None, WatchList((parse_spec(str(watched_port)),)))
+    try:
+        result = wait_for(
+            lambda: (
+                (r := monitor.tick())
+                and sum(
+                    bool(v.listener.owner and v.listener.owner.pid == child.pid) for v in r.views
+                )
+                == 2
+                and r
+            )
+        )
+    finally:
+        monitor.close()
+    model = ListenerTableModel()
+    model.update(result.views)
+    rows = {model.data(model.index(row, Column.PORT)): row for row in range(model.rowCount())}
+    watched = model.index(rows[str(watched_port)], Column.STATUS)
+    other = model.index(rows[str(other_port)], Column.STATUS)
+    assert model.data(watched) == "unknown owner"
+    assert model.data(watched, Qt.ItemDataRole.DecorationRole) is not None
+    assert model.data(other) == "unwatched"
+    assert model.data(other, Qt.ItemDataRole.DecorationRole) is None
+    assert "unknown" not in model.data(other, Qt.ItemDataRole.ToolTipRole)

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-NEEDED = ("dbus-run-session", "xvfb-run", "trayer", "dunst", "gdbus")
+NEEDED = ("dbus-run-session", "xvfb-run", "trayer", "dunst")
 
 
 @pytest.mark.tray
 def test_tray_icon_and_notifications_under_xvfb() -> None:
     missing = [tool for tool in NEEDED if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} (Debian: xvfb trayer dunst dbus libglib2.0-bin)")
+        pytest.skip(f"needs {', '.join(missing)} (Debian: xvfb trayer dunst dbus)")
     env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY")}
     env["PYTHONPATH"] = str(REPO)
     result = subprocess.run(

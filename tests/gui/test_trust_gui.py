@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QApplication
 
 from portwatch.app import DesktopApp
 from portwatch.config import trustfile
-from portwatch.core.alert_policy import SNOOZE_HOUR_S, RateLimitedPolicy
 from portwatch.core.alerts import describe_event
 from portwatch.core.types import (
     Endpoint,
@@ -28,7 +27,6 @@ from portwatch.core.types import (
 )
 from portwatch.core.watchlist import parse_spec
 from portwatch.services.background import JobRunner
-from portwatch.services.notify import Notifier
 from portwatch.ui.trust_review import TrustReviewDialog
 
 
@@ -134,54 +132,6 @@ def _alert(port: int, exe: str) -> Any:
     return describe_event(event)
 
 
-def test_notifier_with_the_policy_limits_the_desktop_not_the_log(qtbot: Any) -> None:
-    now = [1000.0]
-    backend = RecordingBackend()
-    notifier = Notifier(
-        backend, cooldown_s=1800.0, monotonic=lambda: now[0], policy=RateLimitedPolicy()
-    )
-    # One tick's alerts arrive one by one; the notifier judges them as one batch.
-    for i in range(10):
-        notifier.notify(_alert(4000 + i, f"/tmp/p{i}"))
-    qtbot.waitUntil(lambda: len(notifier.recent()) == 11)
-    # Three on the desktop and one summary for the other seven; the log has all ten.
-    assert len(backend.shown) == 4
-    assert "7 more" in backend.shown[-1][1]
-    assert notifier.recent()[-1].alert.folded == 7
-    assert sum("in-app log only" in e.shown_by for e in notifier.recent()) == 7
-    # A second burst inside the same minute is held back; its summary goes out on the
-    # flush timer once the minute has passed, without a new alert to carry it.
-    now[0] += 10
-    for i in range(5):
-        notifier.notify(_alert(5000 + i, f"/tmp/q{i}"))
-    qtbot.waitUntil(lambda: len(notifier.recent()) == 16)
-    assert len(backend.shown) == 4
-    now[0] += 51
-    qtbot.waitUntil(lambda: len(backend.shown) == 5, timeout=10_000)
-    assert "5 more" in backend.shown[-1][1]
-    # The same program on the same port again within the cooldown: log only.
-    now[0] += 120
-    notifier.notify(_alert(4000, "/tmp/p0"))
-    qtbot.waitUntil(lambda: len(notifier.recent()) == 18)
-    assert len(backend.shown) == 5
-    assert "limited" in notifier.recent()[-1].shown_by
-
-
-def test_snoozed_port_reaches_the_log_but_not_the_desktop(qtbot: Any) -> None:
-    now = [1000.0]
-    backend = RecordingBackend()
-    notifier = Notifier(backend, monotonic=lambda: now[0], policy=RateLimitedPolicy())
-    assert notifier.snooze(parse_spec("4000"), SNOOZE_HOUR_S)
-    notifier.notify(_alert(4000, "/tmp/a"))
-    notifier.notify(_alert(4001, "/tmp/b"))
-    qtbot.waitUntil(lambda: len(notifier.recent()) == 2)
-    assert [title for _, title, _, _ in backend.shown] == ["Untrusted program on 4001/tcp"]
-    now[0] += SNOOZE_HOUR_S
-    notifier.notify(_alert(4000, "/tmp/c"))
-    qtbot.waitUntil(lambda: len(backend.shown) == 2)
-    assert not Notifier(backend).snooze(parse_spec("4000"), 60)
-
-
 def test_trusted_programs_dialog_lists_and_removes(
     qtbot: Any, make_desktop: Any, data_dir: Path
 ) -> None:
@@ -214,23 +164,25 @@ def test_window_menu_pauses_alerts_and_snoozes_the_selected_port(
     qtbot: Any, make_desktop: Any, recording_backend: RecordingBackend
 ) -> None:
     desktop = make_desktop(["4100", "4200"])
-    window, notifier = desktop.window, desktop.notifier
+    window, alerts = desktop.window, desktop.alerts
     # Pause everything from the menu: the log still gets the alert, the desktop does not.
     window.alerts_pause_action.trigger()
-    assert notifier.alerts_paused
+    assert alerts.alerts_paused
     assert window.alerts_pause_action.isChecked()
     shown_before = len(recording_backend.shown)
-    notifier.notify(_alert(4100, "/tmp/paused"))
-    qtbot.waitUntil(lambda: any(e.alert.port == 4100 for e in notifier.recent()))
+    alerts.submit([_alert(4100, "/tmp/paused")])
+    assert any(e.alert.port == 4100 for e in alerts.recent())
+    assert "alerts paused" in window.status_text.text()
     assert len(recording_backend.shown) == shown_before
     window.alerts_pause_action.trigger()
-    assert not notifier.alerts_paused
+    assert not alerts.alerts_paused
     # Snooze the selected port for an hour: that port is quiet, the other is not.
     window.watch_panel.select_port(4200)
     snooze = next(a for a in window.findChildren(QAction) if "1 &hour" in a.text())
     snooze.trigger()
     assert "snoozed" in window.statusBar().currentMessage()
-    notifier.notify(_alert(4200, "/tmp/snoozed"))
-    notifier.notify(_alert(4100, "/tmp/loud"))
-    qtbot.waitUntil(lambda: len(recording_backend.shown) == shown_before + 1)
+    assert "snoozed: 4200 until" in window.status_text.text()
+    assert "snoozed until" in window.watch_panel.tree.topLevelItem(1).text(1)
+    alerts.submit([_alert(4200, "/tmp/snoozed"), _alert(4100, "/tmp/loud")])
+    assert len(recording_backend.shown) == shown_before + 1
     assert "4100" in recording_backend.shown[-1][1]

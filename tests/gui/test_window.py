@@ -306,8 +306,10 @@ def test_longer_windows_are_filled_from_history_after_a_restart(
 
     second = make_desktop([str(port)], start=False)
     second.window.chart.set_window(seconds)
-    points = second.window.chart.series_points(parse_spec(str(port)))
-    assert len(points) >= 1
+    spec = parse_spec(str(port))
+    # The history is read on the thread pool; the chart fills when the answer arrives.
+    qtbot.waitUntil(lambda: len(second.window.chart.series_points(spec)) >= 1, timeout=10_000)
+    points = second.window.chart.series_points(spec)
     assert (points[:, 1] >= 1).any()
 
 
@@ -364,7 +366,7 @@ def test_settings_dialog_saves_and_applies(qtbot: Any, make_desktop: Any, data_d
     dialog = window.open_settings()
     dialog.interval.setValue(3.0)
     dialog.notifications.setChecked(False)
-    with qtbot.waitSignal(window.interval_changed) as changed:
+    with qtbot.waitSignal(desktop.settings_service.interval_changed) as changed:
         dialog.accept()
     assert changed.args == [3.0]
     saved = settings_file.load(data_dir / "settings.json").settings

@@ -237,9 +237,24 @@ def run_filter(bytecode: bytes, sport: int, dport: int) -> bool:
 # --- replies --------------------------------------------------------------------------
 
 
+# Where inet_diag_sockid sits in an inet_diag_msg: ports, addresses, interface and
+# cookie, unique per socket (a probe keys its cache of decoded sockets by these bytes).
+_SOCKID_START = 4
+_SOCKID_END = 52
+
+
+def socket_id(data: bytes, start: int) -> bytes:
+    """The ``inet_diag_sockid`` bytes of the message whose payload starts at ``start``."""
+    return data[start + _SOCKID_START : start + _SOCKID_END]
+
+
 @dataclass(frozen=True)
 class DiagMessage:
-    """One decoded ``inet_diag_msg`` with the attributes portwatch reads."""
+    """One decoded ``inet_diag_msg`` with the attributes portwatch reads.
+
+    ``src_raw`` holds the address bytes as the kernel sent them (16 bytes; IPv4 uses
+    the first four); ``src`` is their text. ``tcp_info`` is read only when asked for.
+    """
 
     family: int
     state: int
@@ -251,6 +266,8 @@ class DiagMessage:
     inode: int
     cookie: bytes
     tcp_info: bytes | None = None
+    src_raw: bytes = b""
+    sockid: bytes = b""
 
 
 def format_address(family: int, raw: bytes) -> str:
@@ -301,8 +318,11 @@ def find_attribute(data: bytes | memoryview, start: int, end: int, wanted: int) 
     return None
 
 
-def decode_message(data: bytes | memoryview, start: int, end: int) -> DiagMessage:
-    """Decode one ``inet_diag_msg`` payload (and its ``INET_DIAG_INFO`` if present)."""
+def decode_message(
+    data: bytes | memoryview, start: int, end: int, *, with_info: bool = True
+) -> DiagMessage:
+    """Decode one ``inet_diag_msg`` payload (and its ``INET_DIAG_INFO`` if present and
+    ``with_info``): the one decoder of the kernel's replies, used by the probe."""
     if end - start < INET_DIAG_MSG.size:
         raise ValueError("inet_diag_msg is shorter than its fixed part")
     (
@@ -322,7 +342,9 @@ def decode_message(data: bytes | memoryview, start: int, end: int) -> DiagMessag
         uid,
         inode,
     ) = INET_DIAG_MSG.unpack_from(data, start)
-    info = find_attribute(data, start + INET_DIAG_MSG.size, end, INET_DIAG_INFO)
+    info = (
+        find_attribute(data, start + INET_DIAG_MSG.size, end, INET_DIAG_INFO) if with_info else None
+    )
     return DiagMessage(
         family=family,
         state=state,
@@ -334,6 +356,8 @@ def decode_message(data: bytes | memoryview, start: int, end: int) -> DiagMessag
         inode=inode,
         cookie=cookie,
         tcp_info=info,
+        src_raw=src,
+        sockid=bytes(data[start + _SOCKID_START : start + _SOCKID_END]),
     )
 
 

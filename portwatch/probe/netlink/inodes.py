@@ -14,18 +14,16 @@ costs as much as psutil does, so this resolver remembers:
 Each poll lists ``/proc`` (one directory read). A process that appeared since the
 previous poll is noted, and its fds are read at once only if its parent holds a
 socket: a forked worker or a socket-activated service inherits its parent's
-sockets, which no new inode would reveal (psutil reports a shared socket as its
-highest-pid holder's). Otherwise ``/proc/<pid>/fd`` is read only when an inode it
-has not seen appears, and that scan stops as soon as every unknown inode has been
-found: first a cheap pass over fd numbers not read before (new processes included),
-then, only if something is still missing, a full pass that also re-reads fd numbers
-that may have been reused.
+sockets, which no new inode would reveal. When an inode it has not seen appears,
+every process's fds are read: a socket may be held by several processes (fork after
+bind, a descriptor passed over a Unix socket) and each holder matters, because each
+can accept connections, so the search never stops at the first holder found.
 
-Known limits, all about holders that change without a new inode: a holder that
-closes its copy of a socket and lives on stays listed until it exits; a socket
-passed over a Unix socket to an unrelated running process is seen there only at
-the next scan. A socket no visible process holds (another user's, when not root)
-costs one full pass when it appears, then nothing.
+A holder that joins later without a new inode or a new process (a descriptor passed
+to a process that was already running) is found by a full re-read every
+``rescan_every`` updates, which also drops holders that closed their copy. A socket
+no visible process holds (another user's, when not root) costs one full pass when it
+appears, then nothing until the next full re-read.
 """
 
 from __future__ import annotations
@@ -59,8 +57,10 @@ class ScanStats:
 class InodeResolver:
     """Maps socket inodes to the pids holding them, reading ``/proc`` as little as it can."""
 
-    def __init__(self, proc_root: str = "/proc") -> None:
+    def __init__(self, proc_root: str = "/proc", rescan_every: int = 5) -> None:
         self._proc = proc_root
+        self._rescan_every = max(1, rescan_every)
+        self._updates = 0
         self._owners: dict[int, tuple[int, ...]] = {}
         self._by_pid: dict[int, set[int]] = {}
         self._missing: set[int] = set()
@@ -101,6 +101,10 @@ class InodeResolver:
         pids = self._list_pids()
         self._drop_changed_processes(pids)
         self._read_new_processes(pids, live)
+        self._updates += 1
+        if self._updates % self._rescan_every == 0:
+            self._rescan(pids)
+            return
         unknown = live - self._owners.keys() - self._missing
         if unknown:
             self._scan(pids, unknown)
@@ -209,24 +213,37 @@ class InodeResolver:
             self.generation += 1
 
     def _scan(self, pids: list[int], unknown: set[int]) -> None:
+        """Find every holder of the ``unknown`` inodes: all fds of all processes are
+        read, because a fd number read before may now hold one of them and a socket
+        may have several holders."""
         self.stats.scans += 1
         self.stats.processes_listed += len(pids)
         found: dict[int, list[int]] = {}
-        remaining = set(unknown)
-        # Pass 1: fd numbers not read before. Pass 2 (only if needed): every fd again,
-        # because a closed fd's number may now hold a new socket. Highest pids first:
-        # a socket shared by several processes is reported as the highest one's.
-        for full in (False, True):
-            for pid in reversed(pids):
-                if not remaining:
-                    break
-                self._read_process(pid, full, remaining, found)
-            if not remaining:
-                break
+        for pid in pids:
+            self._read_process(pid, True, set(unknown), found, stop_when_found=False)
         self._record(found)
+        remaining = unknown - found.keys()
         if remaining - self._missing:
             self._missing |= remaining
             self.generation += 1
+
+    def _rescan(self, pids: list[int]) -> None:
+        """Re-read every process and rebuild the holders of all live inodes."""
+        self.stats.scans += 1
+        self.stats.processes_listed += len(pids)
+        found: dict[int, list[int]] = {}
+        for pid in pids:
+            self._read_process(pid, True, set(self._live), found, stop_when_found=False)
+        owners = {inode: tuple(sorted(set(holders))) for inode, holders in found.items()}
+        missing = self._live - owners.keys()
+        if owners != self._owners or missing != self._missing:
+            self.generation += 1
+        self._owners = owners
+        self._missing = missing
+        self._by_pid = {}
+        for inode, holders in owners.items():
+            for pid in holders:
+                self._by_pid.setdefault(pid, set()).add(inode)
 
     def _read_process(
         self,

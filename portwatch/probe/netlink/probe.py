@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,13 +31,21 @@ from portwatch.probe.netlink.sockdiag import (
     tcp_listeners_request,
     udp_request,
 )
+from portwatch.probe.sharing import SocketRow, listeners_with_holders
 
 log = logging.getLogger(__name__)
 
 _FAMILY: dict[int, Family] = {int(socket.AF_INET): Family.IPV4, int(socket.AF_INET6): Family.IPV6}
-_INFO_START = codec.INET_DIAG_MSG.size
 # A longer kernel filter costs every socket the kernel walks; wider ranges cost little.
 _MAX_FILTER_RANGES = 16
+# Counting connections on the watched ports makes the kernel walk its whole table of
+# established sockets, every connection on the machine: on a busy server (12,000
+# connections) that walk is most of a poll. Its CPU is measured; when it costs more
+# than this per poll, connections are counted on every n-th poll only ...
+CONNECTION_BUDGET_S = 0.001
+# ... but at least every this many polls. Polls in between repeat the last counts and
+# carry no byte counts (the next count has them all: counters are totals).
+MAX_CONNECTION_SKIP = 9
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class _Row:
     order: tuple[str, str, str, int]
 
 
-def _sort_key(item: tuple[tuple[str, str, str, int], int, Listener]) -> tuple[object, ...]:
+def _sort_key(item: tuple[tuple[str, str, str, int], int, SocketRow, _Row]) -> tuple[object, ...]:
     # The psutil probe's order: endpoint, then owner pid (-1 for none).
     return (item[0], item[1])
 
@@ -111,10 +118,16 @@ class NetlinkProbe:
         proc_root: str = "/proc",
         clock: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self.owners = owners or OwnerReader()
         self._clock = clock
         self._mono = mono
+        self._cpu = cpu
+        # The last connection count (per watched pair) and how many polls may reuse it.
+        self._connections: tuple[_WatchPlan, dict[tuple[int, Proto], int]] | None = None
+        self._connection_skip = 0
+        self.connection_reads = 0
         self._diag: SockDiag | None = SockDiag()
         self.resolver = InodeResolver(proc_root)
         # TCP is asked for both families in one request where the kernel allows it.
@@ -126,6 +139,10 @@ class NetlinkProbe:
         self._rows: dict[tuple[int, int], dict[bytes, _Row]] = {}
         # The last assembled listeners, reused while nothing they depend on changed.
         self._assembled: _Assembled | None = None
+        # (row, owner) -> the Listener built from them, re-used while both are the same
+        # objects: an unchanged listener stays the same object from poll to poll, so the
+        # engine finds what changed by identity instead of comparing values.
+        self._built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
         self._plans: dict[WatchList, _WatchPlan] = {}
         # connection cookie → byte total at the previous poll; ports watched then.
         self._last_bytes: dict[bytes, int] = {}
@@ -144,6 +161,7 @@ class NetlinkProbe:
         self._chunk_rows.clear()
         self._rows.clear()
         self._assembled = None
+        self._built = {}
 
     # --- polling --------------------------------------------------------------------
 
@@ -188,14 +206,15 @@ class NetlinkProbe:
             plan = self._plans[watched] = _plan(watched)
 
         try:
-            tables, same, conn_counts, byte_totals = self._read_tcp(plan)
+            tables, same = self._read_tcp_listeners()
         except codec.DiagError as exc:
             if self._tcp_families != BOTH_FAMILIES:
                 raise
             # A kernel without the legacy TCP request: ask per family from now on.
             log.info("combined IPv4+IPv6 TCP request refused (%s); asking per family", exc)
             self._tcp_families = FAMILIES
-            tables, same, conn_counts, byte_totals = self._read_tcp(plan)
+            tables, same = self._read_tcp_listeners()
+        conn_counts, byte_totals = self._read_tcp_connections(plan)
         unchanged = same and self._assembled is not None and self._assembled.plan is plan
         for family in FAMILIES:
             chunks, same = self._collect(udp_request(family), Proto.UDP)
@@ -224,28 +243,38 @@ class NetlinkProbe:
             probe_name=self.name,
         )
 
-    def _read_tcp(
-        self, plan: _WatchPlan
-    ) -> tuple[
-        list[tuple[Proto, list[tuple[_Row, ...]]]],
-        bool,
-        dict[tuple[int, Proto], int],
-        dict[bytes, tuple[int, int, int]],
-    ]:
-        """TCP listeners (per read, and whether unchanged), watched connection counts
-        and byte totals."""
+    def _read_tcp_listeners(self) -> tuple[list[tuple[Proto, list[tuple[_Row, ...]]]], bool]:
+        """TCP listeners, per read, and whether all reads were as before."""
         tables: list[tuple[Proto, list[tuple[_Row, ...]]]] = []
         unchanged = True
-        conn_counts: dict[tuple[int, Proto], int] = {}
-        byte_totals: dict[bytes, tuple[int, int, int]] = {}
         for family in self._tcp_families:
             chunks, same = self._collect(tcp_listeners_request(family), Proto.TCP)
             tables.append((Proto.TCP, chunks))
             unchanged = unchanged and same
-            if plan.tcp_filter:
-                request = tcp_connections_request(family, plan.tcp_filter)
-                self._read_connections(request, plan, conn_counts, byte_totals)
-        return tables, unchanged, conn_counts, byte_totals
+        return tables, unchanged
+
+    def _read_tcp_connections(
+        self, plan: _WatchPlan
+    ) -> tuple[dict[tuple[int, Proto], int], dict[bytes, tuple[int, int, int]] | None]:
+        """Connection counts per watched TCP pair, and byte totals by connection cookie
+        (None when this poll re-uses the last count; see ``CONNECTION_BUDGET_S``)."""
+        if not plan.tcp_filter:
+            return {}, {}
+        last = self._connections
+        if last is not None and last[0] is plan and self._connection_skip > 0:
+            self._connection_skip -= 1
+            return dict(last[1]), None
+        conn_counts: dict[tuple[int, Proto], int] = {}
+        byte_totals: dict[bytes, tuple[int, int, int]] = {}
+        started = self._cpu()
+        for family in self._tcp_families:
+            request = tcp_connections_request(family, plan.tcp_filter)
+            self._read_connections(request, plan, conn_counts, byte_totals)
+        cost = self._cpu() - started
+        self.connection_reads += 1
+        self._connection_skip = min(MAX_CONNECTION_SKIP, int(cost / CONNECTION_BUDGET_S))
+        self._connections = (plan, dict(conn_counts))
+        return conn_counts, byte_totals
 
     def _assemble(
         self,
@@ -271,9 +300,17 @@ class NetlinkProbe:
                             udp_connections[key] = udp_connections.get(key, 0) + 1
         holders = self.resolver.holders
         owners: dict[int, Owner | None] = {}
-        ordered: list[tuple[tuple[str, str, str, int], int, Listener]] = []
+
+        def owner_of(pid: int) -> Owner | None:
+            if pid not in owners:
+                owners[pid] = self.owners.owner(pid)
+            return owners[pid]
+
+        ordered: list[tuple[tuple[str, str, str, int], int, SocketRow, _Row]] = []
         listener_counts: dict[tuple[int, Proto], int] = {}
         seen: set[tuple[tuple[str, str, str, int], int | None]] = set()
+        built_before = self._built
+        built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
         for row in listening:
             pids = holders.get(row.inode, ())
             pid = pids[-1] if pids else None
@@ -282,24 +319,42 @@ class NetlinkProbe:
             seen.add((row.order, pid))
             owner = None
             if pid is not None:
-                if pid not in owners:
-                    owners[pid] = self.owners.owner(pid)
-                owner = owners[pid]
+                owner = owner_of(pid)
                 if owner is None:
                     # The process exited since /proc was read; its socket goes with it
                     # (the psutil probe drops it too).
                     continue
-            ordered.append((row.order, owner.pid if owner else -1, Listener(row.endpoint, owner)))
+            # Every other holder of the socket can accept on it too.
+            others = [o for o in (owner_of(p) for p in pids[:-1]) if o is not None]
+            ordered.append(
+                (row.order, owner.pid if owner else -1, (row.endpoint, owner, others), row)
+            )
             port, proto = row.endpoint.port, row.endpoint.proto
             if port in (plan.tcp_ports if proto is Proto.TCP else plan.udp_ports):
                 key = (port, proto)
                 listener_counts[key] = listener_counts.get(key, 0) + 1
         ordered.sort(key=_sort_key)
+        listeners: list[Listener] = []
+        for (_order, _pid, (_ep, owner, _others), row), listener in zip(
+            ordered, listeners_with_holders([item[2] for item in ordered]), strict=True
+        ):
+            ident = (id(row), id(owner))
+            reused = built_before.get(ident)
+            if (
+                reused is None
+                or reused[0] is not row
+                or reused[1] is not owner
+                or reused[2].shared_with != listener.shared_with
+            ):
+                reused = (row, owner, listener)
+            built[ident] = reused
+            listeners.append(reused[2])
+        self._built = built
         return _Assembled(
             plan=plan,
             generation=self.resolver.generation,
             owners=owners,
-            listeners=tuple(item[2] for item in ordered),
+            listeners=tuple(listeners),
             listener_counts=listener_counts,
             udp_connections=udp_connections,
         )
@@ -345,31 +400,29 @@ class NetlinkProbe:
         self, chunk: bytes, proto: Proto, by_id: dict[bytes, _Row]
     ) -> tuple[_Row, ...]:
         rows = []
-        for msg_type, start, _end in codec.iter_messages(chunk):
+        for msg_type, start, end in codec.iter_messages(chunk):
             if msg_type not in REPLY_TYPES:
                 continue
-            # Ports, addresses, interface and cookie: unique per socket, and they hold
-            # everything a row keeps except the inode, which never changes for a socket.
-            sockid = chunk[start + 4 : start + 52]
-            row = by_id.get(sockid)
+            # The socket id never changes for a socket and holds everything a row keeps
+            # but the inode, which never changes either: decode only sockets not seen.
+            row = by_id.get(codec.socket_id(chunk, start))
             if row is None:
-                row = self._decode_row(chunk, start, proto)
+                row = self._decode_row(
+                    codec.decode_message(chunk, start, end, with_info=False), proto
+                )
             rows.append(row)
         return tuple(rows)
 
     @staticmethod
-    def _decode_row(chunk: bytes, start: int, proto: Proto) -> _Row:
-        family_code = chunk[start]
-        family = _FAMILY[family_code]
-        sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
-        address = codec.format_address(family_code, chunk[start + 8 : start + 24])
+    def _decode_row(msg: codec.DiagMessage, proto: Proto) -> _Row:
+        family = _FAMILY[msg.family]
         return _Row(
-            sockid=chunk[start + 4 : start + 52],
-            endpoint=Endpoint(proto, family, address, sport),
-            state=chunk[start + 1],
-            dport=int.from_bytes(chunk[start + 6 : start + 8], "big"),
-            inode=int.from_bytes(chunk[start + 68 : start + 72], sys.byteorder),
-            order=(proto.value, family.value, address, sport),
+            sockid=msg.sockid,
+            endpoint=Endpoint(proto, family, msg.src, msg.sport),
+            state=msg.state,
+            dport=msg.dport,
+            inode=msg.inode,
+            order=(proto.value, family.value, msg.src, msg.sport),
         )
 
     def _read_connections(
@@ -382,27 +435,26 @@ class NetlinkProbe:
         assert self._diag is not None
         ports = plan.tcp_ports
         for chunk, start, end in self._diag.dump(request):
-            sport = int.from_bytes(chunk[start + 4 : start + 6], "big")
-            dport = int.from_bytes(chunk[start + 6 : start + 8], "big")
-            if chunk[start + 1] == codec.TCP_ESTABLISHED:
-                for port in {sport, dport}:
+            msg = codec.decode_message(chunk, start, end)
+            if msg.state == codec.TCP_ESTABLISHED:
+                for port in {msg.sport, msg.dport}:
                     if port in ports:
                         key = (port, Proto.TCP)
                         conn_counts[key] = conn_counts.get(key, 0) + 1
-            info = codec.find_attribute(chunk, start + _INFO_START, end, codec.INET_DIAG_INFO)
-            total = codec.tcp_bytes(info)
+            total = codec.tcp_bytes(msg.tcp_info)
             if total is not None:
-                byte_totals[chunk[start + 44 : start + 52]] = (sport, dport, total)
+                byte_totals[msg.cookie] = (msg.sport, msg.dport, total)
 
     def _activity(
         self,
         plan: _WatchPlan,
         listener_counts: dict[tuple[int, Proto], int],
         conn_counts: dict[tuple[int, Proto], int],
-        byte_totals: dict[bytes, tuple[int, int, int]],
+        byte_totals: dict[bytes, tuple[int, int, int]] | None,
     ) -> tuple[PortActivity, ...]:
         deltas: dict[int, int] = {}
-        for cookie, (sport, dport, total) in byte_totals.items():
+        measured = byte_totals is not None
+        for cookie, (sport, dport, total) in (byte_totals or {}).items():
             # A connection first seen now was opened since the previous poll: all its
             # bytes are new. Counters only grow; a smaller one means a reused cookie.
             before = self._last_bytes.get(cookie, 0)
@@ -410,9 +462,10 @@ class NetlinkProbe:
             for port in {sport, dport}:
                 if port in plan.tcp_ports:
                     deltas[port] = deltas.get(port, 0) + delta
-        baseline = self._bytes_ports or frozenset()
-        self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
-        self._bytes_ports = plan.tcp_ports
+        baseline = (self._bytes_ports or frozenset()) if measured else frozenset()
+        if byte_totals is not None:
+            self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
+            self._bytes_ports = plan.tcp_ports
         # The same rows as the psutil probe: watched pairs with a listener or a connection
         # (both dicts hold watched pairs only).
         active = listener_counts.keys() | conn_counts.keys()
@@ -422,7 +475,8 @@ class NetlinkProbe:
                 proto=proto,
                 listeners=listener_counts.get((port, proto), 0),
                 established=conn_counts.get((port, proto), 0),
-                # No baseline on a port's first poll, and UDP has no byte counters here.
+                # No baseline on a port's first poll or on a poll that re-used the last
+                # connection count, and UDP has no byte counters here.
                 bytes_delta=deltas.get(port, 0)
                 if proto is Proto.TCP and port in baseline
                 else None,

@@ -1,0 +1,417 @@
+"""The one layer every file portwatch reads or writes goes through.
+
+portwatch often runs as root, so each file it opens is a way in. This module decides,
+in one place, what a file portwatch may touch is:
+
+- a regular file, opened without following a symbolic link; links, devices, FIFOs and
+  sockets are refused with the reason (so a FIFO cannot hang a load and ``/dev/zero``
+  cannot fill memory);
+- never larger than the caller's limit when read;
+- written atomically (a temp file in the same folder, fsync, rename), and only ever over
+  a regular file or nothing, so a failed write leaves every file as it was;
+- in a folder no other user can write (or they could swap a file for a link meanwhile);
+- written by one process per folder (:class:`FolderLock`).
+
+Reading never writes. Nothing here imports the rest of portwatch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import stat
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# Not every OS has these; 0 makes them no-ops and the lstat checks below do the work.
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_NOCTTY = getattr(os, "O_NOCTTY", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class RefusedFile(OSError):
+    """A file portwatch will not use; ``strerror`` is the reason, ``filename`` the path."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(errno.EPERM, reason, os.fspath(path))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+def kind_of(mode: int) -> str:
+    """What a file of this mode is, in words ("a FIFO (named pipe)")."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode):
+        return "a character device"
+    if stat.S_ISBLK(mode):
+        return "a block device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return "not a regular file"
+
+
+def _not_regular(path: str | os.PathLike[str], mode: int) -> RefusedFile:
+    if stat.S_ISLNK(mode):
+        return RefusedFile(path, "it is a symbolic link; portwatch does not follow links")
+    return RefusedFile(path, f"it is {kind_of(mode)}, not a regular file")
+
+
+def open_regular(path: str | os.PathLike[str], flags: int, mode: int = 0o600) -> int:
+    """``os.open`` that only ever yields a regular file, never through a link.
+
+    Opening is non-blocking so that a FIFO is refused instead of waiting for a writer.
+    Raises :class:`RefusedFile` for links and special files, OSError for the rest.
+    """
+    if not _O_NOFOLLOW:
+        # No O_NOFOLLOW (Windows): check first; the folder checks keep others out.
+        with contextlib.suppress(FileNotFoundError):
+            st = os.lstat(path)
+            if not stat.S_ISREG(st.st_mode):
+                raise _not_regular(path, st.st_mode)
+    try:
+        fd = os.open(
+            path, flags | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_NOCTTY | _O_BINARY, mode
+        )
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.ENXIO and _O_NONBLOCK):
+            with contextlib.suppress(OSError):
+                raise _not_regular(path, os.lstat(path).st_mode) from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, st.st_mode)
+        if _O_NONBLOCK:
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_bytes(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The content of a regular file of at most ``limit`` bytes.
+
+    Raises FileNotFoundError when it is missing, :class:`RefusedFile` for a link, a
+    special file or one that is too large, OSError otherwise.
+    """
+    fd = open_regular(path, os.O_RDONLY)
+    try:
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    finally:
+        os.close(fd)
+    if total > limit:
+        raise RefusedFile(path, f"it is larger than {_size(limit)}; portwatch reads at most that")
+    return b"".join(chunks)
+
+
+def decode_text(raw: bytes) -> str:
+    """UTF-8 text with a leading byte-order mark dropped (editors on Windows add one);
+    undecodable bytes become U+FFFD so that the parser can name the line."""
+    if raw.startswith(UTF8_BOM):
+        raw = raw[len(UTF8_BOM) :]
+    return raw.decode("utf-8", errors="replace")
+
+
+def read_text(path: str | os.PathLike[str], limit: int) -> str:
+    """:func:`read_bytes` decoded with :func:`decode_text`."""
+    return decode_text(read_bytes(path, limit))
+
+
+def _size(limit: int) -> str:
+    if limit >= 1 << 20 and limit % (1 << 20) == 0:
+        return f"{limit >> 20} MiB"
+    if limit >= 1 << 10 and limit % (1 << 10) == 0:
+        return f"{limit >> 10} KiB"
+    return f"{limit} bytes"
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+def check_target(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` may be replaced by a write: True when a regular file is there,
+    False when nothing is. Raises :class:`RefusedFile` for anything else (a link is
+    never replaced, a device or FIFO never written)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path, st.st_mode)
+    return True
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
+    """Write ``data`` to ``path`` atomically: the file is then the old or the new
+    version, never half of one, and a failure (a full disk) leaves it untouched.
+
+    ``path`` must be a regular file or not exist (:func:`check_target`). Raises
+    OSError with the OS's reason; no temp file is left behind.
+    """
+    target = Path(path)
+    check_target(target)
+    folder = target.parent
+    if not folder.is_dir():
+        raise FileNotFoundError(errno.ENOENT, f"the folder {folder} does not exist", str(folder))
+    # mkstemp creates with O_EXCL in the same folder: nothing can be waiting there for us.
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode != 0o600 and hasattr(os, "chmod"):
+            os.chmod(tmp_name, mode)
+        # Again, just before the rename: something may have appeared meanwhile.
+        check_target(target)
+        replace_with_retry(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp_name)
+        raise
+    _fsync_dir(folder)
+
+
+# Windows refuses to replace a file another program holds open without FILE_SHARE_DELETE
+# (Excel showing the last export, an antivirus scan, another portwatch reading settings):
+# ERROR_ACCESS_DENIED (5) or ERROR_SHARING_VIOLATION (32). Such holds are usually brief, so
+# the replace is retried for about two seconds before giving up with the reason.
+_HELD_WINERRORS = frozenset({5, 32})
+_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.5, 0.75)
+HELD_BY_ANOTHER_PROGRAM = (
+    "another program has the file open (close it there, for example in Excel, and try again)"
+)
+
+
+class FileHeldError(PermissionError):
+    """The target stayed open in another program for every retry (Windows)."""
+
+
+def _is_held(exc: OSError) -> bool:
+    return getattr(exc, "winerror", None) in _HELD_WINERRORS
+
+
+def replace_with_retry(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    replace: Callable[[str | os.PathLike[str], str | os.PathLike[str]], None] = os.replace,
+    sleep: Callable[[float], None] = time.sleep,
+    is_held: Callable[[OSError], bool] = _is_held,
+) -> None:
+    """``os.replace``, retried while another program holds ``target`` open (Windows).
+
+    Raises :class:`FileHeldError`, whose message says why, when the hold outlasts the
+    retries; any other error at once.
+    """
+    for delay in (*_RETRY_DELAYS, None):
+        try:
+            replace(source, target)
+            return
+        except OSError as exc:
+            if not is_held(exc):
+                raise
+            if delay is None:
+                raise FileHeldError(exc.errno, HELD_BY_ANOTHER_PROGRAM, str(target)) from exc
+            sleep(delay)
+
+
+def write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600) -> None:
+    """:func:`write_bytes` of UTF-8 text."""
+    write_bytes(path, text.encode("utf-8"), mode)
+
+
+def _fsync_dir(folder: Path) -> None:
+    # Makes the rename itself durable; not possible on Windows, where it is not needed.
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def set_aside(path: Path, reason: str, companions: tuple[str, ...] = ()) -> Path:
+    """Move a file portwatch cannot use out of the way (``NAME.REASON-TIME``), keeping it
+    for the user; ``companions`` are suffixes of files that travel with it (``-wal``).
+    Only a regular file is moved. Returns the new path; raises OSError."""
+    check_target(path)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = path.with_name(f"{path.name}.{reason}-{stamp}")
+    counter = 1
+    while os.path.lexists(aside):
+        aside = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
+        counter += 1
+    os.replace(path, aside)
+    for suffix in companions:
+        side = path.with_name(path.name + suffix)
+        if check_target(side):
+            os.replace(side, aside.with_name(aside.name + suffix))
+    return aside
+
+
+# -- folders -----------------------------------------------------------------------------
+
+
+def check_folder(folder: str | os.PathLike[str]) -> None:
+    """Refuse, with the reason, a folder another user could change files in.
+
+    Such a user could swap a file for a link between our check and our use of it, or
+    plant one before we create it. Accepted: owned by us or root, and writable by no
+    one else (a group write bit is fine for a group of one, the user's own).
+    """
+    if os.name != "posix":
+        return  # ACLs decide there; the per-user profile folders are private by default
+    st = os.stat(folder)
+    if not stat.S_ISDIR(st.st_mode):
+        raise RefusedFile(folder, f"it is {kind_of(st.st_mode)}, not a folder")
+    me = os.geteuid()
+    if st.st_uid not in (me, 0):
+        raise RefusedFile(
+            folder,
+            f"it belongs to {_user_name(st.st_uid)}, not to {_user_name(me)}; that user"
+            " could swap portwatch's files for links",
+        )
+    if st.st_mode & stat.S_IWOTH:
+        raise RefusedFile(
+            folder,
+            f"every user can write in it (mode {stat.S_IMODE(st.st_mode):o}); use a private"
+            " folder (chmod o-w)",
+        )
+    if st.st_mode & stat.S_IWGRP and _group_has_others(st.st_gid, st.st_uid):
+        raise RefusedFile(
+            folder,
+            f"other members of the group {_group_name(st.st_gid)} can write in it (mode"
+            f" {stat.S_IMODE(st.st_mode):o}); use a private folder (chmod g-w)",
+        )
+
+
+def _user_name(uid: int) -> str:
+    try:
+        import pwd
+
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except (ImportError, KeyError):
+        return f"uid {uid}"
+
+
+def _group_name(gid: int) -> str:
+    try:
+        import grp
+
+        return grp.getgrgid(gid).gr_name
+    except (ImportError, KeyError):
+        return str(gid)
+
+
+def _group_has_others(gid: int, owner: int) -> bool:
+    """Whether anyone but ``owner`` belongs to the group (unknown counts as yes)."""
+    try:
+        import grp
+        import pwd
+
+        group = grp.getgrgid(gid)
+        owner_name = pwd.getpwuid(owner).pw_name
+    except (ImportError, KeyError):
+        return True
+    if any(member != owner_name for member in group.gr_mem):
+        return True
+    return any(entry.pw_gid == gid and entry.pw_uid != owner for entry in pwd.getpwall())
+
+
+# -- one writer per folder -------------------------------------------------------------------
+
+
+class FolderLock:
+    """An exclusive lock on a file in a folder, held while this object lives.
+
+    Taken with ``flock`` (``msvcrt.locking`` on Windows), so a crashed holder releases
+    it. The lock file holds the holder's pid, for the message a second writer shows.
+    """
+
+    def __init__(self, fd: int, path: Path) -> None:
+        self._fd: int | None = fd
+        self.path = path
+
+    @classmethod
+    def acquire(cls, path: Path) -> FolderLock | None:
+        """The lock, or None when another process holds it. Raises OSError otherwise."""
+        fd = open_regular(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if not _try_lock(fd):
+                os.close(fd)
+                return None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+        return cls(fd, path)
+
+    @staticmethod
+    def holder(path: Path) -> int | None:
+        """The pid written by the current holder, when it can be read."""
+        try:
+            text = read_bytes(path, 64).decode("ascii", errors="replace").strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() and len(text) <= 10 else None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.close(fd)  # closing drops the lock; the file stays (removing it would race)
+
+
+def _try_lock(fd: int) -> bool:
+    if sys.platform == "win32":
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True

@@ -1,0 +1,348 @@
+"""Files portwatch touches cannot be turned against it: links, devices, FIFOs, folders
+others can write, a second recorder, a full disk. Real files, real FIFOs, real links,
+the command run as a user runs it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from portwatch import files
+from portwatch.store.history import HistoryStore, StoreBusy, StoreError
+
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX files (FIFOs, modes, links)")
+
+
+def portwatch_cmd() -> list[str]:
+    script = Path(sys.executable).with_name("portwatch")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "portwatch"]
+
+
+def run(
+    data_dir: Path, *args: str, timeout: float = 30, **kwargs: object
+) -> subprocess.CompletedProcess[str]:
+    options: dict[str, object] = {"capture_output": True} if "stdout" not in kwargs else {}
+    options.update(kwargs)
+    if "stdout" in kwargs:
+        options["stderr"] = subprocess.PIPE
+    return subprocess.run(  # type: ignore[call-overload, no-any-return]
+        [*portwatch_cmd(), "--data-dir", str(data_dir), *args],
+        text=True,
+        timeout=timeout,
+        check=False,
+        **options,
+    )
+
+
+def one_line(stderr: str) -> str:
+    """The stderr of a refused command: exactly one line, no traceback."""
+    assert "Traceback" not in stderr, stderr
+    assert "Logging error" not in stderr, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.fixture
+def history(data_dir: Path) -> Path:
+    path = data_dir / "history.sqlite3"
+    HistoryStore.open(path).close()
+    return path
+
+
+# -- export ---------------------------------------------------------------------------
+
+
+@posix_only
+def test_export_refuses_a_symlink_and_leaves_it_and_its_target_alone(
+    data_dir: Path, history: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    link = tmp_path / "out.csv"
+    link.symlink_to(victim)
+    result = run(data_dir, "export", "-o", str(link))
+    assert result.returncode == 1
+    assert "symbolic link" in one_line(result.stderr)
+    assert link.is_symlink() and os.readlink(link) == str(victim)
+    assert victim.read_text() == "precious\n"
+
+
+@posix_only
+def test_export_refuses_a_fifo_without_waiting(
+    data_dir: Path, history: Path, tmp_path: Path
+) -> None:
+    fifo = tmp_path / "out.csv"
+    os.mkfifo(fifo)
+    result = run(data_dir, "export", "-o", str(fifo), timeout=20)
+    assert result.returncode == 1
+    assert "FIFO" in one_line(result.stderr)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="making a device node needs root")
+def test_export_refuses_a_device_and_it_stays_a_device(
+    data_dir: Path, history: Path, tmp_path: Path
+) -> None:
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # the null device
+    except OSError as exc:
+        pytest.skip(f"cannot make a device node here: {exc}")
+    result = run(data_dir, "export", "-o", str(device))
+    assert result.returncode == 1
+    assert "character device" in one_line(result.stderr)
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+
+
+def test_export_help_says_what_a_target_may_be(data_dir: Path) -> None:
+    result = run(data_dir, "export", "--help")
+    text = " ".join(result.stdout.split())
+    assert "symbolic link is refused" in text
+    assert "- for standard output" in text
+
+
+@posix_only
+def test_export_to_a_full_stdout_is_one_line_and_a_failure(data_dir: Path, history: Path) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    with open("/dev/full", "w") as full:
+        result = run(data_dir, "export", "-o", "-", stdout=full)
+    assert result.returncode == 1
+    assert "No space left" in one_line(result.stderr)
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str = "64k") -> Iterator[Path]:
+    where.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="mounting a small tmpfs (a full disk) needs root")
+def test_a_failed_export_on_a_full_disk_leaves_the_previous_file(
+    data_dir: Path, history: Path, tmp_path: Path
+) -> None:
+    with sqlite3.connect(history) as conn:
+        conn.executemany(
+            "INSERT INTO listeners (proto, family, address, port, exe, sha256, user, script,"
+            " process, last_pid, watched, status, first_seen, last_seen)"
+            " VALUES ('tcp', 'ipv4', '127.0.0.1', ?, ?, '', '', '', 'x', 1, 1, 'unknown', 1, 2)",
+            [(port, "/x" * 200) for port in range(1, 2000)],
+        )
+    conn.close()
+    with small_tmpfs(tmp_path / "small") as disk:
+        previous = disk / "out.csv"
+        previous.write_text("the previous export\n")
+        filler = disk / "filler"
+        with contextlib.suppress(OSError), open(filler, "wb") as handle:
+            handle.write(b"\0" * (60 * 1024))
+        result = run(data_dir, "export", "-o", str(previous))
+        assert result.returncode == 1
+        assert "No space left" in one_line(result.stderr)
+        assert previous.read_text() == "the previous export\n"
+        assert sorted(p.name for p in disk.iterdir()) == ["filler", "out.csv"]
+
+
+def test_export_of_rows_with_impossible_times(data_dir: Path, history: Path) -> None:
+    with sqlite3.connect(history) as conn:
+        conn.execute(
+            "INSERT INTO listeners (proto, family, address, port, exe, sha256, user, script,"
+            " process, last_pid, watched, status, first_seen, last_seen) VALUES"
+            " ('tcp', 'ipv4', '127.0.0.1', 3653, '', '', '', '', 'x', 1, 1, 'unknown',"
+            " 1e300, -1e300)"
+        )
+        conn.execute(
+            "INSERT INTO listeners (proto, family, address, port, exe, sha256, user, script,"
+            " process, last_pid, watched, status, first_seen, last_seen) VALUES"
+            " ('udp', 'ipv4', '127.0.0.1', 'not a port', '', '', '', '', 'x', 1, 1, 'unknown',"
+            " 99999999999999, 'soon')"
+        )
+    conn.close()
+    result = run(data_dir, "export", "-o", "-")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stdout.splitlines()) == 3
+
+
+# -- the data folder --------------------------------------------------------------------
+
+
+@posix_only
+def test_a_history_link_to_another_database_is_refused_and_not_written(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE mine (x)")
+    conn.close()
+    before = other.read_bytes()
+    (data_dir / "history.sqlite3").symlink_to(other)
+    result = run(data_dir, "monitor", "--duration", "0.2")
+    assert result.returncode == 1
+    assert "symbolic link" in result.stderr and "Traceback" not in result.stderr
+    assert other.read_bytes() == before
+    assert not (tmp_path / "other.db-wal").exists()
+
+
+@posix_only
+def test_a_dangling_history_link_creates_nothing_outside(data_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.db"
+    (data_dir / "history.sqlite3").symlink_to(outside)
+    with pytest.raises(StoreError, match="symbolic link"):
+        HistoryStore.open(data_dir / "history.sqlite3")
+    assert not outside.exists()
+
+
+@posix_only
+def test_a_wal_link_is_refused(data_dir: Path, history: Path, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    target.write_bytes(b"keep")
+    (data_dir / "history.sqlite3-wal").symlink_to(target)
+    with pytest.raises(StoreError, match="symbolic link"):
+        HistoryStore.open(history)
+    with pytest.raises(StoreError, match="symbolic link"):
+        HistoryStore.open_readonly(history)
+    assert target.read_bytes() == b"keep"
+
+
+@posix_only
+def test_a_log_link_is_not_appended_to(data_dir: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("untouched\n")
+    (data_dir / "logs").mkdir(mode=0o700)
+    (data_dir / "logs" / "portwatch.log").symlink_to(victim)
+    result = run(data_dir, "-v", "watch", "list")
+    assert result.returncode == 0, result.stderr
+    assert "symbolic link" in result.stderr
+    assert victim.read_text() == "untouched\n"
+
+
+@posix_only
+def test_a_data_folder_anyone_can_write_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "open"
+    folder.mkdir()
+    folder.chmod(0o777)
+    result = run(folder, "watch", "list")
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert "every user can write" in line and str(folder) in line
+    assert list(folder.iterdir()) == []
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="giving a folder to another user needs root")
+def test_a_data_folder_of_another_user_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o755)
+    os.chown(folder, 65534, 65534)  # nobody
+    result = run(folder, "watch", "list")
+    assert result.returncode == 1
+    assert "belongs to" in one_line(result.stderr)
+
+
+@posix_only
+def test_a_private_folder_is_fine(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir(mode=0o700)
+    files.check_folder(folder)
+
+
+# -- one recorder per data folder ---------------------------------------------------------
+
+
+def test_a_second_writer_is_refused_while_the_first_records(data_dir: Path) -> None:
+    path = data_dir / "history.sqlite3"
+    first = HistoryStore.open(path)
+    try:
+        with pytest.raises(StoreBusy, match=r"pid \d+.*already recording history"):
+            HistoryStore.open(path)
+        result = run(data_dir, "monitor", "--duration", "0.2")
+        assert result.returncode == 1
+        assert "already recording history" in one_line(result.stderr)
+    finally:
+        first.close()
+    HistoryStore.open(path).close()  # released on close
+
+
+def test_a_crashed_writer_leaves_no_lock_behind(data_dir: Path) -> None:
+    path = data_dir / "history.sqlite3"
+    code = (
+        "import os, sys; from pathlib import Path;"
+        "from portwatch.store.history import HistoryStore;"
+        f"HistoryStore.open(Path({str(path)!r})); os._exit(9)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 9
+    HistoryStore.open(path).close()
+
+
+# -- the layer itself --------------------------------------------------------------------
+
+
+@posix_only
+def test_reading_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    outcome: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            files.read_bytes(fifo, 1024)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(5)
+    if reader.is_alive():  # unblock the thread before failing
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("reading a FIFO blocked")
+    assert isinstance(outcome[0], files.RefusedFile)
+    assert "FIFO" in str(outcome[0])
+
+
+def test_reading_stops_at_the_limit(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 5000)
+    with pytest.raises(files.RefusedFile, match="larger than"):
+        files.read_bytes(big, 4096)
+    assert files.read_bytes(big, 5000) == b"x" * 5000
+
+
+def test_a_byte_order_mark_is_dropped() -> None:
+    assert files.decode_text(b"\xef\xbb\xbf3653\n") == "3653\n"
+
+
+@posix_only
+def test_writing_replaces_a_regular_file_but_never_a_link(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    files.write_text(target, "one")
+    files.write_text(target, "two")
+    assert target.read_text() == "two"
+    link = tmp_path / "l"
+    link.symlink_to(target)
+    with pytest.raises(files.RefusedFile, match="symbolic link"):
+        files.write_text(link, "three")
+    assert link.is_symlink() and target.read_text() == "two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "l"]

@@ -1,0 +1,118 @@
+"""The history's bookkeeping: what a steady poll writes, last-seen batches, retention
+of events by age and by count, and the bound on polls held while the file is locked."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from test_history import EP, OWNER, record, sample_at, views_of
+
+from portwatch.core.types import Endpoint, Family, Listener, ListenerView, Proto, Sample
+from portwatch.store import history as history_module
+from portwatch.store.history import HistoryStore
+
+DAY = 86400.0
+
+
+def many(count: int) -> tuple[Listener, ...]:
+    return tuple(
+        Listener(Endpoint(Proto.TCP, Family.IPV4, "127.0.0.1", 2000 + i), OWNER)
+        for i in range(count)
+    )
+
+
+def last_seen(path: Path) -> list[float]:
+    reader = HistoryStore.open_readonly(path)
+    try:
+        return [item.last_seen for item in reader.observed()]
+    finally:
+        reader.close()
+
+
+def test_steady_polls_do_not_rewrite_listener_rows_and_stop_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """1,200 listeners that do not change: a poll writes its activity, not 1,200 rows;
+    every 30 s last-seen goes out in batches of at most 500 rows; at stop, all of them."""
+    path = tmp_path / "h.sqlite3"
+    store = HistoryStore.open(path)
+    listeners = many(1200)
+    views: tuple[ListenerView, ...] = views_of(sample_at(0, 0, listeners))
+    now = time.time()
+
+    def poll(offset: float) -> int:
+        before = store._conn.total_changes
+        sample = Sample(wall=now + offset, mono=1.0 + offset, listeners=listeners)
+        assert store.record(sample, views, ()) == []
+        return store._conn.total_changes - before
+
+    assert poll(0) >= 1200  # the first poll inserts every row
+    # The activity of a poll is three rows (one per resolution), nothing per listener.
+    assert [poll(t) for t in range(1, 29)] == [3] * 28
+    # Thirty seconds on: last-seen is refreshed, in bounded batches.
+    batches = [poll(t) - 3 for t in range(30, 36)]
+    assert batches == [500, 500, 200, 0, 0, 0]
+    assert min(last_seen(path)) >= now + 30
+    # Between two flushes last-seen lives in memory; closing writes it.
+    for t in range(36, 50):
+        assert poll(t) == 3
+    store.close()
+    assert set(last_seen(path)) == {now + 49}
+
+
+def test_event_retention_deletes_events_older_than_the_limit_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    store = HistoryStore.open(tmp_path / "h.sqlite3")
+    now = time.time()
+    limit = history_module.EVENT_RETENTION_S
+    listener = Listener(EP, OWNER)
+    for age in (limit + 10 * DAY, limit + DAY, limit - DAY, 0.0):
+        record(store, None, sample_at(now - age, 1.0, (listener,)))
+    store.apply_retention()
+    kept = sorted(round((now - e.wall) / DAY) for e in store.recent_events())
+    assert kept == [0, round((limit - DAY) / DAY)]
+    store.close()
+
+
+def test_event_retention_keeps_at_most_the_newest_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history_module, "EVENT_MAX_ROWS", 3)
+    store = HistoryStore.open(tmp_path / "h.sqlite3")
+    now = time.time()
+    for i in range(7):
+        record(store, None, sample_at(now + i, 1.0 + i, (Listener(EP, OWNER),)))
+    store.apply_retention()
+    assert sorted(e.wall for e in store.recent_events()) == [now + 4, now + 5, now + 6]
+    store.close()
+
+
+def test_polls_held_while_the_file_is_locked_are_bounded_and_the_loss_is_told(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history_module, "MAX_PENDING", 5)
+    path = tmp_path / "h.sqlite3"
+    store = HistoryStore.open(path)
+    store._conn.execute("PRAGMA busy_timeout = 0")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    now = time.time()
+    for i in range(8):
+        warnings = record(store, None, sample_at(now + i, 1.0 + i))
+        assert warnings and "kept in memory" in warnings[0]
+        assert store.pending == min(i + 1, 5)
+    blocker.execute("COMMIT")
+    blocker.close()
+    warnings = record(store, None, sample_at(now + 8, 9.0))
+    # Nine polls for five places: the four oldest were dropped, the five newest written.
+    assert warnings == ["4 polls could not be recorded and were dropped"]
+    assert store.pending == 0
+    polls = store._conn.execute(
+        "SELECT SUM(samples) FROM polls WHERE resolution = ?", (history_module.RESOLUTIONS[0][0],)
+    ).fetchone()[0]
+    assert polls == 5
+    store.close()
