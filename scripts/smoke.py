@@ -49,6 +49,9 @@ class Smoke:
             capture_output=True,
             timeout=TIMEOUT_S,
             env=env,
+            # Never a checkout's folder: `python -m portwatch` would import the source there
+            # instead of the installed package under test.
+            cwd=self.data.parent,
             check=False,
         )
 
@@ -163,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             first = subprocess.Popen(
                 [*smoke.gui, "--data-dir", str(folder)],
                 env=env,
+                cwd=workdir,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -175,6 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 second = subprocess.run(
                     [*smoke.gui, "--data-dir", str(folder)],
                     env=env,
+                    cwd=workdir,
                     capture_output=True,
                     timeout=TIMEOUT_S,
                     check=False,

@@ -195,6 +195,9 @@ for key in 'HKCU\Software\Microsoft\Windows\CurrentVersion\Run /v portwatch' \
   wine reg delete $key /f </dev/null >/dev/null 2>&1
 done
 mkdir -p "$C/lane"
+# Windows programs start in the shell's folder (Z:\...): never the checkout, where
+# `python -m portwatch` would import the source instead of the installed package.
+cd "$C/lane" || die "lane-folder" "$C/lane"
 
 # --- portwatch from this checkout, installed the way a user's pip would ----------------------
 SRC="$C/lane/src"
