@@ -17,7 +17,7 @@ from portwatch.config.autostart import Autostart, default_command
 from portwatch.config.autostart import for_platform as autostart_for_platform
 from portwatch.core.trust import TrustList
 from portwatch.paths import Paths, platform_default
-from portwatch.probe.signature import reader_for as signature_reader_for
+from portwatch.probe.signature import default_verifier as signature_verifier
 from portwatch.probe.signature import signer_lookup
 from portwatch.services import settings as settings_file
 from portwatch.services.alert_service import AlertService
@@ -118,7 +118,7 @@ class DesktopApp:
         watch_file = self.watch_file
         self.trust, trust_problems = TrustService.load(
             paths.trust_file,
-            signer_lookup(signature_reader_for()),
+            signer_lookup(signature_verifier()),
             watchlist=lambda: watch_file.watchlist,
             parent=window,
         )

@@ -133,6 +133,12 @@ def rows_from_full(records: Iterable[dict[str, str]]) -> list[Row]:
             )
             if part
         )
+        # Older copies fold IANA's note about a renamed service into the description.
+        description, _, renamed = clean(rec.get("Description")).partition(
+            "IANA assigned this well-formed service name"
+        )
+        if renamed:
+            notes = f"IANA assigned this well-formed service name{renamed} {notes}".strip()
         for p in protos:
             rows.append(
                 Row(
@@ -140,7 +146,7 @@ def rows_from_full(records: Iterable[dict[str, str]]) -> list[Row]:
                     hi=int(hi or lo),
                     proto=p,
                     name=clean(rec.get("ServiceName")),
-                    description=clean(rec.get("Description")),
+                    description=description.strip(),
                     assignee=person(rec.get("Assignee")),
                     contact=person(rec.get("Contact")),
                     registered=clean(rec.get("RegistrationDate")),

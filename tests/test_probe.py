@@ -15,7 +15,7 @@ from typing import Any
 import psutil
 import pytest
 from childsockets import ChildSockets, wait_for
-from platforms import needs_posix, wine_gives_pid_0
+from platforms import needs_linux, needs_posix, wine_gives_pid_0
 
 from portwatch.core.types import Family, Proto, Sample
 from portwatch.core.watchlist import WatchList, parse_spec
@@ -105,28 +105,29 @@ def test_connected_udp_socket_is_not_a_listener(child_sockets: list) -> None:
     assert mine(probe.poll(watch(server.ports[0])), client.pid) == []
 
 
-@wine_gives_pid_0
+@needs_linux  # reads the child's executable through /proc
 def test_hash_cache_reads_each_executable_once(child_sockets: list) -> None:
     child = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
-    hasher = FileHasher()
-    probe = PsutilProbe(owners=OwnerReader(hasher=hasher))
+    read: list[tuple[int, int]] = []
+
+    class CountingHasher(FileHasher):
+        def hash_open_file(self, handle: Any) -> str:
+            before = self.hashed
+            value = super().hash_open_file(handle)
+            if self.hashed > before:
+                st = os.fstat(handle.fileno())
+                read.append((st.st_dev, st.st_ino))
+            return value
+
+    probe = PsutilProbe(owners=OwnerReader(hasher=CountingHasher()))
     wait_for(lambda: mine(probe.poll(watch()), child.pid))
-    # Only this child's executable counts: other programs on a shared machine may start
-    # listening meanwhile, and their first sight is rightly a read.
-    opened: list[str] = []
-    hash_open_file = hasher.hash_open_file
-
-    def counting(handle: Any) -> str:
-        before = hasher.hashed
-        value = hash_open_file(handle)
-        if hasher.hashed != before:
-            opened.append(str(getattr(handle, "name", "")))
-        return value
-
-    hasher.hash_open_file = counting  # type: ignore[method-assign]
+    st = os.stat(f"/proc/{child.pid}/exe")
+    ours = (st.st_dev, st.st_ino)
+    assert read.count(ours) == 1
+    # Other programs on this machine may start meanwhile and be hashed; ours never again.
     for _ in range(5):
         probe.poll(watch())
-    assert [name for name in opened if f"/{child.pid}/" in name] == []
+    assert read.count(ours) == 1
 
 
 @needs_posix  # copies the interpreter, which on Windows needs its DLLs beside it

@@ -20,7 +20,7 @@ from platforms import needs_windows
 
 from portwatch.core.identity import Identity
 from portwatch.probe.identity import FileHasher, OwnerReader
-from portwatch.probe.signature import reader_for
+from portwatch.probe.signature import verifier_for
 
 
 class _Psutil:
@@ -166,31 +166,22 @@ def test_the_running_python_is_identified_by_its_own_image() -> None:
 
 
 class _Recorder:
-    """A subprocess.run stand-in: fails as told, then answers; keeps every call's options."""
+    """A subprocess.run stand-in that records every program started."""
 
-    def __init__(self, failures: list[Exception], answer: str) -> None:
-        self.failures, self.answer = failures, answer
-        self.options: list[dict[str, Any]] = []
+    def __init__(self) -> None:
+        self.started: list[list[str]] = []
 
     def __call__(self, argv: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
-        self.options.append(options)
-        if self.failures:
-            raise self.failures.pop(0)
-        return subprocess.CompletedProcess(argv, 0, self.answer, "")
+        self.started.append(list(argv))
+        return subprocess.CompletedProcess(argv, 1, "", "")
 
 
-def test_powershell_is_started_without_a_console_window() -> None:
-    run = _Recorder([], "CN=Tool Co\r\n")
-    reader = reader_for("win32", run)
-    assert reader.signer("C:\\tool.exe", "a" * 64) == "CN=Tool Co"
-    assert run.options[0]["creationflags"] & 0x08000000  # CREATE_NO_WINDOW
-
-
-def test_a_timed_out_signature_check_is_asked_again_not_remembered() -> None:
-    run = _Recorder([subprocess.TimeoutExpired(["powershell"], 5)], "CN=Tool Co\r\n")
-    reader = reader_for("win32", run)
-    assert reader.signer("C:\\tool.exe", "a" * 64) is None
-    assert reader.signer("C:\\tool.exe", "a" * 64) == "CN=Tool Co"
+def test_windows_signature_checks_start_no_program_so_no_console_flashes(tmp_path: Path) -> None:
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ")
+    run = _Recorder()
+    verifier_for("win32", run).check(str(exe))
+    assert run.started == []
 
 
 class _Service:

@@ -10,14 +10,15 @@ from portwatch.cli import CommandError
 from portwatch.config import trustfile, watchfile
 from portwatch.core.csvrows import iso_time
 from portwatch.core.text import visible
-from portwatch.core.trust import TrustJudge
-from portwatch.core.types import ListenerView, PortEvent
+from portwatch.core.trust import TrustJudge, TrustList, review_legacy_signers
+from portwatch.core.types import ListenerView, PackageInfo, PortEvent, SignerInfo
 from portwatch.core.verdict import NoTrustJudge
 from portwatch.core.watchlist import WatchList
 from portwatch.knowledge import KnowledgeBase
 from portwatch.paths import Paths
 from portwatch.probe import Probe, ProbeError, create
-from portwatch.probe.signature import reader_for, signer_lookup
+from portwatch.probe.signature import default_verifier as signature_verifier
+from portwatch.probe.signature import signer_lookup
 
 
 def warn(message: str) -> None:
@@ -45,7 +46,25 @@ def load_judge(paths: Paths) -> TrustJudge:
             "the first-run review is pending: `portwatch trust review` lists what already "
             "listens on the watched ports so you can decide what to trust"
         )
-    return TrustJudge(loaded.trust_list, signer_lookup(reader_for()))
+    trust_list = review_signers(paths, loaded.trust_list)
+    return TrustJudge(trust_list, signer_lookup(signature_verifier()))
+
+
+def review_signers(paths: Paths, trust_list: TrustList) -> TrustList:
+    """Re-verify signer entries that hold only a name: upgrade (and save) those that
+    verify, report the others for review on stderr."""
+    verifier = signature_verifier()
+    updated, messages = review_legacy_signers(
+        trust_list, verifier.signer if verifier.supported else None
+    )
+    for message in messages:
+        warn(visible(message))
+    if updated is not trust_list:
+        try:
+            trustfile.save(paths.trust_file, updated)
+        except OSError as exc:
+            warn(f"cannot save {paths.trust_file}: {exc.strerror or exc}")
+    return updated
 
 
 def load_services(paths: Paths) -> KnowledgeBase:
@@ -81,6 +100,8 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
         "user": owner.user if owner else None,
         "watched": view.watched,
         "status": view.status.value,
+        "package": package_fields(owner.package if owner else None),
+        "signer": signer_fields(owner.signer if owner else None),
         # Other processes that can accept on the same socket (fork, fd passing,
         # SO_REUSEPORT); each is judged too.
         "shared_with": [
@@ -90,12 +111,35 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
     }
 
 
+def package_fields(package: PackageInfo | None) -> dict[str, str] | None:
+    """``{"name", "version"}`` of the package the executable verifiably came from."""
+    if package is None:
+        return None
+    return {"name": package.name, "version": package.version}
+
+
+def signer_fields(signer: SignerInfo | None) -> dict[str, Any] | None:
+    """The verified code signer: its name for people plus what identifies it."""
+    if signer is None:
+        return None
+    fields: dict[str, Any] = {"name": signer.label(), "platform": signer.platform}
+    for key, value in (
+        ("subject", signer.subject),
+        ("issuer", signer.issuer),
+        ("thumbprint", signer.thumbprint),
+        ("team_id", signer.team_id),
+    ):
+        if value is not None:
+            fields[key] = value
+    return fields
+
+
 def event_fields(
     event: PortEvent, view: ListenerView | None = None, service: str = ""
 ) -> dict[str, Any]:
     """The JSON object for one event: ``event``, ``time`` and the listener fields
     (``service`` is the port's name when no ``view`` carries it)."""
-    base = {"event": event.kind.value, "time": iso_time(event.wall)}
+    base: dict[str, Any] = {"event": event.kind.value, "time": iso_time(event.wall)}
     fields = listener_fields(
         view
         or ListenerView(

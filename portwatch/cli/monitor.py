@@ -8,20 +8,26 @@ import math
 import signal
 import sys
 import threading
-import time
+from pathlib import Path
 from types import FrameType
 
+from portwatch import files
 from portwatch.cli import CommandError, common
 from portwatch.config import trustfile, watchfile
 from portwatch.config.follow import Follower
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import visible
-from portwatch.core.types import PortEvent
+from portwatch.core.types import EventKind, PortEvent
+from portwatch.core.watchlist import WatchList
+from portwatch.engine import jsonl
+from portwatch.engine.jsonl import JsonlSink
 from portwatch.engine.monitor import Monitor
+from portwatch.engine.schedule import MIN_INTERVAL_S, TickSchedule
+from portwatch.engine.schedule import run as schedule_run
+from portwatch.engine.sinks import Sinks, TickSink
+from portwatch.engine.textfile import TextfileSink
 from portwatch.paths import Paths
 from portwatch.store.history import HistoryStore, StoreError
-
-MIN_INTERVAL_S = 0.1
 
 
 def _positive(text: str) -> float:
@@ -45,7 +51,77 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--duration", type=_positive, metavar="SECONDS", help="stop after this long"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--textfile",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/portwatch.prom after each poll (node_exporter's textfile collector)",
+    )
+    parser.add_argument(
+        "--jsonl",
+        type=Path,
+        metavar="FILE",
+        help="append each event to FILE as one JSON object per line, rotated by size",
+    )
+    parser.add_argument(
+        "--jsonl-max-bytes",
+        type=_size,
+        default=jsonl.DEFAULT_MAX_BYTES,
+        metavar="SIZE",
+        help="rotate the event file at this size: bytes, or with K, M or G (10M)",
+    )
+    parser.add_argument(
+        "--jsonl-keep",
+        type=_count,
+        default=jsonl.DEFAULT_KEEP,
+        metavar="N",
+        help=f"rotated event files to keep ({jsonl.DEFAULT_KEEP})",
+    )
     parser.set_defaults(handler=run)
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+    body = text.strip().upper().removesuffix("B").removesuffix("I")
+    unit = body[-1:] if body[-1:] in ("K", "M", "G") else ""
+    number = body[: len(body) - len(unit)]
+    if not number.isdigit() or int(number) * units[unit] < 1024:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size of at least 1024 bytes (like 1048576 or 10M)"
+        )
+    return int(number) * units[unit]
+
+
+def _count(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1000:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of files from 1 to 1000")
+    return int(text)
+
+
+def _sinks(args: argparse.Namespace, watchlist: WatchList) -> list[TickSink]:
+    """The files other tools read, checked before the first poll so mistakes are clear."""
+    out: list[TickSink] = []
+    if args.textfile is not None:
+        if not args.textfile.is_dir():
+            raise CommandError(f"the textfile folder {args.textfile} does not exist")
+        _check_folder(args.textfile)
+        out.append(TextfileSink(args.textfile, watchlist))
+    if args.jsonl is not None:
+        if not args.jsonl.parent.is_dir():
+            raise CommandError(f"the folder of the event file {args.jsonl} does not exist")
+        if args.jsonl.is_dir():
+            raise CommandError(f"the event file {args.jsonl} is a folder")
+        _check_folder(args.jsonl.parent)
+        out.append(JsonlSink(args.jsonl, args.jsonl_max_bytes, args.jsonl_keep))
+    return out
+
+
+def _check_folder(folder: Path) -> None:
+    # Another user who can write there could swap our file for a link meanwhile.
+    try:
+        files.check_folder(folder)
+    except OSError as exc:
+        raise CommandError(f"will not write in {folder}: {exc.strerror or exc}") from exc
 
 
 def _text(event: PortEvent) -> str:
@@ -57,13 +133,14 @@ def _text(event: PortEvent) -> str:
     line = (
         f"{fields['time']}  {fields['event']:<18} {fields['proto']} {host}:{fields['port']}  {who}"
     )
-    if event.kind in ALERTING_KINDS and event.detail:
+    if (event.kind in ALERTING_KINDS or event.kind is EventKind.PACKAGE_UPGRADED) and event.detail:
         line += f"  - {visible(event.detail)}"
     return line
 
 
 def run(args: argparse.Namespace, paths: Paths) -> int:
     watchlist = common.load_watchlist(paths)
+    sinks = Sinks(_sinks(args, watchlist))
     try:
         store = HistoryStore.open(paths.history_db)
     except StoreError as exc:
@@ -88,48 +165,45 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    started = time.monotonic()
-    deadline = started + args.duration if args.duration else None
-    interval = max(args.interval, MIN_INTERVAL_S)
-    next_tick = started
+    schedule = TickSchedule(max(args.interval, MIN_INTERVAL_S))
+
+    def step() -> None:
+        rewatched = watch_follower.poll()
+        if rewatched is not None:
+            for problem in rewatched.problems:
+                common.warn(problem)
+            if rewatched.readable:  # else keep the last good watch list
+                monitor.set_watchlist(rewatched.watchlist)
+        reloaded = trust_reloader.poll()
+        if reloaded is not None:
+            for problem in reloaded.problems:
+                common.warn(problem)
+            if reloaded.complete:  # else keep judging with the last good list
+                judge.set_trust_list(reloaded.trust_list)
+        result = monitor.tick()
+        for warning in (*result.warnings, *sinks.publish(result)):
+            common.warn(warning)
+        for event in result.events:
+            if args.json:
+                endpoint = event.listener.endpoint
+                name = services.service_name(endpoint.port, endpoint.proto)
+                print(json.dumps(common.event_fields(event, service=name)), flush=True)
+            else:
+                print(_text(event), flush=True)
+        if result.duration_s > schedule.interval_s:
+            common.warn(
+                f"a poll took {result.duration_s:.2f} s, longer than the"
+                f" {schedule.interval_s:g} s interval; the next one waits for it"
+            )
+
     try:
-        while not stop.is_set():
-            rewatched = watch_follower.poll()
-            if rewatched is not None:
-                for problem in rewatched.problems:
-                    common.warn(problem)
-                if rewatched.readable:  # else keep the last good watch list
-                    monitor.set_watchlist(rewatched.watchlist)
-            reloaded = trust_reloader.poll()
-            if reloaded is not None:
-                for problem in reloaded.problems:
-                    common.warn(problem)
-                if reloaded.complete:  # else keep judging with the last good list
-                    judge.set_trust_list(reloaded.trust_list)
-            result = monitor.tick()
-            for warning in result.warnings:
-                common.warn(warning)
-            for event in result.events:
-                if args.json:
-                    endpoint = event.listener.endpoint
-                    name = services.service_name(endpoint.port, endpoint.proto)
-                    print(json.dumps(common.event_fields(event, service=name)), flush=True)
-                else:
-                    print(_text(event), flush=True)
-            if result.duration_s > interval:
-                common.warn(
-                    f"a poll took {result.duration_s:.2f} s, longer than the"
-                    f" {interval:g} s interval; the next one waits for it"
-                )
-            now = time.monotonic()
-            # Schedule on the monotonic clock; after a long stall (sleep), do not catch up
-            # with a burst of polls: one poll now, then back to the interval.
-            next_tick = max(next_tick + interval, now)
-            if deadline is not None and next_tick >= deadline:
-                break
-            stop.wait(next_tick - now)
+        schedule_run(step, schedule, stop.wait, args.duration)
     finally:
-        monitor.close()
+        try:
+            for warning in sinks.close():
+                common.warn(warning)
+        finally:
+            monitor.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         sys.stdout.flush()

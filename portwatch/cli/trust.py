@@ -1,7 +1,9 @@
 """``portwatch trust list | add | remove | review``: edit which programs may use which ports.
 
-Trust is given to an executable path plus the SHA-256 of the file (and the script
-for interpreters), for one watched port or range. ``review`` lists the listeners
+Trust is given to an executable path (and the script for interpreters), for one
+watched port or range, pinned by the file's SHA-256, by the installed package it
+verifiably came from, or by its verified code signer (``--by hash|package|signer``;
+without it the strongest that verifies is chosen and printed). ``review`` lists the listeners
 already on watched ports so the person decides about each, rather than portwatch
 trusting whatever happened to be running on the first start.
 """
@@ -16,20 +18,25 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
-from portwatch.cli import CommandError
+from portwatch.cli import CommandError, common
 from portwatch.config import trustfile, watchfile
-from portwatch.core.identity import is_sha256
+from portwatch.core.identity import Identity, is_sha256, script_is_file
+from portwatch.core.text import visible
 from portwatch.core.trust import (
-    TrustEntry,
+    KINDS,
     TrustError,
     TrustJudge,
     TrustList,
     apply_review,
+    entry_for_identity,
     review_candidates,
+    signer_named,
 )
 from portwatch.core.types import Listener
 from portwatch.core.watchlist import SpecError, WatchList, WatchSpec, parse_spec
 from portwatch.paths import Paths
+from portwatch.probe.packages import default_verifier as package_verifier
+from portwatch.probe.signature import default_verifier as signature_verifier
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add.add_argument(
         "--signer",
         metavar="NAME",
-        help="trust any build at PATH signed by NAME (macOS/Windows) instead of one hash",
+        help="trust any build at PATH whose verified signer is NAME (macOS/Windows)",
+    )
+    add.add_argument(
+        "--by",
+        choices=KINDS,
+        help="what vouches for the program: its file's hash, the installed package it came"
+        " from (verified), or its verified code signer (default: the strongest that verifies)",
     )
     add.add_argument("--note", help="why it is trusted, for your future self")
     remove = actions.add_parser("remove", help="stop trusting a program on a port or range")
@@ -62,6 +75,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     remove.add_argument("--script", metavar="PATH", help="only the entry for this script")
     review = actions.add_parser(
         "review", help="list what already listens on watched ports and choose what to trust"
+    )
+    review.add_argument(
+        "--by",
+        choices=KINDS,
+        help="trust the accepted programs by this kind (default: the strongest that verifies)",
     )
     review.add_argument(
         "--accept",
@@ -106,7 +124,7 @@ def _load(paths: Paths) -> TrustList:
     loaded = trustfile.load(paths.trust_file)
     for problem in loaded.problems:
         print(f"portwatch: warning: {problem}", file=sys.stderr)
-    return loaded.trust_list
+    return common.review_signers(paths, loaded.trust_list)
 
 
 def _save(paths: Paths, trust_list: TrustList) -> None:
@@ -128,10 +146,30 @@ def print_entries(trust_list: TrustList, out: TextIO) -> None:
         print("nothing is trusted yet", file=out)
     for number, entry in enumerate(trust_list.entries, start=1):
         print(f"{number}. {entry.spec}  {entry.exe or 'any path'}", file=out)
+        print(f"     by {entry.kind}", file=out)
         if entry.sha256:
             print(f"     sha256 {entry.sha256}", file=out)
-        if entry.signer:
-            print(f"     signed by {entry.signer}", file=out)
+        if entry.package:
+            version = f" (trusted at {entry.package_version})" if entry.package_version else ""
+            print(f"     package {visible(entry.package)}{visible(version)}", file=out)
+        if entry.script_package:
+            print(f"     script package {visible(entry.script_package)}", file=out)
+        if entry.signer_id is not None:
+            signer = entry.signer_id
+            print(f"     signed by {visible(signer.label())}", file=out)
+            for label, value in (
+                ("subject", signer.subject),
+                ("issuer", signer.issuer),
+                ("thumbprint", signer.thumbprint),
+            ):
+                if value:
+                    print(f"       {label} {visible(value)}", file=out)
+        elif entry.signer:
+            print(
+                f"     signed by {visible(entry.signer)} - needs review: a name alone is not"
+                " verified, so this entry trusts nothing until the program is trusted again",
+                file=out,
+            )
         if entry.script:
             pin = f" (sha256 {entry.script_sha256})" if entry.script_sha256 else ""
             print(f"     script {entry.script}{pin}", file=out)
@@ -154,9 +192,65 @@ def _absolute(path: str) -> str:
 def _add(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> int:
     spec = _spec_or_exit(args.spec)
     exe = _absolute(args.exe)
-    sha = _hash_or_exit(args.sha256, "--sha256") if args.sha256 else None
-    if sha is None and not args.signer:
-        sha = _hash_file(exe)
+    by: str | None = args.by
+    # The older flags name their kind: --sha256 pins a hash, --signer a signer.
+    for flag, implied in ((args.sha256, "hash"), (args.signer, "signer")):
+        if flag:
+            if by not in (None, implied):
+                raise _usage_error(f"--by {by} cannot be combined with --{_implied_flag(implied)}")
+            by = implied
+    sha = _hash_or_exit(args.sha256, "--sha256") if args.sha256 else _hash_file(exe)
+    script, script_sha = _script_pin(args)
+    packages = package_verifier()
+    check = packages.check(exe) if by in (None, "package") else None
+    script_check = (
+        packages.check(script)
+        if check is not None and check.verified and script_is_file(script) and script
+        else None
+    )
+    signer = None
+    if by in (None, "signer"):
+        verifier = signature_verifier()
+        signer = verifier.signer(exe) if verifier.supported else None
+        if by == "signer" and signer is None:
+            answer = verifier.check(exe)
+            raise CommandError(
+                f"cannot trust {exe} by signer: {answer.detail or answer.state}"
+                if verifier.supported
+                else f"cannot trust {exe} by signer: there are no code signatures to verify"
+                " on this system (use --by package or --by hash)"
+            )
+        if signer is not None and args.signer and not signer_named(signer, args.signer):
+            raise CommandError(
+                f"{exe} is signed by {signer.label()}, not {args.signer!r}; nothing was trusted"
+            )
+    try:
+        entry = entry_for_identity(
+            Identity(exe, sha, script, script_sha),
+            spec,
+            time.time(),
+            note=args.note,
+            package=check.package if check else None,
+            script_package=script_check.package if script_check else None,
+            package_problem=check.problem if check else None,
+            signer=signer,
+            by=by,
+        )
+    except TrustError as exc:
+        raise CommandError(f"cannot trust {exe}: {exc}") from None
+    replaced = any(e.slot == entry.slot for e in trust_list.entries)
+    _save(paths, trust_list.with_entry(entry))
+    verb = "updated" if replaced else "trusted"
+    print(f"{verb}: {visible(entry.describe())}  (by {entry.kind})")
+    return 0
+
+
+def _implied_flag(kind: str) -> str:
+    return "sha256" if kind == "hash" else "signer"
+
+
+def _script_pin(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """The script and its hash from --script and --script-sha256."""
     script = script_sha = None
     if args.script:
         if args.script.startswith("-"):
@@ -179,24 +273,7 @@ def _add(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> int:
             )
     elif args.script_sha256:
         raise _usage_error("--script-sha256 needs --script")
-    try:
-        entry = TrustEntry(
-            spec=spec,
-            exe=exe,
-            sha256=sha,
-            script=script,
-            script_sha256=script_sha,
-            signer=args.signer,
-            added_wall=time.time(),
-            note=args.note,
-        )
-    except TrustError as exc:
-        raise _usage_error(str(exc)) from None
-    replaced = any(e.slot == entry.slot for e in trust_list.entries)
-    _save(paths, trust_list.with_entry(entry))
-    verb = "updated" if replaced else "trusted"
-    print(f"{verb}: {entry.describe()}")
-    return 0
+    return script, script_sha
 
 
 def _remove(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> int:
@@ -220,7 +297,7 @@ ProbeFactory = Callable[[str], Any]
 def _default_probe(kind: str) -> Any:
     from portwatch import probe as probe_package
 
-    return probe_package.create(kind)  # type: ignore[attr-defined]
+    return probe_package.create(kind)
 
 
 def _parse_choice(text: str, count: int) -> list[int]:
@@ -249,6 +326,7 @@ def review(
     stdin: TextIO,
     out: TextIO,
     now_wall: float,
+    by: str | None = None,
 ) -> TrustList | None:
     """The first-run review as a testable function: prints the candidates and returns
     the updated list, or None when nothing was decided (no --accept, not a terminal)."""
@@ -265,6 +343,16 @@ def review(
             print(f"     script {owner.script}", file=out)
         if owner is not None and owner.sha256:
             print(f"     sha256 {owner.sha256}", file=out)
+        if owner is not None and owner.package is not None:
+            print(
+                f"     package {visible(owner.package.label())}, verified by"
+                f" {owner.package.manager}",
+                file=out,
+            )
+        elif owner is not None and owner.package_problem:
+            print(f"     package: {visible(owner.package_problem)}", file=out)
+        if owner is not None and owner.signer is not None:
+            print(f"     signed by {visible(owner.signer.label())}", file=out)
         pid = f"pid {owner.pid}, " if owner else ""
         print(f"     {pid}{verdict.status}: {verdict.reason}", file=out)
     if accept is None:
@@ -291,7 +379,9 @@ def review(
         chosen = _parse_choice(accept, len(candidates))
     except ValueError as exc:
         raise _usage_error(f"--accept: {exc}") from None
-    updated, messages = apply_review(trust_list, candidates, [n - 1 for n in chosen], now_wall)
+    updated, messages = apply_review(
+        trust_list, candidates, [n - 1 for n in chosen], now_wall, by=by
+    )
     for number, message in zip(chosen, messages, strict=True):
         print(f"{number}. {message}", file=out)
     return updated
@@ -321,6 +411,7 @@ def _review(
         stdin=sys.stdin,
         out=sys.stdout,
         now_wall=time.time(),
+        by=args.by,
     )
     if updated is not None:
         _save(paths, updated)

@@ -8,9 +8,17 @@ The file is plain JSON a person can read::
       "entries": [
         {"port": "3653/tcp", "exe": "/usr/bin/foo", "sha256": "<64 hex>",
          "script": null, "script_sha256": null, "signer": null,
-         "added_wall": 1763700000.0, "note": "trusted from the side panel"}
+         "added_wall": 1763700000.0, "note": "trusted from the side panel"},
+        {"kind": "package", "port": "80/tcp", "exe": "/usr/sbin/nginx",
+         "package": "nginx-core", "package_version": "1.22.1-9", ...},
+        {"kind": "signer", "port": "443/tcp", "exe": "C:\\Program Files\\…",
+         "signer": "Contoso Ltd", "signer_id": {"platform": "windows",
+         "subject": "CN=Contoso Ltd, …", "issuer": "CN=…", "thumbprint": "AB12…"}, ...}
       ]
     }
+
+An entry without ``kind`` is read as files written by older versions meant it: a hash
+entry, or a signer entry holding only a name (kept, but never matched until reviewed).
 
 A file that is empty, truncated, of the wrong shape or holding bad values is not
 silently coerced or overwritten: the valid entries are used and each problem is
@@ -32,7 +40,8 @@ from portwatch.config import atomic, jsontext
 from portwatch.config.follow import Follower
 from portwatch.core.identity import is_absolute_path, is_sha256
 from portwatch.core.problems import summarise
-from portwatch.core.trust import TrustEntry, TrustError, TrustList
+from portwatch.core.trust import KINDS, TrustEntry, TrustError, TrustList
+from portwatch.core.types import SignerInfo
 from portwatch.core.watchlist import SpecError, parse_spec
 
 FORMAT_VERSION = 1
@@ -41,8 +50,26 @@ FORMAT_VERSION = 1
 MAX_BYTES = 16 << 20
 _TOP_KEYS = frozenset({"version", "first_run_review", "entries"})
 _ENTRY_KEYS = frozenset(
-    {"port", "exe", "sha256", "script", "script_sha256", "signer", "added_wall", "note"}
+    {
+        "kind",
+        "port",
+        "exe",
+        "sha256",
+        "script",
+        "script_sha256",
+        "signer",
+        "signer_id",
+        "package",
+        "package_version",
+        "script_package",
+        "added_wall",
+        "note",
+    }
 )
+_SIGNER_KEYS = frozenset({"platform", "subject", "issuer", "thumbprint", "team_id", "apple"})
+# Bounds for text read from the file: a hostile or corrupt file cannot make us hold or
+# print megabytes per entry.
+_MAX_TEXT = 4096
 
 
 @dataclass(frozen=True)
@@ -176,8 +203,47 @@ def _entry(item: object) -> tuple[TrustEntry, list[str]]:
         signer=signer,
         added_wall=float(added),
         note=note,
+        package=_opt_str(item, "package"),
+        package_version=_opt_str(item, "package_version"),
+        script_package=_opt_str(item, "script_package"),
+        signer_id=_signer_id(item.get("signer_id")),
     )
+    kind = item.get("kind")
+    if kind is not None:
+        if kind not in KINDS:
+            raise TrustError(f"'kind' {kind!r} is not one of {', '.join(KINDS)}")
+        if kind != entry.kind:
+            raise TrustError(f"'kind' is {kind!r} but the entry holds a {entry.kind} pin")
     return entry, unknown
+
+
+def _signer_id(value: object) -> SignerInfo | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TrustError(f"'signer_id' should be an object, got {_kind(value)}")
+    unknown = sorted(str(k) for k in set(value) - _SIGNER_KEYS)
+    if unknown:
+        raise TrustError(f"'signer_id' has unknown keys {', '.join(unknown)}")
+    platform = value.get("platform")
+    if platform not in ("windows", "macos"):
+        raise TrustError(f"'signer_id.platform' {platform!r} is not windows or macos")
+    apple = value.get("apple", False)
+    if not isinstance(apple, bool):
+        raise TrustError(f"'signer_id.apple' {apple!r} is not true/false")
+    info = SignerInfo(
+        platform=platform,
+        subject=_opt_str(value, "subject"),
+        issuer=_opt_str(value, "issuer"),
+        thumbprint=_opt_str(value, "thumbprint"),
+        team_id=_opt_str(value, "team_id"),
+        apple=apple,
+    )
+    if platform == "windows" and not (info.subject and (info.issuer or info.thumbprint)):
+        raise TrustError("a Windows signer needs its subject and its issuer or thumbprint")
+    if platform == "macos" and not (info.team_id or info.apple):
+        raise TrustError("a macOS signer needs its Team ID (or apple: true)")
+    return info
 
 
 def _opt_str(item: dict[str, Any], key: str) -> str | None:
@@ -185,7 +251,9 @@ def _opt_str(item: dict[str, Any], key: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise TrustError(f"{key!r} {value!r} should be non-empty text or null")
+        raise TrustError(f"{key!r} {value!r:.80} should be non-empty text or null")
+    if len(value) > _MAX_TEXT:
+        raise TrustError(f"{key!r} is {len(value)} characters long (at most {_MAX_TEXT})")
     return value
 
 
@@ -216,21 +284,42 @@ def render(trust_list: TrustList) -> str:
     data = {
         "version": FORMAT_VERSION,
         "first_run_review": review,
-        "entries": [
-            {
-                "port": str(entry.spec),
-                "exe": entry.exe,
-                "sha256": entry.sha256,
-                "script": entry.script,
-                "script_sha256": entry.script_sha256,
-                "signer": entry.signer,
-                "added_wall": entry.added_wall,
-                "note": entry.note,
-            }
-            for entry in trust_list.entries
-        ],
+        "entries": [_render_entry(entry) for entry in trust_list.entries],
     }
     return json.dumps(data, indent=2, ensure_ascii=True) + "\n"
+
+
+def _render_entry(entry: TrustEntry) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "kind": entry.kind,
+        "port": str(entry.spec),
+        "exe": entry.exe,
+        "sha256": entry.sha256,
+        "script": entry.script,
+        "script_sha256": entry.script_sha256,
+        "signer": entry.signer,
+        "added_wall": entry.added_wall,
+        "note": entry.note,
+    }
+    if entry.package is not None:
+        data["package"] = entry.package
+        data["package_version"] = entry.package_version
+        data["script_package"] = entry.script_package
+    if entry.signer_id is not None:
+        signer = entry.signer_id
+        data["signer_id"] = {
+            key: value
+            for key, value in (
+                ("platform", signer.platform),
+                ("subject", signer.subject),
+                ("issuer", signer.issuer),
+                ("thumbprint", signer.thumbprint),
+                ("team_id", signer.team_id),
+                ("apple", signer.apple),
+            )
+            if value is not None
+        }
+    return data
 
 
 def save(path: Path, trust_list: TrustList) -> None:

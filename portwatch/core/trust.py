@@ -1,10 +1,19 @@
 """The trust list: which programs may listen on which watched ports.
 
-Trust is given to an :class:`~portwatch.core.identity.Identity` (executable path and
-the SHA-256 of the file it runs, plus the script for interpreters) for one watched
-spec (a port or range, on one or both protocols). A name, a pid or a guessed path
-never makes an owner known, and an owner whose executable could not be read is
-unattributed, never known.
+Trust is given to an :class:`~portwatch.core.identity.Identity` for one watched spec
+(a port or range, on one or both protocols), pinned in one of three ways (the entry's
+*kind*):
+
+- ``hash``: the executable's path and the SHA-256 of its file (plus the script for
+  interpreters); any change to the file makes it unknown ("binary changed").
+- ``package``: the path and the installed package it came from, verified against the
+  package manager's record; an upgrade of the package stays trusted, a file changed
+  after install or a copy elsewhere does not.
+- ``signer``: a code signature the OS verified (Windows Authenticode subject and
+  issuer or thumbprint, a macOS Team ID), never a display name.
+
+A name, a pid or a guessed path never makes an owner known, and an owner whose
+executable could not be read is unattributed, never known.
 """
 
 from __future__ import annotations
@@ -19,13 +28,43 @@ from portwatch.core.identity import (
     script_is_file,
     short_hash,
 )
-from portwatch.core.types import Listener, Owner, Proto, Status
+from portwatch.core.types import Listener, Owner, PackageInfo, Proto, SignerInfo, Status
 from portwatch.core.verdict import Verdict
 from portwatch.core.watchlist import WatchList, WatchSpec
 
 
 class TrustError(ValueError):
     """A trust entry that cannot be accepted; the message says why in plain words."""
+
+
+KIND_HASH = "hash"
+KIND_PACKAGE = "package"
+KIND_SIGNER = "signer"
+KINDS = (KIND_HASH, KIND_PACKAGE, KIND_SIGNER)
+
+
+def signer_matches(trusted: SignerInfo, seen: SignerInfo | None) -> bool:
+    """Whether a verified signature ``seen`` is the signer a trust entry names.
+
+    Windows: the same subject *and* the same issuer or certificate thumbprint (a
+    subject alone can be bought by anyone from another authority). macOS: the same
+    Team ID from an Apple-anchored chain, or Apple's own signature.
+    """
+    if seen is None or seen.platform != trusted.platform:
+        return False
+    if trusted.platform == "windows":
+        if not trusted.subject or trusted.subject != seen.subject:
+            return False
+        same_issuer = bool(trusted.issuer) and trusted.issuer == seen.issuer
+        same_cert = bool(trusted.thumbprint) and (
+            (trusted.thumbprint or "").lower() == (seen.thumbprint or "").lower()
+        )
+        return same_issuer or same_cert
+    if trusted.platform == "macos":
+        if trusted.team_id:
+            return trusted.team_id == seen.team_id
+        return trusted.apple and seen.apple
+    return False
 
 
 @dataclass(frozen=True)
@@ -45,11 +84,30 @@ class TrustEntry:
     signer: str | None = None
     added_wall: float = 0.0
     note: str | None = None
+    # Package entries: the package the executable (and script) came from, and the
+    # version that was installed when it was trusted (to report upgrades plainly).
+    package: str | None = None
+    package_version: str | None = None
+    script_package: str | None = None
+    # Signer entries: the verified signature. An entry with only a ``signer`` name
+    # (written by older versions) is never matched: see ``needs_review``.
+    signer_id: SignerInfo | None = None
 
     def __post_init__(self) -> None:
         if self.signer is not None and not self.signer.strip():
             raise TrustError("the signer is empty")
-        if self.signer is None:
+        if self.package is not None:
+            if not self.package.strip():
+                raise TrustError("the package name is empty")
+            if not self.exe:
+                raise TrustError(f"a package entry for {self.package} needs the executable's path")
+            if self.sha256 is not None or self.signer_id is not None:
+                raise TrustError("an entry is pinned by one kind: hash, package or signer")
+        if self.script_package is not None and (self.package is None or not self.script):
+            raise TrustError("a script package needs a package entry with a script")
+        if self.signer_id is not None and self.sha256 is not None:
+            raise TrustError("an entry is pinned by one kind: hash, package or signer")
+        if self.package is None and self.signer_id is None and self.signer is None:
             if not self.exe:
                 raise TrustError("an entry needs the executable's path (or a signer)")
             if self.sha256 is None:
@@ -65,33 +123,84 @@ class TrustEntry:
                 raise TrustError("a script hash was given without the script")
 
     @property
+    def kind(self) -> str:
+        """``hash``, ``package`` or ``signer``: what pins this entry."""
+        if self.package is not None:
+            return KIND_PACKAGE
+        if self.sha256 is None and (self.signer_id is not None or self.signer is not None):
+            return KIND_SIGNER
+        return KIND_HASH
+
+    @property
+    def needs_review(self) -> bool:
+        """A signer entry that holds only a display name (older versions wrote these): it
+        cannot be verified, so it never matches until it is trusted again."""
+        return self.kind == KIND_SIGNER and self.signer_id is None
+
+    @property
     def slot(self) -> tuple[WatchSpec, str | None, str | None, str | None]:
-        """Entries in the same slot replace each other: trusting again updates the hash."""
-        return (self.spec, self.exe, self.script, self.signer if self.sha256 is None else None)
+        """Entries in the same slot replace each other: trusting again updates the hash
+        (or turns a hash entry for the same path into a package entry)."""
+        signer_key = None
+        if self.kind == KIND_SIGNER:
+            signer_key = self.signer_id.label() if self.signer_id else self.signer
+        return (self.spec, self.exe, self.script, signer_key)
 
     def covers(self, port: int, proto: Proto) -> bool:
         return self.spec.contains(port, proto)
 
-    def matches(self, identity: Identity, signer: str | None = None) -> bool:
-        """True when ``identity`` is the trusted program (ports are checked by the caller)."""
+    def matches(
+        self, identity: Identity, signer: str | None = None, owner: Owner | None = None
+    ) -> bool:
+        """True when ``identity`` is the trusted program (ports are checked by the caller).
+
+        Package and signer entries need the ``owner`` (its verified package or signer)."""
         if not same_path(self.script, identity.script):
             return False
+        if self.package is not None:
+            return self._package_matches(identity, owner)
+        if self.signer_id is not None:
+            if self.exe is not None and not same_path(self.exe, identity.exe):
+                return False
+            if self.script_sha256 is not None and self.script_sha256 != identity.script_sha256:
+                return False
+            return owner is not None and signer_matches(self.signer_id, owner.signer)
         if self.script_sha256 is not None and self.script_sha256 != identity.script_sha256:
             return False
         if self.sha256 is not None:
             return same_path(self.exe, identity.exe) and self.sha256 == identity.sha256
-        # Signer entry: the signature vouches for the file, whatever its hash.
-        if self.exe is not None and not same_path(self.exe, identity.exe):
+        # A signer entry holding only a name: a display name is no proof (anyone can make
+        # a certificate with any name), so it never matches; it waits for review.
+        return False
+
+    def _package_matches(self, identity: Identity, owner: Owner | None) -> bool:
+        if owner is None or not same_path(self.exe, identity.exe):
             return False
-        return signer is not None and signer == self.signer
+        if owner.package is None or owner.package.name != self.package:
+            return False
+        if self.script_package is not None:
+            return owner.script_package is not None and (
+                owner.script_package.name == self.script_package
+            )
+        return self.script_sha256 is None or self.script_sha256 == identity.script_sha256
+
+    def pin(self) -> str:
+        """What vouches for the program, for people: ``package pw-demo 1.0``, …"""
+        if self.package is not None:
+            version = f" {self.package_version}" if self.package_version else ""
+            return f"package {self.package}{version}"
+        if self.signer_id is not None:
+            return f"signed by {self.signer_id.label()}"
+        if self.needs_review:
+            return f"signed by {self.signer} (needs review: a name alone is not verified)"
+        return f"sha256 {short_hash(self.sha256)}"
 
     def describe(self) -> str:
         """One line for people: ``3653/tcp  /usr/bin/x  sha256 0123456789ab``."""
         who = self.exe or "any path"
         if self.script:
             who += f" running {self.script}"
-        pin = f"sha256 {short_hash(self.sha256)}" if self.sha256 else f"signed by {self.signer}"
-        return f"{self.spec}  {who}  {pin}"
+        return f"{self.spec}  {who}  {self.pin()}"
 
 
 @dataclass(frozen=True)
@@ -146,18 +255,30 @@ class TrustList:
         return tuple(e for e in self.entries if e.covers(port, proto))
 
     def match(
-        self, identity: Identity, port: int, proto: Proto, signer: str | None = None
+        self,
+        identity: Identity,
+        port: int,
+        proto: Proto,
+        signer: str | None = None,
+        owner: Owner | None = None,
     ) -> TrustEntry | None:
         """The entry that makes ``identity`` known on port/proto, if any."""
         for entry in self.entries_for(port, proto):
-            if entry.matches(identity, signer):
+            if entry.matches(identity, signer, owner):
                 return entry
         return None
 
-    def changed_from(self, identity: Identity, port: int, proto: Proto) -> TrustEntry | None:
-        """An entry for the same path (and script) on this port whose file hash differs:
-        the trusted program's file was replaced."""
+    def changed_from(
+        self, identity: Identity, port: int, proto: Proto, owner: Owner | None = None
+    ) -> TrustEntry | None:
+        """An entry for the same path (and script) on this port whose file differs:
+        the trusted program's file was replaced (a hash entry whose hash differs, or a
+        package entry whose file no longer matches the package's record)."""
         for entry in self.entries_for(port, proto):
+            if entry.package is not None and same_path(entry.exe, identity.exe):
+                if same_path(entry.script, identity.script) and _package_changed(entry, owner):
+                    return entry
+                continue
             if entry.sha256 is None or not same_path(entry.exe, identity.exe):
                 continue
             if not same_path(entry.script, identity.script):
@@ -169,14 +290,25 @@ class TrustList:
         return None
 
 
-SignerLookup = Callable[[Owner], "str | None"]
+def _package_changed(entry: TrustEntry, owner: Owner | None) -> bool:
+    """The package's record still names the file but its bytes differ, or the file now
+    comes from another package."""
+    if owner is None:
+        return False
+    if owner.package_problem:
+        return True
+    return owner.package is not None and owner.package.name != entry.package
+
+
+SignerLookup = Callable[[Owner], "SignerInfo | None"]
 
 
 class TrustJudge:
     """Judges listeners against a :class:`TrustList` (implements ``core.verdict.Judge``).
 
-    ``signer_of`` reads an owner's code signer where the OS offers one; it is only
-    asked when an entry for the port trusts a signer, so it costs nothing elsewhere.
+    The probe puts an owner's verified package and signer on the :class:`Owner`;
+    ``signer_of`` is asked only when the owner carries no signer and an entry for the
+    port trusts one (a probe that does not read signers), so it costs nothing elsewhere.
     """
 
     def __init__(self, trust_list: TrustList, signer_of: SignerLookup | None = None) -> None:
@@ -238,20 +370,30 @@ class TrustJudge:
         entries = trust_list.entries_for(port, proto)
         if not entries:
             return Verdict(Status.UNKNOWN, f"no program is trusted for {port}/{proto}")
-        if trust_list.match(identity, port, proto) is not None:
-            return Verdict(Status.KNOWN, f"trusted for {port}/{proto}")
-        if self._signer_of is not None and any(e.signer and e.sha256 is None for e in entries):
-            signer = self._signer_of(owner)
-            if signer and trust_list.match(identity, port, proto, signer) is not None:
-                return Verdict(Status.KNOWN, f"signed by {signer}, trusted for {port}/{proto}")
+        if (
+            owner.signer is None
+            and self._signer_of is not None
+            and any(e.signer_id is not None for e in entries)
+        ):
+            owner = replace(owner, signer=self._signer_of(owner))
+        matched = trust_list.match(identity, port, proto, owner=owner)
+        if matched is not None:
+            return _known_verdict(matched, owner, port, proto)
         if script_is_file(identity.script) and identity.script_sha256 is None:
             return Verdict(
                 Status.UNKNOWN,
                 f"{identity.script} could not be read, so it cannot be matched to a trusted one",
             )
-        changed = trust_list.changed_from(identity, port, proto)
+        changed = trust_list.changed_from(identity, port, proto, owner)
         if changed is not None:
-            return _changed_verdict(changed, identity)
+            return _changed_verdict(changed, identity, owner)
+        for entry in entries:
+            if entry.package is not None and same_path(entry.exe, identity.exe):
+                return Verdict(
+                    Status.UNKNOWN,
+                    f"{identity.exe} is not part of an installed {entry.package} package"
+                    f" any more, so it is not trusted for {port}/{proto}",
+                )
         return Verdict(Status.UNKNOWN, f"{identity.describe()} is not trusted for {port}/{proto}")
 
 
@@ -263,7 +405,51 @@ def _holder_label(owner: Owner) -> str:
     return f"{what} (pid {owner.pid})"
 
 
-def _changed_verdict(entry: TrustEntry, identity: Identity) -> Verdict:
+def upgrade_line(entry: TrustEntry, package: PackageInfo) -> str | None:
+    """``nginx-core 1.22.1-9 → 1.22.1-10, verified by dpkg`` when the trusted package
+    was upgraded since it was trusted; None otherwise."""
+    if entry.package_version is None or entry.package_version == package.version:
+        return None
+    return (
+        f"{package.name} {entry.package_version} → {package.version}, verified by {package.manager}"
+    )
+
+
+def _known_verdict(entry: TrustEntry, owner: Owner, port: int, proto: Proto) -> Verdict:
+    if entry.package is not None and owner.package is not None:
+        upgraded = upgrade_line(entry, owner.package)
+        if upgraded is not None:
+            return Verdict(
+                Status.KNOWN, f"trusted for {port}/{proto}: {upgraded}", upgraded=upgraded
+            )
+        return Verdict(
+            Status.KNOWN,
+            f"trusted for {port}/{proto}: {owner.package.label()}, verified by"
+            f" {owner.package.manager}",
+        )
+    if entry.signer_id is not None:
+        return Verdict(
+            Status.KNOWN, f"signed by {entry.signer_id.label()}, trusted for {port}/{proto}"
+        )
+    return Verdict(Status.KNOWN, f"trusted for {port}/{proto}")
+
+
+def _changed_verdict(entry: TrustEntry, identity: Identity, owner: Owner | None = None) -> Verdict:
+    if entry.package is not None:
+        problem = owner.package_problem if owner is not None else None
+        if not problem and owner is not None and owner.package is not None:
+            problem = f"it now comes from {owner.package.label()}, not {entry.package}"
+        reason = (
+            f"the file at {identity.exe} changed since it was trusted as part of"
+            f" {entry.package}: {problem or 'it does not verify'}"
+        )
+        return Verdict(
+            Status.UNKNOWN,
+            reason,
+            binary_changed=True,
+            current_sha256=identity.sha256,
+            changed_path=identity.exe,
+        )
     old: str | None
     new: str | None
     if entry.sha256 != identity.sha256:
@@ -291,28 +477,97 @@ def entry_for_listener(
     added_wall: float,
     note: str | None = None,
     signer: str | None = None,
+    by: str | None = None,
 ) -> TrustEntry:
     """The entry that trusts this listener's program on ``spec``.
 
+    ``by`` chooses the kind (``hash``, ``package``, ``signer``); without it the
+    strongest identity that verifies is used: package, then signer, then hash.
     Raises :class:`TrustError` when the owner has no identity (unattributed owners
-    cannot be trusted: there is nothing to pin the trust to) or ``spec`` does not
-    cover the listener's port.
+    cannot be trusted: there is nothing to pin the trust to), the chosen kind does not
+    verify, or ``spec`` does not cover the listener's port.
     """
-    identity = Identity.of(listener.owner)
-    if identity is None:
+    owner = listener.owner
+    identity = Identity.of(owner)
+    if identity is None or owner is None:
         raise TrustError(
             f"the owner of {listener.endpoint.label()} could not be inspected, so it cannot "
             "be trusted"
         )
     if not spec.contains(listener.port, listener.proto):
         raise TrustError(f"{spec} does not cover {listener.port}/{listener.proto}")
+    return entry_for_identity(
+        identity,
+        spec,
+        added_wall,
+        note=note,
+        package=owner.package,
+        script_package=owner.script_package,
+        package_problem=owner.package_problem,
+        signer=owner.signer,
+        by=by,
+    )
+
+
+def entry_for_identity(
+    identity: Identity,
+    spec: WatchSpec,
+    added_wall: float,
+    *,
+    note: str | None = None,
+    package: PackageInfo | None = None,
+    script_package: PackageInfo | None = None,
+    package_problem: str | None = None,
+    signer: SignerInfo | None = None,
+    by: str | None = None,
+) -> TrustEntry:
+    """The entry of kind ``by`` (or the strongest that verifies) for a program whose
+    package and signer were verified by the probe. The one place the kind is chosen."""
+    if by is not None and by not in KINDS:
+        raise TrustError(f"{by!r} is not one of {', '.join(KINDS)}")
+    # A script that is a file must verify as well: by its own package, else by its hash.
+    script_pinned = identity.script_sha256 is not None or not script_is_file(identity.script)
+    if by is None:
+        if package is not None and (script_package is not None or script_pinned):
+            by = KIND_PACKAGE
+        elif signer is not None:
+            by = KIND_SIGNER
+        else:
+            by = KIND_HASH
+    if by == KIND_PACKAGE:
+        if package is None:
+            why = f": {package_problem}" if package_problem else ""
+            raise TrustError(f"{identity.exe} does not verify against an installed package{why}")
+        return TrustEntry(
+            spec=spec,
+            exe=identity.exe,
+            script=identity.script,
+            script_sha256=None if script_package is not None else identity.script_sha256,
+            added_wall=added_wall,
+            note=note,
+            package=package.name,
+            package_version=package.version,
+            script_package=script_package.name if script_package is not None else None,
+        )
+    if by == KIND_SIGNER:
+        if signer is None:
+            raise TrustError(f"{identity.exe} has no valid code signature that was verified")
+        return TrustEntry(
+            spec=spec,
+            exe=identity.exe,
+            script=identity.script,
+            script_sha256=identity.script_sha256,
+            signer=signer.label(),
+            signer_id=signer,
+            added_wall=added_wall,
+            note=note,
+        )
     return TrustEntry(
         spec=spec,
         exe=identity.exe,
         sha256=identity.sha256,
         script=identity.script,
         script_sha256=identity.script_sha256,
-        signer=signer,
         added_wall=added_wall,
         note=note,
     )
@@ -324,6 +579,7 @@ def trust_listener(
     spec: WatchSpec,
     added_wall: float,
     note: str | None = None,
+    by: str | None = None,
 ) -> TrustList:
     """The "Trust this program on this port" action, for the side panel and the review.
 
@@ -331,7 +587,59 @@ def trust_listener(
     changed binary again updates its hash). Raises :class:`TrustError` for an owner
     that has no identity.
     """
-    return trust_list.with_entry(entry_for_listener(listener, spec, added_wall, note))
+    return trust_list.with_entry(entry_for_listener(listener, spec, added_wall, note, by=by))
+
+
+def signer_named(signer: SignerInfo, name: str) -> bool:
+    """Whether a verified signer is the one an older entry named by display name (its
+    label, subject, subject CN or Team ID, compared without regard to case)."""
+    wanted = name.strip().casefold()
+    names = {signer.label(), signer.subject, signer.team_id}
+    for part in (signer.subject or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip().upper() in ("CN", "O"):
+            names.add(value.strip().strip('"'))
+    # codesign showed "Developer ID Application: Tool Co (TEAMID)" as the authority.
+    if signer.team_id and wanted.endswith(f"({signer.team_id.casefold()})"):
+        return True
+    return any(n is not None and n.strip().casefold() == wanted for n in names)
+
+
+def review_legacy_signers(
+    trust_list: TrustList, signer_of_path: Callable[[str], SignerInfo | None] | None
+) -> tuple[TrustList, list[str]]:
+    """Re-verify signer entries that hold only a display name (written by older
+    versions): each whose file now verifies with a signature of that name becomes a
+    full signer entry; the others stay, never matching, and are reported for review.
+
+    Returns the (possibly) updated list and one message per entry concerned."""
+    updated = trust_list
+    messages: list[str] = []
+    for entry in trust_list.entries:
+        if not entry.needs_review:
+            continue
+        assert entry.signer is not None
+        verified = signer_of_path(entry.exe) if entry.exe and signer_of_path else None
+        if verified is not None and signer_named(verified, entry.signer):
+            upgraded = replace(entry, signer=verified.label(), signer_id=verified)
+            updated = replace(
+                updated,
+                entries=tuple(upgraded if e is entry else e for e in updated.entries),
+            )
+            messages.append(f"re-verified and upgraded: {upgraded.describe()}")
+            continue
+        why = (
+            f"the file is signed by {verified.label()}"
+            if verified is not None
+            else "its signature cannot be verified here"
+            if entry.exe
+            else "it names no executable to verify"
+        )
+        messages.append(
+            f"needs review: {entry.describe()}: {why}; it is not trusted until you trust the"
+            " program again (`portwatch trust add … --by signer`)"
+        )
+    return updated, messages
 
 
 ReviewCandidate = tuple[Listener, WatchSpec, Verdict]
@@ -373,8 +681,11 @@ def apply_review(
     candidates: Sequence[ReviewCandidate],
     chosen: Iterable[int],
     now_wall: float,
+    by: str | None = None,
 ) -> tuple[TrustList, list[str]]:
     """Trust the chosen candidates (0-based indices) and mark the review done.
+
+    ``by`` picks the kind of every entry (default: the strongest that verifies).
 
     Returns the new list and one line per candidate for the person: trusted, or why
     not (an unattributed owner has nothing to pin trust to).
@@ -388,11 +699,12 @@ def apply_review(
             messages.append(f"{where}: cannot be trusted: its program could not be inspected")
             continue
         try:
-            updated = trust_listener(
-                updated, listener, spec, now_wall, note="trusted in the first-run review"
+            entry = entry_for_listener(
+                listener, spec, now_wall, note="trusted in the first-run review", by=by
             )
         except TrustError as exc:
             messages.append(f"{where}: {exc}")
             continue
-        messages.append(f"{where}: trusted on {spec}")
+        updated = updated.with_entry(entry)
+        messages.append(f"{where}: trusted on {spec} by {entry.kind} ({entry.pin()})")
     return updated.with_review_done(now_wall), messages

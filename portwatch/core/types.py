@@ -45,6 +45,62 @@ class Status(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class PackageInfo:
+    """The installed package a file came from, as the package manager records it.
+
+    ``name`` is the package name without an architecture (``nginx-core``); ``arch`` is
+    set where the manager tells packages of several architectures apart (dpkg's
+    ``PKG:ARCH``); ``manager`` says whose records vouch for it (``dpkg``, ``rpm``).
+    """
+
+    name: str
+    version: str
+    manager: str
+    arch: str | None = None
+
+    def label(self) -> str:
+        """``nginx-core 1.22.1-9`` for people."""
+        return f"{self.name} {self.version}"
+
+
+@dataclass(frozen=True)
+class SignerInfo:
+    """A code signature the OS verified, named by what cannot be chosen by the signer.
+
+    Windows (Authenticode): the leaf certificate's ``subject`` and ``issuer`` and its
+    SHA-1 ``thumbprint``. macOS: the ``team_id`` from an Apple-anchored certificate
+    chain, or ``apple`` True for Apple's own system code. A display name alone is never
+    an identity: anyone can make a self-signed certificate with any name.
+    """
+
+    platform: str  # "windows" | "macos"
+    subject: str | None = None
+    issuer: str | None = None
+    thumbprint: str | None = None
+    team_id: str | None = None
+    apple: bool = False
+
+    def label(self) -> str:
+        """Who signed, for people: the subject's common name or the Team ID."""
+        if self.platform == "macos":
+            if self.team_id:
+                return f"Team ID {self.team_id}"
+            return "Apple" if self.apple else "unknown signer"
+        return _common_name(self.subject) or self.subject or self.thumbprint or "unknown signer"
+
+
+def _common_name(subject: str | None) -> str | None:
+    """The CN of an X.500 subject (``CN=Contoso Ltd, O=Contoso`` → ``Contoso Ltd``)."""
+    if not subject:
+        return None
+    for part in subject.split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip().upper() == "CN" and value.strip():
+            return value.strip().strip('"')
+    return None
+
+
+@dataclass(frozen=True)
 class Owner:
     """The process that owns a socket, as far as the OS lets us see it.
 
@@ -62,6 +118,15 @@ class Owner:
     user: str | None = None
     script: str | None = None
     script_sha256: str | None = None
+    # The installed package the executable (and the script) verifiably came from: set
+    # only when the file's bytes match the package manager's record.
+    package: PackageInfo | None = None
+    script_package: PackageInfo | None = None
+    # Why a file that a package installed does not verify ("changed since pw 1.0 was
+    # installed"), for the "binary changed" verdict.
+    package_problem: str | None = None
+    # The verified code signer of the executable (Windows, macOS); None elsewhere.
+    signer: SignerInfo | None = None
     # Why some details are missing ("access denied", "process exited"), for people.
     note: str | None = None
 
@@ -146,6 +211,10 @@ class PortActivity:
     # Bytes moved on the port's connections since the previous poll, where the probe
     # can measure it (the Linux netlink probe); None where it cannot.
     bytes_delta: int | None = None
+    # The same, split by direction from this host's sockets: received, and sent and
+    # acknowledged by the peer. None where the probe cannot measure it.
+    bytes_in_delta: int | None = None
+    bytes_out_delta: int | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +244,9 @@ class EventKind(str, enum.Enum):
     UNKNOWN_OWNER = "unknown-owner"
     UNATTRIBUTED_OWNER = "unattributed-owner"
     BINARY_CHANGED = "binary-changed"
+    # A program trusted by package started from a newer version of that package: still
+    # known, recorded plainly ("nginx-core 1.22.1-9 → 1.22.1-10, verified by dpkg").
+    PACKAGE_UPGRADED = "package-upgraded"
 
     def __str__(self) -> str:
         return self.value

@@ -15,7 +15,9 @@ class Verdict:
     ``binary_changed`` is set when a trusted path now runs a file with another hash;
     ``previous_sha256`` then holds the hash that was trusted, ``current_sha256`` the
     hash now read and ``changed_path`` the file that changed (the executable, or an
-    interpreter's script).
+    interpreter's script). ``upgraded`` is set when a program trusted by package runs
+    a newer version of it ("nginx-core 1.22.1-9 → 1.22.1-10, verified by dpkg"):
+    still known, and worth recording.
     """
 
     status: Status
@@ -24,6 +26,7 @@ class Verdict:
     previous_sha256: str | None = None
     current_sha256: str | None = None
     changed_path: str | None = None
+    upgraded: str | None = None
 
 
 class Judge(Protocol):

@@ -50,6 +50,8 @@ class TickResult:
     alerts: tuple[Alert, ...]
     warnings: tuple[str, ...]
     duration_s: float = 0.0
+    # False when the probe failed entirely (the sample is then empty, not "nothing listens").
+    ok: bool = True
 
 
 _ALERT_KIND_FOR = {
@@ -75,6 +77,9 @@ def _alert_kind(verdict: Verdict) -> EventKind | None:
 
 def _alert_detail(kind: EventKind, listener: Listener, verdict: Verdict) -> str | None:
     if kind is EventKind.BINARY_CHANGED:
+        if verdict.previous_sha256 is None:
+            # Trusted by package: the reason says what no longer verifies.
+            return f"The program at this path changed: {verdict.reason}."
         # The file that changed may be an interpreter's script: its hash, not the
         # interpreter's, is the new one.
         now_sha = verdict.current_sha256 or "unreadable"
@@ -153,7 +158,9 @@ class Monitor:
             log.info("poll failed: %s", exc)  # returned as a warning to the caller
             now = time.time()
             empty = Sample(wall=now, mono=started, listeners=(), probe_name=self.probe.name)
-            return TickResult(empty, (), (), (), (f"poll failed: {exc}",), self._clock() - started)
+            return TickResult(
+                empty, (), (), (), (f"poll failed: {exc}",), self._clock() - started, ok=False
+            )
         if sample.partial and not self._partial_reported:
             warnings.append(sample.partial_reason or "only part of the system is visible")
             self._partial_reported = True
@@ -216,8 +223,14 @@ class Monitor:
         for event in diff(previous, sample) if listeners_changed else ():
             listener = event.listener
             seen = self._judged.get(id(listener)) or self._gone.get(id(listener))
-            view = seen[1] if seen is not None and seen[0] is listener else self.view(listener)
-            out.append(replace(event, watched=view.watched, status=view.status))
+            same = seen is not None and seen[0] is listener
+            view = seen[1] if seen is not None and same else self.view(listener)
+            stamped = replace(event, watched=view.watched, status=view.status)
+            out.append(stamped)
+            upgraded = seen[2].upgraded if seen is not None and same else None
+            if upgraded and event.kind in (EventKind.OPENED, EventKind.OWNER_CHANGED):
+                # Trusted by package and started from a newer version: recorded plainly.
+                out.append(replace(stamped, kind=EventKind.PACKAGE_UPGRADED, detail=upgraded))
             if event.kind in (EventKind.OPENED, EventKind.OWNER_CHANGED):
                 follow = alerting.pop(listener_key(listener), None)
                 if follow is not None:

@@ -19,10 +19,13 @@ from typing import Any
 
 import psutil
 
+from portwatch.core.identity import script_is_file
 from portwatch.core.text import clean
-from portwatch.core.types import Owner
+from portwatch.core.types import Owner, SignerInfo
 from portwatch.probe import procfs, winfile
 from portwatch.probe.interpreter import ScriptReader
+from portwatch.probe.packages import PackageCheck, PackageVerifier, default_verifier
+from portwatch.probe.signature import default_verifier as default_signature_verifier
 
 log = logging.getLogger(__name__)
 
@@ -113,9 +116,20 @@ class OwnerReader:
         hasher: FileHasher | None = None,
         platform: str = sys.platform,
         script_of: Callable[[Any, str | None], tuple[str | None, str | None]] | None = None,
+        packages: PackageVerifier | None = None,
+        signer_of: Callable[[str], SignerInfo | None] | None = None,
         file_times: Callable[[int], tuple[int, int] | None] = winfile.file_times_ns,
     ) -> None:
         self._ps = ps
+        # Which installed package the executable and script verifiably came from; the
+        # verifier caches by file identity and database stamp, so polls stay cheap.
+        self.packages = packages if packages is not None else default_verifier()
+        # The verified code signer of an executable (Windows, macOS), cached likewise;
+        # none where the OS has no code signatures.
+        if signer_of is None:
+            verifier = default_signature_verifier()
+            signer_of = verifier.signer if verifier.supported else None
+        self._signer_of = signer_of
         self.hasher = hasher or FileHasher()
         self._linux = platform.startswith("linux")
         self._windows = platform == "win32"
@@ -124,11 +138,11 @@ class OwnerReader:
         # (process, exe) -> (script path, script sha256): interpreters are told apart by
         # the script they run, hashed through the same cache; every probe gets this.
         self._script_of = script_of or ScriptReader(self.hasher, ps)
-        # pid -> (create_time, executable file key, euid, exec token, owner): a process
-        # keeps its identity until it exits or exec()s, so unchanged owners cost a few
-        # syscalls per poll.
+        # pid -> (create_time, executable file key, euid, exec token, package database
+        # stamp, owner): a process keeps its identity until it exits or exec()s (or its
+        # package is upgraded or removed), so unchanged owners cost a few syscalls per poll.
         self._owners: dict[
-            int, tuple[float | None, FileKey | None, int | None, bytes | None, Owner]
+            int, tuple[float | None, FileKey | None, int | None, bytes | None, object, Owner]
         ] = {}
         self._used: set[int] = set()
 
@@ -177,9 +191,15 @@ class OwnerReader:
                 same = False
             # exec() of the same interpreter with another script keeps pid, start time
             # and executable: only the exec token tells the new program apart.
-            if same and self._exe_key(pid) == cached[1] and self._exec_token(pid) == cached[3]:
-                return cached[4]
+            if (
+                same
+                and self._exe_key(pid) == cached[1]
+                and self._exec_token(pid) == cached[3]
+                and self.packages.stamp() == cached[4]
+            ):
+                return cached[5]
         token = self._exec_token(pid)
+        stamp = self.packages.stamp()
         try:
             owner = self._read_owner(proc, pid)
         except (ps.Error, OSError) as exc:
@@ -193,7 +213,7 @@ class OwnerReader:
                 euid = self._euid(proc)
             except ps.Error:
                 euid = None
-            self._owners[pid] = (owner.create_time, self._exe_key(pid), euid, token, owner)
+            self._owners[pid] = (owner.create_time, self._exe_key(pid), euid, token, stamp, owner)
         return owner
 
     def _exec_token(self, pid: int) -> bytes | None:
@@ -250,6 +270,18 @@ class OwnerReader:
                 return None
             except (ps.AccessDenied, OSError):
                 notes.append("script hidden")
+        exe_check = script_check = PackageCheck()
+        signer = None
+        if exe and sha256:
+            exe_check = self._package_check(exe, f"/proc/{pid}/exe" if self._linux else None)
+            if script_is_file(script) and script_sha:
+                assert script is not None
+                script_check = self._package_check(script, None)
+            if self._signer_of is not None:
+                signer = self._signer_of(exe)
+        problem = exe_check.problem if exe_check.listed_by else None
+        if problem is None and script_check.listed_by and not script_check.verified:
+            problem = f"{script}: {script_check.problem}"
         return Owner(
             pid=pid,
             create_time=create_time,
@@ -259,8 +291,20 @@ class OwnerReader:
             user=user,
             script=script,
             script_sha256=script_sha,
+            package=exe_check.package,
+            script_package=script_check.package,
+            package_problem=problem,
+            signer=signer,
             note="; ".join(notes) or None,
         )
+
+    def _package_check(self, path: str, open_path: str | None) -> PackageCheck:
+        try:
+            return self.packages.check(path, open_path)
+        except OSError as exc:
+            # A database that cannot be read is no verdict: nothing is cached, no package.
+            log.debug("package check failed for %s: %s", path, exc)
+            return PackageCheck()
 
     def _exe_and_hash(self, proc: Any, pid: int) -> tuple[str | None, str | None, str | None]:
         if self._linux:

@@ -4,20 +4,23 @@ The :class:`Sampler` lives in its own ``QThread``. Its monitor (probe + history 
 is built *inside* that thread by a factory, so the SQLite connection and the probe's
 caches belong to the thread that uses them. Control comes in by queued signals only,
 and results go out as immutable tick results by signal. A single-shot timer re-armed
-after each tick means ticks never overlap; a tick slower than the interval is logged
-and the next one simply starts right away.
+after each tick means ticks never overlap; when it fires is the engine's one
+scheduling rule (:class:`~portwatch.engine.schedule.TickSchedule`, shared with
+``portwatch monitor``): a tick slower than the interval is logged and the next one
+simply starts right away. Time is a seam: a :class:`~portwatch.services.clock.Clock`.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from PySide6.QtCore import QCoreApplication, QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 from portwatch.core.watchlist import WatchList
+from portwatch.engine.schedule import TickSchedule
+from portwatch.services.clock import Clock, SystemClock, Timer
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,16 @@ class Sampler(QObject):
     paused_changed = Signal(bool)
     stopped = Signal()
 
-    def __init__(self, factory: MonitorFactory, interval_s: float) -> None:
+    def __init__(
+        self, factory: MonitorFactory, interval_s: float, clock: Clock | None = None
+    ) -> None:
         super().__init__()
         self._factory = factory
+        self._clock = clock
         self._interval_s = interval_s
+        self._schedule: TickSchedule | None = None
         self._monitor: TickSource | None = None
-        self._timer: QTimer | None = None
+        self._timer: Timer | None = None
         self._paused = False
         self._stopping = False
 
@@ -77,16 +84,17 @@ class Sampler(QObject):
         if notices:
             self.notices.emit(list(notices))
         # Created here so the timer belongs to (and fires in) the sampler thread.
-        self._timer = QTimer(self)
-        self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self._tick)
+        clock = self._clock or SystemClock(self)
+        self._schedule = TickSchedule(self._interval_s, clock.monotonic)
+        self._timer = clock.timer(self._tick, single_shot=True)
         self._tick()
 
     @Slot()
     def _tick(self) -> None:
-        if self._monitor is None or self._paused or self._stopping:
+        schedule = self._schedule
+        if self._monitor is None or schedule is None or self._paused or self._stopping:
             return
-        started = time.monotonic()
+        started = schedule.clock()
         try:
             result = self._monitor.tick()
         except Exception as exc:
@@ -94,23 +102,27 @@ class Sampler(QObject):
             self.failed.emit(f"reading the connection tables failed: {exc}")
         else:
             self.result_ready.emit(result)
-        elapsed = time.monotonic() - started
-        if elapsed > self._interval_s:
+        overran = schedule.overran(started)
+        if overran is not None:
             log.warning(
-                "a tick took %.2f s, longer than the %.2f s interval", elapsed, self._interval_s
+                "a tick took %.2f s, longer than the %.2f s interval",
+                overran,
+                schedule.interval_s,
             )
-        self._arm(max(0.0, self._interval_s - elapsed))
+        self._arm(schedule.delay_after(started))
 
     def _arm(self, delay_s: float) -> None:
         if self._timer is not None and not self._paused and not self._stopping:
-            self._timer.start(round(delay_s * 1000))
+            self._timer.start(delay_s)
 
     @Slot(float)
     def set_interval(self, interval_s: float) -> None:
         """Use a new poll interval from the next tick on."""
         self._interval_s = interval_s
-        if self._timer is not None and self._timer.isActive():
-            self._timer.start(round(interval_s * 1000))
+        if self._schedule is not None:
+            self._schedule.interval_s = interval_s
+        if self._timer is not None and self._timer.is_active():
+            self._timer.start(interval_s)
 
     @Slot(object)
     def set_watchlist(self, watchlist: WatchList) -> None:
@@ -119,7 +131,7 @@ class Sampler(QObject):
             return
         self._monitor.set_watchlist(watchlist)
         if not self._paused and not self._stopping and self._timer is not None:
-            self._timer.start(0)
+            self._timer.start(0.0)
 
     @Slot()
     def pause(self) -> None:
@@ -178,12 +190,16 @@ class SamplerThread(QObject):
     _stop_requested = Signal()
 
     def __init__(
-        self, factory: MonitorFactory, interval_s: float, parent: QObject | None = None
+        self,
+        factory: MonitorFactory,
+        interval_s: float,
+        parent: QObject | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("portwatch-sampler")
-        self.sampler = Sampler(factory, interval_s)
+        self.sampler = Sampler(factory, interval_s, clock)
         self.sampler.moveToThread(self._thread)
         self._thread.started.connect(self.sampler.start)
         # Cross-thread connections are queued: the slots run in the sampler thread.

@@ -129,12 +129,18 @@ class TrustService(QObject):
             # Nothing was there to decide about: the review is done.
             self.finish_review([], [])
 
-    def finish_review(self, candidates: Sequence[ReviewCandidate], chosen: Sequence[int]) -> None:
-        """Trust the chosen candidates (0-based) and record that the review happened."""
+    def finish_review(
+        self,
+        candidates: Sequence[ReviewCandidate],
+        chosen: Sequence[int],
+        by: str | None = None,
+    ) -> None:
+        """Trust the chosen candidates (0-based) and record that the review happened;
+        ``by`` pins them by one kind (default: the strongest that verifies)."""
         messages: list[str] = []
 
         def change(trust_list: TrustList) -> TrustList:
-            updated, lines = apply_review(trust_list, candidates, chosen, self._clock())
+            updated, lines = apply_review(trust_list, candidates, chosen, self._clock(), by=by)
             messages.extend(lines)
             return updated
 

@@ -27,7 +27,7 @@ from portwatch.core.types import (
     Sample,
 )
 from portwatch.files import FolderLock
-from portwatch.store import guard, schema
+from portwatch.store import guard, schema, views
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -429,7 +429,7 @@ class HistoryStore(HistoryReader):
                     conn.backup(target)
                 target.close()
                 notices.append(f"History was upgraded; the previous file is kept as {backup}.")
-            schema.migrate(conn)
+            views.install(conn, schema.migrate(conn))
         except guard.UnsafeHistory as exc:
             raise StoreError(str(exc)) from exc
         except sqlite3.Error as exc:

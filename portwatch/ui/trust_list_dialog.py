@@ -23,13 +23,41 @@ from portwatch.services.plain_text import visible
 ENTRY_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
+KIND_TITLES = {
+    "hash": "by hash: this exact file",
+    "package": "by package: any version the package manager installed and verifies",
+    "signer": "by signer: any build with this verified signature",
+}
+
+
 def entry_text(entry: TrustEntry) -> str:
     """Plain-text lines for one entry (paths shown with escapes, full hashes)."""
-    lines = [f"{entry.spec}  {visible(entry.exe) or 'any path'}"]
+    lines = [
+        f"{entry.spec}  {visible(entry.exe) or 'any path'}",
+        f"trusted {KIND_TITLES.get(entry.kind, entry.kind)}",
+    ]
     if entry.sha256:
         lines.append(f"SHA-256: {entry.sha256}")
-    if entry.signer:
-        lines.append(f"any build signed by {visible(entry.signer)}")
+    if entry.package:
+        version = f" (version {visible(entry.package_version)} when trusted)"
+        lines.append(f"package: {visible(entry.package)}{version if entry.package_version else ''}")
+    if entry.script_package:
+        lines.append(f"script's package: {visible(entry.script_package)}")
+    if entry.signer_id is not None:
+        signer = entry.signer_id
+        lines.append(f"signed by {visible(signer.label())}")
+        for label, value in (
+            ("subject", signer.subject),
+            ("issuer", signer.issuer),
+            ("thumbprint", signer.thumbprint),
+        ):
+            if value:
+                lines.append(f"  {label}: {visible(value)}")
+    elif entry.signer:
+        lines.append(
+            f"signed by {visible(entry.signer)}: NEEDS REVIEW - a name alone is not"
+            " verified, so this entry trusts nothing until you trust the program again"
+        )
     if entry.script:
         pin = f" (SHA-256 {entry.script_sha256})" if entry.script_sha256 else ""
         lines.append(f"script: {visible(entry.script)}{pin}")
@@ -53,12 +81,17 @@ class TrustListDialog(QDialog):
         self.setWindowTitle("Trusted programs")
         intro = QLabel(
             "Each program may listen on its port without an alert, as long as its file "
-            "is unchanged. The command line edits the same list: portwatch trust --help."
+            "is unchanged (by hash), still verifies against its installed package (by "
+            "package: updates stay trusted), or carries the verified signature (by "
+            "signer). The command line edits the same list: portwatch trust --help."
         )
         intro.setTextFormat(Qt.TextFormat.PlainText)
         intro.setWordWrap(True)
         self.list = QListWidget()
         self.list.setWordWrap(True)
+        # Several lines per entry: space and alternating shades keep entries apart.
+        self.list.setSpacing(4)
+        self.list.setAlternatingRowColors(True)
         self.empty = QLabel("Nothing is trusted yet.")
         self.empty.setTextFormat(Qt.TextFormat.PlainText)
         self.remove_button = QPushButton("&Remove")

@@ -7,8 +7,10 @@ from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
@@ -43,7 +45,24 @@ def candidate_text(candidate: ReviewCandidate) -> str:
             lines.append(f"script: {visible(owner.script)}")
         if owner.sha256:
             lines.append(f"SHA-256: {owner.sha256}")
+        if owner.package is not None:
+            lines.append(
+                f"package: {visible(owner.package.label())}, verified by {owner.package.manager}"
+            )
+        elif owner.package_problem:
+            lines.append(f"package: {visible(owner.package_problem)}")
+        if owner.signer is not None:
+            lines.append(f"signed by {visible(owner.signer.label())} (verified)")
     return "\n".join(lines)
+
+
+# (label, kind): what the person may choose to pin the trust to.
+TRUST_BY = (
+    ("the strongest that verifies (package, then signer, then hash)", None),
+    ("its package (updates stay trusted)", "package"),
+    ("its verified signer (updates stay trusted)", "signer"),
+    ("this exact file (any change alerts)", "hash"),
+)
 
 
 class TrustReviewDialog(QDialog):
@@ -77,6 +96,15 @@ class TrustReviewDialog(QDialog):
                 item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
                 item.setCheckState(Qt.CheckState.Unchecked)
             self.list.addItem(item)
+        self.trust_by = QComboBox()
+        for label, kind in TRUST_BY:
+            self.trust_by.addItem(label, kind)
+        by_label = QLabel("Trust &by:")
+        by_label.setTextFormat(Qt.TextFormat.PlainText)
+        by_label.setBuddy(self.trust_by)
+        by_row = QHBoxLayout()
+        by_row.addWidget(by_label)
+        by_row.addWidget(self.trust_by, 1)
         buttons = QDialogButtonBox()
         self.trust_button: QPushButton = buttons.addButton(
             "&Trust ticked programs", QDialogButtonBox.ButtonRole.AcceptRole
@@ -89,6 +117,7 @@ class TrustReviewDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
         layout.addWidget(self.list, 1)
+        layout.addLayout(by_row)
         layout.addWidget(buttons)
         self.resize(640, 420)
 
@@ -97,6 +126,12 @@ class TrustReviewDialog(QDialog):
         item = self.list.item(index)
         if item.flags() & Qt.ItemFlag.ItemIsUserCheckable:
             item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
+
+    def by(self) -> str | None:
+        """The chosen kind of trust (``hash``, ``package``, ``signer``), or None for the
+        strongest that verifies."""
+        kind = self.trust_by.currentData()
+        return kind if isinstance(kind, str) else None
 
     def chosen(self) -> list[int]:
         """Indices of the ticked candidates."""
@@ -111,12 +146,13 @@ class TrustReviewDialog(QDialog):
 def open_review(
     parent: QWidget,
     candidates: Sequence[ReviewCandidate],
-    on_done: Callable[[Sequence[ReviewCandidate], list[int]], None],
+    on_done: Callable[..., None],
 ) -> TrustReviewDialog:
-    """Show the review without blocking; ``on_done(candidates, chosen)`` runs when the
-    person accepts (nothing happens on "Ask me later": the review stays pending)."""
+    """Show the review without blocking; ``on_done(candidates, chosen, by=KIND)`` runs
+    when the person accepts (nothing happens on "Ask me later": the review stays
+    pending)."""
     dialog = TrustReviewDialog(candidates, parent)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    dialog.accepted.connect(lambda: on_done(candidates, dialog.chosen()))
+    dialog.accepted.connect(lambda: on_done(candidates, dialog.chosen(), by=dialog.by()))
     dialog.open()
     return dialog

@@ -363,11 +363,17 @@ def decode_message(
 
 def tcp_bytes(info: bytes | None) -> int | None:
     """``tcpi_bytes_acked + tcpi_bytes_received`` from a ``tcp_info``; None if too short."""
+    split = tcp_bytes_split(info)
+    return None if split is None else split[0] + split[1]
+
+
+def tcp_bytes_split(info: bytes | None) -> tuple[int, int] | None:
+    """``(tcpi_bytes_received, tcpi_bytes_acked)`` from a ``tcp_info``; None if too short."""
     if info is None or len(info) < TCPI_BYTES_RECEIVED_OFFSET + 8:
         return None
     acked = _U64.unpack_from(info, TCPI_BYTES_ACKED_OFFSET)[0]
     received = _U64.unpack_from(info, TCPI_BYTES_RECEIVED_OFFSET)[0]
-    return int(acked + received)
+    return int(received), int(acked)
 
 
 def encode_message(

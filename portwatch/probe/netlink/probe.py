@@ -145,7 +145,7 @@ class NetlinkProbe:
         self._built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
         self._plans: dict[WatchList, _WatchPlan] = {}
         # connection cookie → byte total at the previous poll; ports watched then.
-        self._last_bytes: dict[bytes, int] = {}
+        self._last_bytes: dict[bytes, tuple[int, int]] = {}
         self._bytes_ports: frozenset[int] | None = None
 
     def close(self) -> None:
@@ -255,7 +255,7 @@ class NetlinkProbe:
 
     def _read_tcp_connections(
         self, plan: _WatchPlan
-    ) -> tuple[dict[tuple[int, Proto], int], dict[bytes, tuple[int, int, int]] | None]:
+    ) -> tuple[dict[tuple[int, Proto], int], dict[bytes, tuple[int, int, int, int]] | None]:
         """Connection counts per watched TCP pair, and byte totals by connection cookie
         (None when this poll re-uses the last count; see ``CONNECTION_BUDGET_S``)."""
         if not plan.tcp_filter:
@@ -265,7 +265,7 @@ class NetlinkProbe:
             self._connection_skip -= 1
             return dict(last[1]), None
         conn_counts: dict[tuple[int, Proto], int] = {}
-        byte_totals: dict[bytes, tuple[int, int, int]] = {}
+        byte_totals: dict[bytes, tuple[int, int, int, int]] = {}
         started = self._cpu()
         for family in self._tcp_families:
             request = tcp_connections_request(family, plan.tcp_filter)
@@ -430,7 +430,7 @@ class NetlinkProbe:
         request: Request,
         plan: _WatchPlan,
         conn_counts: dict[tuple[int, Proto], int],
-        byte_totals: dict[bytes, tuple[int, int, int]],
+        byte_totals: dict[bytes, tuple[int, int, int, int]],
     ) -> None:
         assert self._diag is not None
         ports = plan.tcp_ports
@@ -441,31 +441,40 @@ class NetlinkProbe:
                     if port in ports:
                         key = (port, Proto.TCP)
                         conn_counts[key] = conn_counts.get(key, 0) + 1
-            total = codec.tcp_bytes(msg.tcp_info)
-            if total is not None:
-                byte_totals[msg.cookie] = (msg.sport, msg.dport, total)
+            split = codec.tcp_bytes_split(msg.tcp_info)
+            if split is not None:
+                byte_totals[msg.cookie] = (msg.sport, msg.dport, *split)
 
     def _activity(
         self,
         plan: _WatchPlan,
         listener_counts: dict[tuple[int, Proto], int],
         conn_counts: dict[tuple[int, Proto], int],
-        byte_totals: dict[bytes, tuple[int, int, int]] | None,
+        byte_totals: dict[bytes, tuple[int, int, int, int]] | None,
     ) -> tuple[PortActivity, ...]:
-        deltas: dict[int, int] = {}
+        # Bytes received and sent (acknowledged) per watched port since the last poll.
+        deltas: dict[int, tuple[int, int]] = {}
         measured = byte_totals is not None
-        for cookie, (sport, dport, total) in (byte_totals or {}).items():
+        for cookie, (sport, dport, received, sent) in (byte_totals or {}).items():
             # A connection first seen now was opened since the previous poll: all its
             # bytes are new. Counters only grow; a smaller one means a reused cookie.
-            before = self._last_bytes.get(cookie, 0)
-            delta = total - before if total >= before else total
+            before_in, before_out = self._last_bytes.get(cookie, (0, 0))
+            if received < before_in or sent < before_out:
+                before_in = before_out = 0
             for port in {sport, dport}:
                 if port in plan.tcp_ports:
-                    deltas[port] = deltas.get(port, 0) + delta
+                    got_in, got_out = deltas.get(port, (0, 0))
+                    deltas[port] = (got_in + received - before_in, got_out + sent - before_out)
         baseline = (self._bytes_ports or frozenset()) if measured else frozenset()
         if byte_totals is not None:
-            self._last_bytes = {cookie: total for cookie, (_, _, total) in byte_totals.items()}
+            self._last_bytes = {
+                cookie: (received, sent) for cookie, (_, _, received, sent) in byte_totals.items()
+            }
             self._bytes_ports = plan.tcp_ports
+
+        def measured_on(port: int, proto: Proto) -> bool:
+            return proto is Proto.TCP and port in baseline
+
         # The same rows as the psutil probe: watched pairs with a listener or a connection
         # (both dicts hold watched pairs only).
         active = listener_counts.keys() | conn_counts.keys()
@@ -477,9 +486,9 @@ class NetlinkProbe:
                 established=conn_counts.get((port, proto), 0),
                 # No baseline on a port's first poll or on a poll that re-used the last
                 # connection count, and UDP has no byte counters here.
-                bytes_delta=deltas.get(port, 0)
-                if proto is Proto.TCP and port in baseline
-                else None,
+                bytes_delta=sum(deltas.get(port, (0, 0))) if measured_on(port, proto) else None,
+                bytes_in_delta=deltas.get(port, (0, 0))[0] if measured_on(port, proto) else None,
+                bytes_out_delta=deltas.get(port, (0, 0))[1] if measured_on(port, proto) else None,
             )
             for port, proto in sorted(active)
         )

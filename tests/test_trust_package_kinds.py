@@ -1,0 +1,254 @@
+"""Package entries decided on constructed owners, the trust file's three kinds, and the
+package database readers on recorded databases (the real dpkg runs in
+test_trust_packages.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from trust_fixtures import listener, owner, sha
+
+from portwatch.config import trustfile
+from portwatch.core.trust import (
+    TrustEntry,
+    TrustError,
+    TrustJudge,
+    TrustList,
+    entry_for_listener,
+)
+from portwatch.core.types import Owner, PackageInfo, SignerInfo, Status
+from portwatch.core.watchlist import parse_spec
+from portwatch.probe.packages import (
+    DpkgDatabase,
+    FileRecord,
+    PackageVerifier,
+    RpmDatabase,
+)
+
+SPEC = parse_spec("80/tcp")
+NGINX = "/usr/sbin/nginx"
+V9 = PackageInfo("nginx-core", "1.22.1-9", "dpkg", "amd64")
+V10 = PackageInfo("nginx-core", "1.22.1-10", "dpkg", "amd64")
+
+
+def packaged(
+    package: PackageInfo | None, digest: str = "v9", problem: str | None = None, exe: str = NGINX
+) -> Owner:
+    base = owner(exe, sha(digest))
+    return Owner(
+        pid=base.pid, create_time=base.create_time, name=base.name, exe=exe,
+        sha256=base.sha256, package=package, package_problem=problem,
+    )  # fmt: skip
+
+
+def trusted_by_package() -> TrustJudge:
+    entry = entry_for_listener(listener(80, packaged(V9)), SPEC, 1.0)
+    assert (entry.kind, entry.package, entry.package_version) == (
+        "package",
+        "nginx-core",
+        V9.version,
+    )
+    assert entry.sha256 is None
+    return TrustJudge(TrustList().with_entry(entry))
+
+
+def test_upgrade_stays_known_and_says_so_plainly() -> None:
+    judge = trusted_by_package()
+    same = judge.judge(listener(80, packaged(V9)))
+    assert same.status is Status.KNOWN and same.upgraded is None
+    upgraded = judge.judge(listener(80, packaged(V10, "v10")))
+    assert upgraded.status is Status.KNOWN
+    assert upgraded.upgraded == "nginx-core 1.22.1-9 \u2192 1.22.1-10, verified by dpkg"
+
+
+def test_changed_file_copy_and_removed_package_are_unknown() -> None:
+    judge = trusted_by_package()
+    edited = judge.judge(
+        listener(
+            80, packaged(None, "edited", "changed since nginx-core 1.22.1-10 (dpkg) installed it")
+        )
+    )
+    assert edited.status is Status.UNKNOWN and edited.binary_changed
+    assert "changed since nginx-core" in (edited.reason or "")
+    copy = judge.judge(listener(80, packaged(None, "v10", exe="/tmp/nginx")))
+    assert copy.status is Status.UNKNOWN and not copy.binary_changed
+    removed = judge.judge(listener(80, packaged(None, "v10")))
+    assert removed.status is Status.UNKNOWN and not removed.binary_changed
+    assert "not part of an installed nginx-core" in (removed.reason or "")
+    other = judge.judge(listener(80, packaged(PackageInfo("evil", "1", "dpkg"), "evil")))
+    assert other.status is Status.UNKNOWN and other.binary_changed
+
+
+def test_strongest_kind_is_chosen_and_a_kind_that_does_not_verify_is_refused() -> None:
+    signed = SignerInfo("macos", team_id="ABCDE12345")
+    both = Owner(pid=1, exe=NGINX, sha256=sha("x"), package=V9, signer=signed)
+    assert entry_for_listener(listener(80, both), SPEC, 1.0).kind == "package"
+    assert entry_for_listener(listener(80, both), SPEC, 1.0, by="signer").kind == "signer"
+    assert entry_for_listener(listener(80, both), SPEC, 1.0, by="hash").kind == "hash"
+    with pytest.raises(TrustError, match="changed since"):
+        entry_for_listener(
+            listener(80, packaged(None, problem="changed since nginx-core installed it")),
+            SPEC,
+            1.0,
+            by="package",
+        )
+    # An interpreter's script that is neither packaged nor hashed cannot be pinned by
+    # the interpreter's package alone: the strongest kind falls back to the hash.
+    script_unread = Owner(pid=1, exe="/usr/bin/python3.11", sha256=sha("py"), package=V9,
+                          script="/srv/app.py")  # fmt: skip
+    assert entry_for_listener(listener(80, script_unread), SPEC, 1.0).kind == "hash"
+
+
+def test_packaged_script_pins_the_script_by_its_package() -> None:
+    app = PackageInfo("app", "1", "dpkg")
+    py = PackageInfo("python3.11-minimal", "3.11.2-6", "dpkg")
+
+    def running(script_package: PackageInfo | None, script_sha: str) -> Owner:
+        return Owner(pid=1, exe="/usr/bin/python3.11", sha256=sha("py"), package=py,
+                     script="/usr/lib/app/main.py", script_sha256=sha(script_sha),
+                     script_package=script_package)  # fmt: skip
+
+    entry = entry_for_listener(listener(80, running(app, "s1")), SPEC, 1.0)
+    assert (entry.package, entry.script_package, entry.script_sha256) == (py.name, "app", None)
+    judge = TrustJudge(TrustList().with_entry(entry))
+    assert judge.judge(listener(80, running(app, "s2"))).status is Status.KNOWN
+    assert judge.judge(listener(80, running(None, "s3"))).status is Status.UNKNOWN
+
+
+def test_trust_file_keeps_all_three_kinds_and_old_files_still_load(tmp_path: Path) -> None:
+    signer = SignerInfo("windows", "CN=Contoso", "CN=Contoso CA", "AB" * 20)
+    tl = TrustList(
+        (
+            TrustEntry(SPEC, NGINX, package="nginx-core", package_version="1.22.1-9"),
+            TrustEntry(parse_spec("443/tcp"), "C:\\svc.exe", signer="Contoso", signer_id=signer),
+            TrustEntry(parse_spec("22/tcp"), "/usr/sbin/sshd", sha("sshd")),
+        )
+    )
+    path = tmp_path / "trust.json"
+    trustfile.save(path, tl)
+    data = json.loads(path.read_text())
+    assert [e["kind"] for e in data["entries"]] == ["package", "signer", "hash"]
+    loaded = trustfile.load(path)
+    assert loaded.problems == () and loaded.trust_list == tl
+    old = {"version": 1, "entries": [{"port": "22/tcp", "exe": "/usr/sbin/sshd",
+                                      "sha256": sha("sshd")}]}  # fmt: skip
+    parsed, problems = trustfile.parse(json.dumps(old).encode())
+    assert problems == [] and parsed.entries[0].kind == "hash"
+    bad = {"entries": [{"kind": "package", "port": "22/tcp", "exe": "/x", "sha256": sha("x")},
+                       {"port": "22/tcp", "exe": "/x", "package": "p", "sha256": sha("x")},
+                       {"port": "22/tcp", "exe": "/x", "signer": "S",
+                        "signer_id": {"platform": "windows", "subject": "CN=S"}}]}  # fmt: skip
+    parsed, problems = trustfile.parse(json.dumps(bad).encode())
+    assert parsed.entries == () and len(problems) == 3
+
+
+def _write(path: Path, text: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()  # noqa: S324 - dpkg's own format
+
+
+def test_dpkg_records_multiarch_names_and_diversions(tmp_path: Path) -> None:
+    admin, root = tmp_path / "dpkg", tmp_path / "root"
+    root.mkdir()
+    real, local = b"original tool", b"replacement from another package"
+    _write(admin / "status", "\n".join([
+        "Package: tool\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\n",
+        "Package: wrapper\nStatus: install ok installed\nArchitecture: all\nVersion: 2\n",
+        "Package: gone\nStatus: deinstall ok config-files\nArchitecture: all\nVersion: 3\n",
+    ]))  # fmt: skip
+    _write(admin / "info/tool:amd64.list", "/usr\n/usr/bin\n/usr/bin/tool\n/usr/bin/plain\n")
+    _write(
+        admin / "info/tool:amd64.md5sums",
+        f"{_md5(real)}  usr/bin/tool\n{_md5(b'p')}  usr/bin/plain\n",
+    )
+    _write(admin / "info/wrapper.list", "/usr/bin/tool\n")
+    _write(admin / "info/wrapper.md5sums", f"{_md5(local)}  usr/bin/tool\n")
+    _write(admin / "info/gone.list", "/usr/bin/gone\n")
+    _write(admin / "diversions", "/usr/bin/tool\n/usr/bin/tool.real\nwrapper\n")
+    _write(root / "usr/bin/tool", local)
+    _write(root / "usr/bin/tool.real", real)
+    _write(root / "usr/bin/plain", b"p")
+    _write(root / "usr/bin/gone", b"g")
+    db = DpkgDatabase(str(admin), str(root))
+    verifier = PackageVerifier([db])
+
+    def check(name: str) -> Any:
+        return verifier.check(f"/usr/bin/{name}", str(root / "usr/bin" / name))
+
+    tool = PackageInfo("tool", "1.0-1", "dpkg", "amd64")
+    # The diverted-to file is the original package's, recorded under the original path.
+    assert check("tool.real").package == tool
+    # What sits at the diverted path belongs to the diverting package.
+    assert check("tool").package == PackageInfo("wrapper", "2", "dpkg", "all")
+    assert check("plain").package == tool
+    assert check("gone").package is None and check("gone").listed_by is None
+    _write(root / "usr/bin/plain", b"edited")
+    edited = check("plain")
+    assert edited.package is None and edited.listed_by == tool
+    assert edited.problem == "changed since tool 1.0-1 (dpkg) installed it"
+
+
+class FailingDatabase:
+    manager = "dpkg"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def stamp(self) -> object:
+        return 1
+
+    def records(self, path: str) -> list[FileRecord]:
+        self.calls += 1
+        raise OSError("database locked")
+
+
+def test_a_failed_lookup_is_not_cached_as_no_package(tmp_path: Path) -> None:
+    exe = tmp_path / "x"
+    exe.write_bytes(b"x")
+    db = FailingDatabase()
+    verifier = PackageVerifier([db])
+    assert verifier.check(str(exe)).package is None
+    assert verifier.check(str(exe)).package is None
+    assert db.calls == 2
+
+
+def test_rpm_digests_from_a_recorded_answer(tmp_path: Path) -> None:
+    exe = tmp_path / "sshd"
+    exe.write_bytes(b"sshd binary")
+    digest = hashlib.sha256(b"sshd binary").hexdigest()
+    answers = {
+        str(exe): (0, f"{exe}\t{digest}\t8\topenssh-server\t9.3p1-1.fc39\tx86_64\n", ""),
+        "/elsewhere": (1, "file /elsewhere is not owned by any package\n", ""),
+    }
+    calls: list[list[str]] = []
+
+    def run(argv: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        calls.append(list(argv))
+        if argv[-1] == "/hang":
+            raise subprocess.TimeoutExpired("rpm", 10)
+        code, out, err = answers[argv[-1]]
+        return subprocess.CompletedProcess(list(argv), code, out, err)
+
+    rpm = RpmDatabase(run, db_dirs=[str(tmp_path / "rpmdb")])
+    [record] = rpm.records(str(exe))
+    assert record.algorithm == "sha256" and record.digest == digest
+    assert record.package == PackageInfo("openssh-server", "9.3p1-1.fc39", "rpm", "x86_64")
+    assert rpm.records("/elsewhere") == []
+    with pytest.raises(OSError, match="did not answer"):
+        rpm.records("/hang")
+    verifier = PackageVerifier([rpm])
+    assert verifier.package_of(str(exe)) == record.package
+    exe.write_bytes(b"sshd binary, patched")
+    assert verifier.check(str(exe)).problem == (
+        "changed since openssh-server 9.3p1-1.fc39 (rpm) installed it"
+    )

@@ -1,0 +1,221 @@
+"""Trust by package with the real dpkg: .deb files built here, installed, upgraded,
+tampered with, copied and removed, judged by the command a user runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from test_trust_cli import cli
+from trust_processes import REAL_PYTHON, listening
+
+from portwatch.core.types import Proto
+from portwatch.core.watchlist import WatchList, WatchSpec
+from portwatch.probe.identity import OwnerReader
+from portwatch.probe.packages import DpkgDatabase, FileRecord, PackageVerifier
+from portwatch.probe.psutil_probe import PsutilProbe
+
+# One package name per test run: several runs of this suite may share a machine.
+PACKAGE = f"portwatch-test-listener-{os.getpid()}"
+INSTALLED = f"/usr/lib/{PACKAGE}/pwlisten"
+# Listens on the port given (so every version of the program uses the trusted port).
+SERVE = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+"""
+
+# The program packaged: a copy of an interpreter that finds its library from wherever
+# it is installed (the system's own, which is at home under /usr).
+_SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin")
+PROGRAM = os.path.realpath(_SYSTEM_PYTHON) if _SYSTEM_PYTHON else REAL_PYTHON
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("dpkg-deb") is None or shutil.which("dpkg") is None,
+    reason="needs dpkg and root to install packages",
+)
+
+
+def _dpkg(*args: str) -> subprocess.CompletedProcess[str]:
+    # Others may run apt on this machine: share their lock when it is there.
+    lock = Path("/work/apt.lock")
+    prefix = ["flock", str(lock)] if lock.parent.is_dir() and shutil.which("flock") else []
+    return subprocess.run(
+        [*prefix, "dpkg", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _build(tmp_path: Path, version: str, extra: bytes) -> Path:
+    """A .deb of PACKAGE at ``version`` holding a program that listens on a port (a copy
+    of the real interpreter; ``extra`` bytes make each version's file different)."""
+    deb = tmp_path / f"{PACKAGE}_{version}.deb"
+    if deb.exists():
+        return deb
+    root = tmp_path / f"pkg-{version}"
+    exe = root / INSTALLED.lstrip("/")
+    exe.parent.mkdir(parents=True)
+    # Bytes after the ELF image make each version's file different; it runs the same.
+    exe.write_bytes(Path(PROGRAM).read_bytes() + extra)
+    os.chmod(exe, 0o755)  # noqa: S103 - an installed program is world-executable
+    control = root / "DEBIAN"
+    control.mkdir()
+    arch = subprocess.run(
+        ["dpkg", "--print-architecture"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (control / "control").write_text(
+        f"Package: {PACKAGE}\nVersion: {version}\nArchitecture: {arch}\n"
+        "Maintainer: portwatch tests <tests@example.invalid>\n"
+        "Description: a listener for portwatch's package trust tests\n"
+    )
+    digest = hashlib.md5(exe.read_bytes()).hexdigest()  # noqa: S324 - dpkg's own format
+    (control / "md5sums").write_text(f"{digest}  {INSTALLED.lstrip('/')}\n")
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Znone", "--build", str(root), str(deb)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return deb
+
+
+@pytest.fixture
+def install(tmp_path: Path) -> Iterator[Callable[[str, bytes], None]]:
+    def do(version: str, extra: bytes) -> None:
+        done = _dpkg("-i", str(_build(tmp_path, version, extra)))
+        assert done.returncode == 0, done.stderr
+
+    _dpkg("--purge", PACKAGE)
+    try:
+        yield do
+    finally:
+        _dpkg("--purge", PACKAGE)
+
+
+def _row(data: Path, port: int) -> dict[str, object]:
+    scan = cli(data, "scan", "--json")
+    assert scan.returncode == 0, scan.stderr
+    rows = [row for row in json.loads(scan.stdout) if row["port"] == port]
+    assert len(rows) == 1, rows
+    return rows[0]  # type: ignore[no-any-return]
+
+
+def _monitor_once(data: Path) -> str:
+    run = cli(data, "monitor", "--duration", "0.5", "--interval", "0.2")
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_trust_by_package_survives_an_upgrade_and_nothing_else(
+    install: Callable[[str, bytes], None], tmp_path: Path, data_dir: Path
+) -> None:
+    install("1.0", b"")
+    with listening([INSTALLED, "-c", SERVE, "0"]) as v1:
+        port = v1.port
+        assert cli(data_dir, "watch", "add", f"{port}/tcp").returncode == 0
+        assert _row(data_dir, port)["package"] == {"name": PACKAGE, "version": "1.0"}
+        # Without --by the strongest identity that verifies is chosen, and said.
+        added = cli(data_dir, "trust", "add", f"{port}/tcp", "--exe", INSTALLED)
+        assert added.returncode == 0, added.stderr
+        assert "(by package)" in added.stdout
+        assert f"package {PACKAGE} 1.0" in added.stdout
+        assert _row(data_dir, port)["status"] == "known"
+        listed = cli(data_dir, "trust", "list")
+        assert "by package" in listed.stdout
+        assert f"package {PACKAGE} (trusted at 1.0)" in listed.stdout
+
+    # An upgrade keeps the trust, and the monitor says so plainly.
+    install("2.0", b"\0version 2")
+    serve = [INSTALLED, "-c", SERVE, str(port)]
+    with listening(serve):
+        row = _row(data_dir, port)
+        assert row["status"] == "known"
+        assert row["package"] == {"name": PACKAGE, "version": "2.0"}
+        out = _monitor_once(data_dir)
+        assert f"{PACKAGE} 1.0 \u2192 2.0, verified by dpkg" in out
+        assert "package-upgraded" in out
+
+    # The installed file edited after install: it no longer verifies.
+    with open(INSTALLED, "ab") as handle:
+        handle.write(b"\0tampered")
+    with listening(serve):
+        row = _row(data_dir, port)
+        assert row["status"] == "unknown"
+        assert row["package"] is None
+        out = _monitor_once(data_dir)
+        assert "binary-changed" in out
+        assert f"changed since {PACKAGE} 2.0 (dpkg) installed it" in out
+
+    # A faithful copy elsewhere is not the package's file.
+    install("2.0", b"\0version 2")
+    copy = tmp_path / "elsewhere" / "pwlisten"
+    copy.parent.mkdir()
+    shutil.copy2(INSTALLED, copy)
+    with listening([str(copy), "-c", SERVE, str(port)]):
+        row = _row(data_dir, port)
+        assert (row["status"], row["package"]) == ("unknown", None)
+
+    # The package removed while its program still runs: not trusted any more.
+    with listening(serve):
+        assert _row(data_dir, port)["status"] == "known"
+        removed = _dpkg("--purge", PACKAGE)
+        assert removed.returncode == 0, removed.stderr
+        row = _row(data_dir, port)
+        assert (row["status"], row["package"]) == ("unknown", None)
+
+
+def test_steady_polls_never_read_the_package_database(
+    install: Callable[[str, bytes], None],
+) -> None:
+    install("1.0", b"")
+    asked: list[str] = []
+
+    class CountingDpkg(DpkgDatabase):
+        def records(self, path: str) -> list[FileRecord]:
+            asked.append(path)
+            return super().records(path)
+
+    database = CountingDpkg()
+    verifier = PackageVerifier([database])
+    probe = PsutilProbe(owners=OwnerReader(packages=verifier))
+    with listening([INSTALLED, "-c", SERVE, "0"]) as child:
+        watched = WatchList((WatchSpec(child.port, child.port, (Proto.TCP,)),))
+        mine = [
+            item
+            for item in probe.poll(watched).listeners
+            if item.owner and item.owner.pid == child.pid
+        ]
+        assert mine and mine[0].owner is not None
+        package = mine[0].owner.package
+        assert package is not None and (package.name, package.version) == (PACKAGE, "1.0")
+        # Other programs on this machine may start meanwhile, and others may run dpkg
+        # (which rightly invalidates every answer): judge a round of polls during which
+        # dpkg's records stayed put. Ours is never looked up again in it, and the
+        # database index is not rebuilt.
+        for _attempt in range(20):
+            stamp, builds, before = database.stamp(), database.index_builds, len(asked)
+            for _ in range(5):
+                probe.poll(watched)
+            if database.stamp() == stamp:
+                break
+        else:
+            pytest.skip("dpkg's database kept changing on this machine")
+        assert INSTALLED not in asked[before:]
+        assert database.index_builds == builds
+        assert verifier.check(INSTALLED).package == package
+        assert INSTALLED not in asked[before:]
+        # A change of the database (an upgrade) is noticed on the next lookup.
+        install("2.0", b"\0v2")
+        upgraded = verifier.package_of(INSTALLED)
+        assert upgraded is not None and upgraded.version == "2.0"
+        assert database.index_builds > builds
+    probe.close()
