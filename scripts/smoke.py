@@ -45,16 +45,25 @@ class Smoke:
     def run(self, *args: str, gui: bool = False) -> subprocess.CompletedProcess[bytes]:
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
         env.pop("PORTWATCH_DATA_DIR", None)
-        return subprocess.run(
-            [*(self.gui if gui else self.cli), "--data-dir", str(self.data), *args],
-            capture_output=True,
-            timeout=TIMEOUT_S,
-            env=env,
-            # Never a checkout's folder: `python -m portwatch` would import the source there
-            # instead of the installed package under test.
-            cwd=self.data.parent,
-            check=False,
-        )
+        argv = [*(self.gui if gui else self.cli), "--data-dir", str(self.data), *args]
+        # Output into files, not pipes: waiting for a pipe's end under Wine can hang after
+        # the program has exited.
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            code = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=TIMEOUT_S,
+                env=env,
+                # Never a checkout's folder: `python -m portwatch` would import the source
+                # there instead of the installed package under test.
+                cwd=self.data.parent,
+                check=False,
+            ).returncode
+            out.seek(0)
+            err.seek(0)
+            return subprocess.CompletedProcess(argv, code, out.read(), err.read())
 
     def check(self, name: str, body: Callable[[], str]) -> None:
         try:
@@ -186,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     [*smoke.gui, "--data-dir", str(folder)],
                     env=env,
                     cwd=workdir,
-                    capture_output=True,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                     timeout=TIMEOUT_S,
                     check=False,
                 )

@@ -108,10 +108,10 @@ wpy() { wpy_raw "$@" | tr -d '\r'; return "${PIPESTATUS[0]}"; }
 wpy_out() { nice -n 5 timeout "${WPY_TIMEOUT:-300}" wine "$PY" "$@" </dev/null 2> >(cat >>"$LOG/stderr.log") | cat; return "${PIPESTATUS[0]}"; }
 winpath() { echo "Z:$(echo "$1" | tr '/' '\\')"; }
 
-prefix_ok() { # the cached prefix runs Windows Python with every dependency, under the same key
+prefix_ok() { # the cached prefix runs Windows Python and its pip, under the same key
   [ -f "$CACHE/prefix.key" ] && [ "$(cat "$CACHE/prefix.key")" = "$LANE_KEY" ] &&
     [ -f "$C/py311/python.exe" ] &&
-    [ "$(WPY_TIMEOUT=120 wpy -c 'import psutil, PySide6.QtWidgets, pyqtgraph, numpy, pytest, pytestqt, hatchling; print("deps-ok")' 2>/dev/null | tail -n 1)" = deps-ok ]
+    [ "$(WPY_TIMEOUT=120 wpy -c 'import pip, sys; print("python-ok")' 2>/dev/null | tail -n 1)" = python-ok ]
 }
 
 t_setup=$(date +%s)
@@ -152,26 +152,7 @@ else
   w="C:\\$(basename "$pipwhl")"
   wpy -c "import sys; sys.path.insert(0, r'$w'); from pip._internal.cli.main import main; sys.exit(main(['install', '-q', '--no-warn-script-location', r'$w']))" \
     >"$LOG/pip-bootstrap.log" 2>&1 || die "pip" "bootstrap failed (see $LOG/pip-bootstrap.log)"
-  rm -f "$C/$(basename "$pipwhl")"
-  printf 'PySide6-Essentials==%s\nshiboken6==%s\nnumpy<2\n' "$PIN_PYSIDE" "$PIN_PYSIDE" >"$C/lane-constraints.txt"
-  # portwatch's dependencies and test tools, as the Windows pip resolves them (win_amd64).
-  deps="$("$HOST_PY" - "$PROJ/pyproject.toml" <<'PY'
-import sys, tomllib
-project = tomllib.load(open(sys.argv[1], "rb"))["project"]
-reqs = project["dependencies"] + project["optional-dependencies"]["test"]
-print(" ".join(f'"{r}"' for r in reqs))
-PY
-)"
-  eval "set -- $deps"
-  WPY_TIMEOUT=1200 wpy -m pip download -q --only-binary=:all: -d "$(winpath "$CACHE/wheels")" \
-    -c 'C:\lane-constraints.txt' "$@" "hatchling>=1.21" >"$LOG/wheels-download.log" 2>&1 ||
-    die "wheels" "the Windows pip could not fetch the wheels (see $LOG/wheels-download.log)"
-  WPY_TIMEOUT=1200 wpy -m pip install -q --no-warn-script-location --no-index \
-    --find-links "$(winpath "$CACHE/wheels")" -c 'C:\lane-constraints.txt' "$@" "hatchling>=1.21" \
-    >"$LOG/deps-install.log" 2>&1 || die "dependencies" "pip install failed (see $LOG/deps-install.log)"
-  # Qt's offscreen platform on Windows looks for fonts next to Qt.
-  fonts="$C/py311/Lib/site-packages/PySide6/lib/fonts"
-  mkdir -p "$fonts" && cp /usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf "$fonts/" 2>/dev/null
+  rm -f "$C/$(basename "$pipwhl")" "$CACHE/deps.key"
   prefix_ok_now=0
   echo "$LANE_KEY" >"$CACHE/prefix.key"
   prefix_ok && prefix_ok_now=1
@@ -179,6 +160,41 @@ PY
   report PASS "prefix-built" "$WINEPREFIX in $(($(date +%s) - t_setup)) s"
 fi
 cp "$HERE/windows-lane/sitecustomize.py" "$C/py311/Lib/site-packages/sitecustomize.py"
+
+# --- portwatch's dependencies and test tools, as the Windows pip resolves them (win_amd64) ----
+# Installed again whenever pyproject.toml's lists change, from the wheel cache when it can.
+deps="$("$HOST_PY" - "$PROJ/pyproject.toml" <<'PY'
+import sys, tomllib
+project = tomllib.load(open(sys.argv[1], "rb"))["project"]
+reqs = project["dependencies"] + project["optional-dependencies"]["test"] + ["hatchling>=1.21"]
+print(" ".join(f'"{r}"' for r in reqs))
+PY
+)"
+deps_key="$(printf '%s %s' "$LANE_KEY" "$deps" | sha256sum | cut -c1-16)"
+if [ "$(cat "$CACHE/deps.key" 2>/dev/null)" != "$deps_key" ] ||
+  [ "$(WPY_TIMEOUT=120 wpy -c 'import psutil, PySide6.QtWidgets, pyqtgraph, numpy, pytest, pytestqt, hatchling; print("deps-ok")' 2>/dev/null | tail -n 1)" != deps-ok ]; then
+  t_deps=$(date +%s)
+  rm -f "$CACHE/deps.key"
+  printf 'PySide6-Essentials==%s\nshiboken6==%s\nnumpy<2\n' "$PIN_PYSIDE" "$PIN_PYSIDE" >"$C/lane-constraints.txt"
+  eval "set -- $deps"
+  # From the cache alone when it has everything; else the Windows pip asks PyPI.
+  if ! WPY_TIMEOUT=1200 wpy -m pip install -q --no-warn-script-location --no-index \
+    --find-links "$(winpath "$CACHE/wheels")" -c 'C:\lane-constraints.txt' "$@" >"$LOG/deps-install.log" 2>&1; then
+    WPY_TIMEOUT=1200 wpy -m pip download -q --only-binary=:all: -d "$(winpath "$CACHE/wheels")" \
+      -c 'C:\lane-constraints.txt' "$@" >"$LOG/wheels-download.log" 2>&1 ||
+      die "wheels" "the Windows pip could not fetch the wheels (see $LOG/wheels-download.log)"
+    WPY_TIMEOUT=1200 wpy -m pip install -q --no-warn-script-location --no-index \
+      --find-links "$(winpath "$CACHE/wheels")" -c 'C:\lane-constraints.txt' "$@" \
+      >"$LOG/deps-install.log" 2>&1 || die "dependencies" "pip install failed (see $LOG/deps-install.log)"
+  fi
+  # Qt's offscreen platform on Windows looks for fonts next to Qt.
+  fonts="$C/py311/Lib/site-packages/PySide6/lib/fonts"
+  mkdir -p "$fonts" && cp /usr/share/fonts/truetype/dejavu/DejaVuSans*.ttf "$fonts/" 2>/dev/null
+  echo "$deps_key" >"$CACHE/deps.key"
+  report PASS "dependencies" "installed in $(($(date +%s) - t_deps)) s"
+else
+  report PASS "dependencies-cached" "unchanged since the last run"
+fi
 
 ver="$(wpy -c 'import sys, platform; print(sys.version.split()[0], sys.platform, platform.release())')"
 case "$ver" in 3.11.*win32*) report PASS "windows-cpython" "$ver (python.org build, $(wine --version 2>/dev/null))" ;;
