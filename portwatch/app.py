@@ -44,6 +44,7 @@ from portwatch.ui.smoke import SmokeShot
 from portwatch.ui.tray import Tray
 from portwatch.ui.trust_list_dialog import open_trust_list
 from portwatch.ui.trust_review import open_review
+from portwatch.ui.trust_scope_dialog import ask_trust_scope
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,10 @@ class DesktopApp:
         window.port_panel.enable_trust(
             True, "Allow this program (this exact file) to listen on this port without alerts"
         )
-        window.port_panel.trust_requested.connect(trust.trust_view)
+        # The listener's own port and protocol; more only by an explicit choice.
+        window.port_panel.trust_requested.connect(
+            lambda view: ask_trust_scope(window, view, trust.scopes_for(view), trust.trust_view)
+        )
         trust.notices.connect(window.show_notices)
         # The message names programs (untrusted text): bidi and control characters escaped.
         trust.message.connect(lambda text: window.statusBar().showMessage(visible(text), 15_000))

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 
 PYTHON = os.path.realpath(sys.executable)
+# Deadline for conditions that wait on a running monitor: generous, because the machine
+# running the tests may be busy; a passing run returns as soon as the condition holds.
+SLOW_S = 40.0
 
 # Debian's packages name node_exporter differently from upstream's tarball.
 NODE_EXPORTER_NAMES = ("prometheus-node-exporter", "node_exporter")

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from childsockets import ChildSockets, free_port, wait_for
-from feedtools import PYTHON, monitor, run
+from feedtools import PYTHON, SLOW_S, monitor, run
 
 from portwatch.core.eventlog import event_record
 from portwatch.core.types import (
@@ -126,7 +126,7 @@ def test_a_follower_loses_no_line_across_rotations(tmp_path: Path, follower: str
         writer = RotatingLines(path, max_bytes=24_000, keep=2)
         # The first line once the follower is running, so it is following from the start.
         writer.append(_line(0))
-        wait_for(lambda: got_path.read_bytes().startswith(_line(0)), timeout=20)
+        wait_for(lambda: got_path.read_bytes().startswith(_line(0)), timeout=SLOW_S)
         for number in range(1, total + 1):
             writer.append(_line(number))
             if number % 100 == 0:
@@ -139,7 +139,7 @@ def test_a_follower_loses_no_line_across_rotations(tmp_path: Path, follower: str
             lines = got_path.read_bytes().decode().splitlines()
             return [json.loads(x)["n"] for x in lines if x.startswith("{")]
 
-        wait_for(lambda: stop.encode() in got_path.read_bytes(), timeout=20)
+        wait_for(lambda: stop.encode() in got_path.read_bytes(), timeout=SLOW_S)
         assert len(list(tmp_path.glob("events.jsonl.*"))) == 2
         assert numbers() == list(range(total + 1))
     finally:
@@ -247,7 +247,7 @@ def test_monitor_appends_events_as_json_lines(data_dir: Path, child_sockets: lis
                 if r["event"]["action"] == "unknown-owner" and r["server"]["port"] == port
             ]
 
-        (record,) = wait_for(alerted)  # type: ignore[misc]
+        (record,) = wait_for(alerted, timeout=SLOW_S)  # type: ignore[misc]
         process.terminate()
         assert process.wait(timeout=30) == 0
     assert record["process"]["pid"] == child.pid

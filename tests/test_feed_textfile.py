@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from childsockets import ChildSockets, free_port, wait_for
 from feedtools import (
     NODE_EXPORTER_NAMES,
     PYTHON,
+    SLOW_S,
     monitor,
     parse_exposition,
     pick,
@@ -187,7 +189,7 @@ def node_exporter(tmp_path: Path) -> object:
             )
             started.append(process)
             url = f"http://127.0.0.1:{port}/metrics"
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 20
             while process.poll() is None and time.monotonic() < deadline:
                 try:
                     scrape(url, timeout=1)
@@ -231,9 +233,12 @@ def test_node_exporter_serves_the_untrusted_listener_a_child_holds(
             assert not text or (text.endswith("\n") and text.startswith("# HELP portwatch_up"))
             return wanted in text.splitlines()
 
-        wait_for(written)
+        wait_for(written, timeout=SLOW_S)
         assert prom.stat().st_mode & 0o777 == 0o644
-        assert [p.name for p in folder.iterdir()] == ["portwatch.prom"]
+        # node_exporter reads *.prom: a write in progress never matches that.
+        assert [p.name for p in folder.glob("*.prom")] == ["portwatch.prom"]
+        others = [p.name for p in folder.iterdir() if p.name != "portwatch.prom"]
+        assert all(re.fullmatch(r"\.portwatch\.prom\..+\.tmp", n) for n in others), others
 
         promtool = shutil.which("promtool")
         if promtool:
@@ -264,7 +269,7 @@ def test_node_exporter_serves_the_untrusted_listener_a_child_holds(
 
         child.stop()
         gone = f'portwatch_port_listeners{{port="{port}",proto="tcp"}} 0'
-        wait_for(lambda: gone in prom.read_text(encoding="utf-8").splitlines())
+        wait_for(lambda: gone in prom.read_text(encoding="utf-8").splitlines(), timeout=SLOW_S)
         process.terminate()
         assert process.wait(timeout=30) == 0
     series = parse_exposition(scrape(url))
@@ -303,10 +308,39 @@ def test_bytes_in_and_out_on_a_watched_port_are_counted(
             return None
 
         # Counters exist from the first measured poll on, at zero.
-        wait_for(lambda: value("portwatch_port_sent_bytes_total") is not None)
+        wait_for(lambda: value("portwatch_port_sent_bytes_total") is not None, timeout=SLOW_S)
         with socket.create_connection(("127.0.0.1", port)) as client:
             client.sendall(b"x" * 50_000)  # the kernel takes it; the child never reads
-            wait_for(lambda: (value("portwatch_port_received_bytes_total") or 0) >= 50_000)
+            wait_for(
+                lambda: (value("portwatch_port_received_bytes_total") or 0) >= 50_000,
+                timeout=SLOW_S,
+            )
             # Both ends are this host's sockets: what one sent, the other received.
-            wait_for(lambda: (value("portwatch_port_sent_bytes_total") or 0) >= 50_000)
+            wait_for(
+                lambda: (value("portwatch_port_sent_bytes_total") or 0) >= 50_000, timeout=SLOW_S
+            )
             assert value("portwatch_port_connections") == 2
+
+
+def test_series_follow_an_edited_watch_list(data_dir: Path) -> None:
+    book = MetricsBook(WatchList((parse_spec("3653/tcp"), parse_spec("22/tcp"))))
+    book.observe(_sample(1.0), [_view(3653, Status.UNKNOWN, None)], 0.1, ok=True)
+    book.set_watchlist(WatchList((parse_spec("22/tcp"), parse_spec("8080/tcp"))))
+    series = parse_exposition(book.render())
+    assert {labels["port"] for labels, _ in pick(series, "portwatch_port_listeners")} == {
+        "22",
+        "8080",
+    }
+    assert not pick(series, "portwatch_listener_info")
+
+    # The running monitor follows `portwatch watch add` made in another terminal.
+    folder = data_dir / "textfile"
+    folder.mkdir()
+    prom = folder / "portwatch.prom"
+    port = free_port()
+    with monitor(data_dir, "--textfile", str(folder)):
+        wait_for(prom.exists, timeout=SLOW_S)
+        assert f'port="{port}"' not in prom.read_text(encoding="utf-8")
+        assert run(data_dir, "watch", "add", f"{port}/tcp").returncode == 0
+        wanted = f'portwatch_port_listeners{{port="{port}",proto="tcp"}} 0'
+        wait_for(lambda: wanted in prom.read_text(encoding="utf-8").splitlines(), timeout=SLOW_S)

@@ -37,7 +37,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 READER = r"""
 import json, sqlite3, sys, time
 path, port = sys.argv[1], sys.argv[2]
-deadline = time.monotonic() + 20
+deadline = time.monotonic() + 40
 reads = 0
 while time.monotonic() < deadline:
     # Until portwatch has created the file and its views there is nothing to read;

@@ -8,6 +8,7 @@ import math
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -98,7 +99,7 @@ def _count(text: str) -> int:
     return int(text)
 
 
-def _sinks(args: argparse.Namespace, watchlist: WatchList) -> list[TickSink]:
+def _sinks(args: argparse.Namespace, watchlist: Callable[[], WatchList]) -> list[TickSink]:
     """The files other tools read, checked before the first poll so mistakes are clear."""
     out: list[TickSink] = []
     if args.textfile is not None:
@@ -140,7 +141,10 @@ def _text(event: PortEvent) -> str:
 
 def run(args: argparse.Namespace, paths: Paths) -> int:
     watchlist = common.load_watchlist(paths)
-    sinks = Sinks(_sinks(args, watchlist))
+    # The sinks follow the monitor's watch list, which follows the watch-list file; they
+    # are checked first so a bad --textfile or --jsonl is reported before anything opens.
+    running: list[Monitor] = []
+    sinks = Sinks(_sinks(args, lambda: running[0].watchlist if running else watchlist))
     try:
         store = HistoryStore.open(paths.history_db)
     except StoreError as exc:
@@ -159,6 +163,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         judge=judge,
         services=services,
     )
+    running.append(monitor)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

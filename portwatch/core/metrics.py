@@ -116,8 +116,15 @@ class MetricsBook:
         self._failures = 0
         self._add_listed_ports()
 
+    @property
+    def watchlist(self) -> WatchList:
+        return self._watchlist
+
     def set_watchlist(self, watchlist: WatchList) -> None:
+        """Follow an edited watch list: ports no longer watched lose their series."""
         self._watchlist = watchlist
+        self._ports = {k: v for k, v in self._ports.items() if watchlist.contains(*k)}
+        self._info = tuple(i for i in self._info if watchlist.contains(i.port, Proto(i.proto)))
         self._add_listed_ports()
 
     def _add_listed_ports(self) -> None:

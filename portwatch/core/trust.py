@@ -693,18 +693,24 @@ def apply_review(
     updated = trust_list
     messages: list[str] = []
     for index in chosen:
-        listener, spec, verdict = candidates[index]
+        listener, _spec, verdict = candidates[index]
         where = listener.endpoint.label()
         if verdict.status is Status.UNATTRIBUTED:
             messages.append(f"{where}: cannot be trusted: its program could not be inspected")
             continue
         try:
+            # The row ticked is one listener: its port and protocol, not the whole spec
+            # it is watched by (a TCP row must not trust UDP, nor a range).
+            exact = WatchSpec(listener.port, listener.port, (listener.proto,))
             entry = entry_for_listener(
-                listener, spec, now_wall, note="trusted in the first-run review", by=by
+                listener, exact, now_wall, note="trusted in the first-run review", by=by
             )
         except TrustError as exc:
             messages.append(f"{where}: {exc}")
             continue
         updated = updated.with_entry(entry)
-        messages.append(f"{where}: trusted on {spec} by {entry.kind} ({entry.pin()})")
+        messages.append(
+            f"{where}: trusted on {listener.port}/{listener.proto.value} "
+            f"by {entry.kind} ({entry.pin()})"
+        )
     return updated.with_review_done(now_wall), messages

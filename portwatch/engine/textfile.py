@@ -7,6 +7,7 @@ node_exporter usually runs as its own user.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from portwatch import files
@@ -21,15 +22,18 @@ FILE_MODE = 0o644
 class TextfileSink:
     """Writes the metrics of every tick to ``DIR/portwatch.prom``."""
 
-    def __init__(self, directory: Path, watchlist: WatchList) -> None:
+    def __init__(self, directory: Path, watchlist: WatchList | Callable[[], WatchList]) -> None:
+        """``watchlist`` may be a callable asked before each write, so an edited watch
+        list is followed (the monitor's current one)."""
         self.path = Path(directory) / FILE_NAME
-        self.book = MetricsBook(watchlist)
+        self._watchlist = watchlist if callable(watchlist) else (lambda: watchlist)
+        self.book = MetricsBook(self._watchlist())
         self._failing = False
 
-    def set_watchlist(self, watchlist: WatchList) -> None:
-        self.book.set_watchlist(watchlist)
-
     def publish(self, result: TickResult) -> list[str]:
+        current = self._watchlist()
+        if current is not self.book.watchlist:
+            self.book.set_watchlist(current)
         self.book.observe(result.sample, result.views, result.duration_s, result.ok)
         return self._write()
 

@@ -46,11 +46,21 @@ log = logging.getLogger(__name__)
 # How often a summary held back by the rate limit is offered again while one is pending.
 SUMMARY_RETRY_S = 5.0
 
-LOG_ONLY = "in-app log only"
-OFF = f"{LOG_ONLY} (notifications are off)"
+LOG_ONLY = "alert log only"
+OFF = f"{LOG_ONLY} (notifications off)"
 PAUSED = f"{LOG_ONLY} (alerts paused)"
 SNOOZED = f"{LOG_ONLY} (port snoozed)"
-LIMITED = f"{LOG_ONLY} (limited: one per program and port per cooldown, a few a minute)"
+LIMITED = f"{LOG_ONLY} (rate limit)"
+
+# What each "shown as" means, for the alert log's tooltip.
+SHOWN_AS_HELP = {
+    OFF: "Desktop notifications are switched off in the settings.",
+    PAUSED: "All desktop alerts are paused (Monitor \u25b8 Alerts or the tray menu).",
+    SNOOZED: "Desktop alerts for this port are snoozed.",
+    LIMITED: "Held back by the rate limit: one alert per program and port per cooldown "
+    "and a few a minute; the summary that follows counts it.",
+    LOG_ONLY: "No notification service or tray could show it.",
+}
 
 
 class TickAlerts(Protocol):

@@ -53,7 +53,7 @@ class NotificationBackend(QObject):
 class NullBackend(NotificationBackend):
     """Shows nothing (no tray and no notification service): the alert log still has it."""
 
-    name = "in-app log only"
+    name = "alert log only"
 
 
 class FirstAvailable(NotificationBackend):

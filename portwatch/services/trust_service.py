@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,47 @@ from portwatch.core.trust import (
     review_candidates,
     trust_listener,
 )
+from portwatch.core.types import Proto
 from portwatch.core.watchlist import WatchList, WatchSpec
 
 log = logging.getLogger(__name__)
+
+
+def describe_spec(spec: WatchSpec) -> str:
+    """``3653/tcp``, ``3653/tcp and 3653/udp``, ``40000-40040/tcp``: always naming the
+    protocols, since what is trusted must be read exactly."""
+    ports = str(spec.lo) if spec.lo == spec.hi else f"{spec.lo}-{spec.hi}"
+    return " and ".join(f"{ports}/{proto.value}" for proto in spec.protos)
+
+
+@dataclass(frozen=True)
+class TrustScope:
+    """One choice of what trusting a program covers, with the words that say exactly so."""
+
+    spec: WatchSpec
+    text: str
+
+
+def trust_scopes(port: int, proto: Proto, watched: WatchSpec | None) -> list[TrustScope]:
+    """The choices for trusting a program seen on ``port``/``proto``: that listener's port
+    and protocol first (the default), then what the watched spec covering it adds."""
+    narrow = WatchSpec(port, port, (proto,))
+    scopes = [TrustScope(narrow, f"{describe_spec(narrow)} only (the listener shown)")]
+    if watched is None:
+        return scopes
+    if len(watched.protos) > 1:
+        both = WatchSpec(port, port, watched.protos)
+        scopes.append(TrustScope(both, f"{describe_spec(both)} (both protocols)"))
+    if watched.is_range:
+        count = watched.hi - watched.lo + 1
+        scopes.append(
+            TrustScope(
+                watched,
+                f"every port of the watched range: {describe_spec(watched)} ({count} ports)",
+            )
+        )
+    return scopes
+
 
 # How often the file is checked for edits made by `portwatch trust …` meanwhile.
 RELOAD_EVERY_MS = 2000
@@ -97,24 +136,29 @@ class TrustService(QObject):
         self.changed.emit(loaded.trust_list)
         return loaded.trust_list
 
-    @Slot(object)
-    def trust_view(self, view: Any) -> None:
-        """The side panel's "Trust this program on this port" for a ``ListenerView``.
+    def scopes_for(self, view: Any) -> list[TrustScope]:
+        """What trusting ``view``'s program could cover, narrowest first (the default)."""
+        listener = view.listener
+        return trust_scopes(
+            listener.port, listener.proto, self._watchlist().spec_for(listener.port, listener.proto)
+        )
 
-        Trust goes to the watched spec that covers the port (a range stays one entry),
-        or to the port alone when it is not watched.
+    @Slot(object)
+    def trust_view(self, view: Any, spec: WatchSpec | None = None) -> None:
+        """Trust the program of a ``ListenerView`` on ``spec``.
+
+        Without ``spec``, exactly the port and protocol of the listener shown: trusting
+        more (both protocols, the whole watched range) is only ever an explicit choice.
         """
         listener = view.listener
-        spec = self._watchlist().spec_for(listener.port, listener.proto) or WatchSpec(
-            listener.port, listener.port, (listener.proto,)
-        )
+        chosen = spec or WatchSpec(listener.port, listener.port, (listener.proto,))
         when = self._clock()
         if self._update(
-            lambda tl: trust_listener(tl, listener, spec, when, "trusted in the window")
+            lambda tl: trust_listener(tl, listener, chosen, when, "trusted in the window")
         ):
             owner = listener.owner
             who = owner.exe if owner is not None and owner.exe else "the program"
-            self.message.emit(f"Trusted {who} on {spec}")
+            self.message.emit(f"Trusted {who} on {describe_spec(chosen)}")
 
     @Slot(object)
     def offer_review(self, result: Any) -> None:

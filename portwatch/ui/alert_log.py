@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from portwatch.services.alert_service import SHOWN_AS_HELP
 from portwatch.services.notify import LOG_LIMIT, LoggedAlert
 from portwatch.services.plain_text import tooltip, visible
 
@@ -54,6 +55,7 @@ class AlertLog(QWidget):
             ]
         )
         item.setToolTip(2, tooltip(alert.text))
+        item.setToolTip(3, SHOWN_AS_HELP.get(entry.shown_by, f"Shown as a {entry.shown_by}."))
         item.setData(0, AlertRole, alert)
         self.tree.insertTopLevelItem(0, item)
         # As long as the alert service's own log, no longer: hours of a flapping port stay cheap.

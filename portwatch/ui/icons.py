@@ -134,7 +134,7 @@ def state_icon(state: PortState) -> QIcon:
 
 def _resource_icon(name: str) -> QIcon | None:
     try:
-        ref = resources.files("portwatch.resources").joinpath("icons", name)
+        ref = resources.files("portwatch.resources").joinpath("icons").joinpath(name)
         if not ref.is_file():
             return None
         data = ref.read_bytes()
@@ -183,10 +183,10 @@ def tray_icon(alert: bool) -> QIcon:
 
 
 @functools.cache
-def tray_icon_paused() -> QIcon:
-    """The tray icon while monitoring or alerts are paused: the usual icon with a pause
-    badge (two bars on a dark disc) in a corner, so the pause reads at a glance."""
-    base = tray_icon(alert=False)
+def tray_icon_paused(alert: bool) -> QIcon:
+    """The tray icon while monitoring or alerts are paused: the usual (or alert) icon with
+    a pause badge (two bars on a dark disc) in a corner, so the pause reads at a glance."""
+    base = tray_icon(alert=alert)
     icon = QIcon()
     for size in _SIZES:
         pixmap = base.pixmap(size, size)
@@ -195,7 +195,8 @@ def tray_icon_paused() -> QIcon:
         painter = QPainter(pixmap)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         badge = size * 0.55
-        rect = QRectF(size - badge, size - badge, badge, badge)
+        # Bottom left: the alert icon's warning triangle sits bottom right.
+        rect = QRectF(0, size - badge, badge, badge)
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(QColor("#333333"))
         painter.drawEllipse(rect)

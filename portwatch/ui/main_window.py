@@ -268,7 +268,7 @@ class MainWindow(QMainWindow):
         line = self.fontMetrics().height()
         width, height = line * 90, line * 50
         self.resize(width, height)
-        left = line * 24
+        left = line * 28
         self.columns.setSizes([left, width - left])
         self.left.setSizes([line * 12, height - line * 12])
 

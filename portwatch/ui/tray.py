@@ -160,13 +160,10 @@ class Tray(QObject):
         return "\n".join(shorten(line, 120) for line in lines)
 
     def _refresh(self) -> None:
-        if self._alerting:
-            icon = tray_icon(alert=True)
-        elif self._monitoring_paused or self._alert_state.paused:
-            icon = tray_icon_paused()
-        else:
-            icon = tray_icon(alert=False)
-        self.icon.setIcon(icon)
+        paused = self._monitoring_paused or self._alert_state.paused
+        self.icon.setIcon(
+            tray_icon_paused(self._alerting) if paused else tray_icon(alert=self._alerting)
+        )
         tip = self.tooltip_text()
         # Where Qt draws the tooltip itself (Linux trays) it guesses at rich text, so the
         # process-supplied part is escaped; Windows and macOS show tray tooltips as plain text.

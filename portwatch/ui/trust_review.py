@@ -25,9 +25,10 @@ from portwatch.services.plain_text import visible
 
 INTRO = (
     "These programs were already listening on your watched ports when portwatch first "
-    "started. Tick the ones you recognise and want to allow on that port; the others "
-    "will raise an alert. Programs the system does not let portwatch inspect cannot be "
-    "trusted."
+    "started. Tick the ones you recognise: each is then allowed on the port and protocol "
+    "of its row, nothing more. The others stay untrusted and marked in the window; they "
+    "raise an alert when they change or start again. Programs the system does not let "
+    "portwatch inspect cannot be trusted."
 )
 
 
@@ -35,8 +36,10 @@ def candidate_text(candidate: ReviewCandidate) -> str:
     """Plain-text lines describing one candidate (process data shown with escapes)."""
     listener, spec, verdict = candidate
     owner = listener.owner
-    lines = [f"{listener.endpoint.label()}  (watched as {spec})"]
-    if owner is None or verdict.status is Status.UNATTRIBUTED:
+    hidden = owner is None or verdict.status is Status.UNATTRIBUTED
+    scope = "" if hidden else f"; ticking trusts {listener.port}/{listener.proto.value} only"
+    lines = [f"{listener.endpoint.label()}  (watched as {spec}{scope})"]
+    if owner is None or hidden:
         lines.append("owner hidden by the system: cannot be trusted")
     else:
         lines.append(f"{visible(owner.name) or '(no name)'}, pid {owner.pid}")

@@ -88,6 +88,9 @@ class WatchPanel(QWidget):
         self.tree.header().setStretchLastSection(True)
         self.tree.currentItemChanged.connect(self._current_changed)
         self.tree.setAccessibleName("Watched ports")
+        # At least five rows stay visible whatever else takes room (messages, the log).
+        rows = self.tree.fontMetrics().height() + 6
+        self.tree.setMinimumHeight(rows * 6)
 
         self.spec_edit = QLineEdit()
         self.spec_edit.setPlaceholderText("e.g. 3653, 3653/tcp or 3224-3324/udp")
@@ -168,10 +171,13 @@ class WatchPanel(QWidget):
         item = self.tree.currentItem()
         return item.data(0, SpecRole) if item is not None else None
 
+    def _items(self) -> list[QTreeWidgetItem]:
+        found = (self.tree.topLevelItem(row) for row in range(self.tree.topLevelItemCount()))
+        return [item for item in found if item is not None]
+
     def select_port(self, port: int, proto: Proto | None = None) -> bool:
         """Select the spec that covers ``port``; True when one does."""
-        for row in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(row)
+        for item in self._items():
             spec: WatchSpec = item.data(0, SpecRole)
             protos = (proto,) if proto is not None else spec.protos
             if any(spec.contains(port, p) for p in protos):
@@ -208,8 +214,7 @@ class WatchPanel(QWidget):
         return spec_state(spec, self._views)[0]
 
     def _refresh_states(self) -> None:
-        for row in range(self.tree.topLevelItemCount()):
-            item = self.tree.topLevelItem(row)
+        for item in self._items():
             spec: WatchSpec = item.data(0, SpecRole)
             state, count = spec_state(spec, self._views)
             text = state.label
@@ -219,7 +224,7 @@ class WatchPanel(QWidget):
             until = self._snoozed.get(spec)
             if until is not None:
                 # Visible for as long as the snooze lasts, next to the state it silences.
-                text += f" \u2014 snoozed until {clock_time(until)}"
+                text += f", snoozed to {clock_time(until)}"
                 tip += f"; desktop alerts snoozed until {clock_time(until)}"
             if item.text(1) != text:
                 item.setText(1, text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,7 +66,7 @@ def test_one_tick_is_judged_at_once_and_shortened_for_the_desktop(qtbot: Any) ->
     service.set_enabled(False)
     service.on_tick(Tick((_alert(3654),)))
     assert len(backend.shown) == 1
-    assert "notifications are off" in service.recent()[1].shown_by
+    assert "notifications off" in service.recent()[1].shown_by
     with qtbot.waitSignal(service.open_requested) as opened:
         backend.clicked.emit(token)
     assert opened.args[0].port == 3653
@@ -80,7 +81,7 @@ def test_a_burst_gives_three_alerts_then_one_summary_and_the_log_keeps_all() -> 
     assert len(backend.shown) == 4
     assert "7 more" in backend.shown[-1][1]
     assert service.recent()[-1].alert.folded == 7
-    assert sum("limited" in e.shown_by for e in service.recent()) == 7
+    assert sum("rate limit" in e.shown_by for e in service.recent()) == 7
     # A second burst inside the same minute is held back; its summary goes out once the
     # minute has passed, without a new alert to carry it.
     clock.advance(10)
@@ -95,7 +96,7 @@ def test_a_burst_gives_three_alerts_then_one_summary_and_the_log_keeps_all() -> 
     clock.advance(120)
     service.submit([_alert(4000, "/tmp/p0")])
     assert len(backend.shown) == 5
-    assert "limited" in service.recent()[-1].shown_by
+    assert "rate limit" in service.recent()[-1].shown_by
 
 
 def test_a_balloon_shows_the_burst_one_by_one_then_the_summary_opens_the_log(
@@ -220,3 +221,27 @@ def test_the_first_available_backend_shows_and_names_itself() -> None:
     assert service.recent()[-1].shown_by == "gone"
     assert len(primary.shown) == 1
     assert not FirstAvailable(NullBackend()).available()
+
+
+def test_tray_recent_alerts_and_tooltip_say_when_who_and_what_is_silenced(qtbot: Any) -> None:
+    from portwatch.services.notify import LoggedAlert
+    from portwatch.ui.tray import Tray, recent_text
+
+    clock = FakeClock()
+    entry = LoggedAlert(1, clock.wall(), _alert(4000, name="a&b"), "tray message")
+    text = recent_text(entry)
+    assert text.startswith(time.strftime("%H:%M:%S", time.localtime(clock.wall())))
+    assert "a&&b" in text  # a literal & in a menu entry, not a mnemonic
+    assert "4000/tcp" in text
+    tray = Tray()
+    tray.add_recent(entry)
+    assert tray.recent_menu.actions()[0].text() == text
+    assert tray.tooltip_text() == "portwatch: all watched ports fine"
+    tray.set_paused(True)
+    tray.set_alert_state(AlertState(paused=True, snoozed=((parse_spec("4000"), clock.wall()),)))
+    tip = tray.tooltip_text()
+    assert "monitoring paused" in tip and "alerts paused" in tip and "snoozed: 4000 until" in tip
+    assert tray.alerts_pause_action.isChecked()
+    tray.set_paused(False)
+    tray.set_alert_state(AlertState())
+    assert tray.tooltip_text() == "portwatch: all watched ports fine"

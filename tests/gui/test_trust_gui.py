@@ -182,7 +182,7 @@ def test_window_menu_pauses_alerts_and_snoozes_the_selected_port(
     snooze.trigger()
     assert "snoozed" in window.statusBar().currentMessage()
     assert "snoozed: 4200 until" in window.status_text.text()
-    assert "snoozed until" in window.watch_panel.tree.topLevelItem(1).text(1)
+    assert "snoozed to" in window.watch_panel.tree.topLevelItem(1).text(1)
     alerts.submit([_alert(4200, "/tmp/snoozed"), _alert(4100, "/tmp/loud")])
     assert len(recording_backend.shown) == shown_before + 1
     assert "4100" in recording_backend.shown[-1][1]

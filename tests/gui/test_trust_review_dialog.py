@@ -41,8 +41,10 @@ def test_ticked_candidates_are_trusted_and_review_recorded(qtbot: QtBot) -> None
     updated, messages = apply_review(TrustList(), found, dialog.chosen(), now_wall=7.0)
     assert updated.first_run_review_done
     assert [e.exe for e in updated.entries] == ["/usr/bin/<b>bold</b>"]
+    # 3653 is watched on both protocols; the ticked row is the TCP listener only.
+    assert [e.spec for e in updated.entries] == [parse_spec("3653/tcp")]
     assert messages == [
-        f"tcp 127.0.0.1:3653: trusted on 3653 by hash (sha256 {updated.entries[0].sha256[:12]})"
+        f"tcp 127.0.0.1:3653: trusted on 3653/tcp by hash (sha256 {updated.entries[0].sha256[:12]})"
     ]
 
 
