@@ -43,3 +43,37 @@ wine_gives_pid_0 = pytest.mark.skipif(
 def wine_limit(reason: str) -> pytest.MarkDecorator:
     """Skip under Wine only, for a limit of Wine's that a real Windows does not have."""
     return pytest.mark.skipif(UNDER_WINE, reason=f"Wine limit: {reason}")
+
+
+# What only POSIX has: a test module or test that reaches for one of these on Windows needs
+# POSIX, and is skipped with that reason instead of failing (new tests stay portable even
+# when their author only ran them on Linux).
+POSIX_ONLY_NAMES = (
+    "resource",
+    "pwd",
+    "grp",
+    "fcntl",
+    "termios",
+    "getuid",
+    "geteuid",
+    "getgid",
+    "getegid",
+    "setuid",
+    "setgid",
+    "setgroups",
+    "fork",
+    "SIGKILL",
+    "SIGUSR1",
+    "SIGHUP",
+    "O_NOFOLLOW",
+)
+
+
+def posix_only_reason(text: str) -> str | None:
+    """The skip reason when ``text`` (an error) is Windows lacking a POSIX-only name."""
+    if not WINDOWS:
+        return None
+    for name in POSIX_ONLY_NAMES:
+        if f"No module named '{name}'" in text or f"has no attribute '{name}'" in text:
+            return f"needs POSIX ({name} does not exist on Windows)"
+    return None
