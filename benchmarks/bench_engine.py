@@ -112,6 +112,30 @@ def cpu_per_call(call: Callable[[], object], rounds: int) -> tuple[float, float,
     return first, statistics.median(cpus), statistics.fmean(cpus)
 
 
+def engine_ticks(
+    monitor: Monitor, rounds: int
+) -> tuple[tuple[float, float, float], tuple[float, float, float] | None]:
+    """(first, median, mean) CPU ms of steady ticks, and of ticks whose listeners changed
+    (other programs on this machine opening or closing sockets), or None if none did."""
+    t0 = time.perf_counter()
+    previous = monitor.tick().sample.listeners
+    first = (time.perf_counter() - t0) * 1000
+    steady: list[float] = []
+    changed: list[float] = []
+    for _ in range(rounds):
+        c0 = time.process_time()
+        listeners = monitor.tick().sample.listeners
+        cpu = (time.process_time() - c0) * 1000
+        (steady if listeners is previous else changed).append(cpu)
+        previous = listeners
+    print(f"  {len(steady)} steady ticks, {len(changed)} where the listeners changed")
+
+    def stats(values: list[float]) -> tuple[float, float, float]:
+        return first, statistics.median(values), statistics.fmean(values)
+
+    return stats(steady or [float("nan")]), stats(changed) if changed else None
+
+
 def ss_cpu(rounds: int) -> tuple[float, float, float] | None:
     """The same for running ``ss -tuanp``: its own CPU, from the children's rusage."""
     ss = shutil.which("ss")
@@ -178,7 +202,7 @@ def monitor_process_cpu(seconds: float, interval: float) -> float:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-    used = (after.user - before.user) + (after.system - before.system)
+    used = float((after.user - before.user) + (after.system - before.system))
     return used * 1000 / (elapsed / interval)
 
 
@@ -191,9 +215,12 @@ def case(name: str, tcp: int, udp: int, pairs: int, args: argparse.Namespace) ->
         with tempfile.TemporaryDirectory() as data:
             monitor = engine(Path(data))
             try:
-                rows["portwatch engine tick"] = cpu_per_call(monitor.tick, args.ticks)
+                steady, changed = engine_ticks(monitor, args.ticks)
             finally:
                 monitor.close()
+        rows["portwatch engine tick, steady"] = steady
+        if changed is not None:
+            rows["  ticks where listeners changed"] = changed
         rows["bare psutil.net_connections"] = cpu_per_call(
             lambda: psutil.net_connections("inet"), args.slow_rounds
         )
@@ -202,7 +229,7 @@ def case(name: str, tcp: int, udp: int, pairs: int, args: argparse.Namespace) ->
             rows["ss -tuanp (its own CPU)"] = ss
         for label, (first, median, mean) in rows.items():
             print(f"  {label:34}{first:7.1f} ms{median:9.2f} ms{mean:7.2f} ms")
-        tick = rows["portwatch engine tick"][1]
+        tick = rows["portwatch engine tick, steady"][1]
         bare = rows["bare psutil.net_connections"][1]
         print(f"  bare psutil / engine tick (CPU median): {bare / max(tick, 1e-6):.0f}x")
         if args.monitor_seconds:
