@@ -67,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _error(f"cannot use the {role} folder {folder}: {exc.strerror or exc}")
     logs.configure(where.log_file, verbose=args.verbose, console=args.command is not None)
     if args.command is None:
+        from portwatch.display import NO_DISPLAY_MESSAGE, missing_display
+
+        if missing_display():
+            with contextlib.suppress(OSError, ValueError):
+                print(NO_DISPLAY_MESSAGE, file=sys.stderr, flush=True)
+            return 1
         from portwatch.app import run_app
 
         return run_app(where, args)

@@ -36,7 +36,8 @@ from portwatch.services.port_names import PortNames
 from portwatch.services.sampler import MonitorFactory, SamplerThread
 from portwatch.services.settings_service import SettingsService
 from portwatch.services.single_instance import SingleInstance
-from portwatch.services.trust_service import TrustService
+from portwatch.services.stop_signals import StopSignals
+from portwatch.services.trust_service import RELOAD_EVERY_MS, TrustService
 from portwatch.services.watchlist_file import WatchListFile
 from portwatch.ui.icons import app_icon
 from portwatch.ui.main_window import MainWindow
@@ -80,7 +81,8 @@ class DesktopApp:
     recorded one; ``use_tray`` False leaves the tray out even when one exists;
     ``notification_backend`` replaces the platform's notification back-end;
     ``first_run_review`` offers the review of programs already on watched ports (the
-    real app does; tests opt in); ``clock`` replaces the alert service's clocks and timers.
+    real app does; tests opt in); ``clock`` replaces the alert service's clocks and timers;
+    ``trust_reload_ms`` is how often edits of the trust file by the CLI are looked for.
     """
 
     def __init__(
@@ -95,6 +97,7 @@ class DesktopApp:
         autostart: Autostart | None = None,
         first_run_review: bool = False,
         clock: Clock | None = None,
+        trust_reload_ms: int = RELOAD_EVERY_MS,
     ) -> None:
         self._shut_down = False
         loaded_settings = settings_file.load(paths.settings_file)
@@ -121,6 +124,7 @@ class DesktopApp:
             paths.trust_file,
             signer_lookup(signature_verifier()),
             watchlist=lambda: watch_file.watchlist,
+            reload_every_ms=trust_reload_ms,
             parent=window,
         )
         window.show_notices(list(loaded_settings.problems) + name_problems + trust_problems)
@@ -198,6 +202,7 @@ class DesktopApp:
             tray.alerts_pause_toggled.connect(alerts.set_alerts_paused)
             tray.set_alert_state(alerts.state)
             window.hide_to_tray = True
+            window.hidden_to_tray.connect(tray.tell_still_running)
             tray.show()
         alerts.set_backend(self._notification_backend(notification_backend))
 
@@ -266,6 +271,9 @@ def run_app(paths: Paths, args: argparse.Namespace) -> int:
     reopen = ReopenWatcher(app, desktop.window.isVisible)
     reopen.reopen_requested.connect(desktop.window.bring_to_front)
     desktop.window.quit_requested.connect(app.quit)
+    # Ctrl+C in the terminal and SIGTERM quit like the Quit action: history written.
+    stop_signals = StopSignals()
+    stop_signals.stop_requested.connect(lambda _signum: desktop.window.request_quit())
 
     smoke = SmokeShot(desktop.window, Path(smoke_png)) if smoke_png else None
     if smoke is not None:
@@ -279,6 +287,7 @@ def run_app(paths: Paths, args: argparse.Namespace) -> int:
         status = app.exec()
     finally:
         desktop.shutdown()
+        stop_signals.close()
         guard.release()
     if smoke is not None:
         return smoke.status

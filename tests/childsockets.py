@@ -69,6 +69,7 @@ class ChildSockets:
             stderr=subprocess.PIPE,
             text=True,
             user=user,
+            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
         )
         child = cls(process)
         if registry is not None:

@@ -57,7 +57,7 @@ def test_describe_shows_both_protocols_when_they_differ(tmp_path: Path) -> None:
     result = describe(tmp_path, "5353")
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("What it is") == 1
-    assert "5353/udp" in result.stdout and '5353/tcp: IANA registry: "mdns"' in result.stdout
+    assert "5353/udp" in result.stdout and '5353/tcp: IANA registers "mdns"' in result.stdout
 
 
 def test_describe_json_parses(tmp_path: Path) -> None:
@@ -133,3 +133,22 @@ def test_expected_programs_always_come_with_the_never_trust_caveat() -> None:
     text, page = to_text(info), to_html(info)
     assert "Hints only" in text and "never trust" in text
     assert "<li>Hints only" not in page and "<small>Hints only" in page
+
+
+@pytest.mark.parametrize("port", ["22", "80", "443", "3389", "5432", "8080", "1720", "53", "4"])
+def test_describe_prints_nothing_twice_and_no_boilerplate(tmp_path: Path, port: str) -> None:
+    result = describe(tmp_path, port)
+    assert result.returncode == 0, result.stderr
+    # Prose lines (commands excepted: both protocols have their own) appear once.
+    prose = [
+        line.strip()
+        for line in result.stdout.splitlines()
+        if len(line.strip()) > 30 and not line.startswith("    ") and set(line) != {"="}
+    ]
+    repeated = sorted({line for line in prose if prose.count(line) > 1})
+    assert repeated == []
+    if port != "4":
+        # A port with a real answer gets no "nothing known" filler.
+        assert "Nothing known about this port" not in result.stdout
+        assert "No registered service known" not in result.stdout
+        assert len(result.stdout.splitlines()) < 120

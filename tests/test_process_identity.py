@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from trust_processes import python_copy, wait_for, watch
+from trust_processes import child_env, python_copy, wait_for, watch
 
 from portwatch.core.trust import TrustEntry, TrustJudge, TrustList
 from portwatch.core.types import EventKind, Listener, Proto, Sample, Status
@@ -57,7 +57,12 @@ def sha(path: Path) -> str:
 class Server:
     def __init__(self, argv: list[str], cwd: Path) -> None:
         self.proc = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            argv,
+            cwd=cwd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
         )
         self.port = int(self.readline())
 
@@ -312,3 +317,170 @@ def test_one_absolute_path_rule(path: str, absolute: bool) -> None:
         ref = script_of("/usr/bin/python3", ["python3", path], None)
         assert ref is not None
         assert (ref.path is not None) is absolute
+
+
+def _libm() -> str:
+    import ctypes.util
+
+    found = ctypes.util.find_library("m")
+    for folder in ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib"):
+        if found and os.path.exists(f"{folder}/{found}"):
+            return f"{folder}/{found}"
+    pytest.skip("no shared library to preload")
+
+
+def _started_with(
+    argv: list[str], cwd: Path, servers: list[Server], **env: str
+) -> tuple[Server, Listener]:
+    server = Server.__new__(Server)
+    server.proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**child_env(), **env},
+    )
+    servers.append(server)
+    server.port = int(server.readline())
+    probe = PsutilProbe()
+    sample = wait_for(probe, watch(server.port), lambda s: mine(s, server) is not None)
+    found = mine(sample, server)
+    assert found is not None and found.owner is not None
+    return server, found
+
+
+@pytest.mark.parametrize(
+    "how", ["LD_PRELOAD", "PYTHONPATH", "user-site", "clean", "system-preload"]
+)
+def test_code_loaded_besides_the_trusted_program_is_never_known(
+    tmp_path: Path, python3: Path, servers: list[Server], how: str
+) -> None:
+    app = script(tmp_path / "srv" / "app.py", "trusted")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home)}
+    if how == "LD_PRELOAD":
+        # A library anyone could have written (under /tmp), not the system's.
+        copy = tmp_path / "lib" / "libm.so.6"
+        copy.parent.mkdir()
+        shutil.copyfile(_libm(), copy)
+        env["LD_PRELOAD"] = str(copy)
+    elif how == "system-preload":
+        # Only root can change the system's library: the administrator's choice.
+        env["LD_PRELOAD"] = _libm()
+    elif how == "PYTHONPATH":
+        (tmp_path / "evil").mkdir()
+        env["PYTHONPATH"] = str(tmp_path / "evil")
+    elif how == "user-site":
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        site = home / ".local" / "lib" / version / "site-packages"
+        site.mkdir(parents=True)
+        (site / "evil.pth").write_text("import os\n")
+    server, found = _started_with([str(python3), str(app)], tmp_path, servers, **env)
+    assert found.owner is not None
+    verdict = TrustJudge(trust_for(server.port, python3, app)).judge(found)
+    if how in ("clean", "system-preload"):
+        assert found.owner.extra_code is None
+        assert verdict.status is Status.KNOWN, verdict.reason
+        return
+    assert verdict.status is Status.UNKNOWN, verdict.reason
+    marker = {"LD_PRELOAD": "LD_PRELOAD=", "PYTHONPATH": "PYTHONPATH=", "user-site": "evil.pth"}
+    assert marker[how] in (verdict.reason or "")
+    from portwatch.core.trust import TrustError, entry_for_listener
+
+    with pytest.raises(TrustError, match="loads code"):
+        entry_for_listener(found, WatchSpec(server.port, server.port, (Proto.TCP,)), 1.0)
+
+
+def test_code_loading_options_before_the_script_only() -> None:
+    from portwatch.probe.extracode import extra_code
+
+    node = extra_code(
+        "/usr/bin/node", ["node", "--require", "/tmp/x.js", "app.js", "-r", "mine"], {}
+    )
+    assert node == "--require /tmp/x.js"
+    java = extra_code(
+        "/usr/bin/java", ["java", "-javaagent:/tmp/a.jar", "-jar", "/srv/app.jar"], {}
+    )
+    assert java == "-javaagent:/tmp/a.jar"
+    assert extra_code("/usr/bin/node", ["node", "app.js"], {"NODE_OPTIONS": " "}) is None
+    assert extra_code("/usr/sbin/sshd", ["sshd", "-D"], {"PYTHONPATH": "/tmp"}) is None
+    assert extra_code("/usr/sbin/sshd", ["sshd"], {"LD_AUDIT": "/tmp/a.so"}) == (
+        "LD_AUDIT=/tmp/a.so"
+    )
+
+
+@pytest.mark.parametrize("repointed", [True, False])
+def test_a_link_repointed_before_the_first_look_is_not_followed(
+    tmp_path: Path, python3: Path, servers: list[Server], repointed: bool
+) -> None:
+    evil = script(tmp_path / "evil.py", "evil")
+    good = script(tmp_path / "good.py", "good")
+    link = tmp_path / "run.py"
+    link.symlink_to(good if not repointed else evil)
+    server = Server([str(python3), str(link)], tmp_path)
+    servers.append(server)
+    if repointed:
+        # After the process opened evil.py, and before portwatch ever looked.
+        link.unlink()
+        link.symlink_to(good)
+    owner = OwnerReader().owner(server.proc.pid)
+    assert owner is not None
+    found = Listener(
+        endpoint=next(
+            item.endpoint
+            for item in PsutilProbe().poll(watch(server.port)).listeners
+            if item.port == server.port
+        ),
+        owner=owner,
+    )
+    verdict = TrustJudge(trust_for(server.port, python3, good)).judge(found)
+    if repointed:
+        assert verdict.status is Status.UNKNOWN, verdict.reason
+        assert owner.script_sha256 != sha(good)
+    else:
+        assert verdict.status is Status.KNOWN, verdict.reason
+
+
+def test_a_module_shadowed_from_the_working_folder_is_not_the_trusted_module(
+    tmp_path: Path, python3: Path, servers: list[Server]
+) -> None:
+    # `python -m NAME` looks in its working folder first: a NAME.py there runs instead
+    # of any installed module, so trust in the name does not cover it.
+    work = tmp_path / "work"
+    script(work / "srvmod.py", "shadow")
+    server, found = _started_with([str(python3), "-m", "srvmod"], work, servers)
+    assert found.owner is not None and found.owner.script == "-m srvmod"
+    entry = TrustEntry(
+        spec=WatchSpec(server.port, server.port, (Proto.TCP,)),
+        exe=str(python3),
+        sha256=sha(python3),
+        script="-m srvmod",
+    )
+    verdict = TrustJudge(TrustList((entry,))).judge(found)
+    assert verdict.status is Status.UNKNOWN, verdict.reason
+    assert f"module srvmod from {work}" in (verdict.reason or "")
+
+
+def test_a_script_read_through_a_descriptor_is_not_hashed(
+    tmp_path: Path, python3: Path, servers: list[Server]
+) -> None:
+    app = script(tmp_path / "app.py", "piped")
+    with open(app, "rb") as code:
+        server = Server.__new__(Server)
+        server.proc = subprocess.Popen(
+            [str(python3), "/dev/stdin"],
+            cwd=tmp_path,
+            stdin=code,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=child_env(),
+        )
+        servers.append(server)
+        server.port = int(server.readline())
+    owner = OwnerReader().owner(server.proc.pid)
+    assert owner is not None
+    assert owner.script == "/dev/stdin" and owner.script_sha256 is None
+    server.proc.kill()
+    server.proc.wait()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from trust_processes import REAL_PYTHON, python_copy, wait_for, watch
+from trust_processes import REAL_PYTHON, child_env, python_copy, wait_for, watch
 
 from portwatch.core.alert_policy import RateLimitedPolicy
 from portwatch.core.trust import TrustEntry, TrustJudge, TrustList
@@ -92,7 +92,9 @@ class Processes:
         self.started: list[subprocess.Popen[str]] = []
 
     def start(self, argv: list[str]) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=child_env()
+        )
         self.started.append(proc)
         return proc
 

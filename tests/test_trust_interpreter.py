@@ -65,8 +65,9 @@ def code_hash(code: str) -> str:
         ("/usr/bin/python3", ["python3", "-c", "print(1)", "secret"], "-c"),
         ("/usr/bin/python3", ["python3", "-"], "-"),
         ("/usr/bin/python3", ["python3", "--", "../x.py"], "/srv/x.py"),
-        ("/usr/bin/python3", ["python3"], None),
-        ("/usr/bin/python3", ["python3", "-i"], None),
+        # No script: the program comes from standard input (or a person at a REPL).
+        ("/usr/bin/python3", ["python3"], "-"),
+        ("/usr/bin/python3", ["python3", "-i"], "-"),
         (
             "/usr/bin/node",
             ["node", "--inspect", "-r", "dotenv/config", "server.js"],
@@ -163,7 +164,7 @@ def test_script_reader_hashes_the_script_through_the_cache(tmp_path: Path) -> No
     assert reader(proc, "/usr/bin/python3") == first
     assert hasher.hashed == 1  # the second read came from the cache
     assert reader(proc, "/usr/sbin/sshd") == (None, None)
-    assert reader(FakeProc(["python3"], tmp_path), "/usr/bin/python3") == (None, None)
+    assert reader(FakeProc(["python3"], tmp_path), "/usr/bin/python3") == ("-", None)
 
 
 def test_script_reader_when_the_os_hides_details(tmp_path: Path) -> None:

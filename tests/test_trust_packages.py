@@ -15,7 +15,7 @@ import pytest
 from test_trust_cli import cli
 from trust_processes import REAL_PYTHON, listening
 
-from portwatch.core.types import Proto
+from portwatch.core.types import Owner, Proto
 from portwatch.core.watchlist import WatchList, WatchSpec
 from portwatch.probe.identity import OwnerReader
 from portwatch.probe.packages import DpkgDatabase, FileRecord, PackageVerifier
@@ -173,6 +173,14 @@ def test_trust_by_package_survives_an_upgrade_and_nothing_else(
         assert (row["status"], row["package"]) == ("unknown", None)
 
 
+def owner_of(probe: PsutilProbe, watched: WatchList, pid: int) -> Owner:
+    found = [
+        item.owner for item in probe.poll(watched).listeners if item.owner and item.owner.pid == pid
+    ]
+    assert found and found[0] is not None
+    return found[0]
+
+
 def test_steady_polls_never_read_the_package_database(
     install: Callable[[str, bytes], None],
 ) -> None:
@@ -218,4 +226,12 @@ def test_steady_polls_never_read_the_package_database(
         upgraded = verifier.package_of(INSTALLED)
         assert upgraded is not None and upgraded.version == "2.0"
         assert database.index_builds > builds
+        # The program started before the upgrade still runs the old, now deleted, file:
+        # it is the previous version of the package, still installed; not a changed binary.
+        still = owner_of(probe, watched, child.pid)
+        assert still.package == package and still.package_problem is None
+        # Once the package is removed, that is over.
+        assert _dpkg("--purge", PACKAGE).returncode == 0
+        gone = owner_of(probe, watched, child.pid)
+        assert gone.package is None
     probe.close()

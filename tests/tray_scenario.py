@@ -344,6 +344,15 @@ def burst_part(app: QApplication, failures: list[str]) -> None:
                         "the alerts come first, one by one, then a single summary",
                         failures,
                     )
+                    # The person clicks a notification: the server tells us over D-Bus.
+                    opened: list[object] = []
+                    desktop.alerts.open_requested.connect(opened.append)
+                    subprocess.run(["dunstctl", "action", "0"], check=False, timeout=10)
+                    check(
+                        pump_until(lambda: bool(opened), 10),
+                        "clicking a desktop notification opens portwatch on that alert",
+                        failures,
+                    )
                     shown_by = {e.shown_by for e in desktop.alerts.recent()}
                     check(
                         "desktop notification" in shown_by and "tray message" not in shown_by,

@@ -37,6 +37,15 @@ sys.stdin.read()
 REAL_PYTHON = os.path.realpath(sys.executable)
 
 
+def child_env() -> dict[str, str]:
+    """The test's environment without the variables that make a program load other
+    code (the test runner's PYTHONPATH among them): a child started with those is,
+    rightly, never known."""
+    from portwatch.probe.extracode import CODE_LOADING_ENV
+
+    return {k: v for k, v in os.environ.items() if k not in CODE_LOADING_ENV}
+
+
 def python_copy(target: Path, extra: bytes = b"") -> Path:
     """A copy of the real interpreter at ``target``; ``extra`` bytes appended after the
     ELF image give a different hash while the program still runs the same."""
@@ -87,6 +96,7 @@ def start(argv: Sequence[str], cwd: Path | None = None) -> Child:
         stdout=subprocess.PIPE,
         text=True,
         cwd=cwd,
+        env=child_env(),
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()

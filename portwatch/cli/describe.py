@@ -9,6 +9,7 @@ import sys
 from portwatch.core.types import Proto
 from portwatch.core.watchlist import SpecError, parse_spec
 from portwatch.knowledge import KnowledgeBase, PortInfo
+from portwatch.knowledge.registry import Registration
 from portwatch.knowledge.render import to_dict, to_text, to_text_brief
 from portwatch.paths import Paths
 
@@ -56,8 +57,15 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         json.dump({"port": port, "descriptions": [to_dict(i) for i in infos]}, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    parts = [to_text(info) for info in full]
+    # A registration that covers both protocols is printed once, with the first of them.
+    shown: list[Registration] = []
+    printed: set[str] = set()
+    parts = []
+    for info in full:
+        parts.append(to_text(info, shown=shown, printed=printed))
+        shown.extend(info.iana)
     if lesser:
-        parts.append("Other protocol\n" + "".join(to_text_brief(info) for info in lesser))
+        briefs = "".join(to_text_brief(info, shown=shown) for info in lesser)
+        parts.append("Other protocol\n" + briefs)
     sys.stdout.write("\n".join(parts))
     return 0

@@ -20,7 +20,14 @@ from typing import Any, TextIO
 
 from portwatch.cli import CommandError, common
 from portwatch.config import trustfile, watchfile
-from portwatch.core.identity import Identity, is_sha256, script_is_file
+from portwatch.core.identity import (
+    NAME_ONLY,
+    STDIN_SCRIPT,
+    Identity,
+    is_sha256,
+    pinned_by_name_only,
+    script_is_file,
+)
 from portwatch.core.text import visible
 from portwatch.core.trust import (
     KINDS,
@@ -35,6 +42,7 @@ from portwatch.core.trust import (
 from portwatch.core.types import Listener
 from portwatch.core.watchlist import SpecError, WatchList, WatchSpec, parse_spec
 from portwatch.paths import Paths
+from portwatch.probe.interpreter import interpreter_family
 from portwatch.probe.packages import default_verifier as package_verifier
 from portwatch.probe.signature import default_verifier as signature_verifier
 
@@ -54,7 +62,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add.add_argument(
         "--script",
         metavar="PATH",
-        help="for interpreters: the script they run (or '-m MODULE'); hashed now",
+        help=(
+            "for interpreters (required for them): the script file they run, hashed now;"
+            " or '-m MODULE' (trusted by module name only: the file the interpreter"
+            " loads for it is not checked); or -c with --script-sha256 for inline code"
+        ),
     )
     add.add_argument("--script-sha256", metavar="HASH", help="the script's SHA-256")
     add.add_argument(
@@ -145,10 +157,11 @@ def print_entries(trust_list: TrustList, out: TextIO) -> None:
     if not trust_list.entries:
         print("nothing is trusted yet", file=out)
     for number, entry in enumerate(trust_list.entries, start=1):
-        print(f"{number}. {entry.spec}  {entry.exe or 'any path'}", file=out)
+        # The trust file is editable text: every field is shown with visible escapes.
+        print(f"{number}. {entry.spec}  {visible(entry.exe) or 'any path'}", file=out)
         print(f"     by {entry.kind}", file=out)
         if entry.sha256:
-            print(f"     sha256 {entry.sha256}", file=out)
+            print(f"     sha256 {visible(entry.sha256)}", file=out)
         if entry.package:
             version = f" (trusted at {entry.package_version})" if entry.package_version else ""
             print(f"     package {visible(entry.package)}{visible(version)}", file=out)
@@ -171,11 +184,10 @@ def print_entries(trust_list: TrustList, out: TextIO) -> None:
                 file=out,
             )
         if entry.script:
-            pin = f" (sha256 {entry.script_sha256})" if entry.script_sha256 else ""
-            print(f"     script {entry.script}{pin}", file=out)
+            print(_script_line(entry.script, entry.script_sha256), file=out)
         added = f"     added {_when(entry.added_wall)}"
         if entry.note:
-            added += f": {entry.note}"
+            added += f": {visible(entry.note)}"
         print(added, file=out)
     review = (
         f"done {_when(trust_list.reviewed_wall or 0.0)}"
@@ -183,6 +195,14 @@ def print_entries(trust_list: TrustList, out: TextIO) -> None:
         else "pending (run `portwatch trust review`)"
     )
     print(f"first-run review: {review}", file=out)
+
+
+def _script_line(script: str, script_sha256: str | None) -> str:
+    """``     script /srv/app.py (sha256 …)``, or a module marked as trusted by name only."""
+    if pinned_by_name_only(script):
+        return f"     module {visible(script)} ({NAME_ONLY})"
+    pin = f" (sha256 {visible(script_sha256)})" if script_sha256 else ""
+    return f"     script {visible(script)}{pin}"
 
 
 def _absolute(path: str) -> str:
@@ -199,6 +219,19 @@ def _add(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> int:
             if by not in (None, implied):
                 raise _usage_error(f"--by {by} cannot be combined with --{_implied_flag(implied)}")
             by = implied
+    if interpreter_family(exe) is not None and not args.script:
+        # An interpreter's identity includes what it runs: a bare entry would trust
+        # any program it is given (and never match one that names its script).
+        raise _usage_error(
+            f"{visible(exe)} is an interpreter: say which program it runs with --script PATH"
+            " (the script file), --script '-m MODULE', or --script -c --script-sha256 HASH"
+            " (inline code)"
+        )
+    if args.script and args.script.strip() == STDIN_SCRIPT:
+        raise _usage_error(
+            "--script -: code read from standard input has no file to pin; trust the script"
+            " file instead"
+        )
     sha = _hash_or_exit(args.sha256, "--sha256") if args.sha256 else _hash_file(exe)
     script, script_sha = _script_pin(args)
     packages = package_verifier()
@@ -317,6 +350,25 @@ def _parse_choice(text: str, count: int) -> list[int]:
     return chosen
 
 
+def _ask(stdin: TextIO, out: TextIO, count: int) -> list[int] | None:
+    """Ask at the terminal until the answer is understood; None at end of input."""
+    while True:
+        print(
+            "Trust which? numbers separated by commas, 'all' or empty for none: ",
+            end="",
+            file=out,
+            flush=True,
+        )
+        answer = stdin.readline()
+        if not answer:
+            return None
+        try:
+            return _parse_choice(answer, count)
+        except ValueError as exc:
+            # A typo is asked again, not an error about a flag nobody typed.
+            print(f"{visible(str(exc))}; please try again", file=out)
+
+
 def review(
     trust_list: TrustList,
     listeners: Sequence[Listener],
@@ -335,12 +387,14 @@ def review(
     if not candidates:
         print("nothing untrusted is listening on the watched ports", file=out)
     for number, (listener, spec, verdict) in enumerate(candidates, start=1):
+        # Paths, names and reasons were written by processes: visible escapes only, so
+        # no control character, bidi override or newline can forge a line.
         owner = listener.owner
-        who = owner.exe if owner and owner.exe else "(owner hidden)"
+        who = visible(owner.exe) if owner and owner.exe else "(owner hidden)"
         print(f"{number}. {listener.endpoint.label()}  watched as {spec}", file=out)
         print(f"     {who}", file=out)
         if owner is not None and owner.script:
-            print(f"     script {owner.script}", file=out)
+            print(_script_line(owner.script, owner.script_sha256), file=out)
         if owner is not None and owner.sha256:
             print(f"     sha256 {owner.sha256}", file=out)
         if owner is not None and owner.package is not None:
@@ -353,8 +407,13 @@ def review(
             print(f"     package: {visible(owner.package_problem)}", file=out)
         if owner is not None and owner.signer is not None:
             print(f"     signed by {visible(owner.signer.label())}", file=out)
+        for other in listener.shared_with:
+            print(
+                f"     also held by pid {other.pid}: {visible(other.exe or other.name) or '?'}",
+                file=out,
+            )
         pid = f"pid {owner.pid}, " if owner else ""
-        print(f"     {pid}{verdict.status}: {verdict.reason}", file=out)
+        print(f"     {pid}{verdict.status}: {visible(verdict.reason)}", file=out)
     if accept is None:
         if not candidates or not stdin.isatty():
             if candidates:
@@ -364,26 +423,22 @@ def review(
                 )
                 return None
             return trust_list.with_review_done(now_wall)
-        print(
-            "Trust which? numbers separated by commas, 'all' or empty for none: ",
-            end="",
-            file=out,
-            flush=True,
-        )
-        accept = stdin.readline()
-        if not accept:
+        chosen_or_none = _ask(stdin, out, len(candidates))
+        if chosen_or_none is None:
             # End of input (Ctrl-D) is not an answer: the review stays pending.
             print("\nnothing decided; the review is still pending", file=out)
             return None
-    try:
-        chosen = _parse_choice(accept, len(candidates))
-    except ValueError as exc:
-        raise _usage_error(f"--accept: {exc}") from None
+        chosen = chosen_or_none
+    else:
+        try:
+            chosen = _parse_choice(accept, len(candidates))
+        except ValueError as exc:
+            raise _usage_error(f"--accept: {exc}") from None
     updated, messages = apply_review(
         trust_list, candidates, [n - 1 for n in chosen], now_wall, by=by
     )
     for number, message in zip(chosen, messages, strict=True):
-        print(f"{number}. {message}", file=out)
+        print(f"{number}. {visible(message)}", file=out)
     return updated
 
 

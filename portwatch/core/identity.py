@@ -20,6 +20,24 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 HIDDEN_SCRIPT = "(script hidden)"
 
 
+# ``Owner.script`` of an interpreter that reads its program from standard input
+# (``python3 -``, or no script argument at all, as in ``python3 < file``): nothing on
+# disk pins what it runs, so it can never be trusted.
+STDIN_SCRIPT = "-"
+
+# Why trust in a module (``-m NAME``) or a Java main class is weaker: only the name is
+# compared. The file an interpreter loads for a name depends on that process's search
+# path (its working folder comes first for ``python -m``, then PYTHONPATH, .pth files),
+# which portwatch cannot reproduce reliably, so a hash of a guessed file would pin
+# nothing while looking as if it did.
+NAME_ONLY = "by name only: the file the interpreter loads for it is not checked"
+
+
+def pinned_by_name_only(script: str | None) -> bool:
+    """True for a module (``-m NAME``) or a Java main class: trusted by name only."""
+    return bool(script) and script is not None and script.startswith(("-m ", "class "))
+
+
 def is_sha256(value: object) -> bool:
     """True for a SHA-256 hex digest (lower case, as portwatch stores them)."""
     return isinstance(value, str) and _SHA256_RE.match(value) is not None
@@ -83,6 +101,7 @@ class Identity:
     script: str | None = None
     script_sha256: str | None = None
     signer: str | None = None
+    extra_code: str | None = None
 
     @classmethod
     def of(cls, owner: Owner | None, signer: str | None = None) -> Identity | None:
@@ -96,13 +115,14 @@ class Identity:
             script=owner.script or None,
             script_sha256=owner.script_sha256.lower() if owner.script_sha256 else None,
             signer=signer or None,
+            extra_code=owner.extra_code or None,
         )
 
     @property
-    def key(self) -> tuple[str, str, str | None, str | None]:
+    def key(self) -> tuple[str, str, str | None, str | None, str | None]:
         """What two processes must share to be the same program (the signer is not part:
         it is derived from the file, which the hash already pins down)."""
-        return (self.exe, self.sha256, self.script, self.script_sha256)
+        return (self.exe, self.sha256, self.script, self.script_sha256, self.extra_code)
 
     def describe(self) -> str:
         """``/usr/bin/python3 running /srv/app.py`` for people (plain text, not markup)."""

@@ -22,8 +22,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from portwatch.core.identity import (
+    NAME_ONLY,
+    STDIN_SCRIPT,
     Identity,
     is_sha256,
+    pinned_by_name_only,
     same_path,
     script_is_file,
     short_hash,
@@ -200,6 +203,8 @@ class TrustEntry:
         who = self.exe or "any path"
         if self.script:
             who += f" running {self.script}"
+            if pinned_by_name_only(self.script):
+                who += f" ({NAME_ONLY})"
         return f"{self.spec}  {who}  {self.pin()}"
 
 
@@ -370,6 +375,14 @@ class TrustJudge:
         entries = trust_list.entries_for(port, proto)
         if not entries:
             return Verdict(Status.UNKNOWN, f"no program is trusted for {port}/{proto}")
+        if identity.extra_code:
+            # Whatever the entries say about its files, this process also runs code
+            # that no trust entry pins.
+            return Verdict(
+                Status.UNKNOWN,
+                f"{identity.describe()} was started with {identity.extra_code}, which loads"
+                " code that trust does not cover",
+            )
         if (
             owner.signer is None
             and self._signer_of is not None
@@ -431,6 +444,8 @@ def _known_verdict(entry: TrustEntry, owner: Owner, port: int, proto: Proto) -> 
         return Verdict(
             Status.KNOWN, f"signed by {entry.signer_id.label()}, trusted for {port}/{proto}"
         )
+    if pinned_by_name_only(entry.script):
+        return Verdict(Status.KNOWN, f"trusted for {port}/{proto}, {NAME_ONLY}")
     return Verdict(Status.KNOWN, f"trusted for {port}/{proto}")
 
 
@@ -525,6 +540,16 @@ def entry_for_identity(
     package and signer were verified by the probe. The one place the kind is chosen."""
     if by is not None and by not in KINDS:
         raise TrustError(f"{by!r} is not one of {', '.join(KINDS)}")
+    if identity.extra_code:
+        raise TrustError(
+            f"{identity.exe} was started with {identity.extra_code}, which loads code trust "
+            "cannot pin: start it without that to trust it"
+        )
+    if identity.script == STDIN_SCRIPT:
+        raise TrustError(
+            f"{identity.exe} reads its program from standard input, so nothing pins what "
+            "it runs: start it with a script file to trust it"
+        )
     # A script that is a file must verify as well: by its own package, else by its hash.
     script_pinned = identity.script_sha256 is not None or not script_is_file(identity.script)
     if by is None:

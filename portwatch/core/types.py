@@ -118,6 +118,10 @@ class Owner:
     user: str | None = None
     script: str | None = None
     script_sha256: str | None = None
+    # Code the process was told to load besides its own program (LD_PRELOAD, PYTHONPATH,
+    # NODE_OPTIONS, `node -r FILE`, `java -javaagent:…`), as text for people. Trust pins
+    # a program's files, not this, so such a process is never known.
+    extra_code: str | None = None
     # The installed package the executable (and the script) verifiably came from: set
     # only when the file's bytes match the package manager's record.
     package: PackageInfo | None = None

@@ -188,6 +188,17 @@ class KnowledgeBase:
         infos = [self.lookup(port, proto) for proto in protos]
         if len(infos) == 2 and infos[0].same_description(infos[1]):
             return infos[:1], []
+        if (
+            len(infos) == 2
+            and all(
+                i.source == "none" and not i.usage.count("portwatch does describe") for i in infos
+            )
+            and infos[0].iana_status == infos[1].iana_status
+        ):
+            # Nothing known on either protocol, and the registry says the same of both.
+            both = (Proto.TCP, Proto.UDP)
+            info = texts.unknown_info(port, protos[0], checks_for(port, both), protocols=both)
+            return [replace(info, iana_status=infos[0].iana_status)], []
         rich = [i for i in infos if i.source in ("user", "curated")]
         if len(infos) == 2 and len(rich) == 1:
             return rich, [i for i in infos if i is not rich[0]]

@@ -14,6 +14,7 @@ import gzip
 import threading
 from dataclasses import dataclass
 from importlib import resources
+from typing import NamedTuple
 
 from portwatch.core.types import Proto
 
@@ -21,13 +22,17 @@ RESOURCE_PACKAGE = "portwatch.resources"
 RESOURCE_PATH = ("registry", "iana-ports.tsv.gz")
 REGISTRY_URL = "https://www.iana.org/assignments/service-names-port-numbers"
 DYNAMIC_FIRST = 49152
-_PROTO_CODES = {"t": Proto.TCP, "u": Proto.UDP}
+_PROTO_CODES = {
+    "t": (Proto.TCP,),
+    "u": (Proto.UDP,),
+    "tu": (Proto.TCP, Proto.UDP),
+}
 
 
-@dataclass(frozen=True)
-class Registration:
+class Registration(NamedTuple):
     """One row of the registry: a service name on a port or range, or a status row
-    (``name`` empty, ``description`` "Reserved", "Unassigned" and the like)."""
+    (``name`` empty, ``description`` "Reserved", "Unassigned" and the like).
+    A NamedTuple rather than a dataclass: 14,000 of them are built at start-up."""
 
     lo: int
     hi: int
@@ -115,24 +120,25 @@ def parse(text: str) -> Registry:
             continue
         if not line.strip():
             continue
-        fields = line.split("\t") + [""] * 11
+        fields = line.split("\t")
+        if len(fields) < 11:
+            fields.extend([""] * (11 - len(fields)))
         lo = int(fields[0])
         hi = int(fields[1]) if fields[1] else lo
-        protocols = tuple(_PROTO_CODES[c] for c in fields[2] if c in _PROTO_CODES)
+        protocols = _PROTO_CODES.get(fields[2], ())
         assignee = fields[5]
-        contact = assignee if fields[6] == "=" else fields[6]
         row = Registration(
-            lo=lo,
-            hi=hi,
-            protocols=protocols,
-            name=fields[3],
-            description=fields[4],
-            assignee=assignee,
-            contact=contact,
-            registered=fields[7],
-            modified=fields[8],
-            reference=fields[9],
-            notes=fields[10],
+            lo,
+            hi,
+            protocols,
+            fields[3],
+            fields[4],
+            assignee,
+            assignee if fields[6] == "=" else fields[6],
+            fields[7],
+            fields[8],
+            fields[9],
+            fields[10],
         )
         for proto in protocols:
             if lo == hi:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import textwrap
+from collections.abc import Collection
 from typing import Any, NamedTuple
 
 from portwatch.knowledge.model import PortInfo
@@ -83,7 +84,8 @@ def status_line(info: PortInfo) -> str | None:
     row = info.iana_status
     if row is None:
         return None
-    where = f"{info.port}/{info.proto.value}"
+    protocols = info.protocols if info.source == "none" else (info.proto,)
+    where = f"{info.port}/{'+'.join(p.value for p in protocols)}"
     if row.is_service:
         return (
             f"IANA registry: {where} lies in {row.label()}, registered as a range for "
@@ -113,11 +115,12 @@ class _Section(NamedTuple):
     note: str = ""
 
 
-def _sections(info: PortInfo) -> list[_Section]:
-    """The sections in reading order; empty ones left out."""
+def _sections(info: PortInfo, shown: Collection[Registration] = ()) -> list[_Section]:
+    """The sections in reading order; empty ones left out. Registry rows in ``shown``
+    were printed already (for the other protocol) and are not repeated."""
     sections = [_Section("What it is", [info.summary])]
     registration = [info.registration] if info.registration else []
-    registration.extend(registration_line(row, info.title) for row in info.iana)
+    registration.extend(registration_line(row, info.title) for row in info.iana if row not in shown)
     status = status_line(info)
     if status:
         registration.append(status)
@@ -140,8 +143,22 @@ def _sections(info: PortInfo) -> list[_Section]:
     return sections
 
 
-def to_text(info: PortInfo, width: int = 88) -> str:
-    """Readable, wrapped text for a terminal."""
+def to_text(
+    info: PortInfo,
+    width: int = 88,
+    shown: Collection[Registration] = (),
+    printed: set[str] | None = None,
+) -> str:
+    """Readable, wrapped text for a terminal. When several descriptions are printed one
+    after another, registry rows in ``shown`` and paragraphs and notes in ``printed``
+    (which this call adds to) appeared already and are left out."""
+    printed = set() if printed is None else printed
+
+    def fresh(text: str) -> bool:
+        if text in printed:
+            return False
+        printed.add(text)
+        return True
 
     def wrap(text: str, indent: str = "  ", bullet: str = "") -> list[str]:
         lines: list[str] = []
@@ -163,29 +180,40 @@ def to_text(info: PortInfo, width: int = 88) -> str:
     if covers:
         out.append(covers)
     out.append("")
-    for title, paragraphs, note in _sections(info):
+    for title, all_paragraphs, note in _sections(info, shown):
+        paragraphs = [p for p in all_paragraphs if fresh(p)]
+        if not paragraphs:
+            continue
         out.append(title)
         bullet = "- " if len(paragraphs) > 1 else ""
         for paragraph in paragraphs:
             out.extend(wrap(paragraph, bullet=bullet))
-        if note:
+        if note and fresh(note):
             out.extend(wrap(f"({note})"))
         out.append("")
     out.append("Check by hand")
     for check in info.checks:
         out.append(f"  {check.platform}:")
         out.extend(f"    {command}" for command in check.commands)
-        if check.note:
+        if check.note and fresh(check.note):
             out.extend(wrap(check.note, indent="    "))
     out.append("")
-    out.append(_SOURCE_NOTE[info.source])
+    if fresh(_SOURCE_NOTE[info.source]):
+        out.append(_SOURCE_NOTE[info.source])
     return "\n".join(out) + "\n"
 
 
-def brief(info: PortInfo) -> str:
-    """One paragraph for the other protocol of a port described in full above it."""
+def brief(info: PortInfo, shown: Collection[Registration] = ()) -> str:
+    """One paragraph for the other protocol of a port described in full above it
+    (``shown``: the registry rows already printed there)."""
     where = f"{info.port}/{info.proto.value}"
-    if info.iana:
+    if info.iana and all(row in shown for row in info.iana):
+        names = ", ".join(f'"{row.name}"' for row in info.iana)
+        text = (
+            f"{where}: IANA registers {names} on {info.proto.value.upper()} too (the "
+            "registration above); the description above is about the other protocol."
+        )
+    elif info.iana:
         text = f"{where}: " + " ".join(registration_line(row) for row in info.iana)
         text += " The description above is about the other protocol."
     elif info.source == "os-services":
@@ -196,14 +224,15 @@ def brief(info: PortInfo) -> str:
     return text + (" " + also if also else "")
 
 
-def to_text_brief(info: PortInfo, width: int = 88) -> str:
+def to_text_brief(info: PortInfo, width: int = 88, shown: Collection[Registration] = ()) -> str:
     """:func:`brief` wrapped for a terminal."""
-    return "\n".join(textwrap.wrap(brief(info), width=width, break_on_hyphens=False)) + "\n"
+    text = brief(info, shown)
+    return "\n".join(textwrap.wrap(text, width=width, break_on_hyphens=False)) + "\n"
 
 
-def brief_html(info: PortInfo) -> str:
+def brief_html(info: PortInfo, shown: Collection[Registration] = ()) -> str:
     """:func:`brief` as a paragraph for the side panel."""
-    return f"\n<p><small>{html.escape(brief(info))}</small></p>"
+    return f"\n<p><small>{html.escape(brief(info, shown))}</small></p>"
 
 
 def to_html(info: PortInfo) -> str:

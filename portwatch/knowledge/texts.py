@@ -115,19 +115,29 @@ def os_services_info(
     )
 
 
-def unknown_info(port: int, proto: Proto, checks: tuple[Check, ...], *, hint: str = "") -> PortInfo:
-    """The honest answer when neither portwatch nor the OS has a name for the port."""
+def unknown_info(
+    port: int,
+    proto: Proto,
+    checks: tuple[Check, ...],
+    *,
+    hint: str = "",
+    protocols: tuple[Proto, ...] = (),
+) -> PortInfo:
+    """The honest answer when neither portwatch nor the OS has a name for the port
+    (on ``protocols``, by default just ``proto``)."""
+    protocols = protocols or (proto,)
+    covered = "+".join(p.value for p in protocols)
     return PortInfo(
         port=port,
         proto=proto,
         lo=port,
         hi=port,
-        protocols=(proto,),
+        protocols=protocols,
         name="",
         title="No registered service known",
         summary=(
             f"Neither portwatch's descriptions nor this computer's services database name "
-            f"{port}/{proto.value}. That is common: most port numbers belong to no service "
+            f"{port}/{covered}. That is common: most port numbers belong to no service "
             "in particular."
         ),
         registration=_band(port),

@@ -23,6 +23,7 @@ from portwatch.core.identity import script_is_file
 from portwatch.core.text import clean
 from portwatch.core.types import Owner, SignerInfo
 from portwatch.probe import procfs, winfile
+from portwatch.probe.extracode import extra_code, read_environ
 from portwatch.probe.interpreter import ScriptReader
 from portwatch.probe.packages import PackageCheck, PackageVerifier, default_verifier
 from portwatch.probe.signature import default_verifier as default_signature_verifier
@@ -270,13 +271,16 @@ class OwnerReader:
                 return None
             except (ps.AccessDenied, OSError):
                 notes.append("script hidden")
+        extra = self._extra_code(proc, pid, exe) if exe else None
         exe_check = script_check = PackageCheck()
         signer = None
         if exe and sha256:
             exe_check = self._package_check(exe, f"/proc/{pid}/exe" if self._linux else None)
             if script_is_file(script) and script_sha:
                 assert script is not None
-                script_check = self._package_check(script, None)
+                # Read through the process's root: a container's script is its own.
+                opened = procfs.root_of(pid) + script if self._linux else None
+                script_check = self._package_check(script, opened)
             if self._signer_of is not None:
                 signer = self._signer_of(exe)
         problem = exe_check.problem if exe_check.listed_by else None
@@ -291,6 +295,7 @@ class OwnerReader:
             user=user,
             script=script,
             script_sha256=script_sha,
+            extra_code=extra,
             package=exe_check.package,
             script_package=script_check.package,
             package_problem=problem,
@@ -305,6 +310,19 @@ class OwnerReader:
             # A database that cannot be read is no verdict: nothing is cached, no package.
             log.debug("package check failed for %s: %s", path, exc)
             return PackageCheck()
+
+    def _extra_code(self, proc: Any, pid: int, exe: str) -> str | None:
+        """Code the process was told to load besides its program (Linux: the start
+        environment and command line are readable wherever the executable is)."""
+        if not self._linux:
+            return None
+        ps = self._ps
+        try:
+            argv = [a for a in proc.cmdline() if isinstance(a, str)]
+        except (ps.NoSuchProcess, ps.ZombieProcess, ps.AccessDenied, OSError):
+            argv = None
+        environ = read_environ(pid)
+        return extra_code(exe, argv, environ, procfs.root_of(pid), procfs.cwd_of(pid))
 
     def _exe_and_hash(self, proc: Any, pid: int) -> tuple[str | None, str | None, str | None]:
         if self._linux:

@@ -22,13 +22,13 @@ from typing import Any, Protocol
 
 import psutil
 
-from portwatch.core.identity import HIDDEN_SCRIPT, is_absolute_path
+from portwatch.core.identity import HIDDEN_SCRIPT, STDIN_SCRIPT, is_absolute_path
 from portwatch.core.text import clean
 from portwatch.probe import procfs, service_hosts
 
 _HOST_CACHE = 256
 INLINE = "-c"
-STDIN = "-"
+STDIN = STDIN_SCRIPT
 
 # Interpreter families, keyed by executable name without version digits or ".exe".
 _FAMILY = {
@@ -101,7 +101,8 @@ def interpreter_family(exe_or_name: str) -> str | None:
 def script_of(exe: str, argv: Sequence[str], cwd: str | None) -> ScriptRef | None:
     """The script or module the interpreter ``exe`` runs with ``argv`` in ``cwd``.
 
-    Returns None when ``exe`` is not an interpreter or it runs no script (a REPL).
+    Returns None when ``exe`` is not an interpreter; ``-`` when it names no script
+    (the interpreter then reads its program from standard input, or is a REPL).
     Relative paths are made absolute against ``cwd``; with no ``cwd`` they are kept
     as given (and will not match a trusted absolute path). Paths are resolved on this
     machine's file system; :class:`ScriptReader` resolves them as the process sees
@@ -123,7 +124,9 @@ def script_argument(exe: str, argv: Sequence[str]) -> ScriptRef | None:
     parser = _PARSERS.get(family, _parse_generic)
     found = parser(args)
     if found is None:
-        return None
+        # No script, module or code given: the interpreter reads its program from
+        # standard input (``python3 < file``), which nothing on disk pins.
+        return ScriptRef(STDIN)
     kind, value = found
     if kind == "inline":
         return ScriptRef(INLINE, inline_sha256=_sha256_text(value))
@@ -517,10 +520,18 @@ class ScriptReader:
             cwd = procfs.cwd_of(pid)
             full = f"{cwd.rstrip('/')}/{written}" if cwd else None
         root = procfs.root_of(pid)
-        canonical = procfs.resolve_in_root(root, full) if full else None
-        if canonical is None:
-            # Not resolvable as the process sees it: kept as written, with no hash, so
-            # it can never match a trusted script.
+        try:
+            canonical = (
+                procfs.resolve_in_root(root, full, procfs.started_wall(pid)) if full else None
+            )
+        except procfs.LinkChanged as exc:
+            # Seen after the link was re-pointed: the file it names now may not be
+            # the one the process opened, so it is not hashed at all.
+            return f"{written} (through {exc}, changed after start)", None, None
+        if canonical is None or canonical.startswith(("/proc/", "/dev/")):
+            # Not resolvable as the process sees it (or a descriptor such as /dev/stdin
+            # or /proc/self/fd/N, which names no file on disk, and "self" would be
+            # portwatch): kept as written, with no hash, so it never matches.
             return written, None, None
         return canonical, root + canonical, None
 

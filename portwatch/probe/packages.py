@@ -101,6 +101,10 @@ class PackageDatabase(Protocol):
         Raises OSError when the database cannot be read (the answer is then not cached)."""
         ...
 
+    def installed(self, name: str) -> bool:
+        """Whether a package of that name is installed now."""
+        ...
+
 
 def _stat_stamp(path: str) -> tuple[int, int, int] | None:
     try:
@@ -229,6 +233,10 @@ class DpkgDatabase:
     def _package(self, stem: str) -> PackageInfo | None:
         return self._versions.get(stem)
 
+    def installed(self, name: str) -> bool:
+        self._ensure_index()
+        return name in self._versions
+
     # -- answering ---------------------------------------------------------------------
 
     def _listed_paths(self, path: str) -> list[str]:
@@ -332,6 +340,19 @@ class RpmDatabase:
             stamps.extend((name, _stat_stamp(os.path.join(folder, name))) for name in names)
         return tuple(stamps)
 
+    def installed(self, name: str) -> bool:
+        try:
+            result = self._run(
+                ["rpm", "-q", "--", name],
+                capture_output=True,
+                text=True,
+                timeout=self._timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise OSError(f"rpm did not answer within {self._timeout:g} s") from exc
+        return result.returncode == 0
+
     def records(self, path: str) -> list[FileRecord]:
         try:
             result = self._run(
@@ -378,6 +399,11 @@ class PackageVerifier:
     def __init__(self, databases: Sequence[PackageDatabase], max_entries: int = 2048) -> None:
         self.databases = tuple(databases)
         self._cache: OrderedDict[tuple[FileKey, object], PackageCheck] = OrderedDict()
+        # (device, inode, size, mtime) -> package, for files seen verified. A program
+        # still running after its package was upgraded runs a deleted file that the new
+        # records no longer describe; that file cannot be written any more (a running
+        # executable is busy), so what it verified as stays true while it is installed.
+        self._verified: OrderedDict[tuple[int, int, int, int], PackageInfo] = OrderedDict()
         self._max = max_entries
         self.looked_up = 0  # database lookups actually made, for tests and benchmarks
 
@@ -411,6 +437,18 @@ class PackageVerifier:
             if records:
                 break
         answer = _decide(records, _digests(handle, {r.algorithm for r in records if r.digest}))
+        seen = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        if answer.package is not None:
+            self._verified[seen] = answer.package
+            if len(self._verified) > self._max:
+                self._verified.popitem(last=False)
+        elif st.st_nlink == 0 and seen in self._verified:
+            earlier = self._verified[seen]
+            if any(
+                db.manager == earlier.manager and db.installed(earlier.name)
+                for db in self.databases
+            ):
+                answer = PackageCheck(package=earlier, listed_by=earlier)
         self._cache[key] = answer
         if len(self._cache) > self._max:
             self._cache.popitem(last=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import time
 
 _MAX_LINKS = 40  # as the kernel's own limit on symlinks followed in one lookup
 _DELETED = " (deleted)"
@@ -22,9 +23,18 @@ def root_of(pid: int, proc: str = "/proc") -> str:
     return f"{proc}/{pid}/root"
 
 
-def resolve_in_root(root: str, path: str) -> str | None:
+class LinkChanged(ValueError):
+    """A symlink on the path was made after the process started: what it points to
+    now is not necessarily what the process opened."""
+
+
+def resolve_in_root(root: str, path: str, started_before: float | None = None) -> str | None:
     """``path`` (absolute, as the process sees it) with every symlink resolved
     inside ``root``; None when it loops or a component cannot be read.
+
+    With ``started_before`` (the process's start as a wall-clock time), raises
+    :class:`LinkChanged` when a symlink followed is newer than that: re-pointing a
+    link makes a new one, so such a link may not be the one the process followed.
 
     A missing component ends the resolution: the rest is kept as written, so the
     result names the file that would be opened, and hashing it fails cleanly.
@@ -55,6 +65,8 @@ def resolve_in_root(root: str, path: str) -> str | None:
         links += 1
         if links > _MAX_LINKS:
             return None
+        if started_before is not None and info.st_ctime > started_before:
+            raise LinkChanged(host[len(root) :])
         try:
             target = os.readlink(host)
         except OSError:
@@ -85,6 +97,24 @@ def cwd_of(pid: int, proc: str = "/proc") -> str | None:
     if (seen.st_dev, seen.st_ino) != (real.st_dev, real.st_ino):
         return None
     return text
+
+
+def started_wall(pid: int, proc: str = "/proc") -> float | None:
+    """When ``pid`` started, as a wall-clock time precise to a clock tick.
+
+    Computed from how long ago it started (its start in ticks since boot against the
+    boot-time clock now), not from the boot time the kernel rounds to a second.
+    """
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+        ticks = int(raw[raw.rfind(b")") + 2 :].split()[19])
+        hertz = os.sysconf("SC_CLK_TCK")
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / hertz
+    except (OSError, ValueError, IndexError):
+        return None
+    # One tick of slack: the start is only known to the tick.
+    return time.time() - age + 1.0 / hertz
 
 
 def exec_token(pid: int, proc: str = "/proc") -> bytes | None:

@@ -14,7 +14,7 @@ from a process; bodies do, so they are escaped exactly when the server would par
 from __future__ import annotations
 
 import logging
-from collections import deque
+import time
 from typing import Any
 
 from PySide6.QtCore import QObject, QSocketNotifier
@@ -49,7 +49,6 @@ class DBusNotificationBackend(NotificationBackend):
         self._activate = activate
         self._conn: Any = None
         self._notifier: QSocketNotifier | None = None
-        self._signals: deque[Any] = deque(maxlen=256)
         self._sent: dict[int, int] = {}  # our message serial -> our token
         self._server_ids: dict[int, int] = {}  # the server's id -> our token
         self._capabilities: frozenset[str] | None = None
@@ -65,7 +64,6 @@ class DBusNotificationBackend(NotificationBackend):
 
             conn = open_dbus_connection(bus=self._bus, auth_timeout=BUS_TIMEOUT_S)
             rule = MatchRule(type="signal", interface=SERVICE, path=PATH)
-            conn.filter(rule, queue=self._signals)
             conn.send_and_get_reply(
                 new_method_call(message_bus, "AddMatch", "s", (rule.serialise(),)),
                 timeout=BUS_TIMEOUT_S,
@@ -88,9 +86,17 @@ class DBusNotificationBackend(NotificationBackend):
             self._conn.close()
             self._conn = None
 
+    def _next_serial(self) -> int:
+        self._serial += 1
+        return self._serial
+
     def _call(self, method: str, signature: str = "", body: tuple[Any, ...] = ()) -> Any:
-        """A blocking call to the bus daemon or the server; None when it fails."""
-        from jeepney import DBusAddress, MessageType, message_bus, new_method_call
+        """A blocking call to the bus daemon or the server; None when it fails.
+
+        What arrives meanwhile (the server's answer to an earlier ``Notify``, a click) is
+        handled, not dropped: a lost ``Notify`` answer would make that click unknown.
+        """
+        from jeepney import DBusAddress, HeaderFields, MessageType, message_bus, new_method_call
 
         conn = self._connection()
         if conn is None:
@@ -100,18 +106,23 @@ class DBusNotificationBackend(NotificationBackend):
             if method in ("NameHasOwner", "ListActivatableNames")
             else DBusAddress(PATH, bus_name=SERVICE, interface=SERVICE)
         )
+        serial = self._next_serial()
+        deadline = time.monotonic() + BUS_TIMEOUT_S
         try:
-            reply = conn.send_and_get_reply(
-                new_method_call(target, method, signature or None, body), timeout=BUS_TIMEOUT_S
-            )
-        except Exception as exc:
+            conn.send(new_method_call(target, method, signature or None, body), serial=serial)
+            while True:
+                message = conn.receive(timeout=max(0.0, deadline - time.monotonic()))
+                if message.header.fields.get(HeaderFields.reply_serial) == serial:
+                    break
+                self._dispatch(message)
+        except Exception as exc:  # a timeout, or the bus went away
             log.info("D-Bus call %s failed: %s", method, exc)
-            if isinstance(exc, OSError):
+            if not isinstance(exc, TimeoutError):
                 self.close()
             return None
-        if reply.header.message_type is not MessageType.method_return:
+        if message.header.message_type is not MessageType.method_return:
             return None
-        return reply.body
+        return message.body
 
     # -- NotificationBackend ----------------------------------------------------------
     def available(self) -> bool:
@@ -154,25 +165,23 @@ class DBusNotificationBackend(NotificationBackend):
             "susssasa{sv}i",
             (APP_NAME, 0, "portwatch", title, body, actions, hints, EXPIRE_MS),
         )
-        self._serial += 1
+        serial = self._next_serial()
         try:
-            conn.send(message, serial=self._serial)
+            conn.send(message, serial=serial)
         except OSError as exc:
             log.warning("cannot reach the notification service: %s", exc)
             self.close()
             return
-        self._sent[self._serial] = token
+        self._sent[serial] = token
         while len(self._sent) > 256:  # replies that never came
             self._sent.pop(next(iter(self._sent)))
 
     # -- what comes back ----------------------------------------------------------------
     def _readable(self) -> None:
-        from jeepney import HeaderFields, MessageType
-
         conn = self._conn
         if conn is None:
             return
-        while True:
+        while self._conn is not None:
             try:
                 message = conn.receive(timeout=0)
             except TimeoutError:
@@ -181,30 +190,30 @@ class DBusNotificationBackend(NotificationBackend):
                 log.info("the D-Bus session ended: %s", exc)
                 self.close()
                 return
-            kind = message.header.message_type
-            if kind is MessageType.signal:
-                self._signals.append(message)
-            elif kind in (MessageType.method_return, MessageType.error):
-                serial = message.header.fields.get(HeaderFields.reply_serial)
-                token = self._sent.pop(serial, None)
-                if token is None:
-                    continue
-                if kind is MessageType.error:
-                    log.warning("the notification service refused a notification: %s", message.body)
-                else:
-                    self._server_ids[int(message.body[0])] = token
-        self._handle_signals()
+            self._dispatch(message)
 
-    def _handle_signals(self) -> None:
-        from jeepney import HeaderFields
+    def _dispatch(self, message: Any) -> None:
+        """An answer to ``Notify`` (the server's id) or a signal (a click, a close)."""
+        from jeepney import HeaderFields, MessageType
 
-        while self._signals:
-            message = self._signals.popleft()
-            member = message.header.fields.get(HeaderFields.member)
-            if member == "ActionInvoked":
-                server_id, action = message.body
-                token = self._server_ids.get(int(server_id))
-                if token is not None and action == "default":
-                    self.clicked.emit(token)
-            elif member == "NotificationClosed":
-                self._server_ids.pop(int(message.body[0]), None)
+        kind = message.header.message_type
+        fields = message.header.fields
+        if kind in (MessageType.method_return, MessageType.error):
+            token = self._sent.pop(fields.get(HeaderFields.reply_serial), None)
+            if token is None:
+                return
+            if kind is MessageType.error:
+                log.warning("the notification service refused a notification: %s", message.body)
+            else:
+                self._server_ids[int(message.body[0])] = token
+            return
+        if kind is not MessageType.signal or fields.get(HeaderFields.interface) != SERVICE:
+            return
+        member = fields.get(HeaderFields.member)
+        if member == "ActionInvoked":
+            server_id, action = message.body
+            token = self._server_ids.get(int(server_id))
+            if token is not None and action == "default":
+                self.clicked.emit(token)
+        elif member == "NotificationClosed":
+            self._server_ids.pop(int(message.body[0]), None)

@@ -72,7 +72,8 @@ class PortNames:
                 log.exception("describing %s failed", port)
             else:
                 if full:
-                    extra = "".join(render.brief_html(info) for info in lesser)
+                    shown = full[0].iana
+                    extra = "".join(render.brief_html(info, shown) for info in lesser)
                     return PortDescription(html=render.to_html(full[0]) + extra)
         names = {p: os_service_name(port, p) for p in protos}
         known = {p: n for p, n in names.items() if n}

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelection, QStandardPaths, Qt, Signal, Slot
+from PySide6.QtCore import QItemSelection, QRect, QStandardPaths, Qt, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -82,12 +82,23 @@ def partial_advice(reason: str | None) -> str:
     )
 
 
+def fit_to_screen(width: int, height: int, available: QRect) -> tuple[int, int]:
+    """The wanted size, shrunk to at most 90 % of the screen's free area (high scaling
+    makes a font-based size larger than a small screen)."""
+    return (
+        max(1, min(width, available.width() * 9 // 10)),
+        max(1, min(height, available.height() * 9 // 10)),
+    )
+
+
 class MainWindow(QMainWindow):
     """Shows each tick, the alert log and the alert state; edits the watch list."""
 
     pause_requested = Signal()
     resume_requested = Signal()
     quit_requested = Signal()
+    # The window went to the tray by its close button: the first time, say where it went.
+    hidden_to_tray = Signal()
     alerts_paused_requested = Signal(bool)
     """The user paused (True) or resumed (False) every desktop alert."""
     snooze_requested = Signal(object, float)
@@ -129,6 +140,7 @@ class MainWindow(QMainWindow):
         self._shown_proto: Proto | None = None
         self.hide_to_tray = False
         self._quitting = False
+        self._told_about_tray = False
 
         # -- widgets --------------------------------------------------------------------
         self.partial_banner = Banner(dismissable=False)
@@ -266,8 +278,14 @@ class MainWindow(QMainWindow):
     # -- construction helpers -----------------------------------------------------------
     def _size_to_screen(self) -> None:
         line = self.fontMetrics().height()
-        width, height = line * 90, line * 50
+        available = self.screen().availableGeometry()
+        width, height = fit_to_screen(line * 90, line * 50, available)
         self.resize(width, height)
+        # Centred on the screen's free area, so no edge starts off-screen.
+        self.move(
+            available.x() + (available.width() - width) // 2,
+            available.y() + (available.height() - height) // 2,
+        )
         left = line * 28
         self.columns.setSizes([left, width - left])
         self.left.setSizes([line * 12, height - line * 12])
@@ -634,6 +652,9 @@ class MainWindow(QMainWindow):
             event.ignore()
             self.hide()
             self.statusBar().clearMessage()
+            if not self._told_about_tray:
+                self._told_about_tray = True
+                self.hidden_to_tray.emit()
             return
         event.accept()
         if not self._quitting:

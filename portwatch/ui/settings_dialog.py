@@ -29,6 +29,17 @@ def _seconds_box(name: str, value: float, decimals: int) -> QDoubleSpinBox:
     return box
 
 
+def _minutes_box(name: str, seconds: float) -> QDoubleSpinBox:
+    """A duration of minutes or more, shown in minutes (the setting stays in seconds)."""
+    box = QDoubleSpinBox()
+    limits = bounds(name)
+    box.setRange(limits.lo / 60, limits.hi / 60)
+    box.setDecimals(0)
+    box.setSuffix(" min")
+    box.setValue(seconds / 60)
+    return box
+
+
 def _label(name: str) -> str:
     text: str = setting(name).metadata["label"]
     return text
@@ -66,7 +77,7 @@ class SettingsDialog(QDialog):
             else:
                 self.login.setToolTip(f"Written to {login_start.location}")
         self.login.setChecked(self.login_was)
-        self.cooldown = _seconds_box("alert_cooldown_s", current.alert_cooldown_s, 0)
+        self.cooldown = _minutes_box("alert_cooldown_s", current.alert_cooldown_s)
 
         form = QFormLayout()
         form.addRow(f"&{_label('poll_interval_s')}:", self.interval)
@@ -97,5 +108,5 @@ class SettingsDialog(QDialog):
             poll_interval_s=float(self.interval.value()),
             notifications=self.notifications.isChecked(),
             start_minimized=self.minimized.isChecked(),
-            alert_cooldown_s=float(self.cooldown.value()),
+            alert_cooldown_s=float(self.cooldown.value()) * 60,
         )

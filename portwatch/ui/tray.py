@@ -123,6 +123,15 @@ class Tray(QObject):
     def show(self) -> None:
         self.icon.show()
 
+    def tell_still_running(self) -> None:
+        """Say, once, where the window went when its close button hid it."""
+        self.icon.showMessage(
+            "portwatch is still running",
+            "Monitoring goes on in the tray. Choose Quit in this icon's menu to stop it.",
+            QSystemTrayIcon.MessageIcon.Information,
+            8000,
+        )
+
     def hide(self) -> None:
         self.icon.hide()
 

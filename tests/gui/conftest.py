@@ -48,6 +48,8 @@ def make_desktop(
             use_tray=False,
             jobs=JobRunner(),
             notification_backend=recording_backend,
+            # Edits of the trust file by the CLI are noticed within a tenth of a second.
+            trust_reload_ms=100,
             # Never the real ~/.config/autostart from a test.
             autostart=autostart or XdgAutostart(paths.config_dir / "xdg-config"),
         )
