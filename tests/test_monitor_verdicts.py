@@ -46,7 +46,7 @@ class Events:
             return row
         return None
 
-    def wait(self, kind: str, timeout: float = 20.0) -> dict[str, object]:
+    def wait(self, kind: str, timeout: float = 40.0) -> dict[str, object]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             row = self._take(0.2)

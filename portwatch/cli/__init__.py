@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+from typing import Any
 
 # Each module has ``add_parser(subparsers)`` which registers a sub-command whose
 # ``handler`` is ``run(args, paths) -> int``.
@@ -14,7 +15,7 @@ class CommandError(Exception):
     """A runtime failure the user can act on: printed as one line, exit status 1."""
 
 
-def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"portwatch.cli.{name}")
         module.add_parser(subparsers)

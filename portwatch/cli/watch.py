@@ -7,7 +7,7 @@ import sys
 
 from portwatch.cli import CommandError, common
 from portwatch.config import watchfile
-from portwatch.core.watchlist import SpecError, parse_spec
+from portwatch.core.watchlist import SpecError, WatchSpec, parse_spec
 from portwatch.paths import Paths
 
 
@@ -22,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=run)
 
 
-def _parse_or_exit(text: str) -> object:
+def _parse_or_exit(text: str) -> WatchSpec:
     try:
         return parse_spec(text)
     except SpecError as exc:
@@ -42,12 +42,12 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         if spec in watchlist.specs:
             print(f"{spec} is already watched")
             return 0
-        updated = watchlist.with_added(spec)  # type: ignore[arg-type]
+        updated = watchlist.with_added(spec)
         verb = "now watching"
     else:
         if spec not in watchlist.specs:
             raise CommandError(f"{spec} is not in the watch list (see `portwatch watch list`)")
-        updated = watchlist.without(spec)  # type: ignore[arg-type]
+        updated = watchlist.without(spec)
         verb = "stopped watching"
     try:
         watchfile.save(paths.watchlist_file, updated)

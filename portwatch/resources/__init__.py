@@ -44,4 +44,5 @@ def icon_path(name: str) -> Traversable:
 
 def read_icon(name: str) -> bytes:
     """The bytes of the packaged icon ``name`` (SVG text or PNG data)."""
-    return icon_path(name).read_bytes()
+    data: bytes = icon_path(name).read_bytes()
+    return data

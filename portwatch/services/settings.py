@@ -32,6 +32,15 @@ def _flag(default: bool, label: str) -> Any:
     return field(default=default, metadata={"label": label})
 
 
+# A list of names read from the file is capped: it only ever names columns.
+MAX_NAMES = 64
+MAX_NAME_LENGTH = 64
+
+
+def _names(label: str) -> Any:
+    return field(default=(), metadata={"label": label, "names": True})
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every user-tunable setting of the desktop app: its type, default and range are
@@ -44,6 +53,8 @@ class Settings:
     alert_cooldown_s: float = _seconds(
         DEFAULT_COOLDOWN_S, 0.0, 7 * 24 * 3600.0, "Repeat an alert for the same port after"
     )
+    # The listeners table's columns the user hid (by column name), kept across restarts.
+    hidden_columns: tuple[str, ...] = _names("Hidden columns of the listeners table")
 
 
 def setting(name: str) -> Field[Any]:
@@ -82,6 +93,13 @@ def validate(key: str, value: object) -> str | None:
         declared = setting(key)
     except KeyError:
         return f"{key}: unknown setting (ignored)"
+    if declared.metadata.get("names"):
+        if not isinstance(value, (list, tuple)) or len(value) > MAX_NAMES:
+            return f"{key}: expected a list of at most {MAX_NAMES} names"
+        for name in value:
+            if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
+                return f"{key}: {name!r} is not a name"
+        return None
     if declared.type in (bool, "bool"):
         if not isinstance(value, bool):
             return f"{key}: {value!r} is not true or false"
@@ -107,7 +125,10 @@ def from_mapping(data: object) -> LoadedSettings:
         if reason is not None:
             problems.append(f"{reason}; using the default" if key in known else reason)
             continue
-        values[str(key)] = value if isinstance(value, bool) else float(value)
+        if isinstance(value, (list, tuple)):
+            values[str(key)] = tuple(str(name) for name in value)
+        else:
+            values[str(key)] = value if isinstance(value, bool) else float(value)
     return LoadedSettings(replace(Settings(), **values), tuple(problems))
 
 

@@ -59,7 +59,9 @@ class Banner(QFrame):
 
     def add_messages(self, lines: list[str]) -> None:
         """Append lines to what is shown (duplicates dropped)."""
-        current = self.messages() if self.isVisibleTo(self.parentWidget()) else []
+        parent = self.parentWidget()
+        shown = self.isVisibleTo(parent) if parent is not None else self.isVisible()
+        current = self.messages() if shown else []
         self.show_messages(current + [line for line in lines if line not in current])
 
     @Slot()

@@ -120,7 +120,8 @@ def rows_to_points(
     for wall in sorted(totals):
         if last is not None and is_gap(wall - last, interval_s):
             points.append((last + interval_s, math.nan, math.nan))
-        points.append((wall, *totals[wall]))
+        listening, connected = totals[wall]
+        points.append((wall, listening, connected))
         last = wall
     return np.array(points, dtype=float).reshape(-1, 3)
 

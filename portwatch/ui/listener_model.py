@@ -52,21 +52,25 @@ STATUS_STATES = {
 # The view object itself, for the side panel and actions.
 ViewRole = Qt.ItemDataRole.UserRole + 1
 SortRole = Qt.ItemDataRole.UserRole + 2
+# The cell as words (what copies and the filter use).
+PlainTextRole = Qt.ItemDataRole.UserRole + 3
 
 
 class Column(int, enum.Enum):
     """The table's columns, in order."""
 
+    # What is being judged first (port, status, program), so the status is on screen
+    # at the default width; the watched mark is a narrow column of its own.
     WATCHED = 0
-    PROTO = 1
-    ADDRESS = 2
-    PORT = 3
-    SERVICE = 4
-    PROCESS = 5
-    PID = 6
-    USER = 7
-    EXE = 8
-    STATUS = 9
+    PORT = 1
+    PROTO = 2
+    STATUS = 3
+    PROCESS = 4
+    PID = 5
+    USER = 6
+    ADDRESS = 7
+    SERVICE = 8
+    EXE = 9
 
 
 HEADERS = {
@@ -81,6 +85,12 @@ HEADERS = {
     Column.EXE: "Executable",
     Column.STATUS: "Status",
 }
+
+
+# The watched column shows a mark, not the word repeated on every row; copies and the
+# filter keep the word.
+WATCHED_MARK = "\u25cf"
+WATCHED_TIP = "\u25cf marks a listener on a watched port"
 
 
 def row_key(view: Any) -> tuple[Any, ...]:
@@ -162,12 +172,12 @@ class ListenerTableModel(QAbstractTableModel):
         orientation: Qt.Orientation,
         role: int = Qt.ItemDataRole.DisplayRole,
     ) -> Any:
-        if (
-            orientation == Qt.Orientation.Horizontal
-            and 0 <= section < len(Column)
-            and role == Qt.ItemDataRole.DisplayRole
-        ):
-            return HEADERS[Column(section)]
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(Column):
+            column = Column(section)
+            if role == Qt.ItemDataRole.DisplayRole:
+                return WATCHED_MARK if column is Column.WATCHED else HEADERS[column]
+            if role == Qt.ItemDataRole.ToolTipRole and column is Column.WATCHED:
+                return WATCHED_TIP
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -178,6 +188,12 @@ class ListenerTableModel(QAbstractTableModel):
         view = self._rows[index.row()]
         column = Column(index.column())
         if role == Qt.ItemDataRole.DisplayRole:
+            if column is Column.WATCHED:
+                return WATCHED_MARK if view.watched else ""
+            return cell_text(view, column)
+        if role == Qt.ItemDataRole.TextAlignmentRole and column is Column.WATCHED:
+            return Qt.AlignmentFlag.AlignCenter
+        if role == PlainTextRole:
             return cell_text(view, column)
         if role == Qt.ItemDataRole.ToolTipRole:
             return tooltip(*_tooltip_lines(view, column))
@@ -259,6 +275,7 @@ class ListenerFilterModel(QSortFilterProxyModel):
         self.setSortRole(SortRole)
         self.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.setFilterKeyColumn(-1)  # match any column
+        self.setFilterRole(PlainTextRole)
 
     def set_filter_text(self, text: str) -> None:
         """Show rows where any cell contains ``text`` (not a pattern: taken literally)."""

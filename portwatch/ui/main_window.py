@@ -49,6 +49,7 @@ from portwatch.ui.actions import CHART_WINDOWS, MENU_BAR, ActionRegistry
 from portwatch.ui.alert_log import AlertLog
 from portwatch.ui.banner import Banner
 from portwatch.ui.chart import ActivityChart, rows_to_points
+from portwatch.ui.column_chooser import ColumnChooser
 from portwatch.ui.history_dialog import HistoryDialog
 from portwatch.ui.icons import app_icon
 from portwatch.ui.listener_model import (
@@ -59,6 +60,7 @@ from portwatch.ui.listener_model import (
     views_for_port,
 )
 from portwatch.ui.port_panel import Describer, PortPanel
+from portwatch.ui.row_actions import RowActions, WatchListMenu, select_port_rows
 from portwatch.ui.settings_dialog import SettingsDialog
 from portwatch.ui.status import status_line
 from portwatch.ui.watch_panel import ServiceNamer, WatchPanel
@@ -142,6 +144,8 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self._told_about_tray = False
 
+        self._syncing_selection = False
+
         # -- widgets --------------------------------------------------------------------
         self.partial_banner = Banner(dismissable=False)
         self.partial_banner.setObjectName("partialBanner")
@@ -167,7 +171,6 @@ class MainWindow(QMainWindow):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(Column.WATCHED, Qt.SortOrder.DescendingOrder)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QTableView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
         self.table.verticalHeader().setVisible(False)
@@ -192,6 +195,17 @@ class MainWindow(QMainWindow):
                 f"Copied to the clipboard: {command}", 5000
             )
         )
+
+        self.row_actions = RowActions(
+            self.table, trust_enabled=lambda: self.port_panel.trust_enabled
+        )
+        self.row_actions.describe_requested.connect(
+            lambda view: self.select_port_everywhere(view.listener.port, view.listener.proto)
+        )
+        self.row_actions.trust_requested.connect(self.port_panel.trust_requested)
+        self.row_actions.history_requested.connect(self.open_history)
+        self.row_actions.message.connect(lambda text: self.statusBar().showMessage(text, 10_000))
+        self.column_chooser = ColumnChooser(self.table, settings)
 
         table_box = QWidget()
         table_layout = QVBoxLayout(table_box)
@@ -321,6 +335,7 @@ class MainWindow(QMainWindow):
         # Inside the window on macOS, where an accessory (Dock-less) app has no menu bar.
         self.menuBar().setNativeMenuBar(uses_native_menu_bar())
         actions.fill(self.menuBar(), MENU_BAR)
+        self.watch_menu = WatchListMenu(self.watch_panel.tree, actions)
         # Names the tests and other views use.
         self.export_action = actions["export"]
         self.settings_action = actions["settings"]
@@ -461,8 +476,20 @@ class MainWindow(QMainWindow):
         self._shown_proto = proto
         self.port_panel.show_port(port, proto, views_for_port(self._views, port, proto))
 
+    def select_port_everywhere(self, port: int, proto: Proto | None) -> None:
+        """Select ``port`` in the watched-ports list and the table, and describe it."""
+        self._syncing_selection = True
+        try:
+            self.watch_panel.follow_port(port, proto)
+            select_port_rows(self.table, port, proto)
+        finally:
+            self._syncing_selection = False
+        self.show_port(port, proto)
+
     @Slot(object)
     def _spec_selected(self, spec: WatchSpec) -> None:
+        if self._syncing_selection:
+            return
         proto = spec.protos[0] if len(spec.protos) == 1 else None
         port = spec.lo
         if spec.is_range:
@@ -472,16 +499,29 @@ class MainWindow(QMainWindow):
                 if spec.contains(v.listener.port, v.listener.proto)
             ]
             port = min(busy) if busy else spec.lo
+        self._syncing_selection = True
+        try:
+            select_port_rows(self.table, port, proto)
+        finally:
+            self._syncing_selection = False
         self.show_port(port, proto)
 
     @Slot(QItemSelection, QItemSelection)
     def _table_selection_changed(self, selected: QItemSelection, _old: QItemSelection) -> None:
         indexes = selected.indexes()
-        if not indexes:
+        if not indexes or self._syncing_selection:
             return
         view = self.proxy.data(indexes[0], ViewRole)
-        if view is not None:
-            self.show_port(view.listener.port, view.listener.proto)
+        if view is None:
+            return
+        port, proto = view.listener.port, view.listener.proto
+        # The watched-ports list follows, so no other port stays highlighted there.
+        self._syncing_selection = True
+        try:
+            self.watch_panel.follow_port(port, proto)
+        finally:
+            self._syncing_selection = False
+        self.show_port(port, proto)
 
     def select_listener_row(self, row: int) -> None:
         """Select a source-model row in the table (tests, alert clicks)."""

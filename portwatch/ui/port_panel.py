@@ -220,6 +220,10 @@ class PortPanel(QWidget):
         self.trust_button.setToolTip(tooltip)
         self._set_actions_enabled(self._port is not None)
 
+    @property
+    def trust_enabled(self) -> bool:
+        return self._trust_enabled
+
     # -- content ------------------------------------------------------------------------
     @property
     def port(self) -> int | None:

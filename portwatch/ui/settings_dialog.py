@@ -3,6 +3,8 @@ alert cooldown."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from PySide6.QtWidgets import (
     QCheckBox,
     QDialog,
@@ -56,6 +58,7 @@ class SettingsDialog(QDialog):
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("portwatch settings")
+        self._current = current
         self.interval = _seconds_box("poll_interval_s", current.poll_interval_s, 1)
         self.notifications = QCheckBox(_label("notifications"))
         self.notifications.setChecked(current.notifications)
@@ -104,7 +107,9 @@ class SettingsDialog(QDialog):
         return self.login.isChecked()
 
     def result_settings(self) -> Settings:
-        return Settings(
+        # Settings kept elsewhere (the table's hidden columns) pass through unchanged.
+        return dataclasses.replace(
+            self._current,
             poll_interval_s=float(self.interval.value()),
             notifications=self.notifications.isChecked(),
             start_minimized=self.minimized.isChecked(),

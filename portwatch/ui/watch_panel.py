@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtCore import QModelIndex, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -184,6 +184,12 @@ class WatchPanel(QWidget):
                 self.tree.setCurrentItem(item)
                 return True
         return False
+
+    def follow_port(self, port: int, proto: Proto | None = None) -> None:
+        """Select the spec covering ``port``, or nothing: never leave another highlighted."""
+        if not self.select_port(port, proto):
+            self.tree.setCurrentIndex(QModelIndex())
+            self.tree.clearSelection()
 
     def set_watchlist(self, watchlist: WatchList) -> None:
         """Show a new watch list, keeping the selection when its spec is still there."""

@@ -66,7 +66,7 @@ def test_a_child_listener_appears_everywhere_then_goes_away(
     assert view.watched
     model = window.model
     assert model.data(model.index(row, Column.PORT)) == str(port)
-    assert model.data(model.index(row, Column.WATCHED)) == "watched"
+    assert model.data(model.index(row, Column.WATCHED)) == "\u25cf"
     assert "this computer only" in model.data(model.index(row, Column.ADDRESS))
     # Nothing is trusted yet: an identified owner is unknown.
     assert view.status is Status.UNKNOWN
