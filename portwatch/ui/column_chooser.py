@@ -50,9 +50,7 @@ class ColumnChooser(QObject):
             if column in ALWAYS_SHOWN:
                 action.setEnabled(False)
                 action.setToolTip("Always shown")
-            action.toggled.connect(
-                lambda shown, c=column: self.set_shown(c, shown)
-            )
+            action.toggled.connect(lambda shown, c=column: self.set_shown(c, shown))
         menu.addSeparator()
         menu.addAction("Show all columns", self.show_all)
         return menu
