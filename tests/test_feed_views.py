@@ -174,7 +174,7 @@ def test_every_column_is_text_and_none_is_null(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "address",
     ["0.0.0.0", "::", "*", "", "127.0.0.1", "127.8.9.1", "::1", "::ffff:127.0.0.1",
-     "localhost", "192.168.1.10", "fe80::1", "::ffff:10.0.0.1"],
+     "localhost", "192.168.1.10", "fe80::1", "::ffff:10.0.0.1", "::ffff:0.0.0.0"],
 )  # fmt: skip
 def test_reach_in_the_views_is_the_same_rule_as_the_app(tmp_path: Path, address: str) -> None:
     conn = sqlite3.connect(":memory:")

@@ -22,17 +22,32 @@ import json, socket, sys
 def fam(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
+def where(host, port):
+    # A scoped link-local address ("fe80::1%eth0") binds with its device's index.
+    if "%" in host:
+        address, _, scope = host.partition("%")
+        return (address, port, 0, socket.if_nametoindex(scope))
+    return (host, port)
+
+def options(s, spec):
+    # Optional: bind to a device (SO_BINDTODEVICE) or set IPV6_V6ONLY before binding.
+    if "device" in spec:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec["device"].encode())
+    if "v6only" in spec:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, spec["v6only"])
+    return s
+
 keep, out, pairs = [], [], []
 for spec in json.loads(sys.argv[1]):
     kind, host = spec["kind"], spec["host"]
     if kind == "tcp-listen":
-        s = socket.socket(fam(host), socket.SOCK_STREAM)
-        s.bind((host, spec.get("port", 0)))
+        s = options(socket.socket(fam(host), socket.SOCK_STREAM), spec)
+        s.bind(where(host, spec.get("port", 0)))
         s.listen(16)
         keep.append(s)
         out.append({"kind": kind, "host": host, "port": s.getsockname()[1]})
     elif kind == "udp":
-        s = socket.socket(fam(host), socket.SOCK_DGRAM)
+        s = options(socket.socket(fam(host), socket.SOCK_DGRAM), spec)
         s.bind((host, spec.get("port", 0)))
         keep.append(s)
         out.append({"kind": kind, "host": host, "port": s.getsockname()[1]})

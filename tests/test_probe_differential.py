@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from test_netlink_children import SocketChild, start_child
 
@@ -29,6 +30,7 @@ from portwatch.probe.psutil_probe import PsutilProbe
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
 NOBODY = 65534
+OWNER = 6  # index of the owner in a listener row
 
 SPECS = [
     {"kind": "tcp-listen", "host": "127.0.0.1"},
@@ -39,7 +41,50 @@ SPECS = [
     {"kind": "udp-connected", "host": "::1"},
     {"kind": "tcp-pair", "host": "127.0.0.1"},
     {"kind": "tcp-pair", "host": "::1"},
+    # Exposure: v4-mapped addresses (one spelling in both probes), the v4-mapped
+    # wildcard, IPv6-only and dual-stack wildcards.
+    {"kind": "tcp-listen", "host": "::ffff:127.0.0.1", "v6only": 0},
+    {"kind": "udp", "host": "::ffff:127.0.0.1", "v6only": 0},
+    {"kind": "tcp-listen", "host": "::ffff:0.0.0.0", "v6only": 0},
+    {"kind": "tcp-listen", "host": "::", "v6only": 1},
+    {"kind": "tcp-listen", "host": "::", "v6only": 0},
+    {"kind": "udp", "host": "::", "v6only": 1},
 ]
+# Device-bound sockets (SO_BINDTODEVICE needs root here): the wildcard on ``lo``.
+DEVICE_SPECS = [
+    {"kind": "tcp-listen", "host": "0.0.0.0", "device": "lo"},
+    {"kind": "udp", "host": "0.0.0.0", "device": "lo"},
+    {"kind": "tcp-listen", "host": "::", "device": "lo", "v6only": 0},
+]
+
+
+def _other_device() -> tuple[str, str | None] | None:
+    """A device besides ``lo`` with an IPv4 address, and its IPv6 link-local address."""
+    table = psutil.net_if_addrs()
+    for name, addresses in sorted(table.items()):
+        if name == "lo":
+            continue
+        ipv4 = [a.address for a in addresses if a.family == socket.AF_INET]
+        local6 = [
+            a.address.partition("%")[0]
+            for a in addresses
+            if a.family == socket.AF_INET6 and a.address.lower().startswith("fe80")
+        ]
+        if ipv4:
+            return name, (local6[0] if local6 else None)
+    return None
+
+
+def _root_specs() -> list[dict[str, Any]]:
+    specs = SPECS + DEVICE_SPECS
+    other = _other_device()
+    if other is not None:
+        name, link_local = other
+        specs = [*specs, {"kind": "tcp-listen", "host": "0.0.0.0", "device": name}]
+        if link_local:
+            specs.append({"kind": "tcp-listen", "host": f"{link_local}%{name}"})
+    return specs
+
 
 # Runs the two probes in one process (as uid 65534) and prints what they saw.
 PROBE_RUNNER = r"""
@@ -64,7 +109,11 @@ for probe in (PsutilProbe(), NetlinkProbe()):
     out[sample.probe_name] = {
         "listeners": sorted(
             [l.endpoint.proto.value, l.endpoint.family.value, l.endpoint.address,
-             l.endpoint.port, None if l.owner is None else
+             l.endpoint.port, l.endpoint.device,
+             None if l.exposure is None else [l.exposure.scope, list(l.exposure.addresses),
+             l.exposure.device, l.exposure.dual_stack, l.exposure.everywhere,
+             l.exposure.device_unknown, l.exposure.summary()],
+             None if l.owner is None else
              [l.owner.pid, l.owner.exe, l.owner.sha256, l.owner.user, l.owner.name]]
             for l in sample.listeners if l.endpoint.port in ports
             and (l.owner is None or l.owner.pid in pids)
@@ -80,8 +129,8 @@ print(json.dumps(out))
 def children() -> Iterator[dict[str, SocketChild]]:
     started: dict[str, SocketChild] = {}
     try:
-        started["root"] = start_child(SPECS)
-        started["nobody"] = start_child(SPECS[:4] + SPECS[6:7], user=NOBODY)
+        started["root"] = start_child(_root_specs())
+        started["nobody"] = start_child(SPECS[:4] + SPECS[6:7] + SPECS[8:], user=NOBODY)
         # A pre-fork server: one listener, two processes holding it.
         started["forked"] = start_child(
             [{"kind": "tcp-listen", "host": "127.0.0.1"}, {"kind": "fork", "host": ""}]
@@ -113,6 +162,18 @@ def _listeners(sample: Sample, ports: list[int], pids: set[int] | None = None) -
                 item.endpoint.family.value,
                 item.endpoint.address,
                 item.endpoint.port,
+                item.endpoint.device,
+                None
+                if item.exposure is None
+                else [
+                    item.exposure.scope,
+                    list(item.exposure.addresses),
+                    item.exposure.device,
+                    item.exposure.dual_stack,
+                    item.exposure.everywhere,
+                    item.exposure.device_unknown,
+                    item.exposure.summary(),
+                ],
                 None
                 if item.owner is None
                 else [
@@ -168,7 +229,7 @@ def test_both_probes_report_the_same_listeners_owners_and_activity_as_root(
     assert _activity(again) == _activity(by_psutil)
     # The expectations themselves: every child socket that listens is there, with its
     # owner, including the unprivileged child's and both holders of the forked one.
-    owners = {(row[3], row[4][0]) for row in _listeners(by_netlink, ports) if row[4]}
+    owners = {(row[3], row[OWNER][0]) for row in _listeners(by_netlink, ports) if row[OWNER]}
     for child in (children["root"], children["nobody"]):
         for item in child.opened:
             if item["kind"] in ("tcp-listen", "udp", "tcp-pair"):
@@ -179,9 +240,11 @@ def test_both_probes_report_the_same_listeners_owners_and_activity_as_root(
     holders = [pid for port, pid in owners if port == forked.opened[0]["port"]]
     assert holders == [max(forked.pid, forked.opened[1]["pid"])]
     nobody_rows = [
-        r for r in _listeners(by_netlink, ports) if r[4] and r[4][0] == children["nobody"].pid
+        r
+        for r in _listeners(by_netlink, ports)
+        if r[OWNER] and r[OWNER][0] == children["nobody"].pid
     ]
-    assert nobody_rows and all(r[4][3] == "nobody" for r in nobody_rows)
+    assert nobody_rows and all(r[OWNER][3] == "nobody" for r in nobody_rows)
 
 
 def test_both_probes_agree_for_an_unprivileged_user(
@@ -212,7 +275,7 @@ def test_both_probes_agree_for_an_unprivileged_user(
     # Not root: root's sockets are unattributed, uid 65534's own are attributed.
     by_port = {}
     for row in seen["netlink"]["listeners"]:
-        by_port.setdefault(row[3], []).append(row[4])
+        by_port.setdefault(row[3], []).append(row[OWNER])
     for item in children["root"].opened:
         if item["kind"] in ("tcp-listen", "udp"):
             assert by_port[item["port"]] == [None]
@@ -220,3 +283,69 @@ def test_both_probes_agree_for_an_unprivileged_user(
         if item["kind"] in ("tcp-listen", "udp"):
             assert [owner[0] for owner in by_port[item["port"]]] == [children["nobody"].pid]
     assert socket.AF_NETLINK  # the run above really used netlink (Linux only module)
+
+
+def test_exposure_of_device_bound_mapped_and_wildcard_sockets(
+    children: dict[str, SocketChild],
+) -> None:
+    """What both probes say of each kind of socket, not only that they agree."""
+    ports = _ports(children)
+    root = children["root"]
+    specs = _root_specs()
+    for probe in (PsutilProbe(), NetlinkProbe()):
+        try:
+            sample = probe.poll(_watch(ports))
+        finally:
+            probe.close()
+        mine = {
+            (item.endpoint.proto.value, item.endpoint.port): item
+            for item in sample.listeners
+            if item.owner is not None and item.owner.pid == root.pid
+        }
+        for spec, item in zip(specs, root.opened, strict=True):
+            if item["kind"] not in ("tcp-listen", "udp"):
+                continue
+            proto = "tcp" if item["kind"] == "tcp-listen" else "udp"
+            listener = mine[(proto, item["port"])]
+            exposure = listener.exposure
+            assert exposure is not None, (probe.name, spec)
+            host, device = spec["host"], spec.get("device", "")
+            where = (probe.name, spec, listener.endpoint, exposure)
+            if host.startswith("fe80"):
+                # The link-local scope is kept, from the device the kernel bound it to.
+                name = host.partition("%")[2]
+                assert listener.endpoint.address == host, where
+                assert listener.endpoint.device == name, where
+                assert exposure.scope == "network" and exposure.addresses == (host,), where
+                continue
+            assert listener.endpoint.device == device, where
+            if device == "lo":
+                assert exposure.scope == "local", where
+                assert exposure.summary() == "this computer only", where
+                assert listener.endpoint.reach == "loopback", where
+            elif device:
+                # Bound to one device: its addresses only, named, never "all interfaces".
+                own = {
+                    a.address for a in psutil.net_if_addrs()[device] if a.family == socket.AF_INET
+                }
+                assert set(exposure.addresses) == own, where
+                assert not exposure.everywhere and exposure.device == device, where
+                assert f"bound to device {device}" in exposure.summary(), where
+            elif host == "::ffff:127.0.0.1":
+                assert listener.endpoint.address == "::ffff:127.0.0.1", where
+                assert exposure.scope == "local", where
+            elif host == "::ffff:0.0.0.0":
+                # Every IPv4 interface reaches it, and nothing over IPv6.
+                assert listener.endpoint.reach == "all", where
+                assert exposure.addresses, where
+                assert all(":" not in a for a in exposure.addresses), where
+            elif host == "::":
+                v6only = bool(spec["v6only"])
+                assert exposure.dual_stack is (not v6only), where
+                families = {":" in a for a in exposure.addresses}
+                if v6only:
+                    assert families <= {True}, where
+                    assert "IPv6 only" in exposure.summary(), where
+                else:
+                    assert "IPv4 and IPv6" in exposure.summary(), where
+                    assert False in families, where

@@ -9,6 +9,7 @@ from typing import Any
 from portwatch.cli import CommandError
 from portwatch.config import trustfile, watchfile
 from portwatch.core.csvrows import iso_time
+from portwatch.core.exposure import Exposure
 from portwatch.core.text import visible
 from portwatch.core.trust import TrustJudge, TrustList, review_legacy_signers
 from portwatch.core.types import ListenerView, PackageInfo, PortEvent, SignerInfo
@@ -92,6 +93,9 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
         "address": endpoint.address,
         "port": endpoint.port,
         "reach": endpoint.reach,
+        # The device the socket is bound to (SO_BINDTODEVICE), null when none.
+        "device": endpoint.device or None,
+        "exposure": exposure_fields(view.listener.exposure),
         "service": view.service,
         "pid": owner.pid if owner else None,
         "process": owner.name if owner else None,
@@ -108,6 +112,21 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
             {"pid": other.pid, "process": other.name, "exe": other.exe}
             for other in view.listener.shared_with
         ],
+    }
+
+
+def exposure_fields(exposure: Exposure | None) -> dict[str, Any] | None:
+    """Who can reach the socket: ``scope`` (local, network, public), the machine's
+    addresses that reach it, and the same in words."""
+    if exposure is None:
+        return None
+    return {
+        "scope": exposure.scope,
+        "summary": exposure.summary(),
+        "addresses": list(exposure.addresses),
+        "device": exposure.device,
+        "dual_stack": exposure.dual_stack,
+        "all_interfaces": exposure.everywhere,
     }
 
 
@@ -177,7 +196,9 @@ def text_row(view: ListenerView) -> str:
         exe += "  shared with " + ", ".join(
             f"{visible(other.name) or '?'} (pid {other.pid})" for other in view.listener.shared_with
         )
+    exposure = view.listener.exposure
+    reach = f"  reachable from: {visible(exposure.summary())}" if exposure is not None else ""
     return (
         f"{mark} {endpoint.proto.value:<3} {host + ':' + str(endpoint.port):<28}"
-        f" {view.status.value:<12} {who}{service and '  [' + service.strip() + ']'}{exe}"
+        f" {view.status.value:<12} {who}{service and '  [' + service.strip() + ']'}{exe}{reach}"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from portwatch.core.exposure import Exposure
+
 
 class Proto(str, enum.Enum):
     """Transport protocol of a socket."""
@@ -153,11 +155,16 @@ class Endpoint:
     family: Family
     address: str
     port: int
+    # The device the socket is bound to (SO_BINDTODEVICE), "" when none or not known:
+    # two sockets on one address and port bound to two devices are two listeners.
+    device: str = ""
 
     @property
     def reach(self) -> str:
         """Who can connect: ``loopback``, ``all`` interfaces, or one ``interface``."""
-        if self.address in ("0.0.0.0", "::", "*", ""):
+        if self.device in ("lo", "lo0"):
+            return "loopback"
+        if self.address in ("0.0.0.0", "::", "*", "", "::ffff:0.0.0.0"):
             return "all"
         if self.address.startswith("127.") or self.address in ("::1", "localhost"):
             return "loopback"
@@ -168,7 +175,8 @@ class Endpoint:
     def label(self) -> str:
         """``tcp 127.0.0.1:3653`` or ``udp [::1]:3653`` for people and logs."""
         host = f"[{self.address}]" if self.family is Family.IPV6 else self.address
-        return f"{self.proto} {host}:{self.port}"
+        on = f" on {self.device}" if self.device and "%" not in self.address else ""
+        return f"{self.proto} {host}:{self.port}{on}"
 
 
 @dataclass(frozen=True)
@@ -184,6 +192,9 @@ class Listener:
     endpoint: Endpoint
     owner: Owner | None = None
     shared_with: tuple[Owner, ...] = ()
+    # Which of this machine's addresses reach the socket (None: not worked out). It
+    # follows the host's addresses, not the socket, so it takes no part in equality.
+    exposure: Exposure | None = field(default=None, compare=False)
 
     @property
     def proto(self) -> Proto:

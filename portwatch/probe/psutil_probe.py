@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import psutil
 
+from portwatch.core.exposure import canonical_address
+from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
+from portwatch.probe.exposure import device_name, endpoint_of, host_interfaces, listener_exposure
 from portwatch.probe.identity import OwnerReader
+from portwatch.probe.netlink import codec
 from portwatch.probe.netlink.inodes import InodeResolver
+from portwatch.probe.netlink.sockdiag import (
+    FAMILIES,
+    SockDiag,
+    tcp_listeners_request,
+    udp_request,
+)
 from portwatch.probe.netstat_table import TableReader, parse_netstat, read_netstat
 from portwatch.probe.sharing import SocketRow, listeners_with_holders
 
@@ -49,16 +59,72 @@ def _proto(kind: int) -> Proto | None:
     return None
 
 
-def normalise_address(address: str, family: Family) -> str:
-    """One spelling per address, so both probes and history agree (``::1``, not ``0:0::1``)."""
-    if family is Family.IPV6:
-        # Scoped link-local addresses carry "%iface"; keep the scope, normalise the rest.
-        base, sep, scope = address.partition("%")
+def normalise_address(address: str, family: Family, device: str = "") -> str:
+    """One spelling per address, so both probes and history agree (``::1``, not
+    ``0:0::1``; ``::ffff:127.0.0.1``, not ``::ffff:7f00:1``; link-local with its scope)."""
+    return canonical_address(address, family is Family.IPV6, device)
+
+
+# What the kernel says of one socket that psutil does not: its device and IPV6_V6ONLY.
+_Detail = tuple[int, bool | None]
+
+
+class _KernelDetails:
+    """Device binding and IPv6-only flag of the listening sockets, from the kernel.
+
+    psutil reads ``/proc/net/*``, which leaves both out; on Linux the socket
+    diagnostics the netlink probe uses answer any user. Sockets are matched by inode
+    where psutil's row leads to one, else by address and port. Elsewhere (or when
+    the kernel refuses) nothing is known, and the exposure says so.
+    """
+
+    def __init__(self) -> None:
+        self.by_inode: dict[int, _Detail] = {}
+        self.by_endpoint: dict[tuple[Proto, Family, str, int], list[tuple[int, _Detail]]] = {}
+        self.known = False
+
+    def read(self) -> None:
+        self.by_inode.clear()
+        self.by_endpoint.clear()
+        self.known = False
         try:
-            return str(ipaddress.IPv6Address(base)) + sep + scope
-        except ValueError:
-            return address
-    return address
+            diag = SockDiag()
+        except OSError:
+            return
+        try:
+            for family in FAMILIES:
+                for proto, request in (
+                    (Proto.TCP, tcp_listeners_request(family)),
+                    (Proto.UDP, udp_request(family)),
+                ):
+                    for chunk, start, end in diag.dump(request):
+                        msg = codec.decode_message(chunk, start, end, with_info=False)
+                        if proto is Proto.UDP and msg.dport != 0:
+                            continue
+                        fam = Family.IPV4 if msg.family == socket.AF_INET else Family.IPV6
+                        detail = (msg.ifindex, msg.v6only)
+                        self.by_inode[msg.inode] = detail
+                        key = (proto, fam, normalise_address(msg.src, fam), msg.sport)
+                        self.by_endpoint.setdefault(key, []).append((msg.inode, detail))
+        except (OSError, ValueError):
+            return
+        finally:
+            diag.close()
+        for matches in self.by_endpoint.values():
+            matches.sort()
+        self.known = True
+
+    def detail(self, endpoint: Endpoint, inode: int, taken: set[int]) -> _Detail | None:
+        """The socket's detail by inode, or the first unclaimed socket at ``endpoint``."""
+        if inode and inode in self.by_inode:
+            taken.add(inode)
+            return self.by_inode[inode]
+        key = (endpoint.proto, endpoint.family, endpoint.address, endpoint.port)
+        for other, detail in self.by_endpoint.get(key, ()):
+            if other not in taken:
+                taken.add(other)
+                return detail
+        return None
 
 
 class PsutilProbe:
@@ -89,6 +155,10 @@ class PsutilProbe:
         # psutil names one holder per socket (the highest pid); on Linux the others are
         # found through the socket's inode, since each can accept connections too.
         self._holders = InodeResolver() if platform.startswith("linux") else None
+        self._details = _KernelDetails() if platform.startswith("linux") else None
+        self._v6only: dict[Endpoint, bool | None] = {}
+        self._taken: set[int] = set()
+        self._interfaces: dict[str, list[str]] = {}
 
     def poll(self, watched: WatchList) -> Sample:
         mono = self._clock.monotonic()
@@ -108,6 +178,7 @@ class PsutilProbe:
         except (OSError, self._ps.Error) as exc:
             # Anything else psutil raises for the whole table is one failed poll, not a crash.
             raise ProbeError(f"cannot read the connection table: {exc}") from exc
+        self._interfaces = host_interfaces(self._ps)
         listeners, activity = self._interpret(rows, watched)
         self.owners.forget_unused()
         return Sample(
@@ -177,6 +248,10 @@ class PsutilProbe:
         self, rows: Iterable[Any], watched: WatchList
     ) -> tuple[list[Listener], list[PortActivity]]:
         listen_status = self._ps.CONN_LISTEN
+        self._v6only = {}
+        self._taken = set()
+        if self._details is not None:
+            self._details.read()
         established_status = self._ps.CONN_ESTABLISHED
         watched_ports = watched.ports()
         seen: set[tuple[Endpoint, int | None]] = set()
@@ -184,6 +259,8 @@ class PsutilProbe:
         owners_this_poll: dict[int | None, Owner | None] = {}
         listener_counts: Counter[tuple[int, Proto]] = Counter()
         established: Counter[tuple[int, Proto]] = Counter()
+        # Both ends of a connection between two local sockets are listed; count it once.
+        pairs: set[PairKey] = set()
         for row in rows:
             family = _family(row.family)
             proto = _proto(row.type)
@@ -197,6 +274,7 @@ class PsutilProbe:
                 endpoint = Endpoint(
                     proto, family, normalise_address(row.laddr.ip, family), row.laddr.port
                 )
+                endpoint = self._bound_device(endpoint, row.pid, row.fd)
                 key = (endpoint, row.pid)
                 if key in seen:  # the same socket shared by threads or forked workers
                     continue
@@ -217,6 +295,17 @@ class PsutilProbe:
             connected = proto is Proto.UDP or row.status == established_status
             if not connected:
                 continue
+            # One spelling of mapped IPv4 (``::ffff:127.0.0.1``), as the netlink probe has.
+            pair = connection_pair(
+                proto,
+                normalise_address(row.laddr.ip, family),
+                row.laddr.port,
+                normalise_address(raddr.ip, family),
+                raddr.port,
+            )
+            if pair in pairs:
+                continue
+            pairs.add(pair)
             for port in {row.laddr.port, raddr.port}:
                 if (port, proto) in watched_ports:
                     established[(port, proto)] += 1
@@ -225,8 +314,30 @@ class PsutilProbe:
             for port, proto in sorted(set(listener_counts) | set(established))
         ]
         listeners = listeners_with_holders(self._with_other_holders(found, owners_this_poll))
+        listeners = [self._exposed(listener) for listener in listeners]
         listeners.sort(key=lambda item: (item.endpoint, item.owner.pid if item.owner else -1))
         return listeners, activity
+
+    def _bound_device(self, endpoint: Endpoint, pid: int | None, fd: int) -> Endpoint:
+        """``endpoint`` with the device its socket is bound to, where readable; keeps
+        the socket's IPv6-only flag for its exposure."""
+        details = self._details
+        if details is None or not details.known:
+            return endpoint
+        detail = details.detail(endpoint, _socket_inode(pid, fd), self._taken)
+        if detail is None:
+            return endpoint
+        ifindex, v6only = detail
+        endpoint = endpoint_of(endpoint, device_name(ifindex))
+        self._v6only[endpoint] = v6only
+        return endpoint
+
+    def _exposed(self, listener: Listener) -> Listener:
+        endpoint = listener.endpoint
+        v6only = self._v6only.get(endpoint)
+        known = self._details is not None and self._details.known
+        exposure = listener_exposure(endpoint, self._interfaces, v6only, device_known=known)
+        return replace(listener, exposure=exposure)
 
     def _with_other_holders(
         self,

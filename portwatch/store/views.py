@@ -37,7 +37,7 @@ _STATUS = "CAST(CASE WHEN watched THEN COALESCE(status, '') ELSE 'unwatched' END
 
 # The same rule as Endpoint.reach (a test holds the two together).
 _REACH = (
-    "CAST(CASE WHEN address IN ('0.0.0.0', '::', '*', '') THEN 'all'"
+    "CAST(CASE WHEN address IN ('0.0.0.0', '::', '*', '', '::ffff:0.0.0.0') THEN 'all'"
     " WHEN address LIKE '127.%' OR address IN ('::1', 'localhost')"
     " OR address LIKE '::ffff:127.%' THEN 'loopback' ELSE 'interface' END AS TEXT)"
 )

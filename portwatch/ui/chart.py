@@ -324,6 +324,13 @@ class ActivityChart(QWidget):
             series.buffer.append_sample(wall, listeners, established, self._interval_s)
         self._dirty = True
 
+    def add_gap(self, wall: float) -> None:
+        """Mark a failed poll: no data at ``wall`` (a break in every line, never a zero)."""
+        self._latest_wall = wall
+        for series in self._series.values():
+            series.buffer.append(wall, math.nan, math.nan)
+        self._dirty = True
+
     def load_history(self, spec: WatchSpec, points: np.ndarray) -> None:
         """Fill ``spec``'s series from history (points older than the live ones)."""
         series = self._series.get(spec)

@@ -139,6 +139,7 @@ class MainWindow(QMainWindow):
         self._paused = False
         self._alert_state = AlertState()
         self._last_sample: Sample | None = None
+        self._failed_wall: float | None = None  # a poll that failed after the last good one
         self._shown_proto: Proto | None = None
         self.hide_to_tray = False
         self._quitting = False
@@ -348,6 +349,10 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def show_tick(self, result: TickResult) -> None:
         """Show one tick's result everywhere (runs on the GUI thread)."""
+        if not result.ok:
+            self._show_failed_tick(result)
+            return
+        self._failed_wall = None
         views = tuple(result.views)
         self._views = views
         sample = result.sample
@@ -376,6 +381,17 @@ class MainWindow(QMainWindow):
                 self.watch_panel.tree.setCurrentItem(first)
         self.tick_shown.emit(self._ticks)
 
+    def _show_failed_tick(self, result: TickResult) -> None:
+        # A failed poll says nothing about what listens: keep the last good rows, draw a
+        # gap rather than a zero, and say that the poll failed.
+        self._failed_wall = result.sample.wall
+        self.chart.add_gap(result.sample.wall)
+        if result.warnings:
+            self.statusBar().showMessage("; ".join(result.warnings), 10_000)
+        self._ticks += 1
+        self._show_status()
+        self.tick_shown.emit(self._ticks)
+
     @property
     def ticks_shown(self) -> int:
         return self._ticks
@@ -389,6 +405,7 @@ class MainWindow(QMainWindow):
                 sum(1 for v in self._views if v.watched),
                 monitoring_paused=self._paused,
                 alerts=self._alert_state,
+                failed_wall=self._failed_wall,
             )
         )
 

@@ -43,9 +43,20 @@ def status_line(
     *,
     monitoring_paused: bool,
     alerts: AlertState,
+    failed_wall: float | None = None,
 ) -> str:
-    """The window's permanent status line."""
-    if last_wall is None:
+    """The window's permanent status line.
+
+    ``failed_wall`` is the time of a poll that failed after ``last_wall``, the last good
+    one, whose counts are still shown.
+    """
+    if failed_wall is not None:
+        failed = time.strftime("%H:%M:%S", time.localtime(failed_wall))
+        head = f"Check at {failed} failed"
+        if last_wall is not None:
+            stamp = time.strftime("%H:%M:%S", time.localtime(last_wall))
+            head += f"; showing the last good check ({stamp}): {listeners} listeners"
+    elif last_wall is None:
         head = "Waiting for the first check\u2026"
     else:
         stamp = time.strftime("%H:%M:%S", time.localtime(last_wall))

@@ -32,6 +32,9 @@ TCPDIAG_GETSOCK = 18
 INET_DIAG_REQ_BYTECODE = 1
 # reply attributes (and, for those below 9, bits of idiag_ext: 1 << (attr - 1))
 INET_DIAG_INFO = 2
+# Sent unasked for IPv6 sockets in LISTEN or CLOSE (an unconnected UDP socket): one
+# byte, 1 when the socket is IPv6-only (IPV6_V6ONLY), 0 when it takes IPv4 too.
+INET_DIAG_SKV6ONLY = 11
 
 # linux/inet_diag.h: bytecode operations
 BC_NOP = 0
@@ -268,6 +271,10 @@ class DiagMessage:
     tcp_info: bytes | None = None
     src_raw: bytes = b""
     sockid: bytes = b""
+    # The device the socket is bound to (SO_BINDTODEVICE, or a link-local scope), 0: none.
+    ifindex: int = 0
+    # IPV6_V6ONLY of an IPv6 listener; None when the kernel did not say (IPv4).
+    v6only: bool | None = None
 
 
 def format_address(family: int, raw: bytes) -> str:
@@ -334,7 +341,7 @@ def decode_message(
         dport,
         src,
         dst,
-        _ifindex,
+        ifindex,
         cookie,
         _expires,
         _rqueue,
@@ -345,6 +352,11 @@ def decode_message(
     info = (
         find_attribute(data, start + INET_DIAG_MSG.size, end, INET_DIAG_INFO) if with_info else None
     )
+    v6only: bool | None = None
+    if family == socket.AF_INET6:
+        flag = find_attribute(data, start + INET_DIAG_MSG.size, end, INET_DIAG_SKV6ONLY)
+        if flag:
+            v6only = flag[0] != 0
     return DiagMessage(
         family=family,
         state=state,
@@ -358,6 +370,8 @@ def decode_message(
         tcp_info=info,
         src_raw=src,
         sockid=bytes(data[start + _SOCKID_START : start + _SOCKID_END]),
+        ifindex=ifindex,
+        v6only=v6only,
     )
 
 
@@ -389,6 +403,7 @@ def encode_message(
     cookie: bytes = bytes(8),
     attributes: Sequence[tuple[int, bytes]] = (),
     seq: int = 0,
+    ifindex: int = 0,
 ) -> bytes:
     """A whole netlink reply message as the kernel would write it (for tests and fakes)."""
     body = INET_DIAG_MSG.pack(
@@ -400,7 +415,7 @@ def encode_message(
         PORT.pack(dport),
         src.ljust(16, b"\0"),
         dst.ljust(16, b"\0"),
-        0,
+        ifindex,
         cookie,
         0,
         0,

@@ -13,11 +13,13 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
+from portwatch.probe.exposure import device_name, endpoint_of, host_interfaces, listener_exposure
 from portwatch.probe.identity import OwnerReader
 from portwatch.probe.netlink import codec
 from portwatch.probe.netlink.inodes import InodeResolver
@@ -58,10 +60,16 @@ class _Row:
     dport: int
     inode: int
     # Sort key of the endpoint in plain values (faster than comparing dataclasses).
-    order: tuple[str, str, str, int]
+    order: tuple[str, str, str, int, str]
+    # IPV6_V6ONLY of an IPv6 socket (None: IPv4, or not said).
+    v6only: bool | None = None
+    # The remote address (empty for listeners), to count a local connection once.
+    dst: str = ""
 
 
-def _sort_key(item: tuple[tuple[str, str, str, int], int, SocketRow, _Row]) -> tuple[object, ...]:
+def _sort_key(
+    item: tuple[tuple[str, str, str, int, str], int, SocketRow, _Row],
+) -> tuple[object, ...]:
     # The psutil probe's order: endpoint, then owner pid (-1 for none).
     return (item[0], item[1])
 
@@ -85,6 +93,8 @@ class _Assembled:
     listeners: tuple[Listener, ...]
     listener_counts: dict[tuple[int, Proto], int]
     udp_connections: dict[tuple[int, Proto], int]
+    # The machine's addresses the listeners' exposure was worked out from.
+    interfaces: dict[str, list[str]]
 
 
 def _plan(watched: WatchList) -> _WatchPlan:
@@ -222,15 +232,20 @@ class NetlinkProbe:
             unchanged = unchanged and same
 
         assembled = self._assembled
+        interfaces = host_interfaces()
+        if assembled is not None and assembled.interfaces != interfaces:
+            self._built = {}  # every exposure is to be worked out again
         if unchanged and assembled is not None:
             self.resolver.update(None)
-            if self.resolver.generation != assembled.generation or any(
-                self.owners.owner(pid) != owner for pid, owner in assembled.owners.items()
+            if (
+                self.resolver.generation != assembled.generation
+                or assembled.interfaces != interfaces
+                or any(self.owners.owner(pid) != owner for pid, owner in assembled.owners.items())
             ):
-                assembled = self._assemble(plan, tables)
+                assembled = self._assemble(plan, tables, interfaces)
         else:
             self.resolver.update([row.inode for row in self._listening(tables)])
-            assembled = self._assemble(plan, tables)
+            assembled = self._assemble(plan, tables, interfaces)
         self._assembled = assembled
         self.owners.forget_unused()
         for key, count in assembled.udp_connections.items():
@@ -266,10 +281,20 @@ class NetlinkProbe:
             return dict(last[1]), None
         conn_counts: dict[tuple[int, Proto], int] = {}
         byte_totals: dict[bytes, tuple[int, int, int, int]] = {}
+        ends: dict[PairKey, list[bytes]] = {}
         started = self._cpu()
         for family in self._tcp_families:
             request = tcp_connections_request(family, plan.tcp_filter)
-            self._read_connections(request, plan, conn_counts, byte_totals)
+            self._read_connections(request, plan, conn_counts, byte_totals, ends)
+        for cookies in ends.values():
+            if len(cookies) < 2:
+                continue
+            # Both ends are on this machine: each end's bytes count for its own local
+            # port only, or the traffic would be counted once from each side.
+            for cookie in cookies:
+                totals = byte_totals.get(cookie)
+                if totals is not None:
+                    byte_totals[cookie] = (totals[0], 0, totals[2], totals[3])
         cost = self._cpu() - started
         self.connection_reads += 1
         self._connection_skip = min(MAX_CONNECTION_SKIP, int(cost / CONNECTION_BUDGET_S))
@@ -280,6 +305,7 @@ class NetlinkProbe:
         self,
         plan: _WatchPlan,
         tables: list[tuple[Proto, list[tuple[_Row, ...]]]],
+        interfaces: dict[str, list[str]],
     ) -> _Assembled:
         """Listeners, their counts and UDP connection counts from the decoded rows.
 
@@ -287,6 +313,7 @@ class NetlinkProbe:
         """
         listening = self._listening(tables)
         udp_connections: dict[tuple[int, Proto], int] = {}
+        pairs: set[PairKey] = set()  # both ends of a local connection are listed
         for proto, chunks in tables:
             if proto is not Proto.UDP:
                 continue
@@ -294,6 +321,11 @@ class NetlinkProbe:
                 for row in rows:
                     if row.dport == 0:
                         continue
+                    end = row.endpoint
+                    pair = connection_pair(proto, end.address, end.port, row.dst, row.dport)
+                    if pair in pairs:
+                        continue
+                    pairs.add(pair)
                     for port in {row.endpoint.port, row.dport}:
                         if port in plan.udp_ports:
                             key = (port, Proto.UDP)
@@ -306,9 +338,9 @@ class NetlinkProbe:
                 owners[pid] = self.owners.owner(pid)
             return owners[pid]
 
-        ordered: list[tuple[tuple[str, str, str, int], int, SocketRow, _Row]] = []
+        ordered: list[tuple[tuple[str, str, str, int, str], int, SocketRow, _Row]] = []
         listener_counts: dict[tuple[int, Proto], int] = {}
-        seen: set[tuple[tuple[str, str, str, int], int | None]] = set()
+        seen: set[tuple[tuple[str, str, str, int, str], int | None]] = set()
         built_before = self._built
         built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
         for row in listening:
@@ -346,7 +378,8 @@ class NetlinkProbe:
                 or reused[1] is not owner
                 or reused[2].shared_with != listener.shared_with
             ):
-                reused = (row, owner, listener)
+                exposure = listener_exposure(row.endpoint, interfaces, row.v6only)
+                reused = (row, owner, replace(listener, exposure=exposure))
             built[ident] = reused
             listeners.append(reused[2])
         self._built = built
@@ -357,6 +390,7 @@ class NetlinkProbe:
             listeners=tuple(listeners),
             listener_counts=listener_counts,
             udp_connections=udp_connections,
+            interfaces=interfaces,
         )
 
     @staticmethod
@@ -416,13 +450,20 @@ class NetlinkProbe:
     @staticmethod
     def _decode_row(msg: codec.DiagMessage, proto: Proto) -> _Row:
         family = _FAMILY[msg.family]
+        # The kernel names the bound device by index: a device-bound socket (and a
+        # link-local one, whose scope is its device) answers on that device only.
+        endpoint = endpoint_of(
+            Endpoint(proto, family, msg.src, msg.sport), device_name(msg.ifindex)
+        )
         return _Row(
             sockid=msg.sockid,
-            endpoint=Endpoint(proto, family, msg.src, msg.sport),
+            endpoint=endpoint,
             state=msg.state,
             dport=msg.dport,
             inode=msg.inode,
-            order=(proto.value, family.value, msg.src, msg.sport),
+            order=(proto.value, family.value, endpoint.address, msg.sport, endpoint.device),
+            v6only=msg.v6only,
+            dst=msg.dst,
         )
 
     def _read_connections(
@@ -431,12 +472,17 @@ class NetlinkProbe:
         plan: _WatchPlan,
         conn_counts: dict[tuple[int, Proto], int],
         byte_totals: dict[bytes, tuple[int, int, int, int]],
+        ends: dict[PairKey, list[bytes]],
     ) -> None:
         assert self._diag is not None
         ports = plan.tcp_ports
         for chunk, start, end in self._diag.dump(request):
             msg = codec.decode_message(chunk, start, end)
-            if msg.state == codec.TCP_ESTABLISHED:
+            pair = connection_pair(Proto.TCP, msg.src, msg.sport, msg.dst, msg.dport)
+            seen = ends.setdefault(pair, [])
+            seen.append(msg.cookie)
+            # Both ends of a local connection are listed; count the connection once.
+            if msg.state == codec.TCP_ESTABLISHED and len(seen) == 1:
                 for port in {msg.sport, msg.dport}:
                     if port in ports:
                         key = (port, Proto.TCP)
