@@ -321,6 +321,7 @@ class PsutilProbe:
             ep for ep, owner, pid, _fd in settled if owner is None and pid is None
         }
         return settled
+
     def _bound_device(self, endpoint: Endpoint, pid: int | None, fd: int) -> Endpoint:
         """``endpoint`` with the device its socket is bound to, where readable; keeps
         the socket's IPv6-only flag for its exposure."""
