@@ -24,6 +24,7 @@ from portwatch.core.types import Owner, SignerInfo
 from portwatch.probe import procfs
 from portwatch.probe.extracode import extra_code, read_environ
 from portwatch.probe.interpreter import ScriptReader
+from portwatch.probe.origin import parent_chain, started_by_of
 from portwatch.probe.packages import PackageCheck, PackageVerifier, default_verifier
 from portwatch.probe.replaced import replaced_reason
 from portwatch.probe.signature import default_verifier as default_signature_verifier
@@ -255,6 +256,8 @@ class OwnerReader:
             signer=signer,
             note="; ".join(notes) or None,
             replaced=self._replaced(pid, exe),
+            started_by=started_by_of(pid) if self._linux else None,
+            parents=parent_chain(ps, proc),
         )
 
     def _replaced(self, pid: int, exe: str | None) -> str | None:

@@ -301,17 +301,19 @@ class PsutilProbe:
             again = self._ps.net_connections("inet")
         except (OSError, self._ps.Error):
             return found
+        # psutil's rows carry no device: match them to listeners without it.
+        fresh_rows = {_without_device(ep) for ep in fresh}
         now: dict[Endpoint, tuple[int | None, int]] = {}
         for row in again:
             endpoint = self._listener_endpoint(row)
-            if endpoint in fresh and now.get(endpoint, (None, -1))[0] is None:
+            if endpoint in fresh_rows and now.get(endpoint, (None, -1))[0] is None:
                 now[endpoint] = (row.pid, row.fd)
         settled: list[tuple[Endpoint, Owner | None, int | None, int]] = []
         for endpoint, owner, pid, fd in found:
             if owner is not None or pid is not None or endpoint not in fresh:
                 settled.append((endpoint, owner, pid, fd))
-            elif endpoint in now:
-                new_pid, new_fd = now[endpoint]
+            elif _without_device(endpoint) in now:
+                new_pid, new_fd = now[_without_device(endpoint)]
                 new_owner = self.owners.owner(new_pid) if new_pid is not None else None
                 if new_pid is None:
                     settled.append((endpoint, None, None, fd))
@@ -372,6 +374,13 @@ class PsutilProbe:
 
     def close(self) -> None:
         """Nothing to release: psutil keeps no open handles between calls."""
+
+
+def _without_device(endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` as a psutil row spells it: no device, no link-local scope."""
+    if not endpoint.device:
+        return endpoint
+    return replace(endpoint, address=endpoint.address.partition("%")[0], device="")
 
 
 def _socket_inode(pid: int | None, fd: int) -> int:

@@ -42,6 +42,8 @@ REDRAW_MS = 1000
 GAP_FACTOR = 3.0
 # Until the data covers the chosen window, the axis spans at least this much.
 MIN_SPAN_S = 60.0
+# How many intervals a traffic rate stands when polls between byte counts carry none.
+TRAFFIC_HOLD_INTERVALS = 12
 # Okabe-Ito colours: told apart with common colour-vision deficiencies, on light and dark.
 SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 
@@ -75,18 +77,10 @@ def spec_traffic(spec: WatchSpec, sample: Any) -> tuple[int, int] | None:
     return (got_in, got_out) if measured else None
 
 
-def traffic_text(specs: Sequence[WatchSpec], sample: Any, elapsed_s: float) -> str:
-    """One line of traffic per watched spec; "not measured" where no counters exist
-    (UDP, or an OS without per-socket counters), never a made-up zero."""
-    parts = []
-    for spec in specs:
-        traffic = spec_traffic(spec, sample)
-        if traffic is None or elapsed_s <= 0:
-            parts.append(f"{spec}: not measured")
-        else:
-            rate_in, rate_out = (count / elapsed_s for count in traffic)
-            parts.append(f"{spec}: in {readable_rate(rate_in)}, out {readable_rate(rate_out)}")
-    return "Traffic now \u2014 " + ("  \u2022  ".join(parts) if parts else "no watched ports")
+def rate_text(traffic: tuple[int, int], elapsed_s: float) -> str:
+    """``in X/s, out Y/s`` for bytes moved over ``elapsed_s`` seconds."""
+    rate_in, rate_out = (count / elapsed_s for count in traffic)
+    return f"in {readable_rate(rate_in)}, out {readable_rate(rate_out)}"
 
 
 def count_step(top: float, most: int = 6) -> int:
@@ -259,6 +253,8 @@ class ActivityChart(QWidget):
         self._interval_s = 2.0
         self._dirty = False
         self._latest_wall: float | None = None
+        # Per spec: when bytes were last counted, and the rate they gave.
+        self._measured: dict[WatchSpec, tuple[float, str]] = {}
         self.redraw_count = 0
 
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
@@ -384,8 +380,26 @@ class ActivityChart(QWidget):
             listeners, established = spec_activity(spec, sample)
             series.buffer.append_sample(wall, listeners, established, self._interval_s)
         self._dirty = True
-        elapsed = wall - previous if previous is not None else self._interval_s
-        self.traffic.setText(traffic_text(list(self._series), sample, elapsed))
+        self.traffic.setText(self._traffic_line(sample, wall, previous))
+
+    def _traffic_line(self, sample: Any, wall: float, previous: float | None) -> str:
+        """One entry per watched spec; "not measured" where no counters exist (UDP, an OS
+        without per-socket counters), never a made-up zero. A probe may count bytes only
+        every few polls on a busy machine: the last rate stands until the next count."""
+        parts = []
+        for spec in self._series:
+            traffic = spec_traffic(spec, sample)
+            last = self._measured.get(spec)
+            if traffic is not None:
+                since = last[0] if last is not None else previous
+                elapsed = wall - since if since is not None else self._interval_s
+                if elapsed > 0:
+                    last = self._measured[spec] = (wall, rate_text(traffic, elapsed))
+            if last is not None and wall - last[0] <= TRAFFIC_HOLD_INTERVALS * self._interval_s:
+                parts.append(f"{spec}: {last[1]}")
+            else:
+                parts.append(f"{spec}: not measured")
+        return "Traffic now \u2014 " + ("  \u2022  ".join(parts) if parts else "no watched ports")
 
     def add_gap(self, wall: float) -> None:
         """Mark a failed poll: no data at ``wall`` (a break in every line, never a zero)."""

@@ -136,11 +136,11 @@ def test_count_axis_ticks_are_whole_numbers(qtbot: Any) -> None:
     assert values and all(float(v).is_integer() for v in values)
 
 
-def test_traffic_is_shown_in_readable_units_and_unmeasured_is_not_zero() -> None:
+def test_traffic_is_shown_in_readable_units_and_unmeasured_is_not_zero(qtbot: Any) -> None:
     from types import SimpleNamespace
 
     from portwatch.core.types import PortActivity, Proto
-    from portwatch.ui.chart import readable_rate, traffic_text
+    from portwatch.ui.chart import readable_rate
 
     assert [readable_rate(v) for v in (0, 512, 1500, 12_345, 2_500_000, 3.2e9)] == [
         "0 B/s",
@@ -151,13 +151,30 @@ def test_traffic_is_shown_in_readable_units_and_unmeasured_is_not_zero() -> None
         "3.2 GB/s",
     ]
     tcp, udp = parse_spec("3653"), parse_spec("53/udp")
-    sample = SimpleNamespace(
-        listeners=(),
-        activity=(
-            PortActivity(3653, Proto.TCP, 1, 1, 20_000_000, 10_000_000, 10_000_000),
-            PortActivity(53, Proto.UDP, 1, 0),
-        ),
-    )
-    text = traffic_text([tcp, udp], sample, 2.0)
-    assert "in 5.0 MB/s, out 5.0 MB/s" in text
-    assert f"{udp}: not measured" in text
+    chart = ActivityChart(capacity=100, clock=lambda: 1010.0)
+    qtbot.addWidget(chart)
+    chart.set_watchlist(WatchList((tcp, udp)))
+
+    def sample(wall: float, moved: int | None) -> Any:
+        return SimpleNamespace(
+            wall=wall,
+            listeners=(),
+            activity=(
+                PortActivity(
+                    3653, Proto.TCP, 1, 1, None if moved is None else 2 * moved, moved, moved
+                ),
+                PortActivity(53, Proto.UDP, 1, 0),
+            ),
+        )
+
+    chart.add_sample(sample(1000.0, None))
+    assert f"{tcp}: not measured" in chart.traffic.text()
+    chart.add_sample(sample(1002.0, 10_000_000))
+    assert "in 5.0 MB/s, out 5.0 MB/s" in chart.traffic.text()
+    assert f"{udp}: not measured" in chart.traffic.text()
+    # A poll that re-used the last byte count keeps the last rate, not "0" or a blank.
+    chart.add_sample(sample(1004.0, None))
+    assert "in 5.0 MB/s" in chart.traffic.text()
+    # The bytes of a later count cover the time since the last count.
+    chart.add_sample(sample(1006.0, 4_000_000))
+    assert "in 1.0 MB/s" in chart.traffic.text()
