@@ -42,7 +42,7 @@ from portwatch.services.watchlist_file import WatchListFile
 from portwatch.ui.icons import app_icon
 from portwatch.ui.main_window import MainWindow
 from portwatch.ui.smoke import SmokeShot
-from portwatch.ui.tray import Tray
+from portwatch.ui.tray import Tray, untrusted_programs, watched_port_count
 from portwatch.ui.trust_list_dialog import open_trust_list
 from portwatch.ui.trust_review import open_review
 from portwatch.ui.trust_scope_dialog import ask_trust_scope
@@ -195,6 +195,14 @@ class DesktopApp:
             tray.export_requested.connect(window.ask_export)
             tray.quit_requested.connect(window.request_quit)
             tray.alert_chosen.connect(window.open_alert)
+            tray.trusted_requested.connect(window.trusted_programs_requested)
+            tray.settings_requested.connect(window.bring_to_front)
+            tray.settings_requested.connect(window.open_settings)
+            sampler.result_ready.connect(
+                lambda result: tray.set_counts(
+                    watched_port_count(watch_file.watchlist), untrusted_programs(result.views)
+                )
+            )
             sampler.paused_changed.connect(tray.set_paused)
             alerts.alarm_changed.connect(tray.set_alerting)
             alerts.alert_logged.connect(tray.add_recent)

@@ -169,7 +169,7 @@ def test_export_to_stdout(data_dir: Path) -> None:
     ("args", "needle"),
     [
         (["scan", "--bogus"], "unrecognized arguments"),
-        (["monitor", "--interval", "0"], "positive"),
+        (["monitor", "--interval", "0"], "outside 0.1-3600 seconds"),
         (["monitor", "--interval", "abc"], "not a number"),
         (["watch", "add", "65536"], "outside 1-65535"),
         (["watch", "add", "true"], "'true'"),

@@ -146,3 +146,18 @@ def test_text_helpers_make_hidden_characters_visible() -> None:
     assert clean(b"ok\xff".decode("utf-8", "surrogateescape")) == "ok\\xff"
     assert visible("a\u202eb\x07c") == "a\\u202eb\\x07c"
     assert visible("<b>bold</b> & more") == "<b>bold</b> & more"
+
+
+def test_a_byte_and_its_escape_written_as_text_show_differently() -> None:
+    byte = b"a\xffb".decode("utf-8", "surrogateescape")
+    literal = "a\\xffb"  # the four characters backslash, x, f, f
+    assert clean(byte) == "a\\xffb"
+    assert clean(literal) == "a\\\\xffb"
+    assert visible(clean(byte)) != visible(clean(literal))
+    # A backslash just before an escaped byte cannot merge with it either.
+    mixed = b"a\\\xff".decode("utf-8", "surrogateescape")
+    assert clean(mixed) == "a\\\\\\xff" != clean("a\\xff")
+    # A control character and its escape written as text differ too.
+    assert visible(clean("a\x07")) != visible(clean("a\\x07"))
+    # Backslashes that cannot start an escape stay single (Windows paths read as usual).
+    assert clean("C:\\Program Files\\app.exe") == "C:\\Program Files\\app.exe"

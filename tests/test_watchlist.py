@@ -149,3 +149,21 @@ def test_atomic_write_into_unwritable_folder_reports_os_reason(tmp_path: Path) -
     with pytest.raises(OSError) as info:
         atomic.write_text(blocker / "watchlist.txt", "3653\n")
     assert info.value.strerror
+
+
+def test_following_a_file_never_creates_or_rewrites_it(tmp_path: Path) -> None:
+    from portwatch.config.follow import Follower
+
+    path = tmp_path / "watchlist.txt"
+    path.write_text("3653\nnot a port\n")
+    follower = Follower(path, watchfile.follow_load)
+    assert follower.poll() is None  # unchanged
+    path.unlink()  # mid-replace, or deleted by the user
+    loaded = follower.poll()
+    assert loaded is not None and not loaded.readable
+    assert not path.exists()
+    path.write_text("4000/udp\n")
+    loaded = follower.poll()
+    assert loaded is not None and loaded.readable
+    assert [str(s) for s in loaded.watchlist] == ["4000/udp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["watchlist.txt"]

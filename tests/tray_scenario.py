@@ -146,6 +146,12 @@ def tray_part(app: QApplication, failures: list[str]) -> None:
                     "the alert is in the in-app alert log",
                     failures,
                 )
+                status = tray.status_action.text
+                check(
+                    pump_until(lambda: status() == "Watching 1 port, 1 untrusted program", 10),
+                    f"the tray menu's status line counts the untrusted program ({status()})",
+                    failures,
+                )
                 shown_by = [e.shown_by for e in desktop.alerts.recent()]
                 check(
                     "tray message" in shown_by, f"the alert went to the tray ({shown_by})", failures

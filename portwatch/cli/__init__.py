@@ -8,7 +8,7 @@ from typing import Any
 
 # Each module has ``add_parser(subparsers)`` which registers a sub-command whose
 # ``handler`` is ``run(args, paths) -> int``.
-COMMAND_MODULES = ("scan", "monitor", "export", "watch", "describe", "trust")
+COMMAND_MODULES = ("scan", "monitor", "export", "watch", "describe", "trust", "connections")
 
 
 class CommandError(Exception):

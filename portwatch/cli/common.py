@@ -106,6 +106,11 @@ def listener_fields(view: ListenerView) -> dict[str, Any]:
         "status": view.status.value,
         "package": package_fields(owner.package if owner else None),
         "signer": signer_fields(owner.signer if owner else None),
+        # Why the program running is not the file at "exe" any more (deleted or
+        # replaced on disk since it started), or null.
+        "replaced": owner.replaced if owner else None,
+        "started_by": owner.started_by if owner else None,
+        "parents": [{"process": name, "pid": pid} for name, pid in owner.parents] if owner else [],
         # Other processes that can accept on the same socket (fork, fd passing,
         # SO_REUSEPORT); each is judged too.
         "shared_with": [
@@ -196,6 +201,10 @@ def text_row(view: ListenerView) -> str:
         exe += "  shared with " + ", ".join(
             f"{visible(other.name) or '?'} (pid {other.pid})" for other in view.listener.shared_with
         )
+    if owner is not None and owner.started_by:
+        exe += f"  started by {visible(owner.started_by)}"
+    if owner is not None and owner.replaced:
+        exe += f"  REPLACED: {visible(owner.replaced)}"
     exposure = view.listener.exposure
     reach = f"  reachable from: {visible(exposure.summary())}" if exposure is not None else ""
     return (

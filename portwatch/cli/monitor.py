@@ -30,15 +30,26 @@ from portwatch.engine.textfile import TextfileSink
 from portwatch.paths import Paths
 from portwatch.store.history import HistoryStore, StoreError
 
+MAX_INTERVAL_S = 3600.0
+# About a century: long enough for "run forever", short enough for any clock arithmetic.
+MAX_DURATION_S = 3.2e9
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
-    return value
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: seconds within [low, high]; anything else is refused by name
+    (exit status 2), never clamped."""
+
+    def parse(text: str) -> float:
+        shown = text if len(text) <= 30 else f"{text[:30]}... ({len(text):,} characters)"
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{shown!r} is not a number of seconds") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{shown!r} is outside {low:g}-{high:g} seconds")
+        return value
+
+    return parse
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,10 +57,17 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "monitor", help="poll without a window, record history and print events"
     )
     parser.add_argument(
-        "--interval", type=_positive, default=1.0, metavar="SECONDS", help="poll period (1)"
+        "--interval",
+        type=_seconds(MIN_INTERVAL_S, MAX_INTERVAL_S),
+        default=1.0,
+        metavar="SECONDS",
+        help=f"poll period, {MIN_INTERVAL_S:g}-{MAX_INTERVAL_S:g} (1)",
     )
     parser.add_argument(
-        "--duration", type=_positive, metavar="SECONDS", help="stop after this long"
+        "--duration",
+        type=_seconds(0.001, MAX_DURATION_S),
+        metavar="SECONDS",
+        help="stop after this long",
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
@@ -154,7 +172,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     judge = common.load_judge(paths)
     # `portwatch trust add` in another terminal takes effect on the next poll.
     trust_reloader = trustfile.Reloader(paths.trust_file)
-    watch_follower = Follower(paths.watchlist_file, watchfile.load)
+    watch_follower = Follower(paths.watchlist_file, watchfile.follow_load)
     services = common.load_services(paths)
     monitor = Monitor(
         common.make_probe(args),

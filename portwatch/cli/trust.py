@@ -343,8 +343,13 @@ def _parse_choice(text: str, count: int) -> list[int]:
     for part in text.replace(" ", ",").split(","):
         if not part:
             continue
-        if not part.isdigit() or not 1 <= int(part) <= count:
-            raise ValueError(f"{part!r} is not one of the numbers 1-{count}")
+        # ASCII digits, and few of them: int() of thousands of digits raises.
+        if (
+            not (part.isascii() and part.isdigit() and len(part) <= 9)
+            or not 1 <= int(part) <= count
+        ):
+            shown = part if len(part) <= 20 else f"{part[:20]}..."
+            raise ValueError(f"{shown!r} is not one of the numbers 1-{count}")
         if int(part) not in chosen:
             chosen.append(int(part))
     return chosen

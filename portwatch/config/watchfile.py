@@ -30,12 +30,15 @@ class LoadedWatchList:
     readable: bool = True
 
 
-def load(path: Path) -> LoadedWatchList:
+def load(path: Path, *, create: bool = True) -> LoadedWatchList:
     """Read the watch list. A missing file is created with the defaults (the first
-    run); an existing file is only ever read."""
+    run; with ``create`` False, as when following edits, it is taken as unreadable
+    for now: mid-replace or deleted); an existing file is only ever read."""
     try:
         raw = files.read_bytes(path, MAX_BYTES)
     except FileNotFoundError:
+        if not create:
+            return LoadedWatchList(WatchList.default(), readable=False)
         watchlist = WatchList.default()
         try:
             save(path, watchlist)
@@ -59,6 +62,11 @@ def load(path: Path) -> LoadedWatchList:
         problems.append(f"{path} is empty; using the default watch list until it is edited")
         watchlist = WatchList.default()
     return LoadedWatchList(watchlist, tuple(problems))
+
+
+def follow_load(path: Path) -> LoadedWatchList:
+    """:func:`load` for following edits: never creates the file."""
+    return load(path, create=False)
 
 
 def save(path: Path, watchlist: WatchList) -> None:

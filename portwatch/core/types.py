@@ -133,6 +133,14 @@ class Owner:
     package_problem: str | None = None
     # The verified code signer of the executable (Windows, macOS); None elsewhere.
     signer: SignerInfo | None = None
+    # Why the program running is not the file at ``exe`` any more (deleted, or
+    # replaced on disk since the process started); None when it is, or cannot be told.
+    replaced: str | None = None
+    # What started the process (``systemd unit nginx.service``, ``docker container
+    # 3f4e…``, ``user session 2 (uid 1000)``), where the OS says; None elsewhere.
+    started_by: str | None = None
+    # The parent chain as (name, pid), nearest first, up to five levels or init.
+    parents: tuple[tuple[str, int], ...] = ()
     # Why some details are missing ("access denied", "process exited"), for people.
     note: str | None = None
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+from portwatch import files
 from portwatch.core.types import Proto
 from portwatch.knowledge import texts
 from portwatch.knowledge.checks import checks_for
@@ -18,6 +19,7 @@ from portwatch.knowledge.model import Entry, PortInfo
 from portwatch.knowledge.registry import Registration, Registry
 from portwatch.knowledge.registry import load as load_registry
 from portwatch.knowledge.schema import ParsedFile, duplicates, parse_text
+from portwatch.knowledge.table import PortTable
 
 log = logging.getLogger(__name__)
 
@@ -51,32 +53,20 @@ def parse_embedded() -> tuple[ParsedFile, ...]:
 
 
 def read_user_file(path: Path) -> ParsedFile:
-    """The user's description file; a missing file is normal, a broken one a problem."""
+    """The user's description file; a missing file is normal, a broken one a problem.
+    Only a regular file of at most :data:`MAX_USER_FILE_BYTES`, not through a link
+    (a FIFO would hang the start, a device fill memory)."""
     try:
-        with path.open("rb") as stream:
-            data = stream.read(MAX_USER_FILE_BYTES + 1)
+        data = files.read_bytes(path, MAX_USER_FILE_BYTES)
     except FileNotFoundError:
         return ParsedFile((), ())
     except OSError as exc:
         return ParsedFile((), (f"{path}: cannot be read ({exc.strerror or exc}); ignored",))
-    if len(data) > MAX_USER_FILE_BYTES:
-        return ParsedFile(
-            (), (f"{path}: larger than {MAX_USER_FILE_BYTES} bytes; the file is ignored",)
-        )
     try:
-        text = data.decode("utf-8")
+        text = data.removeprefix(files.UTF8_BOM).decode("utf-8")
     except UnicodeDecodeError as exc:
         return ParsedFile((), (f"{path}: not UTF-8 text ({exc.reason}); the file is ignored",))
     return parse_text(text, str(path), "user")
-
-
-def _layer(entries: Iterable[Entry], into: dict[tuple[int, Proto], Entry]) -> None:
-    # Widest first, so narrower ranges and then single ports overwrite them: the most
-    # specific description wins. Ties keep file order (sorted() is stable).
-    for entry in sorted(entries, key=lambda e: -e.width):
-        for proto in entry.protocols:
-            for port in range(entry.lo, entry.hi + 1):
-                into[(port, proto)] = entry
 
 
 def _other(proto: Proto) -> Proto:
@@ -103,12 +93,9 @@ class KnowledgeBase:
         registry: Registry | None = None,
     ) -> None:
         curated = list(curated)
-        self._user: dict[tuple[int, Proto], Entry] = {}
-        _layer(user, self._user)
-        self._exact: dict[tuple[int, Proto], Entry] = {}
-        _layer((e for e in curated if not e.is_range), self._exact)
-        self._ranges: dict[tuple[int, Proto], Entry] = {}
-        _layer((e for e in curated if e.is_range), self._ranges)
+        self._user = PortTable(user)
+        self._exact = PortTable(e for e in curated if not e.is_range)
+        self._ranges = PortTable(e for e in curated if e.is_range)
         self.registry = registry if registry is not None else load_registry()
         self._os_names: dict[tuple[int, Proto], str | None] = {}
         self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._build)

@@ -86,8 +86,14 @@ def parse_text(text: str, origin: str, source: Source) -> ParsedFile:
     """Parse a whole TOML document; a syntax error makes the whole file a problem."""
     try:
         document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        return ParsedFile((), (f"{origin}: not valid TOML ({exc}); the file is ignored",))
+    except RecursionError:
+        return ParsedFile((), (f"{origin}: nested too deeply; the file is ignored",))
+    except ValueError as exc:
+        # TOMLDecodeError, and the plain ValueError of an integer of thousands of digits.
+        reason = str(exc)
+        if len(reason) > 200:
+            reason = reason[:200] + "..."
+        return ParsedFile((), (f"{origin}: not valid TOML ({reason}); the file is ignored",))
     return parse_document(document, origin, source)
 
 

@@ -25,7 +25,9 @@ from portwatch.core.types import Owner, SignerInfo
 from portwatch.probe import procfs, winfile
 from portwatch.probe.extracode import extra_code, read_environ
 from portwatch.probe.interpreter import ScriptReader
+from portwatch.probe.origin import parent_chain, started_by_of
 from portwatch.probe.packages import PackageCheck, PackageVerifier, default_verifier
+from portwatch.probe.replaced import replaced_reason
 from portwatch.probe.signature import default_verifier as default_signature_verifier
 
 log = logging.getLogger(__name__)
@@ -301,7 +303,22 @@ class OwnerReader:
             package_problem=problem,
             signer=signer,
             note="; ".join(notes) or None,
+            replaced=self._replaced(pid, exe),
+            started_by=started_by_of(pid) if self._linux else None,
+            parents=parent_chain(ps, proc),
         )
+
+    def _replaced(self, pid: int, exe: str | None) -> str | None:
+        """Why the running program is not the file at ``exe`` (Linux), else None."""
+        if not self._linux or not exe:
+            return None
+        try:
+            target = os.readlink(f"/proc/{pid}/exe")  # the raw path, not the cleaned text
+        except OSError:
+            return None
+        if target.endswith(_DELETED) and not procfs.real_name(pid, target):
+            target = target[: -len(_DELETED)]
+        return replaced_reason(pid, target)
 
     def _package_check(self, path: str, open_path: str | None) -> PackageCheck:
         try:

@@ -155,6 +155,8 @@ class PsutilProbe:
         # psutil names one holder per socket (the highest pid); on Linux the others are
         # found through the socket's inode, since each can accept connections too.
         self._holders = InodeResolver() if platform.startswith("linux") else None
+        # Unowned listeners already asked about twice (see _settle_unowned).
+        self._unowned_checked: set[Endpoint] = set()
         self._details = _KernelDetails() if platform.startswith("linux") else None
         self._v6only: dict[Endpoint, bool | None] = {}
         self._taken: set[int] = set()
@@ -313,10 +315,63 @@ class PsutilProbe:
             PortActivity(port, proto, listener_counts[(port, proto)], established[(port, proto)])
             for port, proto in sorted(set(listener_counts) | set(established))
         ]
+        found = self._settle_unowned(found)
         listeners = listeners_with_holders(self._with_other_holders(found, owners_this_poll))
         listeners = [self._exposed(listener) for listener in listeners]
         listeners.sort(key=lambda item: (item.endpoint, item.owner.pid if item.owner else -1))
         return listeners, activity
+
+    def _listener_endpoint(self, row: Any) -> Endpoint | None:
+        """The endpoint of a listening row (TCP LISTEN, UDP without a peer), else None."""
+        family = _family(row.family)
+        proto = _proto(row.type)
+        if family is None or proto is None or not row.laddr:
+            return None
+        if proto is Proto.TCP and row.status != self._ps.CONN_LISTEN:
+            return None
+        if proto is Proto.UDP and row.raddr:
+            return None
+        return Endpoint(proto, family, normalise_address(row.laddr.ip, family), row.laddr.port)
+
+    def _settle_unowned(
+        self, found: list[tuple[Endpoint, Owner | None, int | None, int]]
+    ) -> list[tuple[Endpoint, Owner | None, int | None, int]]:
+        """Listeners no process was named for: asked once more. psutil reads the
+        processes' sockets before the socket tables, so a socket can be listed after
+        its process closed it or exited (gone: dropped), or before its new process
+        was read (named now). One still unnamed is genuinely unattributed; each is
+        asked about once, so a steady poll costs nothing more."""
+        current = {ep for ep, owner, pid, _fd in found if owner is None and pid is None}
+        fresh = current - self._unowned_checked
+        if not fresh:
+            self._unowned_checked &= current
+            return found
+        try:
+            again = self._ps.net_connections("inet")
+        except (OSError, self._ps.Error):
+            return found
+        # psutil's rows carry no device: match them to listeners without it.
+        fresh_rows = {_without_device(ep) for ep in fresh}
+        now: dict[Endpoint, tuple[int | None, int]] = {}
+        for row in again:
+            endpoint = self._listener_endpoint(row)
+            if endpoint in fresh_rows and now.get(endpoint, (None, -1))[0] is None:
+                now[endpoint] = (row.pid, row.fd)
+        settled: list[tuple[Endpoint, Owner | None, int | None, int]] = []
+        for endpoint, owner, pid, fd in found:
+            if owner is not None or pid is not None or endpoint not in fresh:
+                settled.append((endpoint, owner, pid, fd))
+            elif _without_device(endpoint) in now:
+                new_pid, new_fd = now[_without_device(endpoint)]
+                new_owner = self.owners.owner(new_pid) if new_pid is not None else None
+                if new_pid is None:
+                    settled.append((endpoint, None, None, fd))
+                elif new_owner is not None:
+                    settled.append((endpoint, new_owner, new_pid, new_fd))
+        self._unowned_checked = {
+            ep for ep, owner, pid, _fd in settled if owner is None and pid is None
+        }
+        return settled
 
     def _bound_device(self, endpoint: Endpoint, pid: int | None, fd: int) -> Endpoint:
         """``endpoint`` with the device its socket is bound to, where readable; keeps
@@ -368,6 +423,13 @@ class PsutilProbe:
 
     def close(self) -> None:
         """Nothing to release: psutil keeps no open handles between calls."""
+
+
+def _without_device(endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` as a psutil row spells it: no device, no link-local scope."""
+    if not endpoint.device:
+        return endpoint
+    return replace(endpoint, address=endpoint.address.partition("%")[0], device="")
 
 
 def _socket_inode(pid: int | None, fd: int) -> int:

@@ -16,7 +16,9 @@ from portwatch.core import text as core_text
 def visible(text: str | None) -> str:
     """``text`` with undecodable bytes, control, format and bidi characters shown as
     ``\\xNN``/``\\uXXXX`` escapes (shared with the CLI through ``core.text``)."""
-    return core_text.visible(core_text.clean(text))
+    # Not clean() again: stored text is already cleaned (once, by the probe), and
+    # cleaning twice would double its backslashes; visible() shows stray bytes itself.
+    return core_text.visible(text)
 
 
 def escaped(text: str | None) -> str:

@@ -12,7 +12,8 @@ from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from portwatch.config import atomic
+from portwatch import files
+from portwatch.config import atomic, jsontext
 from portwatch.core.alert_policy import DEFAULT_COOLDOWN_S
 
 
@@ -71,6 +72,8 @@ def bounds(name: str) -> Bounds:
     return found
 
 
+# Settings are a handful of keys; anything this large is not a settings file.
+MAX_SETTINGS_BYTES = 1 << 20
 MIN_POLL_INTERVAL_S = bounds("poll_interval_s").lo
 MAX_POLL_INTERVAL_S = bounds("poll_interval_s").hi
 MAX_ALERT_COOLDOWN_S = bounds("alert_cooldown_s").hi
@@ -134,19 +137,20 @@ def from_mapping(data: object) -> LoadedSettings:
 
 def load(path: Path) -> LoadedSettings:
     """Read the settings file; a missing file gives the defaults without complaint."""
+    # A regular file, not through a link, of bounded size; BOM, huge numbers and deep
+    # nesting are reported, not crashes (see portwatch.files and config.jsontext).
     try:
-        raw = path.read_text(encoding="utf-8")
+        raw = files.read_bytes(path, MAX_SETTINGS_BYTES)
     except FileNotFoundError:
         return LoadedSettings(Settings())
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         return LoadedSettings(Settings(), (f"cannot read {path}: {reason}; using the defaults",))
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
+        data = jsontext.loads(raw)
+    except jsontext.JsonProblem as exc:
         return LoadedSettings(
-            Settings(),
-            (f"{path} is not valid JSON ({exc.msg}, line {exc.lineno}); using the defaults",),
+            Settings(), (f"{path} is not valid JSON ({exc}); using the defaults",)
         )
     loaded = from_mapping(data)
     return LoadedSettings(loaded.settings, tuple(f"{path}: {p}" for p in loaded.problems))

@@ -38,7 +38,7 @@ class WatchListFile(QObject):
         loaded = watchfile.load(path)
         self._watchlist = loaded.watchlist
         self._initial_problems = list(loaded.problems)
-        self._follower = Follower(path, watchfile.load)
+        self._follower = Follower(path, watchfile.follow_load)
         self._timer = QTimer(self)
         self._timer.setInterval(follow_every_ms)
         self._timer.timeout.connect(self.reload_if_changed)
@@ -68,7 +68,7 @@ class WatchListFile(QObject):
     def reload(self) -> None:
         """Read the file again now; emit ``changed`` if the list differs, ``problems`` if any."""
         self._follower.mark_seen()
-        self._apply(watchfile.load(self._path))
+        self._apply(watchfile.follow_load(self._path))
 
     def _apply(self, loaded: watchfile.LoadedWatchList) -> None:
         if loaded.problems:

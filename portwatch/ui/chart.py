@@ -42,8 +42,57 @@ REDRAW_MS = 1000
 GAP_FACTOR = 3.0
 # Until the data covers the chosen window, the axis spans at least this much.
 MIN_SPAN_S = 60.0
+# How many intervals a traffic rate stands when polls between byte counts carry none.
+TRAFFIC_HOLD_INTERVALS = 12
 # Okabe-Ito colours: told apart with common colour-vision deficiencies, on light and dark.
 SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+
+
+def readable_rate(bytes_per_s: float) -> str:
+    """Bytes per second in decimal units a person reads at a glance (KB/s, MB/s, GB/s)."""
+    value = max(0.0, bytes_per_s)
+    for unit in ("B/s", "KB/s", "MB/s"):
+        if value < 999.5:
+            return (
+                f"{value:.0f} {unit}" if unit == "B/s" or value >= 99.5 else f"{value:.1f} {unit}"
+            )
+        value /= 1000
+    return f"{value:.1f} GB/s"
+
+
+def spec_traffic(spec: WatchSpec, sample: Any) -> tuple[int, int] | None:
+    """(bytes in, bytes out) inside ``spec`` since the previous sample; None if unmeasured."""
+    got_in = got_out = 0
+    measured = False
+    for item in getattr(sample, "activity", ()) or ():
+        if not spec.contains(item.port, item.proto):
+            continue
+        bytes_in = getattr(item, "bytes_in_delta", None)
+        bytes_out = getattr(item, "bytes_out_delta", None)
+        if bytes_in is None or bytes_out is None:
+            continue
+        measured = True
+        got_in += bytes_in
+        got_out += bytes_out
+    return (got_in, got_out) if measured else None
+
+
+def rate_text(traffic: tuple[int, int], elapsed_s: float) -> str:
+    """``in X/s, out Y/s`` for bytes moved over ``elapsed_s`` seconds."""
+    rate_in, rate_out = (count / elapsed_s for count in traffic)
+    return f"in {readable_rate(rate_in)}, out {readable_rate(rate_out)}"
+
+
+def count_step(top: float, most: int = 6) -> int:
+    """The tick step for a count axis up to ``top``: 1, 2 or 5 times a power of ten,
+    at least 1, giving at most ``most`` ticks."""
+    scale = 1
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * scale
+            if top / step <= most:
+                return step
+        scale *= 10
 
 
 class SeriesBuffer:
@@ -204,6 +253,8 @@ class ActivityChart(QWidget):
         self._interval_s = 2.0
         self._dirty = False
         self._latest_wall: float | None = None
+        # Per spec: when bytes were last counted, and the rate they gave.
+        self._measured: dict[WatchSpec, tuple[float, str]] = {}
         self.redraw_count = 0
 
         self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
@@ -253,6 +304,11 @@ class ActivityChart(QWidget):
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.legend)
         layout.addWidget(self.readout)
+        self.traffic = QLabel("Traffic: waiting for two checks\u2026")
+        self.traffic.setTextFormat(Qt.TextFormat.PlainText)
+        self.traffic.setAccessibleName("Traffic now")
+        self.traffic.setWordWrap(True)
+        layout.addWidget(self.traffic)
 
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
@@ -318,11 +374,32 @@ class ActivityChart(QWidget):
     def add_sample(self, sample: Any) -> None:
         """Append one tick's activity to every series (drawn at the next redraw)."""
         wall = float(sample.wall)
+        previous = self._latest_wall
         self._latest_wall = wall
         for spec, series in self._series.items():
             listeners, established = spec_activity(spec, sample)
             series.buffer.append_sample(wall, listeners, established, self._interval_s)
         self._dirty = True
+        self.traffic.setText(self._traffic_line(sample, wall, previous))
+
+    def _traffic_line(self, sample: Any, wall: float, previous: float | None) -> str:
+        """One entry per watched spec; "not measured" where no counters exist (UDP, an OS
+        without per-socket counters), never a made-up zero. A probe may count bytes only
+        every few polls on a busy machine: the last rate stands until the next count."""
+        parts = []
+        for spec in self._series:
+            traffic = spec_traffic(spec, sample)
+            last = self._measured.get(spec)
+            if traffic is not None:
+                since = last[0] if last is not None else previous
+                elapsed = wall - since if since is not None else self._interval_s
+                if elapsed > 0:
+                    last = self._measured[spec] = (wall, rate_text(traffic, elapsed))
+            if last is not None and wall - last[0] <= TRAFFIC_HOLD_INTERVALS * self._interval_s:
+                parts.append(f"{spec}: {last[1]}")
+            else:
+                parts.append(f"{spec}: not measured")
+        return "Traffic now \u2014 " + ("  \u2022  ".join(parts) if parts else "no watched ports")
 
     def add_gap(self, wall: float) -> None:
         """Mark a failed poll: no data at ``wall`` (a break in every line, never a zero)."""
@@ -371,6 +448,9 @@ class ActivityChart(QWidget):
                 top = max(top, float(np.nanmax(points[:, 1:])))
         self.plot.setXRange(shown_from, now, padding=0.02)
         self.plot.setYRange(0, top * 1.15 + 0.5, padding=0)
+        # Counts are whole numbers: ticks at whole steps, never 0.5 of a connection.
+        step = count_step(top)
+        self.plot.getPlotItem().getAxis("left").setTickSpacing(major=step, minor=step)
 
     def _on_mouse_moved(self, event: tuple[QPointF]) -> None:
         position = event[0]

@@ -9,7 +9,8 @@ made visible, and escaped in tooltips.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Container, Iterable, Sequence
 from typing import Any
 
 from PySide6.QtCore import (
@@ -20,11 +21,21 @@ from PySide6.QtCore import (
     QRegularExpression,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
+    Slot,
 )
 from PySide6.QtGui import QFont
 
 from portwatch.core.types import Status
 from portwatch.services.plain_text import tooltip, visible
+from portwatch.ui.change_highlight import (
+    HIGHLIGHT_S,
+    Change,
+    ChangeMarks,
+    Clock,
+    change_colour,
+    change_words,
+)
 from portwatch.ui.icons import PortState, state_icon
 
 Index = QModelIndex | QPersistentModelIndex
@@ -152,12 +163,27 @@ def _tooltip_lines(view: Any, column: Column) -> tuple[str, ...]:
 class ListenerTableModel(QAbstractTableModel):
     """Current listeners; call :meth:`update` with each tick's views."""
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        parent: QObject | None = None,
+        *,
+        clock: Clock = time.monotonic,
+        linger_s: float = HIGHLIGHT_S,
+    ) -> None:
         super().__init__(parent)
         self._rows: list[Any] = []
         self._keys: list[tuple[Any, ...]] = []
         self._bold = QFont()
         self._bold.setBold(True)
+        self._struck = QFont()
+        self._struck.setStrikeOut(True)
+        self.marks = ChangeMarks(clock, linger_s)
+        self._updated = False
+        self._stopped = False
+        # Ends marks between ticks (a slow poll interval would keep them for too long).
+        self._expiry = QTimer(self)
+        self._expiry.setInterval(250)
+        self._expiry.timeout.connect(self.expire)
 
     # -- Qt model interface -------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
@@ -187,6 +213,14 @@ class ListenerTableModel(QAbstractTableModel):
             return None
         view = self._rows[index.row()]
         column = Column(index.column())
+        change = self.marks.change_of(self._keys[index.row()])
+        if change is not None:
+            if role == Qt.ItemDataRole.BackgroundRole:
+                return change_colour(change)
+            if role == Qt.ItemDataRole.FontRole and change is Change.CLOSED:
+                return self._struck
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return tooltip(change_words(change), *_tooltip_lines(view, column))
         if role == Qt.ItemDataRole.DisplayRole:
             if column is Column.WATCHED:
                 return WATCHED_MARK if view.watched else ""
@@ -221,15 +255,30 @@ class ListenerTableModel(QAbstractTableModel):
         return list(self._rows)
 
     def update(self, views: Iterable[Any]) -> None:
-        """Make the rows equal ``views`` with the fewest row operations."""
+        """Make the rows equal ``views`` with the fewest row operations.
+
+        Rows that went stay for a few seconds marked closed; rows that came are marked
+        new (not on the first update: everything is new then)."""
+        now = self.marks.now()
         incoming: dict[tuple[Any, ...], Any] = {}
         for view in views:
             incoming.setdefault(row_key(view), view)
-        self._remove_missing(incoming)
+        for key in self._keys:
+            if key not in incoming and not self.marks.is_closed(key):
+                self.marks.mark(key, Change.CLOSED, now)
+        self._drop_expired(now)
+        keep = set(incoming) | {k for k in self._keys if self.marks.is_closed(k)}
+        self._remove_missing(keep)
         last_column = len(Column) - 1
         for row, key in enumerate(self._keys):
-            fresh = incoming[key]
-            if fresh != self._rows[row]:
+            fresh = incoming.get(key)
+            if fresh is None:
+                # Closed: keeps its last view; the mark changes how it is drawn.
+                self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
+                continue
+            if self.marks.is_closed(key):
+                self.marks.mark(key, Change.NEW, now)  # back again
+            if fresh != self._rows[row] or self.marks.change_of(key) is not None:
                 self._rows[row] = fresh
                 self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
         known = set(self._keys)
@@ -240,9 +289,55 @@ class ListenerTableModel(QAbstractTableModel):
             for key, view in added:
                 self._keys.append(key)
                 self._rows.append(view)
+                if self._updated:
+                    self.marks.mark(key, Change.NEW, now)
             self.endInsertRows()
+        self._updated = True
+        self._follow_marks()
 
-    def _remove_missing(self, incoming: dict[tuple[Any, ...], Any]) -> None:
+    def live_views(self) -> list[Any]:
+        """The rows still there (closed rows being shown as gone left out)."""
+        return [
+            v for k, v in zip(self._keys, self._rows, strict=True) if not self.marks.is_closed(k)
+        ]
+
+    def change_of_row(self, row: int) -> Change | None:
+        return self.marks.change_of(self._keys[row]) if 0 <= row < len(self._keys) else None
+
+    @Slot()
+    def expire(self) -> None:
+        """End the marks older than the linger time: closed rows go, new rows turn plain."""
+        self._drop_expired(self.marks.now())
+        self._follow_marks()
+
+    def _drop_expired(self, now: float) -> None:
+        ended = self.marks.expired(now)
+        if not ended:
+            return
+        gone = {key for key, change in ended if change is Change.CLOSED}
+        if gone:
+            self._remove_missing(set(self._keys) - gone)
+        last_column = len(Column) - 1
+        plain = {key for key, change in ended if change is Change.NEW}
+        for row, key in enumerate(self._keys):
+            if key in plain:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
+
+    def stop_timers(self) -> None:
+        """No more timed updates (the window closed for good): a timer still running when
+        the model is destroyed would be stopped from whichever thread collects it."""
+        self._stopped = True
+        self._expiry.stop()
+
+    def _follow_marks(self) -> None:
+        if self._stopped:
+            return
+        if self.marks and not self._expiry.isActive():
+            self._expiry.start()
+        elif not self.marks and self._expiry.isActive():
+            self._expiry.stop()
+
+    def _remove_missing(self, incoming: Container[tuple[Any, ...]]) -> None:
         # Bottom-up, one call per contiguous run, so row numbers above stay valid.
         row = len(self._keys) - 1
         while row >= 0:
@@ -261,6 +356,8 @@ class ListenerTableModel(QAbstractTableModel):
     def row_of(self, port: int, proto: Any = None) -> int:
         """The first row listening on ``port`` (and ``proto`` when given), or -1."""
         for row, view in enumerate(self._rows):
+            if self.marks.is_closed(self._keys[row]):
+                continue
             endpoint = view.listener.endpoint
             if endpoint.port == port and (proto is None or endpoint.proto == proto):
                 return row

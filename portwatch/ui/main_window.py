@@ -714,6 +714,7 @@ class MainWindow(QMainWindow):
                 self.hidden_to_tray.emit()
             return
         event.accept()
+        self.model.stop_timers()
         if not self._quitting:
             self.request_quit()
 

@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QFrame,
+    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -45,7 +46,8 @@ def fit_to_panel(html: str) -> str:
     """The knowledge base's rich text adjusted for a narrow panel: commands wrap instead
     of forcing a horizontal scroll, and the heading is sized like a heading here."""
     html = re.sub(r"<pre><code>(.*?)</code></pre>", _wrapping_code, html, flags=re.S)
-    return html.replace("<h2>", "<h3>").replace("</h2>", "</h3>")
+    # Headings of the description stay below the panel's title and its own headings.
+    return re.sub(r"<(/?)h[1-6]>", r"<\1h4>", html)
 
 
 def _wrapping_code(match: re.Match[str]) -> str:
@@ -75,15 +77,37 @@ def _heading(text: str) -> QLabel:
     return label
 
 
-class OwnerCard(QFrame):
-    """One current owner of the port, every process-derived string as plain text."""
+# Most alarming first: the card of a program takes the status that needs deciding.
+_STATUS_ORDER = (Status.UNKNOWN, Status.UNATTRIBUTED, Status.KNOWN, Status.UNWATCHED)
 
-    def __init__(self, view: Any, parent: QWidget | None = None) -> None:
+
+def _status_rank(view: Any) -> int:
+    status = getattr(view, "status", None)
+    return _STATUS_ORDER.index(status) if status in _STATUS_ORDER else len(_STATUS_ORDER)
+
+
+def group_by_program(views: Sequence[Any]) -> list[list[Any]]:
+    """The views grouped by the process that holds them (one group per process
+    instance; sockets the OS attributes to nobody form one group), in first-seen order."""
+    groups: dict[object, list[Any]] = {}
+    for view in views:
+        owner = view.listener.owner
+        key = owner.instance if owner is not None else None
+        groups.setdefault(key, []).append(view)
+    return list(groups.values())
+
+
+class OwnerCard(QFrame):
+    """One program holding the port, with each of its sockets listed inside; every
+    process-derived string as plain text."""
+
+    def __init__(self, views: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        listener = view.listener
-        owner = listener.owner
-        endpoint = listener.endpoint
+        group = list(views) if isinstance(views, (list, tuple)) else [views]
+        self.views = group
+        view = min(group, key=_status_rank)
+        owner = view.listener.owner
         state = STATUS_STATES.get(view.status)
         icon = QLabel()
         if state is not None:
@@ -112,11 +136,21 @@ class OwnerCard(QFrame):
                 lines.append(f"SHA-256: {owner.sha256[:16]}\u2026")
             if owner.note:
                 lines.append(f"note: {visible(owner.note)}")
-        reach = REACH_WORDS.get(endpoint.reach, endpoint.reach)
-        lines.append(f"listening on {visible(endpoint.label())} ({reach})")
-        reason = getattr(view, "reason", None)
-        if reason:
-            lines.append(f"why: {visible(reason)}")
+        count = len(group)
+        lines.append(f"listening on {count} socket{'s' if count != 1 else ''}:")
+        shown_status = view.status
+        for item in group:
+            endpoint = item.listener.endpoint
+            reach = REACH_WORDS.get(endpoint.reach, endpoint.reach)
+            line = f"\u2022 {visible(endpoint.label())} ({reach})"
+            if item.status != shown_status:
+                line += f", {status_words(item)}"
+            lines.append(line)
+        reasons = dict.fromkeys(
+            visible(r) for r in (getattr(v, "reason", None) for v in group) if r
+        )
+        for reason in reasons:
+            lines.append(f"why: {reason}")
 
         # One multi-line label rather than one per line: word-wrapped labels each add
         # slack to the layout, which showed up as blank gaps in the card.
@@ -157,7 +191,8 @@ class PortPanel(QWidget):
         self.title.setTextFormat(Qt.TextFormat.PlainText)
         font = self.title.font()
         font.setBold(True)
-        font.setPointSizeF(font.pointSizeF() * 1.25)
+        # The largest text in the panel: the knowledge text's headings are made smaller.
+        font.setPointSizeF(font.pointSizeF() * 1.6)
         self.title.setFont(font)
 
         self.description = QLabel("Select a watched port or a listener to see what it is.")
@@ -189,20 +224,25 @@ class PortPanel(QWidget):
         layout = QVBoxLayout(content)
         # What needs attention first (who holds the port, what to do), then the
         # longer description of what the port is for.
+        # The actions sit right under the title, so they are on screen without scrolling
+        # however many programs and sockets follow.
         layout.addWidget(self.title)
+        buttons = QGridLayout()
+        buttons.addWidget(self.trust_button, 0, 0, 1, 2)
+        buttons.addWidget(self.copy_button, 1, 0)
+        buttons.addWidget(self.history_button, 1, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.copied_label)
         layout.addWidget(self.owners_heading)
         layout.addLayout(self.owners_box)
         layout.addWidget(self.seen_heading)
         layout.addWidget(self.seen_label)
-        for button in (self.trust_button, self.copy_button, self.history_button):
-            layout.addWidget(button)
-        layout.addWidget(self.copied_label)
         layout.addSpacing(layout.spacing())
         layout.addWidget(self.about_heading)
         layout.addWidget(self.description)
         layout.addStretch(1)
 
-        scroll = QScrollArea()
+        self.scroll_area = scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         # Text wraps to the panel's width; only a tall panel scrolls.
@@ -240,6 +280,8 @@ class PortPanel(QWidget):
         self.title.setText(f"Port {port}/{proto}" if proto else f"Port {port}")
         if changed:
             self.copied_label.clear()
+            # A new port starts at its top, not at the last port's scroll offset.
+            self.scroll_area.verticalScrollBar().setValue(0)
             description = self._describe(port, proto)
             if description.html:
                 self.description.setTextFormat(Qt.TextFormat.RichText)
@@ -261,8 +303,8 @@ class PortPanel(QWidget):
             card.deleteLater()
             card.setParent(None)
         self.no_owner.setVisible(not views)
-        for view in views:
-            self.owners_box.addWidget(OwnerCard(view))
+        for group in group_by_program(views):
+            self.owners_box.addWidget(OwnerCard(group))
         self._refresh_seen()
         # Owners come and go between ticks: the trust action follows them.
         self._set_actions_enabled(self._port is not None)

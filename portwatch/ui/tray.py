@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Iterable
 
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
 from portwatch.core.alerts import Alert, Urgency
+from portwatch.core.types import ListenerView, Status
+from portwatch.core.watchlist import WatchList
 from portwatch.services.alert_service import AlertState
 from portwatch.services.notify import LoggedAlert, NotificationBackend
 from portwatch.services.os_integration import message_timeout_ms
@@ -76,6 +79,33 @@ def recent_text(entry: LoggedAlert) -> str:
     return shorten(f"{stamp}  {who}{visible(entry.alert.title)}", 90).replace("&", "&&")
 
 
+def watched_port_count(watchlist: WatchList) -> int:
+    """How many distinct port numbers the watch list covers (a range counts each port)."""
+    ports: set[int] = set()
+    for spec in watchlist.specs:
+        ports.update(range(spec.lo, spec.hi + 1))
+    return len(ports)
+
+
+def untrusted_programs(views: Iterable[ListenerView]) -> int:
+    """Programs (process instances) no trust entry covers on a watched port."""
+    return len(
+        {
+            v.listener.owner.instance if v.listener.owner is not None else None
+            for v in views
+            if v.watched and v.status is Status.UNKNOWN
+        }
+    )
+
+
+def status_text(watching: int, untrusted: int) -> str:
+    """The tray menu's first line, e.g. "Watching 3 ports, 1 untrusted program"."""
+    ports = f"Watching {watching} port{'s' if watching != 1 else ''}"
+    if not untrusted:
+        return f"{ports}, all trusted"
+    return f"{ports}, {untrusted} untrusted program{'s' if untrusted != 1 else ''}"
+
+
 class Tray(QObject):
     """The tray icon and its menu; emits what the user asked for."""
 
@@ -85,23 +115,34 @@ class Tray(QObject):
     quit_requested = Signal()
     alert_chosen = Signal(object)
     alerts_pause_toggled = Signal(bool)
+    trusted_requested = Signal()
+    settings_requested = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.icon = QSystemTrayIcon(tray_icon(alert=False), self)
         self.icon.setToolTip("portwatch")
         self.menu = QMenu()
-        self.open_action = self.menu.addAction("&Open portwatch")
+        # First, what is going on (not a command: greyed out).
+        self.status_action = self.menu.addAction("Waiting for the first check\u2026")
+        self.status_action.setEnabled(False)
+        self.menu.addSeparator()
+        self.open_action = self.menu.addAction("&Show window")
         self.open_action.triggered.connect(self.open_window)
         self.pause_action = self.menu.addAction("&Pause monitoring")
         self.pause_action.triggered.connect(self.pause_toggled)
-        self.alerts_pause_action = self.menu.addAction("Pause &alerts")
+        self.alerts_menu = self.menu.addMenu("&Alerts")
+        self.alerts_pause_action = self.alerts_menu.addAction("&Pause all alerts")
         self.alerts_pause_action.setCheckable(True)
         self.alerts_pause_action.toggled.connect(self.alerts_pause_toggled)
-        self.recent_menu = self.menu.addMenu("&Recent alerts")
+        self.recent_menu = self.alerts_menu.addMenu("&Recent alerts")
         placeholder = self.recent_menu.addAction("No alerts yet")
         placeholder.setEnabled(False)
         self._no_alerts: QAction | None = placeholder
+        self.trusted_action = self.menu.addAction("&Trusted programs\u2026")
+        self.trusted_action.triggered.connect(self.trusted_requested)
+        self.settings_action = self.menu.addAction("Se&ttings\u2026")
+        self.settings_action.triggered.connect(self.settings_requested)
         self.export_action = self.menu.addAction("&Export CSV\u2026")
         self.export_action.triggered.connect(self.export_requested)
         self.menu.addSeparator()
@@ -134,6 +175,10 @@ class Tray(QObject):
 
     def hide(self) -> None:
         self.icon.hide()
+
+    def set_counts(self, watching: int, untrusted: int) -> None:
+        """The status line: how many ports are watched, how many programs untrusted."""
+        self.status_action.setText(status_text(watching, untrusted))
 
     @property
     def alerting(self) -> bool:

@@ -64,7 +64,8 @@ def test_model_passes_the_model_tester_with_real_listeners(
 
 
 def test_updates_touch_only_the_rows_that_changed(qtbot: Any) -> None:
-    model = ListenerTableModel()
+    # Without the few seconds closed rows stay on screen (tested on their own).
+    model = ListenerTableModel(linger_s=0)
     a, b, c = _view(1000, 1), _view(2000, 2), _view(3000, 3)
     model.update([a, b, c])
     assert model.rowCount() == 3
@@ -91,7 +92,7 @@ def test_updates_touch_only_the_rows_that_changed(qtbot: Any) -> None:
 
 
 def test_a_new_process_on_the_same_port_is_a_new_row(qtbot: Any) -> None:
-    model = ListenerTableModel()
+    model = ListenerTableModel(linger_s=0)
     model.update([_view(3653, 10)])
     removed: list[int] = []
     model.rowsRemoved.connect(lambda _p, first, _last: removed.append(first))

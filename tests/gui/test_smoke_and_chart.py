@@ -117,3 +117,64 @@ def test_hover_reads_out_the_values_under_the_pointer(qtbot: Any) -> None:
     qtbot.mouseMove(view, QPoint(view.width() // 2 + 5, view.height() // 2))
     qtbot.waitUntil(lambda: "3653:" in chart.readout.text(), timeout=3000)
     assert "listening" in chart.readout.text()
+
+
+def test_count_axis_ticks_are_whole_numbers(qtbot: Any) -> None:
+    from portwatch.ui.chart import count_step
+
+    assert [count_step(t) for t in (1, 3, 6, 7, 12, 30, 100, 1000)] == [1, 1, 1, 2, 2, 5, 20, 200]
+    chart = ActivityChart(capacity=100, clock=lambda: 1010.0)
+    qtbot.addWidget(chart)
+    chart.resize(600, 300)
+    spec = parse_spec("3653")
+    chart.set_watchlist(WatchList((spec,)))
+    chart.load_history(spec, np.array([[1000.0, 1, 1], [1002.0, 1, 3], [1004.0, 1, 2]]))
+    chart.redraw()
+    axis = chart.plot.getPlotItem().getAxis("left")
+    low, high = chart.plot.getPlotItem().getViewBox().viewRange()[1]
+    values = [v for _, level in axis.tickValues(low, high, 200) for v in level]
+    assert values and all(float(v).is_integer() for v in values)
+
+
+def test_traffic_is_shown_in_readable_units_and_unmeasured_is_not_zero(qtbot: Any) -> None:
+    from types import SimpleNamespace
+
+    from portwatch.core.types import PortActivity, Proto
+    from portwatch.ui.chart import readable_rate
+
+    assert [readable_rate(v) for v in (0, 512, 1500, 12_345, 2_500_000, 3.2e9)] == [
+        "0 B/s",
+        "512 B/s",
+        "1.5 KB/s",
+        "12.3 KB/s",
+        "2.5 MB/s",
+        "3.2 GB/s",
+    ]
+    tcp, udp = parse_spec("3653"), parse_spec("53/udp")
+    chart = ActivityChart(capacity=100, clock=lambda: 1010.0)
+    qtbot.addWidget(chart)
+    chart.set_watchlist(WatchList((tcp, udp)))
+
+    def sample(wall: float, moved: int | None) -> Any:
+        return SimpleNamespace(
+            wall=wall,
+            listeners=(),
+            activity=(
+                PortActivity(
+                    3653, Proto.TCP, 1, 1, None if moved is None else 2 * moved, moved, moved
+                ),
+                PortActivity(53, Proto.UDP, 1, 0),
+            ),
+        )
+
+    chart.add_sample(sample(1000.0, None))
+    assert f"{tcp}: not measured" in chart.traffic.text()
+    chart.add_sample(sample(1002.0, 10_000_000))
+    assert "in 5.0 MB/s, out 5.0 MB/s" in chart.traffic.text()
+    assert f"{udp}: not measured" in chart.traffic.text()
+    # A poll that re-used the last byte count keeps the last rate, not "0" or a blank.
+    chart.add_sample(sample(1004.0, None))
+    assert "in 5.0 MB/s" in chart.traffic.text()
+    # The bytes of a later count cover the time since the last count.
+    chart.add_sample(sample(1006.0, 4_000_000))
+    assert "in 1.0 MB/s" in chart.traffic.text()

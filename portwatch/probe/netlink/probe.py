@@ -154,6 +154,8 @@ class NetlinkProbe:
         # engine finds what changed by identity instead of comparing values.
         self._built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
         self._plans: dict[WatchList, _WatchPlan] = {}
+        # Unowned sockets already seen in two dumps (see _gone_unowned).
+        self._unowned_checked: set[int] = set()
         # connection cookie → byte total at the previous poll; ports watched then.
         self._last_bytes: dict[bytes, tuple[int, int]] = {}
         self._bytes_ports: frozenset[int] | None = None
@@ -343,9 +345,12 @@ class NetlinkProbe:
         seen: set[tuple[tuple[str, str, str, int, str], int | None]] = set()
         built_before = self._built
         built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
+        gone = self._gone_unowned([row.inode for row in listening if not holders.get(row.inode)])
         for row in listening:
             pids = holders.get(row.inode, ())
             pid = pids[-1] if pids else None
+            if pid is None and row.inode in gone:
+                continue  # closed, or its process exited, between the dump and /proc
             if (row.order, pid) in seen:
                 continue  # SO_REUSEPORT twins in one process: one listener, as psutil says
             seen.add((row.order, pid))
@@ -392,6 +397,35 @@ class NetlinkProbe:
             udp_connections=udp_connections,
             interfaces=interfaces,
         )
+
+    def _gone_unowned(self, inodes: list[int]) -> set[int]:
+        """Of the sockets no process held when ``/proc`` was read, those a second dump
+        no longer shows: they closed (or their process exited) after the first dump,
+        so they are gone, not unattributed. Each unowned socket is checked once; one
+        still there is genuinely unattributed (another user's, or the kernel's)."""
+        current = {inode for inode in inodes if inode}
+        fresh = current - self._unowned_checked
+        if not fresh:
+            self._unowned_checked &= current
+            return set()
+        present = self._listener_inodes()
+        gone = fresh - present
+        self._unowned_checked = current - gone
+        return gone
+
+    def _listener_inodes(self) -> set[int]:
+        """The inodes of every listening socket now (a fresh dump, nothing cached)."""
+        assert self._diag is not None
+        requests = [tcp_listeners_request(f) for f in self._tcp_families]
+        requests += [udp_request(f) for f in FAMILIES]
+        inodes: set[int] = set()
+        for request in requests:
+            for chunk in self._diag.dump_chunks(request):
+                for msg_type, start, end in codec.iter_messages(chunk):
+                    if msg_type in REPLY_TYPES:
+                        message = codec.decode_message(chunk, start, end, with_info=False)
+                        inodes.add(message.inode)
+        return inodes
 
     @staticmethod
     def _listening(tables: list[tuple[Proto, list[tuple[_Row, ...]]]]) -> list[_Row]:
