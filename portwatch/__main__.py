@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from portwatch import __version__, files, logs, paths
 from portwatch.cli import CommandError, add_commands
+from portwatch.cli.console import make_output_safe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    make_output_safe()
     parser = build_parser()
     args = parser.parse_args(argv)
     where = paths.resolve(args.data_dir)

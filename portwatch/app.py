@@ -30,6 +30,7 @@ from portwatch.services.history_lookup import HistoryLookup
 from portwatch.services.login_start import LoginStart
 from portwatch.services.monitoring import monitor_factory
 from portwatch.services.notify import FirstAvailable, NotificationBackend
+from portwatch.services.os_integration import ReopenWatcher, set_app_user_model_id
 from portwatch.services.plain_text import visible
 from portwatch.services.port_names import PortNames
 from portwatch.services.sampler import MonitorFactory, SamplerThread
@@ -50,6 +51,8 @@ log = logging.getLogger(__name__)
 
 
 def _application() -> QApplication:
+    # Before any window or tray icon exists, so Windows files them all under portwatch.
+    set_app_user_model_id()
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName(APP_NAME)
@@ -273,6 +276,8 @@ def run_app(paths: Paths, args: argparse.Namespace) -> int:
         first_run_review=not smoke_png,
     )
     guard.show_requested.connect(desktop.window.bring_to_front)
+    reopen = ReopenWatcher(app, desktop.window.isVisible)
+    reopen.reopen_requested.connect(desktop.window.bring_to_front)
     desktop.window.quit_requested.connect(app.quit)
     # Ctrl+C in the terminal and SIGTERM quit like the Quit action: history written.
     stop_signals = StopSignals()

@@ -24,6 +24,7 @@ import stat
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 # Not every OS has these; 0 makes them no-ops and the lstat checks below do the work.
@@ -187,12 +188,55 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) ->
             os.chmod(tmp_name, mode)
         # Again, just before the rename: something may have appeared meanwhile.
         check_target(target)
-        os.replace(tmp_name, target)
+        replace_with_retry(tmp_name, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
     _fsync_dir(folder)
+
+
+# Windows refuses to replace a file another program holds open without FILE_SHARE_DELETE
+# (Excel showing the last export, an antivirus scan, another portwatch reading settings):
+# ERROR_ACCESS_DENIED (5) or ERROR_SHARING_VIOLATION (32). Such holds are usually brief, so
+# the replace is retried for about two seconds before giving up with the reason.
+_HELD_WINERRORS = frozenset({5, 32})
+_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.5, 0.75)
+HELD_BY_ANOTHER_PROGRAM = (
+    "another program has the file open (close it there, for example in Excel, and try again)"
+)
+
+
+class FileHeldError(PermissionError):
+    """The target stayed open in another program for every retry (Windows)."""
+
+
+def _is_held(exc: OSError) -> bool:
+    return getattr(exc, "winerror", None) in _HELD_WINERRORS
+
+
+def replace_with_retry(
+    source: str | os.PathLike[str],
+    target: str | os.PathLike[str],
+    replace: Callable[[str | os.PathLike[str], str | os.PathLike[str]], None] = os.replace,
+    sleep: Callable[[float], None] = time.sleep,
+    is_held: Callable[[OSError], bool] = _is_held,
+) -> None:
+    """``os.replace``, retried while another program holds ``target`` open (Windows).
+
+    Raises :class:`FileHeldError`, whose message says why, when the hold outlasts the
+    retries; any other error at once.
+    """
+    for delay in (*_RETRY_DELAYS, None):
+        try:
+            replace(source, target)
+            return
+        except OSError as exc:
+            if not is_held(exc):
+                raise
+            if delay is None:
+                raise FileHeldError(exc.errno, HELD_BY_ANOTHER_PROGRAM, str(target)) from exc
+            sleep(delay)
 
 
 def write_text(path: str | os.PathLike[str], text: str, mode: int = 0o600) -> None:

@@ -64,9 +64,36 @@ def rooted(root: Path) -> Paths:
     return Paths(config_dir=root, data_dir=root, log_dir=root / "logs")
 
 
-def platform_default(platform: str = sys.platform, env: dict[str, str] | None = None) -> Paths:
-    """The per-user locations each OS expects."""
+def sudo_user_home_kept(env: dict[str, str], euid: int | None = None) -> bool:
+    """True when root runs portwatch through sudo with the calling user's HOME.
+
+    macOS's sudo keeps HOME (and ``sudo -E`` does everywhere): root would then create
+    root-owned, mode-0600 files in the user's folder, which the user's own portwatch can no
+    longer read (nothing trusted, history not written).
+    """
+    if euid is None:
+        euid = os.geteuid() if hasattr(os, "geteuid") else -1
+    return euid == 0 and env.get("SUDO_UID", "0") not in ("", "0")
+
+
+def root_home() -> Path:
+    """root's own home folder, as ``sudo -H`` would set it."""
+    import pwd
+
+    return Path(pwd.getpwuid(0).pw_dir)
+
+
+def platform_default(
+    platform: str = sys.platform, env: dict[str, str] | None = None, euid: int | None = None
+) -> Paths:
+    """The per-user locations each OS expects.
+
+    Under sudo these are root's own, never the calling user's (see
+    :func:`sudo_user_home_kept`): ``--data-dir`` chooses a folder explicitly.
+    """
     env = dict(os.environ) if env is None else env
+    if not platform.startswith("win") and sudo_user_home_kept(env, euid):
+        env = {"HOME": str(root_home())}  # the user's XDG_* folders are theirs too
     home = Path(env.get("HOME") or Path.home())
     if platform.startswith("win"):
         appdata = Path(env.get("APPDATA") or home / "AppData" / "Roaming")

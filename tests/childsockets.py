@@ -6,6 +6,7 @@ keeps them open until its stdin is closed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 
 CHILD_CODE = r"""
 import json, socket, sys
-specs = json.loads(sys.argv[1])
+# The specs come on the first line of stdin: thousands of them exceed Windows' 32767-character
+# command line.
+specs = json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.readline())
 held = []
 ports = []
 for proto, host, port, mode in specs:
@@ -60,7 +63,7 @@ class ChildSockets:
         """
         exe = executable or os.path.realpath(sys.executable)
         process = subprocess.Popen(
-            [exe, "-c", CHILD_CODE, json.dumps([list(s) for s in specs])],
+            [exe, "-c", CHILD_CODE],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -71,6 +74,11 @@ class ChildSockets:
         child = cls(process)
         if registry is not None:
             registry.append(child)
+        if process.stdin:
+            # (OSError: the child died at once; its stderr says why, below.)
+            with contextlib.suppress(OSError):
+                process.stdin.write(json.dumps([list(s) for s in specs]) + "\n")
+                process.stdin.flush()
         line = process.stdout.readline() if process.stdout else ""
         if not line:
             err = process.stderr.read() if process.stderr else ""
@@ -84,9 +92,11 @@ class ChildSockets:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            if self.process.stdin:
+        if self.process.stdin:
+            # (OSError: the child already exited and the pipe is broken.)
+            with contextlib.suppress(OSError):
                 self.process.stdin.close()
+        if self.process.poll() is None:
             try:
                 self.process.wait(timeout=10)
             except subprocess.TimeoutExpired:

@@ -241,7 +241,7 @@ def test_default_command_for_frozen_and_python_installs(tmp_path: Path) -> None:
         frozen=False, executable="/usr/bin/python3", platform="linux"
     ) == ["/usr/bin/python3", "-m", "portwatch", "--minimized"]
     assert autostart.default_command(frozen=True, executable="/w/portwatch-cli.exe") == [
-        "/w/portwatch.exe",
+        str(Path("/w/portwatch.exe")),
         "--minimized",
     ]
     python = tmp_path / "python.exe"

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, free_port
+from platforms import needs_posix, wine_gives_pid_0
 
 PYTHON = os.path.realpath(sys.executable)
 
@@ -37,6 +37,7 @@ def run(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.Completed
     )
 
 
+@wine_gives_pid_0
 def test_scan_json_sees_a_child_listener_on_a_watched_port(
     data_dir: Path, child_sockets: list
 ) -> None:
@@ -70,6 +71,7 @@ def test_scan_all_includes_unwatched_listeners(data_dir: Path, child_sockets: li
     assert str(child.ports[0]) in text.stdout
 
 
+@needs_posix  # ends monitor with SIGTERM, which Windows does not deliver
 def test_monitor_reports_open_and_close_then_history_and_export_have_it(
     data_dir: Path, child_sockets: list, tmp_path: Path
 ) -> None:
@@ -125,12 +127,12 @@ def test_monitor_reports_open_and_close_then_history_and_export_have_it(
     out = tmp_path / "listeners.csv"
     result = run(data_dir, "export", "-o", str(out), "--watched-only")
     assert result.returncode == 0, result.stderr
-    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"), newline="")))
     mine = [r for r in rows if r["port"] == str(port)]
     assert {r["proto"] for r in mine} == {"tcp", "udp"}
     assert all(r["exe"] == PYTHON and r["watched"] == "yes" for r in mine)
     assert all(r["first_seen"] and r["last_seen"] and r["sha256"] for r in mine)
-    header = out.read_text(encoding="utf-8").splitlines()[0].split(",")
+    header = out.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
     assert header == [
         "first_seen",
         "last_seen",
@@ -190,7 +192,8 @@ def test_export_failures_exit_1_with_the_os_reason(data_dir: Path, tmp_path: Pat
     folder = tmp_path / "afolder"
     folder.mkdir()
     cases = {
-        str(blocker / "out.csv"): "Not a directory",
+        # (Windows words it as a missing path.)
+        str(blocker / "out.csv"): "Not a directory" if os.name == "posix" else "cannot write",
         str(tmp_path / "missing" / "out.csv"): "does not exist",
         str(folder): "folder",
     }
@@ -202,6 +205,7 @@ def test_export_failures_exit_1_with_the_os_reason(data_dir: Path, tmp_path: Pat
         assert result.stderr.count("\n") == 1
 
 
+@needs_posix  # a file-size limit (resource) makes the write fail
 def test_failed_export_keeps_the_previous_file_and_leaves_no_partial(
     data_dir: Path, tmp_path: Path, child_sockets: list
 ) -> None:
@@ -213,6 +217,8 @@ def test_failed_export_keeps_the_previous_file_and_leaves_no_partial(
     assert run(data_dir, "export", "-o", str(out)).returncode == 0
     before = out.read_bytes()
     assert len(before) > 60_000
+
+    import resource
 
     def small_files() -> None:
         # A file-size limit makes the write fail part-way, as a full disk would.
@@ -252,6 +258,7 @@ def test_environment_variable_sets_the_data_dir(tmp_path: Path) -> None:
     assert result.stdout.split() == ["3321", "3353", "3653"]
 
 
+@needs_posix  # <, > and & cannot be in a Windows file name
 def test_hostile_process_name_is_escaped_in_text_and_literal_in_json(
     data_dir: Path, tmp_path: Path, child_sockets: list
 ) -> None:
@@ -268,6 +275,7 @@ def test_hostile_process_name_is_escaped_in_text_and_literal_in_json(
     assert "\\u202e" in text
 
 
+@needs_posix  # copies the interpreter, which on Windows needs its DLLs beside it
 def test_export_neutralises_formulas_from_process_names(
     data_dir: Path, tmp_path: Path, child_sockets: list
 ) -> None:

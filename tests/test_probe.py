@@ -15,6 +15,7 @@ from typing import Any
 import psutil
 import pytest
 from childsockets import ChildSockets, wait_for
+from platforms import needs_linux, needs_posix, wine_gives_pid_0
 
 from portwatch.core.types import Family, Proto, Sample
 from portwatch.core.watchlist import WatchList, parse_spec
@@ -36,6 +37,7 @@ def mine(sample: Sample, pid: int) -> list[Any]:
     return [item for item in sample.listeners if item.owner and item.owner.pid == pid]
 
 
+@wine_gives_pid_0
 def test_sees_tcp_and_udp_listeners_on_ipv4_and_ipv6_with_owner(child_sockets: list) -> None:
     child = ChildSockets.start(
         [
@@ -92,6 +94,7 @@ def test_counts_listeners_and_established_connections_on_watched_ports(child_soc
     assert item.established == 2
 
 
+@wine_gives_pid_0
 def test_connected_udp_socket_is_not_a_listener(child_sockets: list) -> None:
     server = ChildSockets.start([("udp", "127.0.0.1", 0, "listen")], registry=child_sockets)
     client = ChildSockets.start(
@@ -102,6 +105,7 @@ def test_connected_udp_socket_is_not_a_listener(child_sockets: list) -> None:
     assert mine(probe.poll(watch(server.ports[0])), client.pid) == []
 
 
+@needs_linux  # reads the child's executable through /proc
 def test_hash_cache_reads_each_executable_once(child_sockets: list) -> None:
     child = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
     read: list[tuple[int, int]] = []
@@ -126,6 +130,7 @@ def test_hash_cache_reads_each_executable_once(child_sockets: list) -> None:
     assert read.count(ours) == 1
 
 
+@needs_posix  # copies the interpreter, which on Windows needs its DLLs beside it
 def test_executable_replaced_on_disk_is_judged_by_what_runs(
     tmp_path: Path, child_sockets: list
 ) -> None:
@@ -187,6 +192,7 @@ class FlakyPsutil:
                 yield proc
 
 
+@wine_gives_pid_0
 def test_vanished_process_is_not_attributed_and_other_rows_survive(child_sockets: list) -> None:
     gone = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
     kept = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
@@ -198,6 +204,7 @@ def test_vanished_process_is_not_attributed_and_other_rows_survive(child_sockets
     assert mine(sample, kept.pid)[0].attributed
 
 
+@wine_gives_pid_0
 def test_access_denied_owner_is_unattributed_with_the_reason(child_sockets: list) -> None:
     child = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
     # On Linux the exe comes from /proc directly; deny at that seam by using the
@@ -210,6 +217,7 @@ def test_access_denied_owner_is_unattributed_with_the_reason(child_sockets: list
     assert "hidden" in listener.owner.note
 
 
+@wine_gives_pid_0
 def test_denied_system_table_walks_processes_and_says_partial(child_sockets: list) -> None:
     visible = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
     hidden = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=child_sockets)
@@ -221,6 +229,7 @@ def test_denied_system_table_walks_processes_and_says_partial(child_sockets: lis
     assert not [item for item in sample.listeners if item.port == hidden.ports[0]]
 
 
+@needs_posix  # uids
 def test_other_users_sockets_show_as_unattributed_to_an_unprivileged_probe(
     child_sockets: list,
 ) -> None:
@@ -260,6 +269,7 @@ def test_hash_cache_notices_an_edit_whose_mtime_was_put_back(tmp_path: Path) -> 
     assert hasher.hash_path(str(target)) != first
 
 
+@needs_posix  # uids
 def test_owner_cache_sees_a_process_drop_to_another_user(child_sockets: list) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to change user")

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, wait_for
+from platforms import needs_posix
 
 from portwatch.core.csvrows import neutralise
 from portwatch.core.text import clean, visible
@@ -38,6 +39,7 @@ while True:
 """
 
 
+@needs_posix  # SIGKILL
 def test_killed_while_saving_leaves_the_old_or_the_new_file(tmp_path: Path) -> None:
     path = tmp_path / "watchlist.txt"
     for round_ in range(8):
@@ -74,6 +76,7 @@ def test_thousands_of_sockets_poll_completes(child_sockets: list) -> None:
     assert len(sample.listeners) >= 3000
 
 
+@needs_posix  # file names as raw bytes
 def test_non_utf8_executable_name_is_escaped_not_dropped(
     tmp_path: Path, child_sockets: list
 ) -> None:

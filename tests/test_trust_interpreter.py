@@ -10,6 +10,7 @@ from typing import Any
 
 import psutil
 import pytest
+from platforms import needs_posix
 
 from portwatch.core.identity import HIDDEN_SCRIPT
 from portwatch.probe.identity import FileHasher
@@ -100,6 +101,7 @@ def code_hash(code: str) -> str:
         ("/usr/sbin/sshd", ["sshd", "-D", "script.py"], None),
     ],
 )
+@needs_posix  # the expected paths are POSIX paths
 def test_script_of(exe: str, argv: list[str], script: str | None) -> None:
     ref = script_of(exe, argv, CWD)
     assert (ref.script if ref else None) == script
@@ -121,6 +123,7 @@ def test_relative_script_without_cwd_is_left_unresolved() -> None:
     assert ref.path is None
 
 
+@needs_posix  # symbolic links need a privilege on Windows
 def test_symlinked_script_resolves_to_the_real_file(tmp_path: Path) -> None:
     real = tmp_path / "real.py"
     real.write_text("print(1)\n")

@@ -40,6 +40,7 @@ fi
 plist="$APP/Contents/Info.plist"
 test "$(/usr/libexec/PlistBuddy -c 'Print :CFBundleIdentifier' "$plist")" = "$APP_ID"
 test "$(/usr/libexec/PlistBuddy -c 'Print :LSUIElement' "$plist")" = "true"
+test "$(/usr/libexec/PlistBuddy -c 'Print :NSUserNotificationAlertStyle' "$plist")" = "alert"
 test "$(/usr/libexec/PlistBuddy -c 'Print :CFBundleShortVersionString' "$plist")" = "$VERSION"
 
 sign() {

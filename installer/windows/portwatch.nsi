@@ -30,6 +30,10 @@ SetCompressor /SOLID lzma
 !define PUBLISHER "The portwatch maintainers"
 !define RUN_KEY "Software\Microsoft\Windows\CurrentVersion\Run"
 !define UNINSTALL_KEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\${APP_NAME}"
+; The AppUserModelID the app sets on itself (portwatch.platform_windows.APP_USER_MODEL_ID):
+; registered here so Windows names portwatch, with its icon, as the sender of its notifications.
+!define AUMID "io.github.portwatch.Portwatch"
+!define AUMID_KEY "Software\Classes\AppUserModelId\${AUMID}"
 
 Name "${APP_NAME}"
 OutFile "${OUTFILE}"
@@ -66,24 +70,31 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "MIT License, ${PUBLISHER}"
 !insertmacro MUI_UNPAGE_INSTFILES
 !insertmacro MUI_LANGUAGE "English"
 
-Section "${APP_NAME} (with a Start-menu shortcut)" SecMain
-  SectionIn RO
-  SetShellVarContext current
-  SetOutPath "$INSTDIR"
-  ; A running copy keeps its files locked; ask instead of failing half-way.
+; A running copy keeps its program file locked (Windows cannot open a running image for
+; writing): ask the user to quit it instead of replacing or removing files half-way. Silent
+; runs (/S) give up at once, with exit code 2, and leave everything as it was.
+!macro REFUSE_WHILE_RUNNING
   ${Do}
     ClearErrors
     FileOpen $0 "$INSTDIR\${APP_EXE}" a
     ${If} ${Errors}
     ${AndIf} ${FileExists} "$INSTDIR\${APP_EXE}"
       ${If} ${Cmd} `MessageBox MB_RETRYCANCEL|MB_ICONEXCLAMATION "Please quit ${APP_NAME} (tray icon, Quit), then press Retry." /SD IDCANCEL IDCANCEL`
-        Abort
+        SetErrorLevel 2
+        Quit
       ${EndIf}
     ${Else}
       FileClose $0
       ${Break}
     ${EndIf}
   ${Loop}
+!macroend
+
+Section "${APP_NAME} (with a Start-menu shortcut)" SecMain
+  SectionIn RO
+  SetShellVarContext current
+  SetOutPath "$INSTDIR"
+  !insertmacro REFUSE_WHILE_RUNNING
   ; Replace the program files, not merge: libraries from an older build must not linger.
   RMDir /r "$INSTDIR\_internal"
   File /r "${PAYLOAD}\*"
@@ -101,6 +112,9 @@ Section "${APP_NAME} (with a Start-menu shortcut)" SecMain
   WriteRegStr HKCU "${UNINSTALL_KEY}" "QuietUninstallString" '"$INSTDIR\uninstall.exe" /S'
   WriteRegDWORD HKCU "${UNINSTALL_KEY}" "NoModify" 1
   WriteRegDWORD HKCU "${UNINSTALL_KEY}" "NoRepair" 1
+
+  WriteRegStr HKCU "${AUMID_KEY}" "DisplayName" "${APP_NAME}"
+  WriteRegStr HKCU "${AUMID_KEY}" "IconUri" "$INSTDIR\${APP_EXE}"
 SectionEnd
 
 Section /o "Desktop shortcut" SecDesktop
@@ -113,12 +127,17 @@ Section /o "Start ${APP_NAME} when I log in" SecLogin
   WriteRegStr HKCU "${RUN_KEY}" "${APP_NAME}" '"$INSTDIR\${APP_EXE}" --minimized'
 SectionEnd
 
+Function un.onInit
+  !insertmacro REFUSE_WHILE_RUNNING
+FunctionEnd
+
 Section "Uninstall"
   SetShellVarContext current
   Delete "$SMPROGRAMS\${APP_NAME}.lnk"
   Delete "$DESKTOP\${APP_NAME}.lnk"
   DeleteRegValue HKCU "${RUN_KEY}" "${APP_NAME}"
   DeleteRegKey HKCU "${UNINSTALL_KEY}"
+  DeleteRegKey HKCU "${AUMID_KEY}"
   ; Only what the installer put there: never `RMDir /r $INSTDIR`, which could be a user folder.
   RMDir /r "$INSTDIR\_internal"
   Delete "$INSTDIR\${APP_EXE}"

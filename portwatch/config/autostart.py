@@ -192,6 +192,30 @@ class RegistryAutostart(Autostart):
 # --- macOS -----------------------------------------------------------------------------------
 
 
+def _read_only_volume(path: str) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return True  # not there (or not knowable): it will not be there at login either
+
+
+def _refuse_vanishing_path(program: str) -> None:
+    """macOS: refuse a program path that will not exist at the next login.
+
+    Run from the mounted disk image it is under ``/Volumes/`` on a read-only volume (an
+    external drive, which stays, is writable); run from a quarantined download, Gatekeeper's
+    App Translocation runs a read-only copy at a random path. Both are gone after a restart,
+    and launchd would silently start nothing.
+    """
+    on_image = program.startswith("/Volumes/") and _read_only_volume(program)
+    if on_image or "/AppTranslocation/" in program:
+        raise ValueError(
+            "portwatch is running from the disk image or from a temporary copy macOS made "
+            f"({program}); move portwatch.app to the Applications folder, start it from "
+            "there, and switch start at login on again"
+        )
+
+
 class LaunchAgentAutostart(Autostart):
     """macOS: ``~/Library/LaunchAgents/<APP_ID>.plist`` run by launchd at login."""
 
@@ -217,9 +241,11 @@ class LaunchAgentAutostart(Autostart):
         )
 
     def enable(self, command: Sequence[str]) -> None:
+        args = _check_command(command)
+        _refuse_vanishing_path(args[0])
         agent = {
             "Label": self._label,
-            "ProgramArguments": _check_command(command),
+            "ProgramArguments": args,
             "RunAtLoad": True,
             # Start once per login, in the user's graphical session; never restart on quit.
             "KeepAlive": False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import BinaryIO, Protocol, TextIO
 
 from portwatch import files
 from portwatch.core.csvrows import COLUMNS, render_row
@@ -84,11 +84,16 @@ def render_csv(
 
 def export_csv(
     reader: HistoryReader,
-    target: Path | TextIO,
+    target: Path | TextIO | BinaryIO,
     watched_only: bool = False,
     services: ServiceNames | None = None,
 ) -> int:
-    """Write the CSV to a path (atomically) or an open text stream; returns the row count.
+    """Write the CSV to a path (atomically) or an open stream; returns the row count.
+
+    A file starts with a UTF-8 byte order mark: Excel, on Windows and macOS, reads a CSV
+    without one in the ANSI code page and garbles every non-ASCII name. A stream gets plain
+    UTF-8 without one (a pipe's reader is a program, not Excel), written as bytes when the
+    stream has a binary side, so Windows' text mode cannot turn each CR LF into CR CR LF.
 
     A path must be a regular file or not exist yet: a symbolic link is not followed and
     never replaced, a device, FIFO or folder is refused (:func:`check_target`). A failed
@@ -99,10 +104,19 @@ def export_csv(
     text, count = render_csv(reader, watched_only, services)
     if isinstance(target, Path):
         try:
-            files.write_bytes(target, text.encode("utf-8"), EXPORT_MODE)
+            files.write_bytes(target, text.encode("utf-8-sig"), EXPORT_MODE)
         except OSError as exc:
             raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
-    else:
+        return count
+    binary = getattr(target, "buffer", None)
+    if binary is not None:
+        target.flush()
+        binary.write(text.encode("utf-8"))
+        binary.flush()
+    elif isinstance(target, io.TextIOBase):
         target.write(text)
+        target.flush()
+    else:
+        target.write(text.encode("utf-8"))  # type: ignore[arg-type]
         target.flush()
     return count

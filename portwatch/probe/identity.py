@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import sys
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,7 @@ import psutil
 from portwatch.core.identity import script_is_file
 from portwatch.core.text import clean
 from portwatch.core.types import Owner, SignerInfo
-from portwatch.probe import procfs
+from portwatch.probe import procfs, winfile
 from portwatch.probe.extracode import extra_code, read_environ
 from portwatch.probe.interpreter import ScriptReader
 from portwatch.probe.origin import parent_chain, started_by_of
@@ -32,18 +33,44 @@ from portwatch.probe.signature import default_verifier as default_signature_veri
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+SYSTEM_PID = 4
+SYSTEM_NOTE = (
+    "Windows kernel (System): HTTP.sys, SMB and NetBIOS listen here for other programs; "
+    "`netsh http show servicestate` (as administrator) names who registered the port"
+)
 _DELETED = " (deleted)"
 _EXITED = "process exited"
-# (device, inode, size, mtime, ctime): ctime too, because utime() can put an edited
-# file's mtime back but nothing can set its ctime.
+# (device, inode, size, mtime, change time): the change time too, because utime() can put an
+# edited file's mtime back but nothing can set the change time.
 FileKey = tuple[int, int, int, int, int]
+# How long after a process started its executable may still be written (file systems with
+# coarse times, clock steps) before it counts as replaced.
+_START_SLACK_NS = 2_000_000_000
+
+
+def change_time_ns(fd: int, st: os.stat_result) -> int:
+    """When the open file last changed, in a clock no one can set back.
+
+    POSIX ``st_ctime``; on Windows, where ``st_ctime`` is the (settable) creation time, NTFS's
+    ChangeTime. If Windows will not say, a value that never repeats, so the file is re-hashed
+    every time rather than trusted from the cache.
+    """
+    if sys.platform == "win32":
+        times = winfile.file_times_ns(fd)
+        return times[1] if times is not None else -time.monotonic_ns()
+    return st.st_ctime_ns
 
 
 class FileHasher:
     """SHA-256 of files, cached by (device, inode, size, mtime) so polling stays cheap."""
 
-    def __init__(self, max_entries: int = 2048) -> None:
+    def __init__(
+        self,
+        max_entries: int = 2048,
+        change_time: Callable[[int, os.stat_result], int] = change_time_ns,
+    ) -> None:
         self._cache: OrderedDict[FileKey, str] = OrderedDict()
+        self._change_time = change_time
         self._max = max_entries
         self.hashed = 0  # files actually read, for tests and benchmarks
 
@@ -57,7 +84,13 @@ class FileHasher:
 
     def hash_open_file(self, handle: Any) -> str:
         st = os.fstat(handle.fileno())
-        key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        key = (
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtime_ns,
+            self._change_time(handle.fileno(), st),
+        )
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -88,6 +121,7 @@ class OwnerReader:
         script_of: Callable[[Any, str | None], tuple[str | None, str | None]] | None = None,
         packages: PackageVerifier | None = None,
         signer_of: Callable[[str], SignerInfo | None] | None = None,
+        file_times: Callable[[int], tuple[int, int] | None] = winfile.file_times_ns,
     ) -> None:
         self._ps = ps
         # Which installed package the executable and script verifiably came from; the
@@ -101,6 +135,9 @@ class OwnerReader:
         self._signer_of = signer_of
         self.hasher = hasher or FileHasher()
         self._linux = platform.startswith("linux")
+        self._windows = platform == "win32"
+        # (creation, change) times of an open file, for Windows' replaced-image check.
+        self._file_times = file_times
         # (process, exe) -> (script path, script sha256): interpreters are told apart by
         # the script they run, hashed through the same cache; every probe gets this.
         self._script_of = script_of or ScriptReader(self.hasher, ps)
@@ -135,6 +172,10 @@ class OwnerReader:
         """
         if pid is None or pid <= 0:
             return None
+        if self._windows and pid == SYSTEM_PID:
+            # The kernel: HTTP.sys (IIS, WinRM, WSD, .NET HttpListener), SMB and NetBIOS
+            # listen as pid 4 on behalf of programs it hides. Never one program to trust.
+            return Owner(pid=pid, name="System", note=SYSTEM_NOTE)
         ps = self._ps
         try:
             proc = ps.Process(pid)
@@ -162,7 +203,14 @@ class OwnerReader:
                 return cached[5]
         token = self._exec_token(pid)
         stamp = self.packages.stamp()
-        owner = self._read_owner(proc, pid)
+        try:
+            owner = self._read_owner(proc, pid)
+        except (ps.Error, OSError) as exc:
+            # psutil passes Windows errors it does not map (WinError 87, 299, ...) through
+            # as plain OSError: this owner stays unattributed, the rest of the poll goes on.
+            log.debug("reading pid %s failed: %r", pid, exc)
+            reason = clean(str(exc)) or type(exc).__name__
+            return Owner(pid=pid, note=f"details unreadable ({reason})")
         if owner is not None and owner.identified:
             try:
                 euid = self._euid(proc)
@@ -325,5 +373,28 @@ class OwnerReader:
             return None, None, "executable hidden (access denied)"
         if not exe:
             return None, None, "executable unknown"
-        exe_sha = self.hasher.hash_path(exe)
-        return clean(exe), exe_sha, None if exe_sha else "executable unreadable"
+        try:
+            with open(exe, "rb") as handle:
+                if self._windows and self._replaced_after_start(proc, handle.fileno()):
+                    # Windows lets a running .exe be renamed and another file be put at its
+                    # path; psutil still names the old path. The file there now is not what
+                    # runs, so its hash must not vouch for the process (Linux reads /proc).
+                    return (
+                        clean(exe),
+                        None,
+                        "the executable was replaced on disk after start",
+                    )
+                exe_sha = self.hasher.hash_open_file(handle)
+        except OSError:
+            return clean(exe), None, "executable unreadable"
+        return clean(exe), exe_sha, None
+
+    def _replaced_after_start(self, proc: Any, fd: int) -> bool:
+        times = self._file_times(fd)
+        if times is None:
+            return False
+        try:
+            started_ns = int(proc.create_time() * 1e9)
+        except (self._ps.Error, OSError):
+            return False
+        return max(times) > started_ns + _START_SLACK_NS

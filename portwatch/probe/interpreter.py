@@ -24,8 +24,9 @@ import psutil
 
 from portwatch.core.identity import HIDDEN_SCRIPT, STDIN_SCRIPT, is_absolute_path
 from portwatch.core.text import clean
-from portwatch.probe import procfs
+from portwatch.probe import procfs, service_hosts
 
+_HOST_CACHE = 256
 INLINE = "-c"
 STDIN = STDIN_SCRIPT
 
@@ -448,8 +449,14 @@ class ScriptReader:
         self._resolved: OrderedDict[
             int, tuple[tuple[object, ...], tuple[str | None, str | None, str | None]]
         ] = OrderedDict()
+        # (pid, start time) -> what a Windows host process runs: asking the Service Control
+        # Manager which services a svchost holds is too slow to repeat every poll.
+        self._hosts: dict[tuple[int, float], tuple[str | None, str | None]] = {}
 
     def __call__(self, proc: Any, exe: str | None) -> tuple[str | None, str | None]:
+        kind = service_hosts.host_kind(exe) if exe else None
+        if kind is not None:
+            return self._hosted(proc, kind)
         if not exe or interpreter_family(exe) is None:
             return None, None
         if self._via_proc:
@@ -527,3 +534,20 @@ class ScriptReader:
             # portwatch): kept as written, with no hash, so it never matches.
             return written, None, None
         return canonical, root + canonical, None
+
+    def _hosted(self, proc: Any, kind: str) -> tuple[str | None, str | None]:
+        key = (int(proc.pid), float(proc.create_time()))
+        cached = self._hosts.get(key)
+        if cached is not None:
+            return cached
+        try:
+            argv = [a for a in proc.cmdline() if isinstance(a, str)]
+        except self._ps.AccessDenied:
+            return HIDDEN_SCRIPT, None
+        label, path = service_hosts.hosted(kind, argv, int(proc.pid), self._ps)
+        sha = self._hasher.hash_path(path) if path and os.path.isfile(path) else None
+        result = (clean(label), sha)
+        if len(self._hosts) >= _HOST_CACHE:
+            self._hosts.clear()
+        self._hosts[key] = result
+        return result

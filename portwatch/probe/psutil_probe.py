@@ -28,12 +28,18 @@ from portwatch.probe.netlink.sockdiag import (
     tcp_listeners_request,
     udp_request,
 )
+from portwatch.probe.netstat_table import TableReader, parse_netstat, read_netstat
 from portwatch.probe.sharing import SocketRow, listeners_with_holders
 
 MACOS_PARTIAL_REASON = (
     "macOS shows other users' and system processes' sockets only to administrators: "
     "{denied} could not be inspected, so listeners they own are missing. "
     "Run portwatch with administrator rights (sudo) to see every listener."
+)
+MACOS_UNATTRIBUTED_REASON = (
+    "macOS shows other users' and system processes' sockets only to administrators: "
+    "{denied} could not be inspected, so listeners they own are shown without their program "
+    "(unattributed). Run portwatch with administrator rights (sudo) to see who owns them."
 )
 
 
@@ -137,11 +143,15 @@ class PsutilProbe:
         owners: OwnerReader | None = None,
         clock: Any = time,
         platform: str = sys.platform,
+        socket_table: TableReader | None = None,
     ) -> None:
         self._ps = ps
         self.owners = owners or OwnerReader(ps=ps, platform=platform)
         self._clock = clock
         self._platform = platform
+        # Where the per-process walk cannot see everything (macOS without root), the
+        # system's own socket table, which needs no rights, names the sockets it missed.
+        self._socket_table = socket_table or (read_netstat if platform == "darwin" else None)
         # psutil names one holder per socket (the highest pid); on Linux the others are
         # found through the socket's inode, since each can accept connections too.
         self._holders = InodeResolver() if platform.startswith("linux") else None
@@ -161,7 +171,12 @@ class PsutilProbe:
         except self._ps.AccessDenied:
             rows, denied = self._walk_processes()
             counted = f"{denied} process" if denied == 1 else f"{denied} processes"
-            partial_reason = MACOS_PARTIAL_REASON.format(denied=counted)
+            unseen = self._unseen_in_table(rows)
+            if unseen is None:
+                partial_reason = MACOS_PARTIAL_REASON.format(denied=counted)
+            else:
+                rows = [*rows, *unseen]
+                partial_reason = MACOS_UNATTRIBUTED_REASON.format(denied=counted)
         except (OSError, self._ps.Error) as exc:
             # Anything else psutil raises for the whole table is one failed poll, not a crash.
             raise ProbeError(f"cannot read the connection table: {exc}") from exc
@@ -177,6 +192,40 @@ class PsutilProbe:
             partial_reason=partial_reason,
             probe_name=self.name,
         )
+
+    def _unseen_in_table(self, walked: list[Any]) -> list[Any] | None:
+        """Listening sockets in the system table that the walk did not find (no pid).
+
+        None when there is no table to read, so the sample says listeners may be missing.
+        """
+        if self._socket_table is None:
+            return None
+        text = self._socket_table()
+        if not text.strip():
+            return None
+        known = set()
+        for row in walked:
+            family, proto = _family(row.family), _proto(row.type)
+            if family is not None and proto is not None and row.laddr:
+                known.add((proto, normalise_address(row.laddr.ip, family), row.laddr.port))
+        unseen: list[Any] = []
+        for item in parse_netstat(text):
+            address = normalise_address(item.address, item.family)
+            if (item.proto, address, item.port) in known:
+                continue
+            known.add((item.proto, address, item.port))
+            unseen.append(
+                _Row(
+                    -1,
+                    socket.AF_INET if item.family is Family.IPV4 else socket.AF_INET6,
+                    socket.SOCK_STREAM if item.proto is Proto.TCP else socket.SOCK_DGRAM,
+                    _Address(address, item.port),
+                    (),
+                    self._ps.CONN_LISTEN if item.proto is Proto.TCP else "NONE",
+                    None,
+                )
+            )
+        return unseen
 
     def _walk_processes(self) -> tuple[list[Any], int]:
         """Ask each process for its own sockets; the ones we may not inspect are counted."""
@@ -405,7 +454,14 @@ class _Row:
     __slots__ = ("family", "fd", "laddr", "pid", "raddr", "status", "type")
 
     def __init__(
-        self, fd: int, family: int, type_: int, laddr: Any, raddr: Any, status: str, pid: int
+        self,
+        fd: int,
+        family: int,
+        type_: int,
+        laddr: Any,
+        raddr: Any,
+        status: str,
+        pid: int | None,
     ) -> None:
         self.fd = fd
         self.family = family
@@ -414,3 +470,16 @@ class _Row:
         self.raddr = raddr
         self.status = status
         self.pid = pid
+
+
+class _Address:
+    """A local address in the shape of psutil's ``addr`` (``.ip``, ``.port``)."""
+
+    __slots__ = ("ip", "port")
+
+    def __init__(self, ip: str, port: int) -> None:
+        self.ip = ip
+        self.port = port
+
+    def __bool__(self) -> bool:
+        return True

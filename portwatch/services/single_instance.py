@@ -14,6 +14,8 @@ from pathlib import Path
 from PySide6.QtCore import QLockFile, QObject, Signal, Slot
 from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
+from portwatch.services.os_integration import allow_foreground_activation
+
 log = logging.getLogger(__name__)
 
 SHOW_COMMAND = b"show\n"
@@ -60,6 +62,9 @@ class SingleInstance(QObject):
         socket.connectToServer(self._name)
         if not socket.waitForConnected(timeout_ms):
             return False
+        # Windows only lets the running instance raise its window if this one, which the
+        # user just started and so holds the foreground, passes that right on.
+        allow_foreground_activation()
         socket.write(SHOW_COMMAND)
         sent = socket.waitForBytesWritten(timeout_ms)
         socket.disconnectFromServer()

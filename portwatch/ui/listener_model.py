@@ -179,6 +179,7 @@ class ListenerTableModel(QAbstractTableModel):
         self._struck.setStrikeOut(True)
         self.marks = ChangeMarks(clock, linger_s)
         self._updated = False
+        self._stopped = False
         # Ends marks between ticks (a slow poll interval would keep them for too long).
         self._expiry = QTimer(self)
         self._expiry.setInterval(250)
@@ -322,7 +323,15 @@ class ListenerTableModel(QAbstractTableModel):
             if key in plain:
                 self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
 
+    def stop_timers(self) -> None:
+        """No more timed updates (the window closed for good): a timer still running when
+        the model is destroyed would be stopped from whichever thread collects it."""
+        self._stopped = True
+        self._expiry.stop()
+
     def _follow_marks(self) -> None:
+        if self._stopped:
+            return
         if self.marks and not self._expiry.isActive():
             self._expiry.start()
         elif not self.marks and self._expiry.isActive():

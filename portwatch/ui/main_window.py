@@ -42,6 +42,7 @@ from portwatch.services.export_service import ExportService
 from portwatch.services.history_lookup import HistoryLookup
 from portwatch.services.login_start import LoginStart
 from portwatch.services.notify import LoggedAlert
+from portwatch.services.os_integration import uses_native_menu_bar
 from portwatch.services.settings_service import SettingsService
 from portwatch.services.watchlist_file import WatchListFile
 from portwatch.ui.actions import CHART_WINDOWS, MENU_BAR, ActionRegistry
@@ -332,6 +333,8 @@ class MainWindow(QMainWindow):
             actions.connect(key, slot)
         for key, seconds in CHART_WINDOWS.items():
             actions.connect(key, functools.partial(self.chart.set_window, seconds))
+        # Inside the window on macOS, where an accessory (Dock-less) app has no menu bar.
+        self.menuBar().setNativeMenuBar(uses_native_menu_bar())
         actions.fill(self.menuBar(), MENU_BAR)
         self.watch_menu = WatchListMenu(self.watch_panel.tree, actions)
         # Names the tests and other views use.
@@ -711,6 +714,7 @@ class MainWindow(QMainWindow):
                 self.hidden_to_tray.emit()
             return
         event.accept()
+        self.model.stop_timers()
         if not self._quitting:
             self.request_quit()
 

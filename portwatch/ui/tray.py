@@ -16,6 +16,7 @@ from portwatch.core.types import ListenerView, Status
 from portwatch.core.watchlist import WatchList
 from portwatch.services.alert_service import AlertState
 from portwatch.services.notify import LoggedAlert, NotificationBackend
+from portwatch.services.os_integration import message_timeout_ms
 from portwatch.services.plain_text import shorten, tooltip, visible
 from portwatch.ui.icons import tray_icon, tray_icon_paused
 from portwatch.ui.status import silenced
@@ -51,7 +52,7 @@ class TrayMessageBackend(NotificationBackend):
             else QSystemTrayIcon.MessageIcon.Information
         )
         self._last_token = token
-        self._tray.showMessage(title, text, icon, 15_000)
+        self._tray.showMessage(title, text, icon, message_timeout_ms())
 
     @Slot()
     def _clicked(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from childsockets import ChildSockets, free_port, wait_for
+from platforms import wine_gives_pid_0
 from PySide6.QtCore import QModelIndex, Qt
 
 from portwatch.core.types import Endpoint, Family, ListenerView, Owner, Proto, Status
@@ -21,6 +22,7 @@ def _view(port: int, pid: int, name: str = "server", status: Status = Status.UNK
     return ListenerView(CoreListener(endpoint, owner), watched=port == 3653, status=status)
 
 
+@wine_gives_pid_0
 def test_model_passes_the_model_tester_with_real_listeners(
     qtmodeltester: Any, child_sockets: list
 ) -> None:

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from platforms import wine_limit
+
 from portwatch.core.watchlist import WatchList
 from portwatch.services import settings as settings_file
 from portwatch.services.plain_text import escaped, tooltip, visible
@@ -189,6 +191,7 @@ def test_text_for_markup_media_is_escaped() -> None:
 # -- single instance -----------------------------------------------------------------------
 
 
+@wine_limit("a named pipe's server and client in one process do not connect")
 def test_second_instance_asks_the_first_to_show(qtbot: Any, tmp_path: Path) -> None:
     first = SingleInstance(tmp_path)
     assert first.claim()

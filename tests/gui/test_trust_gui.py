@@ -8,6 +8,7 @@ from typing import Any
 
 from childsockets import ChildSockets, free_port
 from guikit import RecordingBackend, prepare_data_dir, wait_ticks
+from platforms import wine_gives_pid_0
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication
 
@@ -36,6 +37,7 @@ def status_of(desktop: Any, pid: int) -> Status | None:
     return None
 
 
+@wine_gives_pid_0
 def test_trust_button_makes_the_program_known(
     qtbot: Any, make_desktop: Any, data_dir: Path, child_sockets: list
 ) -> None:
@@ -57,6 +59,7 @@ def test_trust_button_makes_the_program_known(
     assert entry.script == "-c"  # the child runs inline code: pinned by its hash
 
 
+@wine_gives_pid_0
 def test_trust_added_by_the_command_line_is_picked_up(
     qtbot: Any, make_desktop: Any, data_dir: Path, child_sockets: list
 ) -> None:
@@ -79,6 +82,7 @@ def test_trust_added_by_the_command_line_is_picked_up(
     qtbot.waitUntil(lambda: status_of(desktop, child.pid) is Status.KNOWN, timeout=15_000)
 
 
+@wine_gives_pid_0
 def test_first_run_review_lists_what_already_listens(
     qtbot: Any, data_dir: Path, child_sockets: list
 ) -> None:

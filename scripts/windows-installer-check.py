@@ -1,0 +1,172 @@
+"""Install, check and uninstall portwatch's Windows setup program silently (Windows Python).
+
+    python scripts/windows-installer-check.py SETUP.exe [--stand-in SCRIPT]
+
+Runs on a real Windows (the cross-platform workflow) and under Wine (the Windows lane), so
+both check the same things:
+
+1. ``SETUP /S`` installs, per user, the program files, the Start-menu shortcut, the
+   Settings > Apps entry and the AppUserModelID registration that names portwatch as the
+   sender of its notifications;
+2. with portwatch running, a second ``SETUP /S`` and ``uninstall.exe /S`` both refuse
+   (non-zero exit) and leave the install whole;
+3. with portwatch stopped and start at login switched on, ``uninstall.exe /S`` removes the
+   program, shortcut, Run value, Apps entry and AppUserModelID, and keeps the user's data.
+
+``--stand-in SCRIPT``: the installed portwatch.exe is a Python stand-in (the lane cannot
+build the frozen app), started with SCRIPT instead of ``--minimized``.
+Prints one line per check, then ``installer: N passed, N failed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+if sys.platform != "win32":
+    sys.exit("windows-installer-check: needs Windows Python")
+
+import winreg
+
+AUMID = "io.github.portwatch.Portwatch"
+RUN_KEY = r"Software\Microsoft\Windows\CurrentVersion\Run"
+APPS_KEY = r"Software\Microsoft\Windows\CurrentVersion\Uninstall\portwatch"
+AUMID_KEY = rf"Software\Classes\AppUserModelId\{AUMID}"
+INSTALL = Path(os.environ["LOCALAPPDATA"]) / "Programs" / "portwatch"
+SHORTCUT = (
+    Path(os.environ["APPDATA"]) / "Microsoft" / "Windows" / "Start Menu" / "Programs"
+) / "portwatch.lnk"
+USER_DATA = Path(os.environ["APPDATA"]) / "portwatch"
+TIMEOUT_S = 180
+
+
+def value(key: str, name: str) -> str | None:
+    try:
+        with winreg.OpenKey(winreg.HKEY_CURRENT_USER, key) as handle:
+            return str(winreg.QueryValueEx(handle, name)[0])
+    except OSError:
+        return None
+
+
+def run(argv: Sequence[str]) -> int:
+    return subprocess.run(list(argv), timeout=TIMEOUT_S, check=False).returncode
+
+
+def uninstall() -> int:
+    # _?= runs the uninstaller in place, so this waits for it (it then stays behind itself).
+    return run([str(INSTALL / "uninstall.exe"), "/S", f"_?={INSTALL}"])
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.passed = self.failed = 0
+
+    def report(self, name: str, problems: list[str], detail: str) -> None:
+        if problems:
+            self.failed += 1
+            print(f"installer: FAIL  {name:<32} {'; '.join(problems)}", flush=True)
+        else:
+            self.passed += 1
+            print(f"installer: PASS  {name:<32} {detail}", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("setup", help="the setup program")
+    parser.add_argument("--stand-in", help="a script the stand-in portwatch.exe runs")
+    args = parser.parse_args(argv)
+    checks = Checks()
+
+    code = run([args.setup, "/S"])
+    problems = [] if code == 0 else [f"exit {code}"]
+    for name in ("portwatch.exe", "portwatch-cli.exe", "uninstall.exe"):
+        if not (INSTALL / name).is_file():
+            problems.append(f"no {name}")
+    if not SHORTCUT.is_file():
+        problems.append("no Start-menu shortcut")
+    if not value(APPS_KEY, "QuietUninstallString"):
+        problems.append("no Apps entry")
+    if value(AUMID_KEY, "DisplayName") != "portwatch":
+        problems.append("no AppUserModelID registration")
+    checks.report("silent-install", problems, f"into {INSTALL}, shortcut, Apps entry, AUMID")
+
+    # Start at login switched on, as the app's Settings would.
+    with winreg.CreateKey(winreg.HKEY_CURRENT_USER, RUN_KEY) as handle:
+        command = f'"{INSTALL / "portwatch.exe"}" --minimized'
+        winreg.SetValueEx(handle, "portwatch", 0, winreg.REG_SZ, command)
+
+    scratch = Path(tempfile.mkdtemp(prefix="portwatch-installer-"))
+    ready = scratch / "running"
+    if args.stand_in:
+        argv_running = [str(INSTALL / "portwatch.exe"), args.stand_in, str(ready)]
+    else:
+        argv_running = [str(INSTALL / "portwatch.exe"), "--data-dir", str(scratch), "--minimized"]
+    env = dict(os.environ, PATH=f"{INSTALL / '_internal'};{os.environ.get('PATH', '')}")
+    running = subprocess.Popen(argv_running, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        # The frozen app writes its lock file; the stand-in writes the file it is given.
+        while time.monotonic() < deadline and not (
+            ready.exists() or (scratch / "portwatch.lock").exists()
+        ):
+            time.sleep(0.2)
+        if running.poll() is not None:
+            checks.report("portwatch-running", [f"exited with {running.returncode}"], "")
+        code = run([args.setup, "/S"])
+        checks.report(
+            "reinstall-refused-while-running",
+            [] if code != 0 else ["setup exit 0 while portwatch runs"],
+            f"setup exit {code}",
+        )
+        code = uninstall()
+        problems = [] if code != 0 else ["uninstall exit 0 while portwatch runs"]
+        if not (INSTALL / "portwatch.exe").is_file():
+            problems.append("the program was removed")
+        if not SHORTCUT.is_file():
+            problems.append("the shortcut was removed")
+        if not value(APPS_KEY, "QuietUninstallString"):
+            problems.append("the Apps entry was removed")
+        checks.report(
+            "uninstall-refused-while-running", problems, f"exit {code}, install left whole"
+        )
+    finally:
+        running.kill()
+        running.wait(timeout=60)
+    time.sleep(1)  # Windows releases a killed program's image a moment after it exits
+
+    USER_DATA.mkdir(parents=True, exist_ok=True)
+    keep = USER_DATA / "installer-check-keep.txt"
+    keep.write_text("the user's data")
+    code = uninstall()
+    problems = [] if code == 0 else [f"exit {code}"]
+    for name in ("portwatch.exe", "portwatch-cli.exe", "_internal"):
+        if (INSTALL / name).exists():
+            problems.append(f"{name} left")
+    if SHORTCUT.exists():
+        problems.append("shortcut left")
+    if value(RUN_KEY, "portwatch") is not None:
+        problems.append("Run value left (portwatch would start at login)")
+    if value(APPS_KEY, "DisplayName") is not None:
+        problems.append("Apps entry left")
+    if value(AUMID_KEY, "DisplayName") is not None:
+        problems.append("AppUserModelID left")
+    if not keep.exists():
+        problems.append("the user's data was removed")
+    checks.report(
+        "silent-uninstall",
+        problems,
+        "program, shortcut, Run value, Apps entry, AUMID removed; user data kept",
+    )
+    keep.unlink(missing_ok=True)
+    print(f"installer: {checks.passed} passed, {checks.failed} failed", flush=True)
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
