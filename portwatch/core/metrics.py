@@ -9,6 +9,7 @@ visible, escaped and bounded, so no process can break a line or forge a series.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,14 +27,19 @@ PortKey = tuple[int, Proto]
 
 
 def label_value(text: str | None) -> str:
-    """A label value that is safe inside ``"..."`` of the text format.
+    """A label value that is safe inside ``"..."`` of the text format (see :func:`_escaped`)."""
+    return _escaped(text or "")
 
-    Undecodable bytes and control, bidi or invisible characters become visible
+
+# The same names and paths come back every poll: escape each once.
+@functools.lru_cache(maxsize=4096)
+def _escaped(text: str) -> str:
+    """Undecodable bytes and control, bidi or invisible characters become visible
     escapes first; then backslash, double quote and newline are escaped as the
     format requires. Long values are cut (with a mark) so one process cannot bloat
     every scrape.
     """
-    shown = visible(clean(text) or "")
+    shown = visible(clean(text))
     if len(shown) > MAX_LABEL_CHARS:
         shown = shown[: MAX_LABEL_CHARS - 1] + "\u2026"
     return shown.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
@@ -224,15 +230,13 @@ class MetricsBook:
         lines.append(f"portwatch_poll_failures_total {self._failures}")
 
         keys = sorted(self._ports, key=lambda k: (k[0], k[1].value))
+        labels = {key: f'{{port="{key[0]}",proto="{key[1].value}"}}' for key in keys}
         for name, kind, help_text in _FAMILIES:
             rows: list[str] = []
             for key in keys:
-                state = self._ports[key]
-                value = _field(state, name)
-                if value is None:
-                    continue
-                labels = _labels((("port", str(key[0])), ("proto", key[1].value)))
-                rows.append(f"{name}{labels} {value}")
+                value = getattr(self._ports[key], _FIELD_OF[name])
+                if value is not None:
+                    rows.append(f"{name}{labels[key]} {value}")
             if rows:
                 family(name, kind, help_text)
                 lines.extend(rows)
@@ -243,7 +247,7 @@ class MetricsBook:
                 "One series per listener on a watched port, naming its owner; always 1.",
             )
             for info in self._info:
-                labels = _labels(
+                info_labels = _labels(
                     (
                         ("port", str(info.port)),
                         ("proto", info.proto),
@@ -254,16 +258,16 @@ class MetricsBook:
                         ("user", info.user),
                     )
                 )
-                lines.append(f"portwatch_listener_info{labels} 1")
+                lines.append(f"portwatch_listener_info{info_labels} 1")
         return "\n".join(lines) + "\n"
 
 
-def _field(state: _PortState, name: str) -> int | None:
-    return {
-        "portwatch_port_listeners": state.listeners,
-        "portwatch_port_untrusted_listeners": state.untrusted,
-        "portwatch_port_unattributed_listeners": state.unattributed,
-        "portwatch_port_connections": state.connections,
-        "portwatch_port_received_bytes_total": state.received,
-        "portwatch_port_sent_bytes_total": state.sent,
-    }[name]
+# Which _PortState field each per-port family shows.
+_FIELD_OF = {
+    "portwatch_port_listeners": "listeners",
+    "portwatch_port_untrusted_listeners": "untrusted",
+    "portwatch_port_unattributed_listeners": "unattributed",
+    "portwatch_port_connections": "connections",
+    "portwatch_port_received_bytes_total": "received",
+    "portwatch_port_sent_bytes_total": "sent",
+}
