@@ -273,3 +273,19 @@ def test_bad_rotation_arguments_exit_2_with_one_line(
     result = run(data_dir, "monitor", "--duration", "1", "--jsonl", str(data_dir / "e"), *args)
     assert result.returncode == 2
     assert needle in result.stderr
+
+
+def test_a_refused_rotation_keeps_appending_and_says_so_once(tmp_path: Path) -> None:
+    path = tmp_path / "events.jsonl"
+    # A folder where the first rotated name should go: the rename is refused, as Windows
+    # refuses it while a reader holds the old file open.
+    (tmp_path / "events.jsonl.1").mkdir()
+    (tmp_path / "events.jsonl.1" / "keep").write_text("")
+    sink = JsonlSink(path, max_bytes=1024, keep=1, hostname="h")
+    sample = Sample(wall=1.0, mono=1.0, listeners=())
+    tick = TickResult(sample, (), (_event(None),) * 5, (), ())
+    warnings = [w for _ in range(4) for w in sink.publish(tick)]
+    sink.close()
+    assert len(warnings) == 1 and "cannot rotate the event log" in warnings[0], warnings
+    sequences = [json.loads(x)["event"]["sequence"] for x in path.read_text().splitlines()]
+    assert sequences == list(range(1, 21))

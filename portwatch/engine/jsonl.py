@@ -39,6 +39,7 @@ class RotatingLines:
         self.keep = keep
         self._fd: int | None = None
         self._size = 0
+        self.rotation_error: str | None = None
 
     def rotated(self, number: int) -> Path:
         return self.path.with_name(f"{self.path.name}.{number}")
@@ -59,10 +60,18 @@ class RotatingLines:
         os.replace(self.path, self.rotated(1))
 
     def append(self, line: bytes) -> None:
-        """Write one line (ending in a newline); raises OSError, leaving it unwritten."""
+        """Write one line (ending in a newline); raises OSError, leaving it unwritten.
+
+        A rotation the OS refuses (Windows, while a reader holds an old file open) is
+        put off: the line goes to the current file and :attr:`rotation_error` says why.
+        """
         fd = self._open()
         if self._size > 0 and self._size + len(line) > self.max_bytes:
-            self._rotate()
+            try:
+                self._rotate()
+                self.rotation_error = None
+            except OSError as exc:
+                self.rotation_error = exc.strerror or str(exc)
             fd = self._open()
         view = memoryview(line)
         while view:
@@ -94,6 +103,7 @@ class JsonlSink:
         self._sequence = 0
         self._pending: deque[bytes] = deque(maxlen=MAX_PENDING_LINES)
         self._failing = False
+        self._rotation_reported = False
 
     def publish(self, result: TickResult) -> list[str]:
         services = {
@@ -123,10 +133,17 @@ class JsonlSink:
                 reason = exc.strerror or str(exc)
                 return [f"cannot write the event log {self.file.path}: {reason}; holding events"]
             self._pending.popleft()
+        warnings: list[str] = []
         if self._failing:
             self._failing = False
-            return [f"the event log {self.file.path} is written again"]
-        return []
+            warnings.append(f"the event log {self.file.path} is written again")
+        rotation = self.file.rotation_error
+        if rotation is not None and not self._rotation_reported:
+            warnings.append(
+                f"cannot rotate the event log {self.file.path}: {rotation}; still appending"
+            )
+        self._rotation_reported = rotation is not None
+        return warnings
 
     def close(self) -> list[str]:
         try:
