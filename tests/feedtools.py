@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from cli_runner import portwatch_cmd
 
 PYTHON = os.path.realpath(sys.executable)
 # Deadline for conditions that wait on a running monitor: generous, because the machine
@@ -21,24 +22,6 @@ SLOW_S = 40.0
 
 # Debian's packages name node_exporter differently from upstream's tarball.
 NODE_EXPORTER_NAMES = ("prometheus-node-exporter", "node_exporter")
-
-
-def portwatch_cmd() -> list[str]:
-    """The installed ``portwatch`` command when there is one (CI), else the module."""
-    script = Path(sys.executable).with_name("portwatch")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "portwatch"]
-
-
-def run(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*portwatch_cmd(), "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def require_tool(*names: str) -> str:

@@ -14,27 +14,10 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, free_port
+from cli_runner import portwatch_cmd, run
 from platforms import needs_posix, wine_gives_pid_0
 
 PYTHON = os.path.realpath(sys.executable)
-
-
-def portwatch_cmd() -> list[str]:
-    """The installed ``portwatch`` command when there is one (CI), else the module."""
-    script = Path(sys.executable).with_name("portwatch")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "portwatch"]
-
-
-def run(data_dir: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*portwatch_cmd(), "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 @wine_gives_pid_0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import run
+from cli_runner import run
 from test_netlink_children import SocketChild, start_child
 
 TEN_MB = 10_000_000

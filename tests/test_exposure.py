@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from test_cli import run
+from cli_runner import run
 from test_netlink_children import start_child
 
 from portwatch.core.exposure import canonical_address, exposure_of

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 from childsockets import ChildSockets, free_port, wait_for
-from feedtools import PYTHON, SLOW_S, monitor, run
+from cli_runner import run
+from feedtools import PYTHON, SLOW_S, monitor
 
 from portwatch.core.eventlog import event_record
 from portwatch.core.types import (

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, free_port, wait_for
+from cli_runner import run
 from feedtools import (
     NODE_EXPORTER_NAMES,
     PYTHON,
@@ -19,7 +20,6 @@ from feedtools import (
     parse_exposition,
     pick,
     require_tool,
-    run,
     scrape,
 )
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, free_port
-from feedtools import PYTHON, monitor, run
+from cli_runner import run
+from feedtools import PYTHON, monitor
 
 from portwatch.core.types import (
     Endpoint,

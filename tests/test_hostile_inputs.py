@@ -7,11 +7,11 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runner import portwatch_cmd, run
 from trust_fixtures import sha
 
 from portwatch.config import trustfile, watchfile
@@ -23,23 +23,6 @@ from portwatch.services import settings
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 HUGE = "9" * 5000
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX FIFOs and links")
-
-
-def portwatch_cmd() -> list[str]:
-    script = Path(sys.executable).with_name("portwatch")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "portwatch"]
-
-
-def run(data_dir: Path, *args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*portwatch_cmd(), "--data-dir", str(data_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def no_traceback(result: subprocess.CompletedProcess[str]) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets
-from test_cli import run
+from cli_runner import run
 from trust_processes import python_copy
 
 from portwatch.probe.identity import OwnerReader

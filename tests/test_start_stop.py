@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_cli import portwatch_cmd
+from cli_runner import portwatch_cmd
 
 from portwatch.display import NO_DISPLAY_MESSAGE, missing_display
 

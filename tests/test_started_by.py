@@ -157,7 +157,7 @@ def children() -> Any:
 def test_scan_json_carries_started_by_and_parents(
     tmp_path: Path, children: list[ChildSockets]
 ) -> None:
-    from test_cli import run
+    from cli_runner import run
 
     child = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")], registry=children)
     rows = json.loads(run(tmp_path, "scan", "--json", "--all").stdout)

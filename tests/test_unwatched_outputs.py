@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from childsockets import ChildSockets, free_port
-from test_cli import run
+from cli_runner import run
 
 
 def test_unwatched_listeners_are_unwatched_in_scan_monitor_and_export(
