@@ -255,6 +255,11 @@ class DesktopApp:
         self.window.hide_to_tray = False
         self.window.request_quit_silently()
         self.window.close()
+        # Stop the window's timers (chart redraw, row highlight expiry) here, on the GUI
+        # thread: Python may free the window later from another thread, where Qt cannot
+        # stop a running timer and warns.
+        for timer in self.window.findChildren(QTimer):
+            timer.stop()
 
 
 def run_app(paths: Paths, args: argparse.Namespace) -> int:
