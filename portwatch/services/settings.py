@@ -56,6 +56,8 @@ class Settings:
     )
     # The listeners table's columns the user hid (by column name), kept across restarts.
     hidden_columns: tuple[str, ...] = _names("Hidden columns of the listeners table")
+    # The connections tab's one switch: every port, not only the watched ones.
+    connections_all_ports: bool = _flag(False, "Show connections on every port")
 
 
 def setting(name: str) -> Field[Any]:
