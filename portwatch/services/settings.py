@@ -58,12 +58,10 @@ class Settings:
     # Started by and reachable from are long text the side panel also gives: hidden until
     # the user shows them.
     hidden_columns: tuple[str, ...] = _names(
-        "Hidden columns of the listeners table",
-        (
-            "started_by",
-            "reachable",
-        ),
+        "Hidden columns of the listeners table", ("started_by", "reachable")
     )
+    # The connections tab's one switch: every port, not only the watched ones.
+    connections_all_ports: bool = _flag(False, "Show connections on every port")
 
 
 def setting(name: str) -> Field[Any]:
