@@ -16,6 +16,7 @@ from portwatch import APP_ID, APP_NAME, __version__
 from portwatch.config.autostart import Autostart, default_command
 from portwatch.config.autostart import for_platform as autostart_for_platform
 from portwatch.core.trust import TrustList
+from portwatch.engine.connection_track import ConnectionTracker
 from portwatch.paths import Paths, platform_default
 from portwatch.probe.signature import default_verifier as signature_verifier
 from portwatch.probe.signature import signer_lookup
@@ -139,8 +140,11 @@ class DesktopApp:
                 judge=self.trust.judge,
             ),
             self.settings.poll_interval_s,
+            connections=ConnectionTracker(lambda: watch_file.watchlist),
         )
         sampler.result_ready.connect(window.show_tick)
+        sampler.connections_ready.connect(window.connections_tab.show_snapshot)
+        window.connections_wanted.connect(sampler.set_connections_wanted)
         sampler.notices.connect(window.show_notices)
         sampler.failed.connect(window.show_failure)
         sampler.paused_changed.connect(window.set_paused)
