@@ -238,12 +238,13 @@ class DpkgDatabase:
             parts: list[bytes] = [b"\n"]
             offset = 1
             for stem, data in self._installed_lists():
-                if data and not data.endswith(b"\n"):
-                    data += b"\n"
                 stems.append(stem)
                 starts.append(offset)
                 parts.append(data)
                 offset += len(data)
+                if data and not data.endswith(b"\n"):
+                    parts.append(b"\n")  # the needle needs one after the last path
+                    offset += 1
             self._lists = b"".join(parts)
             self._list_starts, self._stems = starts, stems
             self._lists_read_at = time.monotonic()
