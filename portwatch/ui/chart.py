@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtGui import QColor, QHideEvent, QPainter, QPalette, QPen, QPixmap, QShowEvent
 from PySide6.QtWidgets import (
     QButtonGroup,
     QGridLayout,
@@ -42,6 +42,9 @@ REDRAW_MS = 1000
 GAP_FACTOR = 3.0
 # Until the data covers the chosen window, the axis spans at least this much.
 MIN_SPAN_S = 60.0
+# While the counts stay the same, only time moves on: the timer then redraws (a costly
+# repaint of the time axis) once time has moved this part of the window, not every poll.
+STEADY_STEP = 0.02
 # How many intervals a traffic rate stands when polls between byte counts carry none.
 TRAFFIC_HOLD_INTERVALS = 12
 # Okabe-Ito colours: told apart with common colour-vision deficiencies, on light and dark.
@@ -111,6 +114,13 @@ class SeriesBuffer:
         if self._size == 0:
             return None
         return float(self._data[(self._head - 1) % self.capacity, 0])
+
+    def last_values(self) -> tuple[float, float] | None:
+        """(listeners, established) of the newest point, or None when empty."""
+        if self._size == 0:
+            return None
+        row = self._data[(self._head - 1) % self.capacity]
+        return float(row[1]), float(row[2])
 
     def append(self, wall: float, listeners: float, established: float) -> None:
         self._data[self._head] = (wall, listeners, established)
@@ -252,6 +262,11 @@ class ActivityChart(QWidget):
         self._window_s = WINDOWS[0][1]
         self._interval_s = 2.0
         self._dirty = False
+        # Whether a count changed since the last redraw (not only the time), and when
+        # (on the chart's clock) it last redrew.
+        self._counts_changed = False
+        self._drawn_at = -math.inf
+        self._left_step = 0.0
         self._latest_wall: float | None = None
         # Per spec: when bytes were last counted, and the rate they gave.
         self._measured: dict[WatchSpec, tuple[float, str]] = {}
@@ -310,10 +325,11 @@ class ActivityChart(QWidget):
         self.traffic.setWordWrap(True)
         layout.addWidget(self.traffic)
 
+        # Runs only while the chart is shown: hidden (in the tray, another tab) it only
+        # collects samples, and draws them when it is shown again.
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self.redraw)
-        self._timer.start()
+        self._timer.timeout.connect(self.redraw_when_due)
         self.apply_palette()
 
     # -- configuration ------------------------------------------------------------------
@@ -328,6 +344,7 @@ class ActivityChart(QWidget):
                 self.window_buttons.button(index).setChecked(True)
         self._window_s = seconds
         self._dirty = True
+        self._counts_changed = True
         self.window_changed.emit(seconds)
         self.redraw()
 
@@ -366,6 +383,7 @@ class ActivityChart(QWidget):
         for position, series in enumerate(self._series.values()):
             self.legend_layout.addWidget(series.legend, position // 2, position % 2)
         self._dirty = True
+        self._counts_changed = True
 
     def specs(self) -> list[WatchSpec]:
         return list(self._series)
@@ -378,7 +396,11 @@ class ActivityChart(QWidget):
         self._latest_wall = wall
         for spec, series in self._series.items():
             listeners, established = spec_activity(spec, sample)
+            if series.buffer.last_values() != (listeners, established):
+                self._counts_changed = True
             series.buffer.append_sample(wall, listeners, established, self._interval_s)
+        if previous is not None and is_gap(wall - previous, self._interval_s):
+            self._counts_changed = True  # a gap is drawn at once
         self._dirty = True
         self.traffic.setText(self._traffic_line(sample, wall, previous))
 
@@ -407,6 +429,7 @@ class ActivityChart(QWidget):
         for series in self._series.values():
             series.buffer.append(wall, math.nan, math.nan)
         self._dirty = True
+        self._counts_changed = True
 
     def load_history(self, spec: WatchSpec, points: np.ndarray) -> None:
         """Fill ``spec``'s series from history (points older than the live ones)."""
@@ -414,6 +437,7 @@ class ActivityChart(QWidget):
         if series is not None:
             series.buffer.replace_before(points)
             self._dirty = True
+            self._counts_changed = True
 
     def series_points(self, spec: WatchSpec) -> np.ndarray:
         """The buffered points of one spec (for tests and the read-out)."""
@@ -421,11 +445,22 @@ class ActivityChart(QWidget):
 
     # -- drawing ------------------------------------------------------------------------
     @Slot()
+    def redraw_when_due(self) -> None:
+        """The timer's redraw: at once when a count changed, else when time has moved
+        :data:`STEADY_STEP` of the window since the last one (the idle desktop's cost)."""
+        if self._dirty and (
+            self._counts_changed or self._clock() - self._drawn_at >= self._window_s * STEADY_STEP
+        ):
+            self.redraw()
+
+    @Slot()
     def redraw(self) -> None:
         """Push the visible part of each buffer to its curves, if anything changed."""
         if not self._dirty:
             return
         self._dirty = False
+        self._counts_changed = False
+        self._drawn_at = self._clock()
         self.redraw_count += 1
         now = max(self._clock(), self._latest_wall or 0.0)
         start = now - self._window_s
@@ -449,8 +484,11 @@ class ActivityChart(QWidget):
         self.plot.setXRange(shown_from, now, padding=0.02)
         self.plot.setYRange(0, top * 1.15 + 0.5, padding=0)
         # Counts are whole numbers: ticks at whole steps, never 0.5 of a connection.
+        # Set only when it changes: setting it repaints the axis.
         step = count_step(top)
-        self.plot.getPlotItem().getAxis("left").setTickSpacing(major=step, minor=step)
+        if step != self._left_step:
+            self._left_step = step
+            self.plot.getPlotItem().getAxis("left").setTickSpacing(major=step, minor=step)
 
     def _on_mouse_moved(self, event: tuple[QPointF]) -> None:
         position = event[0]
@@ -484,6 +522,21 @@ class ActivityChart(QWidget):
             axis.setPen(pg.mkPen(foreground))
             axis.setTextPen(pg.mkPen(foreground))
         self._dirty = True
+        self._counts_changed = True
+
+    @property
+    def redraw_timer_running(self) -> bool:
+        """Whether the redraw timer runs (only while the chart is shown)."""
+        return self._timer.isActive()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.redraw()
+        self._timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._timer.stop()
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
