@@ -32,6 +32,8 @@ import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from portwatch.files import raise_if_short
+
 _SOCKET_PREFIX = "socket:["
 
 
@@ -133,7 +135,8 @@ class InodeResolver:
         try:
             with open(f"{self._proc}/{pid}/stat", "rb") as fh:
                 raw = fh.read()
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)  # else the process would be taken for gone
             return None
         # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
         fields = raw[raw.rfind(b")") + 2 :].split()
@@ -196,7 +199,8 @@ class InodeResolver:
     def _list_pids(self) -> list[int]:
         try:
             names = os.listdir(self._proc)
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return []
         return sorted(int(name) for name in names if name.isdigit())
 
@@ -270,7 +274,9 @@ class InodeResolver:
         except PermissionError:
             proc.readable = False
             return
-        except OSError:
+        except OSError as exc:
+            # Out of descriptors: its sockets would look ownerless.
+            raise_if_short(exc)
             return  # exited or a kernel thread with no fd table
         fds = proc.fds
         if full:
