@@ -24,6 +24,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QFont
 
 from portwatch.core.types import Status
+from portwatch.core.why import parents_text, reachable_from
 from portwatch.services.plain_text import tooltip, visible
 from portwatch.ui.change_highlight import HIGHLIGHT_S, ChangingRowsModel, Clock
 from portwatch.ui.icons import PortState, state_icon
@@ -72,6 +73,10 @@ class Column(int, enum.Enum):
     ADDRESS = 7
     SERVICE = 8
     EXE = 9
+    # Why it is open and who can reach it; hidden by default (long text), shown from
+    # the header's column chooser. The side panel says the same in a sentence.
+    STARTED_BY = 10
+    REACHABLE = 11
 
 
 HEADERS = {
@@ -85,6 +90,8 @@ HEADERS = {
     Column.USER: "User",
     Column.EXE: "Executable",
     Column.STATUS: "Status",
+    Column.STARTED_BY: "Started by",
+    Column.REACHABLE: "Reachable from",
 }
 
 
@@ -132,6 +139,17 @@ def cell_text(view: Any, column: Column) -> str:
         return visible(owner.user) if owner is not None else ""
     if column is Column.EXE:
         return visible(owner.exe) if owner is not None else ""
+    if column is Column.STARTED_BY:
+        if owner is None:
+            return ""
+        if owner.started_by:
+            return visible(owner.started_by)
+        # No unit, container or session named: the nearest parent is what is known.
+        return (
+            f"{visible(owner.parents[0][0])} (pid {owner.parents[0][1]})" if owner.parents else ""
+        )
+    if column is Column.REACHABLE:
+        return reachable_from(listener.exposure, visible)
     return status_words(view)
 
 
@@ -147,6 +165,11 @@ def _tooltip_lines(view: Any, column: Column) -> tuple[str, ...]:
         return (owner.name or "", owner.note)
     if column is Column.ADDRESS:
         return (listener.endpoint.label(),)
+    if column is Column.STARTED_BY and owner is not None:
+        chain = parents_text(owner)
+        return (owner.started_by or "", f"parents: {chain}" if chain else "")
+    if column is Column.REACHABLE and listener.exposure is not None:
+        return (listener.exposure.summary(), listener.exposure.firewall_words())
     return (cell_text(view, column),)
 
 
