@@ -93,8 +93,7 @@ def run(out: Path) -> None:
             row = next(
                 r
                 for r in range(proxy.rowCount())
-                if proxy.data(proxy.index(r, 0), ViewRole).connection.local_port
-                == plan[0][0][2]
+                if proxy.data(proxy.index(r, 0), ViewRole).connection.local_port == plan[0][0][2]
             )
             tab.table.selectRow(row)
             menu = tab.row_actions.menu()
