@@ -62,6 +62,8 @@ class Settings:
     )
     # The connections tab's one switch: every port, not only the watched ones.
     connections_all_ports: bool = _flag(False, "Show connections on every port")
+    # Off by default: a lookup tells the DNS server which addresses this computer talks to.
+    reverse_dns: bool = _flag(False, "Show remote host names (reverse DNS lookups)")
 
 
 def setting(name: str) -> Field[Any]:

@@ -199,7 +199,7 @@ class ConnectionTableModel(ChangingRowsModel):
             return state_words(row)
         if column is ConnColumn.PROCESS:
             if c.pid is None:
-                return "(hidden by the OS)"
+                return "(no process shown)"
             return visible(c.process) or "(no name)"
         if column is ConnColumn.PID:
             return str(c.pid) if c.pid is not None else ""
@@ -224,7 +224,10 @@ class ConnectionTableModel(ChangingRowsModel):
             return (where, name) if name else (where,)
         if column in (ConnColumn.PROCESS, ConnColumn.PID):
             if c.pid is None:
-                return ("The OS does not say which process holds this socket.",)
+                return (
+                    "The OS does not say which process holds this socket: its program has "
+                    "not accepted it yet, or it belongs to another user.",
+                )
             return (f"{c.process or '(no name)'} (pid {c.pid}, user {c.user or 'unknown'})",)
         if column in (
             ConnColumn.BYTES_IN,

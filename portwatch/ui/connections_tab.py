@@ -105,6 +105,8 @@ class ConnectionsTab(QWidget):
         current = self._settings.current
         if current.connections_all_ports != every:
             self._settings.apply(dataclasses.replace(current, connections_all_ports=every))
+        # Other rows (and watched ones in bold then): fit the columns to them again.
+        self._sized = False
         self.wanted_changed.emit(every)
 
     @Slot(object)
@@ -121,10 +123,10 @@ class ConnectionsTab(QWidget):
         if not self._sized and snapshot.rows:
             self._sized = True
             self.table.resizeColumnsToContents()
-        self.summary.setText(self.summary_text(snapshot))
+        self.summary.setText(self.summary_text(snapshot, self._settings.current.reverse_dns))
 
     @staticmethod
-    def summary_text(snapshot: ConnectionsSnapshot) -> str:
+    def summary_text(snapshot: ConnectionsSnapshot, host_names: bool = False) -> str:
         where = "every port" if snapshot.all_ports else "watched ports"
         count = snapshot.connection_count
         sockets = len(snapshot.rows)
@@ -132,7 +134,8 @@ class ConnectionsTab(QWidget):
         if sockets != count:
             # Both ends of a connection inside this computer are rows of their own.
             words += f" ({sockets} sockets: both ends of local connections are listed)"
-        return f"{words}. {bytes_source_note()}"
+        names = "" if host_names else " Host names: off (Settings)."
+        return f"{words}. {bytes_source_note()}{names}"
 
     def stop_timers(self) -> None:
         self.model.stop_timers()
