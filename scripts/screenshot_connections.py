@@ -13,6 +13,7 @@ Works with ``QT_QPA_PLATFORM=offscreen``; only loopback sockets are opened.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import subprocess
 import sys
@@ -113,6 +114,9 @@ def run(out: Path) -> None:
             wait_until(lambda: window.ticks_shown > shown + 6)
             wait_until(lambda: tab.model.rowCount() >= 4)
             grab(window, "connections-watched.png")
+            # Every port, with host names (the setting is off by default).
+            service = desktop.settings_service
+            service.apply(dataclasses.replace(service.current, reverse_dns=True))
             tab.all_ports.setChecked(True)
             wait_until(lambda: tab.snapshot is not None and tab.snapshot.all_ports)
             wait_until(lambda: window.ticks_shown > shown + 14)
