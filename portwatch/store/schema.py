@@ -67,6 +67,12 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (resolution, port, proto, bucket)
     ) WITHOUT ROWID;
     """,
+    # 1 -> 2: bytes by direction (received, and sent and acknowledged), so the chart can
+    # draw traffic in and out from history; NULL where the probe could not measure them.
+    """
+    ALTER TABLE activity ADD COLUMN bytes_in INTEGER;
+    ALTER TABLE activity ADD COLUMN bytes_out INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
