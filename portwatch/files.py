@@ -72,6 +72,12 @@ def _not_regular(path: str | os.PathLike[str], mode: int) -> RefusedFile:
     return RefusedFile(path, f"it is {kind_of(mode)}, not a regular file")
 
 
+def _require_regular(path: str | os.PathLike[str], mode: int) -> None:
+    """The one check, for reading and writing alike: a regular file, or the reason not."""
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+
+
 def open_regular(path: str | os.PathLike[str], flags: int, mode: int = 0o600) -> int:
     """``os.open`` that only ever yields a regular file, never through a link.
 
@@ -80,10 +86,7 @@ def open_regular(path: str | os.PathLike[str], flags: int, mode: int = 0o600) ->
     """
     if not _O_NOFOLLOW:
         # No O_NOFOLLOW (Windows): check first; the folder checks keep others out.
-        with contextlib.suppress(FileNotFoundError):
-            st = os.lstat(path)
-            if not stat.S_ISREG(st.st_mode):
-                raise _not_regular(path, st.st_mode)
+        check_target(path)
     try:
         fd = os.open(
             path, flags | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_NOCTTY | _O_BINARY, mode
@@ -94,9 +97,7 @@ def open_regular(path: str | os.PathLike[str], flags: int, mode: int = 0o600) ->
                 raise _not_regular(path, os.lstat(path).st_mode) from None
         raise
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_regular(path, st.st_mode)
+        _require_regular(path, os.fstat(fd).st_mode)
         if _O_NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:
@@ -160,8 +161,7 @@ def check_target(path: str | os.PathLike[str]) -> bool:
         st = os.lstat(path)
     except FileNotFoundError:
         return False
-    if not stat.S_ISREG(st.st_mode):
-        raise _not_regular(path, st.st_mode)
+    _require_regular(path, st.st_mode)
     return True
 
 

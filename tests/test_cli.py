@@ -132,7 +132,19 @@ def test_monitor_reports_open_and_close_then_history_and_export_have_it(
         "user",
         "status",
         "times_seen",
+        "started_by",
+        "package",
+        "parents",
+        "exposure_scope",
+        "reachable_from",
+        "firewall",
+        "replaced",
     ]
+    # Why it was open and who could reach it, from the real child: its parent is this
+    # test's Python, and a loopback socket reaches this computer only.
+    assert all(f"({os.getpid()})" in r["parents"] for r in mine)
+    assert all(r["exposure_scope"] == "local" for r in mine)
+    assert all(r["reachable_from"] == "this computer only" for r in mine)
 
 
 def test_monitor_duration_stops_by_itself(data_dir: Path) -> None:

@@ -5,6 +5,9 @@ database, nothing."""
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -164,3 +167,25 @@ def test_the_short_name_follows_the_same_order(base: KnowledgeBase) -> None:
     for port in [*range(1, 65536, 61), 1720, 3142, 3283, 3321, 3353, 3653]:
         for proto in (TCP, UDP):
             assert base.service_name(port, proto) == base.lookup(port, proto).name
+
+
+def test_the_registry_is_parsed_on_the_first_port_asked_not_at_load() -> None:
+    # A new interpreter: in this one other tests have parsed it already.
+    code = (
+        "from portwatch.core.types import Proto\n"
+        "from portwatch.knowledge import KnowledgeBase, registry\n"
+        "base, _ = KnowledgeBase.load()\n"
+        "print(registry._read_once.cache_info().currsize)\n"
+        "base.lookup(22, Proto.TCP)\n"
+        "print(registry._read_once.cache_info().currsize)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.split() == ["0", "1"]

@@ -16,6 +16,7 @@ from portwatch.core.watchlist import WatchList, parse_spec
 from portwatch.probe.base import ProbeError
 from portwatch.probe.netlink import NetlinkProbe, codec
 from portwatch.probe.netlink.fallback import FirstPollFallback, netlink_or_fallback
+from portwatch.probe.netlink.fdtables import FdTables
 from portwatch.probe.netlink.inodes import InodeResolver
 from portwatch.probe.netlink.probe import MAX_CONNECTION_SKIP
 from portwatch.probe.netlink.sockdiag import (
@@ -261,7 +262,7 @@ def test_resolver_caches_and_scans_only_as_far_as_needed(tmp_path: Path) -> None
     _fake_process(tmp_path, 10, 100, {0: "/dev/null", 3: "socket:[2003]", 4: "pipe:[5]"})
     links = resolver.stats.links_read
     assert resolver.resolve([2002, 2003])[2003] == (10, 20)
-    assert resolver.stats.links_read == links + 6
+    assert resolver.stats.links_read == links + 4
     # An inode nobody holds is searched for once, then remembered as missing.
     assert resolver.resolve([9999]) == {9999: ()}
     scans = resolver.stats.scans
@@ -289,9 +290,15 @@ def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> N
     _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
     resolver = InodeResolver(str(tmp_path), rescan_every=1000)
     assert resolver.resolve([1001]) == {1001: (10,)}
-    # fd 3 closed and reopened as another socket: found by the full pass.
-    _fake_process(tmp_path, 10, 100, {3: "socket:[1002]"})
+    # fd 3 closed and reopened as another socket: the process held a socket that has
+    # gone, so its whole table is read again, without a pass over every process.
+    _fake_process(tmp_path, 10, 100, {3: "socket:[1002]", 4: "pipe:[9]"})
     assert resolver.resolve([1002]) == {1002: (10,)}
+    assert resolver.stats.scans == 0
+    # A pipe's number re-used for a new socket, the count unchanged: nothing points at
+    # the process, so the full pass finds it.
+    _fake_process(tmp_path, 10, 100, {3: "socket:[1002]", 4: "socket:[1003]"})
+    assert resolver.resolve([1002, 1003]) == {1002: (10,), 1003: (10,)}
     assert resolver.stats.scans == 1
     # pid 10 exits and a new process gets pid 10 holding the socket: read as a new process.
     _fake_process(tmp_path, 10, 555, {7: "socket:[1002]"})
@@ -324,7 +331,59 @@ def test_resolver_adds_a_forked_process_as_another_holder(tmp_path: Path) -> Non
         1002: (11,),
         3001: (30,),
     }
-    assert resolver.stats.scans == 1
+    assert resolver.stats.scans == 0  # found among the tables never read
+
+
+class _CountingTables(FdTables):
+    """The /proc reader over a tree we build, counting the descriptor tables it lists.
+    It reports descriptor counts as Linux 6.2+ does (one stat, no directory read)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(str(root))
+        self.listed: list[int] = []
+
+    def fd_count(self, pid: int) -> int | None:
+        try:
+            return len(os.listdir(f"{self.root}/{pid}/fd"))
+        except OSError:
+            return None
+
+    def fd_names(self, pid: int) -> list[str]:
+        self.listed.append(pid)
+        return super().fd_names(pid)
+
+
+def test_resolver_reads_only_the_tables_that_changed(tmp_path: Path) -> None:
+    # A machine of ten processes, two of them servers; a steady poll reads no
+    # descriptor table, and a poll where one unrelated socket appears reads only the
+    # table of the process that opened it (it was every process's, every fd).
+    for pid in range(10, 20):
+        _fake_process(tmp_path, pid, pid * 10, {0: "/dev/null", 1: f"pipe:[{pid}]"})
+    _fake_process(tmp_path, 20, 200, {3: "socket:[2001]"})
+    _fake_process(tmp_path, 21, 210, {3: "socket:[2101]", 4: "socket:[2102]"})
+    tables = _CountingTables(tmp_path)
+    resolver = InodeResolver(tables=tables, rescan_every=1000, check_every=1000)
+    assert resolver.resolve([2001, 2101]) == {2001: (20,), 2101: (21,)}
+    tables.listed.clear()
+    for _ in range(3):
+        assert resolver.resolve([2001, 2101]) == {2001: (20,), 2101: (21,)}
+    assert tables.listed == []
+    # Process 14 opens a UDP socket.
+    _fake_process(tmp_path, 14, 140, {0: "/dev/null", 1: "pipe:[14]", 2: "socket:[3001]"})
+    assert resolver.resolve([2001, 2101, 3001])[3001] == (14,)
+    assert tables.listed == [14]
+    assert resolver.stats.scans == 0
+    tables.listed.clear()
+    # It binds and listens on another socket, forks a worker, and passes the socket
+    # to a running process: every holder is found on that poll, each table read once.
+    _fake_process(
+        tmp_path, 14, 140, {0: "/dev/null", 1: "pipe:[14]", 2: "socket:[3001]", 3: "socket:[3002]"}
+    )
+    _fake_process(tmp_path, 30, 300, {3: "socket:[3002]"}, parent=14)
+    _fake_process(tmp_path, 17, 170, {0: "/dev/null", 1: "pipe:[17]", 5: "socket:[3002]"})
+    assert resolver.resolve([2001, 2101, 3001, 3002])[3002] == (14, 17, 30)
+    assert sorted(tables.listed) == [14, 17, 30]
+    assert resolver.stats.scans == 0
 
 
 # --- choosing a back-end ----------------------------------------------------------------

@@ -165,3 +165,6 @@ def test_scan_json_carries_started_by_and_parents(
     assert row["parents"][0] == {"process": psutil.Process().name(), "pid": os.getpid()}
     own = Path(f"/proc/{child.pid}/cgroup").read_text()
     assert row["started_by"] == started_by(own)
+    # Loopback: the firewall does not matter, and the JSON says so rather than guess.
+    assert row["exposure"]["firewall"] == "firewall not relevant: only this computer can connect"
+    assert row["exposure"]["bypasses_firewall"] is False

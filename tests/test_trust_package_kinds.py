@@ -157,7 +157,8 @@ def _md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()  # noqa: S324 - dpkg's own format
 
 
-def test_dpkg_records_multiarch_names_and_diversions(tmp_path: Path) -> None:
+@pytest.mark.parametrize("searches", [24, 0], ids=["lists searched", "compact index"])
+def test_dpkg_records_multiarch_names_and_diversions(tmp_path: Path, searches: int) -> None:
     admin, root = tmp_path / "dpkg", tmp_path / "root"
     root.mkdir()
     real, local = b"original tool", b"replacement from another package"
@@ -179,7 +180,7 @@ def test_dpkg_records_multiarch_names_and_diversions(tmp_path: Path) -> None:
     _write(root / "usr/bin/tool.real", real)
     _write(root / "usr/bin/plain", b"p")
     _write(root / "usr/bin/gone", b"g")
-    db = DpkgDatabase(str(admin), str(root))
+    db = DpkgDatabase(str(admin), str(root), searches_before_index=searches)
     verifier = PackageVerifier([db])
 
     def check(name: str) -> Any:
@@ -196,6 +197,29 @@ def test_dpkg_records_multiarch_names_and_diversions(tmp_path: Path) -> None:
     edited = check("plain")
     assert edited.package is None and edited.listed_by == tool
     assert edited.problem == "changed since tool 1.0-1 (dpkg) installed it"
+    # The first lookups search the lists for the path asked; the index comes later.
+    assert db.indexed is (searches == 0)
+
+
+def test_dpkg_builds_its_index_only_after_the_first_lookups(tmp_path: Path) -> None:
+    admin, root = tmp_path / "dpkg", tmp_path / "root"
+    _write(admin / "status", "Package: tool\nStatus: install ok installed\nVersion: 1\n")
+    names = [f"t{n}" for n in range(6)]
+    _write(admin / "info/tool.list", "".join(f"/usr/bin/{name}\n" for name in names))
+    _write(
+        admin / "info/tool.md5sums", "".join(f"{_md5(n.encode())}  usr/bin/{n}\n" for n in names)
+    )
+    for name in names:
+        _write(root / "usr/bin" / name, name.encode())
+    db = DpkgDatabase(str(admin), str(root), searches_before_index=3)
+    verifier = PackageVerifier([db])
+    found = []
+    for name in names:
+        found.append(verifier.check(f"/usr/bin/{name}", str(root / "usr/bin" / name)).package)
+        found.append(db.indexed)
+    tool = PackageInfo("tool", "1", "dpkg", None)
+    assert found == [tool, False] * 3 + [tool, True] * 3
+    assert db.index_builds == 2  # the lists read once, then the index
 
 
 class FailingDatabase:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Mapping
 
+from portwatch.core.why import WHY_COLUMNS
+
 COLUMNS = (
     "first_seen",
     "last_seen",
@@ -21,6 +23,9 @@ COLUMNS = (
     "user",
     "status",
     "times_seen",
+    # Why the port is open and who can reach it (after the older columns, so a reader
+    # that takes columns by position keeps working).
+    *WHY_COLUMNS,
 )
 
 # A cell starting with one of these (after any leading spaces) is run by spreadsheets.

@@ -24,6 +24,9 @@ SCOPE_WORDS = {
     PUBLIC: "public",
 }
 
+# The firewall's say when it was not (or could not be) read: never a guess.
+NOT_CHECKED = "firewall not checked"
+
 LOOPBACK_DEVICES = frozenset({"lo", "lo0"})
 # Addresses that stand for every interface (of IPv4 alone, except a plain "::").
 _WILDCARDS = frozenset({"0.0.0.0", "::", "*", "", "::ffff:0.0.0.0"})  # noqa: S104
@@ -90,6 +93,19 @@ class Exposure:
     everywhere: bool = False
     # The device could not be read (a probe without that information).
     device_unknown: bool = False
+    # What the host firewall does with the port, in words ("firewall not checked" when
+    # None); ``bypasses_firewall`` marks a port Docker publishes through its own NAT
+    # rules, which the host's input rules never see.
+    firewall: str | None = None
+    bypasses_firewall: bool = False
+
+    def firewall_words(self) -> str:
+        """What is known about the firewall for this socket, never a guess."""
+        if self.scope == LOCAL:
+            return "firewall not relevant: only this computer can connect"
+        if self.bypasses_firewall:
+            return "published by Docker, which bypasses the host firewall's input rules"
+        return self.firewall or NOT_CHECKED
 
     def summary(self) -> str:
         """``local network: 192.168.1.5`` / ``all interfaces, including a public address: …``."""

@@ -160,31 +160,33 @@ class TrustEntry:
         Package and signer entries need the ``owner`` (its verified package or signer)."""
         if not same_path(self.script, identity.script):
             return False
-        if self.package is not None:
-            return self._package_matches(identity, owner)
         if self.signer_id is not None:
             if self.exe is not None and not same_path(self.exe, identity.exe):
                 return False
             if self.script_sha256 is not None and self.script_sha256 != identity.script_sha256:
                 return False
             return owner is not None and signer_matches(self.signer_id, owner.signer)
-        if self.script_sha256 is not None and self.script_sha256 != identity.script_sha256:
+        if self.package is None and self.sha256 is None:
+            # A signer entry holding only a name: a display name is no proof (anyone can
+            # make a certificate with any name), so it never matches; it waits for review.
             return False
-        if self.sha256 is not None:
-            return same_path(self.exe, identity.exe) and self.sha256 == identity.sha256
-        # A signer entry holding only a name: a display name is no proof (anyone can make
-        # a certificate with any name), so it never matches; it waits for review.
-        return False
+        return self._pinned_matches(identity, owner)
 
-    def _package_matches(self, identity: Identity, owner: Owner | None) -> bool:
-        if owner is None or not same_path(self.exe, identity.exe):
+    def _pinned_matches(self, identity: Identity, owner: Owner | None) -> bool:
+        """Hash and package entries: the same executable path, its file pinned by its
+        hash or by the verified package it came from, and the script likewise by its
+        own package or its hash."""
+        if not same_path(self.exe, identity.exe):
             return False
-        if owner.package is None or owner.package.name != self.package:
+        if self.package is not None:
+            if owner is None or owner.package is None or owner.package.name != self.package:
+                return False
+            if self.script_package is not None:
+                return owner.script_package is not None and (
+                    owner.script_package.name == self.script_package
+                )
+        elif self.sha256 != identity.sha256:
             return False
-        if self.script_package is not None:
-            return owner.script_package is not None and (
-                owner.script_package.name == self.script_package
-            )
         return self.script_sha256 is None or self.script_sha256 == identity.script_sha256
 
     def pin(self) -> str:
@@ -280,17 +282,20 @@ class TrustList:
         the trusted program's file was replaced (a hash entry whose hash differs, or a
         package entry whose file no longer matches the package's record)."""
         for entry in self.entries_for(port, proto):
-            if entry.package is not None and same_path(entry.exe, identity.exe):
-                if same_path(entry.script, identity.script) and _package_changed(entry, owner):
+            if not (
+                same_path(entry.exe, identity.exe) and same_path(entry.script, identity.script)
+            ):
+                continue
+            if entry.package is not None:
+                if _package_changed(entry, owner):
                     return entry
-                continue
-            if entry.sha256 is None or not same_path(entry.exe, identity.exe):
-                continue
-            if not same_path(entry.script, identity.script):
-                continue
-            if entry.sha256 != identity.sha256:
-                return entry
-            if entry.script_sha256 is not None and entry.script_sha256 != identity.script_sha256:
+            elif entry.sha256 is not None and (
+                entry.sha256 != identity.sha256
+                or (
+                    entry.script_sha256 is not None
+                    and entry.script_sha256 != identity.script_sha256
+                )
+            ):
                 return entry
         return None
 

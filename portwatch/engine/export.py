@@ -10,6 +10,7 @@ from typing import BinaryIO, Protocol, TextIO
 from portwatch import files
 from portwatch.core.csvrows import COLUMNS, render_row
 from portwatch.core.types import Proto, Status
+from portwatch.core.why import WHY_COLUMNS
 from portwatch.store.history import HistoryReader
 
 
@@ -75,6 +76,7 @@ def render_csv(
                     # for unwatched ports too; trust is only judged on watched ones.
                     "status": item.status if item.watched else Status.UNWATCHED.value,
                     "times_seen": item.times_seen,
+                    **{column: getattr(item, column) for column in WHY_COLUMNS},
                 }
             )
         )

@@ -96,10 +96,18 @@ class KnowledgeBase:
         self._user = PortTable(user)
         self._exact = PortTable(e for e in curated if not e.is_range)
         self._ranges = PortTable(e for e in curated if e.is_range)
-        self.registry = registry if registry is not None else load_registry()
+        # IANA's registry (14,000 rows) is parsed on the first port asked, not at start.
+        self._registry = registry
         self._os_names: dict[tuple[int, Proto], str | None] = {}
         self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._build)
         self._names = functools.lru_cache(maxsize=CACHE_SIZE)(self._name)
+
+    @property
+    def registry(self) -> Registry:
+        """IANA's registry, parsed on first use (once per process, shared)."""
+        if self._registry is None:
+            self._registry = load_registry()
+        return self._registry
 
     @classmethod
     def load(cls, user_file: Path | None = None) -> tuple[KnowledgeBase, tuple[str, ...]]:

@@ -43,14 +43,20 @@ class Connection:
     process: str | None
     bytes_in: int | None = None  # received by this socket
     bytes_out: int | None = None  # sent by this socket and acknowledged by the peer
-    age_s: float | None = None  # not known from any source portwatch reads yet
+    # No OS portwatch reads records when a connection opened; a one-shot listing sees each
+    # connection once, so this stays None there. The window counts age from when it first
+    # saw the connection (engine.connection_track).
+    age_s: float | None = None
+    # The process's start time and user, so an action on it names the right process.
+    create_time: float | None = None
+    user: str | None = None
 
 
 def list_connections(watched: WatchList | None, ps: Any = psutil) -> list[Connection]:
     """Connections with a watched local or remote port; every one if ``watched`` is None."""
     ports = watched.ports() if watched is not None else None
     rows = ps.net_connections(kind="inet")
-    names: dict[int, str | None] = {}
+    names: dict[int, tuple[str | None, float | None, str | None]] = {}
     seen: set[tuple[Proto, str, int, str, int]] = set()
     found: list[Connection] = []
     for row in rows:
@@ -70,7 +76,8 @@ def list_connections(watched: WatchList | None, ps: Any = psutil) -> list[Connec
         seen.add(key)
         pid = row.pid if row.pid else None
         if pid is not None and pid not in names:
-            names[pid] = _process_name(ps, pid)
+            names[pid] = _process_facts(ps, pid)
+        name, started, user = names[pid] if pid is not None else (None, None, None)
         found.append(
             Connection(
                 proto=proto,
@@ -81,7 +88,9 @@ def list_connections(watched: WatchList | None, ps: Any = psutil) -> list[Connec
                 remote_port=remote.port,
                 state=str(row.status) if proto is Proto.TCP else "NONE",
                 pid=pid,
-                process=names.get(pid) if pid is not None else None,
+                process=name,
+                create_time=started,
+                user=user,
             )
         )
     counters = tcp_byte_counters() if any(c.proto is Proto.TCP for c in found) else {}
@@ -100,11 +109,19 @@ def _with_bytes(item: Connection, counters: dict[_TcpKey, tuple[int, int]]) -> C
     return Connection(**{**item.__dict__, "bytes_in": received, "bytes_out": acked})
 
 
-def _process_name(ps: Any, pid: int) -> str | None:
+def _process_facts(ps: Any, pid: int) -> tuple[str | None, float | None, str | None]:
+    """Name, start time and user of ``pid`` (None for what the OS will not say)."""
     try:
-        return clean(ps.Process(pid).name())
+        process = ps.Process(pid)
+        name = clean(process.name())
+        started = process.create_time()
     except (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess):
-        return None
+        return None, None, None
+    try:
+        user: str | None = clean(process.username())
+    except (ps.NoSuchProcess, ps.AccessDenied, ps.ZombieProcess, KeyError):
+        user = None  # KeyError: a uid with no name
+    return name, started, user
 
 
 def tcp_byte_counters() -> dict[_TcpKey, tuple[int, int]]:

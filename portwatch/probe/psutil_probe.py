@@ -19,6 +19,7 @@ from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.base import ProbeError
 from portwatch.probe.exposure import device_name, endpoint_of, host_interfaces, listener_exposure
+from portwatch.probe.firewall import FirewallState, FirewallWatch
 from portwatch.probe.identity import OwnerReader
 from portwatch.probe.netlink import codec
 from portwatch.probe.netlink.inodes import InodeResolver
@@ -144,6 +145,7 @@ class PsutilProbe:
         clock: Any = time,
         platform: str = sys.platform,
         socket_table: TableReader | None = None,
+        firewall: FirewallWatch | None = None,
     ) -> None:
         self._ps = ps
         self.owners = owners or OwnerReader(ps=ps, platform=platform)
@@ -161,6 +163,9 @@ class PsutilProbe:
         self._v6only: dict[Endpoint, bool | None] = {}
         self._taken: set[int] = set()
         self._interfaces: dict[str, list[str]] = {}
+        # The firewall's rules, read rarely and in the background (never on each poll).
+        self.firewall = firewall if firewall is not None else FirewallWatch()
+        self._firewall_state: FirewallState | None = None
 
     def poll(self, watched: WatchList) -> Sample:
         mono = self._clock.monotonic()
@@ -181,6 +186,7 @@ class PsutilProbe:
             # Anything else psutil raises for the whole table is one failed poll, not a crash.
             raise ProbeError(f"cannot read the connection table: {exc}") from exc
         self._interfaces = host_interfaces(self._ps)
+        self._firewall_state = self.firewall.state()
         listeners, activity = self._interpret(rows, watched)
         self.owners.forget_unused()
         return Sample(
@@ -391,7 +397,14 @@ class PsutilProbe:
         endpoint = listener.endpoint
         v6only = self._v6only.get(endpoint)
         known = self._details is not None and self._details.known
-        exposure = listener_exposure(endpoint, self._interfaces, v6only, device_known=known)
+        exposure = listener_exposure(
+            endpoint,
+            self._interfaces,
+            v6only,
+            device_known=known,
+            owner=listener.owner,
+            firewall=self._firewall_state,
+        )
         return replace(listener, exposure=exposure)
 
     def _with_other_holders(

@@ -41,6 +41,18 @@ class TickSource(Protocol):
         ...
 
 
+class ConnectionSource(Protocol):
+    """Lists connections for the window (the engine's ``ConnectionTracker``)."""
+
+    def poll(self, all_ports: bool) -> Any:
+        """This moment's connections (watched ports only unless ``all_ports``)."""
+        ...
+
+    def stop_following(self) -> None:
+        """Polls stop for a while."""
+        ...
+
+
 # Builds the monitor inside the sampler thread; returns it with any notices for the
 # user (e.g. "the history file was damaged and moved aside").
 MonitorFactory = Callable[[], "tuple[TickSource, Sequence[str]]"]
@@ -57,11 +69,22 @@ class Sampler(QObject):
     """Messages from opening the monitor (store notices), sent once at start."""
     paused_changed = Signal(bool)
     stopped = Signal()
+    connections_ready = Signal(object)
+    """One poll of the connections (a ``ConnectionsSnapshot``), while they are wanted."""
 
     def __init__(
-        self, factory: MonitorFactory, interval_s: float, clock: Clock | None = None
+        self,
+        factory: MonitorFactory,
+        interval_s: float,
+        clock: Clock | None = None,
+        connections: ConnectionSource | None = None,
     ) -> None:
         super().__init__()
+        self._connections = connections
+        # Connections are listed only while someone looks at them: listing every socket
+        # of the machine each tick would cost an idle window more than everything else.
+        self._want_connections = False
+        self._all_ports = False
         self._factory = factory
         self._clock = clock
         self._interval_s = interval_s
@@ -102,6 +125,7 @@ class Sampler(QObject):
             self.failed.emit(f"reading the connection tables failed: {exc}")
         else:
             self.result_ready.emit(result)
+            self._poll_connections()
         overran = schedule.overran(started)
         if overran is not None:
             log.warning(
@@ -110,6 +134,33 @@ class Sampler(QObject):
                 schedule.interval_s,
             )
         self._arm(schedule.delay_after(started))
+
+    def _poll_connections(self) -> None:
+        if self._connections is None or not self._want_connections:
+            return
+        try:
+            snapshot = self._connections.poll(self._all_ports)
+        except Exception:
+            log.exception("listing connections failed")
+            return
+        self.connections_ready.emit(snapshot)
+
+    @Slot(bool, bool)
+    def set_connections_wanted(self, wanted: bool, all_ports: bool) -> None:
+        """List connections each tick while ``wanted`` (every port with ``all_ports``);
+        a change is answered at once, not at the next tick."""
+        changed = (wanted, all_ports) != (self._want_connections, self._all_ports)
+        self._want_connections, self._all_ports = wanted, all_ports
+        if not wanted and self._connections is not None:
+            self._connections.stop_following()
+        if (
+            wanted
+            and changed
+            and self._monitor is not None
+            and not self._paused
+            and not self._stopping
+        ):
+            self._poll_connections()
 
     def _arm(self, delay_s: float) -> None:
         if self._timer is not None and not self._paused and not self._stopping:
@@ -182,8 +233,10 @@ class SamplerThread(QObject):
     failed = Signal(str)
     notices = Signal(list)
     paused_changed = Signal(bool)
+    connections_ready = Signal(object)
 
     _interval_requested = Signal(float)
+    _connections_requested = Signal(bool, bool)
     _watchlist_requested = Signal(object)
     _pause_requested = Signal()
     _resume_requested = Signal()
@@ -195,11 +248,12 @@ class SamplerThread(QObject):
         interval_s: float,
         parent: QObject | None = None,
         clock: Clock | None = None,
+        connections: ConnectionSource | None = None,
     ) -> None:
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("portwatch-sampler")
-        self.sampler = Sampler(factory, interval_s, clock)
+        self.sampler = Sampler(factory, interval_s, clock, connections)
         self.sampler.moveToThread(self._thread)
         self._thread.started.connect(self.sampler.start)
         # Cross-thread connections are queued: the slots run in the sampler thread.
@@ -208,6 +262,7 @@ class SamplerThread(QObject):
         self._pause_requested.connect(self.sampler.pause)
         self._resume_requested.connect(self.sampler.resume)
         self._stop_requested.connect(self.sampler.stop)
+        self._connections_requested.connect(self.sampler.set_connections_wanted)
         self._paused = False
         self.sampler.paused_changed.connect(self._remember_paused)
         # Signal-to-signal connections across threads are queued into this object's thread.
@@ -215,6 +270,7 @@ class SamplerThread(QObject):
         self.sampler.failed.connect(self.failed)
         self.sampler.notices.connect(self.notices)
         self.sampler.paused_changed.connect(self.paused_changed)
+        self.sampler.connections_ready.connect(self.connections_ready)
 
     @Slot(bool)
     def _remember_paused(self, paused: bool) -> None:
@@ -232,6 +288,10 @@ class SamplerThread(QObject):
 
     def set_watchlist(self, watchlist: WatchList) -> None:
         self._watchlist_requested.emit(watchlist)
+
+    def set_connections_wanted(self, wanted: bool, all_ports: bool) -> None:
+        """List connections with each tick (from the sampler thread) while ``wanted``."""
+        self._connections_requested.emit(wanted, all_ports)
 
     def pause(self) -> None:
         self._pause_requested.emit()

@@ -38,8 +38,8 @@ MAX_NAMES = 64
 MAX_NAME_LENGTH = 64
 
 
-def _names(label: str) -> Any:
-    return field(default=(), metadata={"label": label, "names": True})
+def _names(label: str, default: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"label": label, "names": True})
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,15 @@ class Settings:
         DEFAULT_COOLDOWN_S, 0.0, 7 * 24 * 3600.0, "Repeat an alert for the same port after"
     )
     # The listeners table's columns the user hid (by column name), kept across restarts.
-    hidden_columns: tuple[str, ...] = _names("Hidden columns of the listeners table")
+    # Started by and reachable from are long text the side panel also gives: hidden until
+    # the user shows them.
+    hidden_columns: tuple[str, ...] = _names(
+        "Hidden columns of the listeners table", ("started_by", "reachable")
+    )
+    # The connections tab's one switch: every port, not only the watched ones.
+    connections_all_ports: bool = _flag(False, "Show connections on every port")
+    # Off by default: a lookup tells the DNS server which addresses this computer talks to.
+    reverse_dns: bool = _flag(False, "Show remote host names (reverse DNS lookups)")
 
 
 def setting(name: str) -> Field[Any]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from portwatch.core.exposure import canonical_address
 from portwatch.core.types import (
     Endpoint,
     ListenerView,
@@ -26,6 +27,7 @@ from portwatch.core.types import (
     Proto,
     Sample,
 )
+from portwatch.core.why import WHY_COLUMNS, WhyFields
 from portwatch.files import FolderLock
 from portwatch.store import guard, schema, views
 
@@ -79,6 +81,15 @@ class ObservedListener:
     script: str | None
     status: str
     times_seen: int
+    # Why it was open and who could reach it, as last seen (None in rows recorded
+    # before portwatch kept them).
+    started_by: str | None = None
+    package: str | None = None
+    parents: str | None = None
+    exposure_scope: str | None = None
+    reachable_from: str | None = None
+    firewall: str | None = None
+    replaced: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +126,40 @@ class StoredEvent:
 
 
 IdentityKey = tuple[str, str, str, int, str, str, str, str]
+# The why columns' values of a view, as written (None: nothing to say).
+WhyValues = tuple[str | None, ...]
+
+
+OpenRow = tuple[int, str, bool, WhyValues]
+
+# Built once from the constant column names (no outside text reaches the SQL).
+_WHY_NAMES = ", ".join(WHY_COLUMNS)
+_INSERT_LISTENER = (
+    "INSERT INTO listeners (proto, family, address, port, exe, sha256, user, script,"  # noqa: S608
+    f" process, last_pid, watched, status, first_seen, last_seen, {_WHY_NAMES})"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    + ", ".join("?" * len(WHY_COLUMNS))
+    + ") ON CONFLICT (proto, family, address, port, exe, sha256, user, script)"
+    " DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen),"
+    " times_seen = times_seen + 1, process = excluded.process,"
+    " last_pid = excluded.last_pid, watched = excluded.watched, status = excluded.status, "
+    + ", ".join(f"{c} = excluded.{c}" for c in WHY_COLUMNS)
+    + " RETURNING id"
+)
+_UPDATE_LISTENER = (
+    "UPDATE listeners SET status = ?, watched = ?, last_seen = MAX(last_seen, ?), "  # noqa: S608
+    + ", ".join(f"{c} = ?" for c in WHY_COLUMNS)
+    + " WHERE id = ?"
+)
+_SELECT_OBSERVED = (
+    "SELECT first_seen, last_seen, proto, family, address, port, watched, last_pid,"
+    " process, exe, sha256, user, script, status, times_seen, {why} FROM listeners"
+)
+KeyedView = tuple[ListenerView, IdentityKey, WhyValues]
+
+
+def _why(view: ListenerView) -> WhyValues:
+    return tuple(value or None for value in WhyFields.of(view.listener).values())
 
 
 def _identity(view: ListenerView) -> IdentityKey:
@@ -182,19 +227,35 @@ def _reading(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _spelled(family: object, address: object) -> Any:
+    """A recorded address in its one spelling (``::ffff:7f00:1`` → ``::ffff:127.0.0.1``)."""
+    if family == "ipv6" and isinstance(address, str):
+        return canonical_address(address, True)
+    return address
+
+
 class HistoryReader:
     """Read-only queries over the history file (any thread that opened it)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
+        self._has_why: bool | None = None
+
+    def _why_select(self) -> str:
+        """The why columns to select: NULLs from a file a reader opened before the
+        writer migrated it (it may be an older portwatch's, still running)."""
+        if self._has_why is None:
+            names = {row[1] for row in self._conn.execute("PRAGMA table_info(listeners)")}
+            self._has_why = all(column in names for column in WHY_COLUMNS)
+        if self._has_why:
+            return ", ".join(WHY_COLUMNS)
+        return ", ".join("NULL" for _ in WHY_COLUMNS)
 
     @_reading
     def observed(self, watched_only: bool = False) -> list[ObservedListener]:
-        """Every listener identity seen, newest first."""
-        sql = (
-            "SELECT first_seen, last_seen, proto, family, address, port, watched, last_pid,"
-            " process, exe, sha256, user, script, status, times_seen FROM listeners"
-        )
+        """Every listener identity seen, newest first (one spelling per address, even
+        from a file recorded before there was one)."""
+        sql = _SELECT_OBSERVED.format(why=self._why_select())
         if watched_only:
             sql += " WHERE watched = 1"
         sql += " ORDER BY last_seen DESC, port, proto, address"
@@ -204,7 +265,7 @@ class HistoryReader:
                 last_seen=row[1],
                 proto=row[2],
                 family=row[3],
-                address=row[4],
+                address=_spelled(row[3], row[4]),
                 port=row[5],
                 watched=bool(row[6]),
                 pid=row[7],
@@ -215,6 +276,7 @@ class HistoryReader:
                 script=row[12] or None,
                 status=row[13],
                 times_seen=row[14],
+                **dict(zip(WHY_COLUMNS, row[15:], strict=True)),
             )
             for row in self._conn.execute(sql)
         ]
@@ -392,13 +454,15 @@ class HistoryStore(HistoryReader):
             deque()
         )
         self._dropped = 0
-        # identity -> (row id, status, watched) for listeners present in the last poll
-        self._open: dict[IdentityKey, tuple[int, str, bool]] = {}
+        # identity -> (row id, status, watched, why values) for listeners present in
+        # the last poll
+        self._open: dict[IdentityKey, OpenRow] = {}
         self._open_ids: set[int] = set()
-        # The views last written, and id(view) -> (view, identity) for them: the engine
-        # hands the same objects for unchanged listeners, so only changes are looked at.
+        # The views last written, and id(view) -> (view, identity, why values) for them:
+        # the engine hands the same objects for unchanged listeners, so only changes are
+        # looked at.
         self._written: tuple[ListenerView, ...] | None = None
-        self._keys: dict[int, tuple[ListenerView, IdentityKey]] = {}
+        self._keys: dict[int, KeyedView] = {}
         # Row ids whose last_seen is to be refreshed, a batch per poll.
         self._due: deque[int] = deque()
         self._last_wall: float | None = None
@@ -554,11 +618,7 @@ class HistoryStore(HistoryReader):
 
     def _write_listeners(
         self, sample: Sample, views: tuple[ListenerView, ...]
-    ) -> tuple[
-        dict[IdentityKey, tuple[int, str, bool]],
-        dict[int, tuple[ListenerView, IdentityKey]],
-        set[int],
-    ]:
+    ) -> tuple[dict[IdentityKey, OpenRow], dict[int, KeyedView], set[int]]:
         """Insert new listener identities, update changed ones, close the gone ones.
 
         Returns the open identities, the identity of each view and the open row ids.
@@ -566,12 +626,15 @@ class HistoryStore(HistoryReader):
         conn = self._conn
         wall = sample.wall
         cached = self._keys
-        keys: dict[int, tuple[ListenerView, IdentityKey]] = {}
-        open_after: dict[IdentityKey, tuple[int, str, bool]] = {}
+        keys: dict[int, KeyedView] = {}
+        open_after: dict[IdentityKey, OpenRow] = {}
         for view in views:
             hit = cached.get(id(view))
-            key = hit[1] if hit is not None and hit[0] is view else _identity(view)
-            keys[id(view)] = (view, key)
+            if hit is not None and hit[0] is view:
+                key, why = hit[1], hit[2]
+            else:
+                key, why = _identity(view), _why(view)
+            keys[id(view)] = (view, key, why)
             if key in open_after:
                 continue
             owner = view.listener.owner
@@ -579,14 +642,7 @@ class HistoryStore(HistoryReader):
             known = self._open.get(key)
             if known is None:
                 row = conn.execute(
-                    "INSERT INTO listeners (proto, family, address, port, exe, sha256, user,"
-                    " script, process, last_pid, watched, status, first_seen, last_seen)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (proto, family, address, port, exe, sha256, user, script)"
-                    " DO UPDATE SET last_seen = MAX(last_seen, excluded.last_seen),"
-                    " times_seen = times_seen + 1, process = excluded.process,"
-                    " last_pid = excluded.last_pid, watched = excluded.watched,"
-                    " status = excluded.status RETURNING id",
+                    _INSERT_LISTENER,
                     (
                         *key,
                         owner.name if owner else None,
@@ -595,22 +651,22 @@ class HistoryStore(HistoryReader):
                         status,
                         wall,
                         wall,
+                        *why,
                     ),
                 ).fetchone()
-                open_after[key] = (int(row[0]), status, view.watched)
+                open_after[key] = (int(row[0]), status, view.watched, why)
                 continue
-            if known[1] != status or known[2] != view.watched:
+            if known[1] != status or known[2] != view.watched or known[3] != why:
                 conn.execute(
-                    "UPDATE listeners SET status = ?, watched = ?, last_seen = MAX(last_seen, ?)"
-                    " WHERE id = ?",
-                    (status, int(view.watched), wall, known[0]),
+                    _UPDATE_LISTENER,
+                    (status, int(view.watched), wall, *why, known[0]),
                 )
-                known = (known[0], status, view.watched)
+                known = (known[0], status, view.watched, why)
             open_after[key] = known
         # Gone: identities of views no longer present that no present view holds.
         gone = {
             self._open[key][0]
-            for view_id, (_view, key) in cached.items()
+            for view_id, (_view, key, _why_values) in cached.items()
             if view_id not in keys and key not in open_after and key in self._open
         }
         if gone and self._last_wall is not None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
-# Each entry moves the database from version N to N+1; never edit a shipped one.
-MIGRATIONS: tuple[str, ...] = (
-    # 0 -> 1
-    """
+from portwatch.core.exposure import canonical_address
+
+# Each entry moves the database from version N to N+1; never edit a shipped one. An
+# entry is SQL, or a function for a step SQL cannot say (run inside the transaction).
+Migration = str | Callable[[sqlite3.Connection], None]
+
+# 0 -> 1
+_V1 = """
     CREATE TABLE listeners (
         id          INTEGER PRIMARY KEY,
         proto       TEXT    NOT NULL,
@@ -66,13 +71,92 @@ MIGRATIONS: tuple[str, ...] = (
         bytes       INTEGER,
         PRIMARY KEY (resolution, port, proto, bucket)
     ) WITHOUT ROWID;
-    """,
-    # 1 -> 2: bytes by direction (received, and sent and acknowledged), so the chart can
-    # draw traffic in and out from history; NULL where the probe could not measure them.
     """
+
+
+# The "why is it open" columns of a listener as of version 2 (core.why.WHY_COLUMNS then;
+# written out here because a shipped migration never changes), kept up to date while
+# the listener is seen; NULL in rows recorded before they existed.
+_V2_COLUMNS: tuple[str, ...] = (
+    "started_by",
+    "package",
+    "parents",
+    "exposure_scope",
+    "reachable_from",
+    "firewall",
+    "replaced",
+)
+
+
+def _v2_why_and_one_spelling(conn: sqlite3.Connection) -> None:
+    """1 -> 2: the why columns, and one spelling per address.
+
+    Python 3.10-3.12 spelled a v4-mapped address in hex (``::ffff:7f00:1``), so the
+    psutil probe recorded one socket under another address than the netlink probe
+    (``::ffff:127.0.0.1``). Rows are respelled; two rows that become one identity are
+    merged (first and last seen widened, sightings added).
+    """
+    for column in _V2_COLUMNS:
+        conn.execute(f"ALTER TABLE listeners ADD COLUMN {column} TEXT")
+    respell(conn)
+
+
+def respell(conn: sqlite3.Connection) -> int:
+    """Give every recorded IPv6 address its one spelling; returns the rows changed."""
+    changed = 0
+    rows = conn.execute(
+        "SELECT id, address FROM listeners WHERE family = 'ipv6' AND address LIKE '::ffff:%'"
+    ).fetchall()
+    for row_id, address in rows:
+        wanted = canonical_address(str(address), True)
+        if wanted == address:
+            continue
+        changed += 1
+        twin = conn.execute(
+            "SELECT t.id FROM listeners t, listeners o WHERE o.id = ? AND t.id != o.id"
+            " AND t.proto = o.proto AND t.family = o.family AND t.address = ?"
+            " AND t.port = o.port AND t.exe = o.exe AND t.sha256 = o.sha256"
+            " AND t.user = o.user AND t.script = o.script",
+            (row_id, wanted),
+        ).fetchone()
+        if twin is None:
+            conn.execute("UPDATE listeners SET address = ? WHERE id = ?", (wanted, row_id))
+            continue
+        first, last, times = conn.execute(
+            "SELECT first_seen, last_seen, times_seen FROM listeners WHERE id = ?", (row_id,)
+        ).fetchone()
+        conn.execute(
+            "UPDATE listeners SET first_seen = MIN(first_seen, ?),"
+            " last_seen = MAX(last_seen, ?), times_seen = times_seen + ? WHERE id = ?",
+            (first, last, times, twin[0]),
+        )
+        conn.execute("DELETE FROM listeners WHERE id = ?", (row_id,))
+    events = conn.execute(
+        "SELECT DISTINCT address FROM events WHERE family = 'ipv6' AND address LIKE '::ffff:%'"
+    ).fetchall()
+    for (address,) in events:
+        wanted = canonical_address(str(address), True)
+        if wanted != address:
+            conn.execute(
+                "UPDATE events SET address = ? WHERE family = 'ipv6' AND address = ?",
+                (wanted, address),
+            )
+    return changed
+
+
+# 2 -> 3: bytes by direction (received, and sent and acknowledged), so the chart can
+# draw traffic in and out from history; NULL where the probe could not count them.
+_V3 = """
     ALTER TABLE activity ADD COLUMN bytes_in INTEGER;
     ALTER TABLE activity ADD COLUMN bytes_out INTEGER;
-    """,
+"""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _V1,
+    # 1 -> 2
+    _v2_why_and_one_spelling,
+    _V3,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -86,8 +170,17 @@ def migrate(conn: sqlite3.Connection) -> int:
     """Apply every migration past the file's version, each in its own transaction."""
     current = version(conn)
     for number in range(current, SCHEMA_VERSION):
-        with conn:
-            conn.executescript(
-                "BEGIN;" + MIGRATIONS[number] + f"; PRAGMA user_version = {number + 1};"
-            )
+        step = MIGRATIONS[number]
+        if isinstance(step, str):
+            with conn:
+                conn.executescript(f"BEGIN;{step}; PRAGMA user_version = {number + 1};")
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            step(conn)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
     return version(conn)

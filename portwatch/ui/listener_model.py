@@ -10,32 +10,23 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
     QRegularExpression,
     QSortFilterProxyModel,
     Qt,
-    QTimer,
-    Slot,
 )
 from PySide6.QtGui import QFont
 
 from portwatch.core.types import Status
+from portwatch.core.why import parents_text, reachable_from
 from portwatch.services.plain_text import tooltip, visible
-from portwatch.ui.change_highlight import (
-    HIGHLIGHT_S,
-    Change,
-    ChangeMarks,
-    Clock,
-    change_colour,
-    change_words,
-)
+from portwatch.ui.change_highlight import HIGHLIGHT_S, ChangingRowsModel, Clock
 from portwatch.ui.icons import PortState, state_icon
 
 Index = QModelIndex | QPersistentModelIndex
@@ -82,6 +73,10 @@ class Column(int, enum.Enum):
     ADDRESS = 7
     SERVICE = 8
     EXE = 9
+    # Why it is open and who can reach it; hidden by default (long text), shown from
+    # the header's column chooser. The side panel says the same in a sentence.
+    STARTED_BY = 10
+    REACHABLE = 11
 
 
 HEADERS = {
@@ -95,6 +90,8 @@ HEADERS = {
     Column.USER: "User",
     Column.EXE: "Executable",
     Column.STATUS: "Status",
+    Column.STARTED_BY: "Started by",
+    Column.REACHABLE: "Reachable from",
 }
 
 
@@ -142,6 +139,17 @@ def cell_text(view: Any, column: Column) -> str:
         return visible(owner.user) if owner is not None else ""
     if column is Column.EXE:
         return visible(owner.exe) if owner is not None else ""
+    if column is Column.STARTED_BY:
+        if owner is None:
+            return ""
+        if owner.started_by:
+            return visible(owner.started_by)
+        # No unit, container or session named: the nearest parent is what is known.
+        return (
+            f"{visible(owner.parents[0][0])} (pid {owner.parents[0][1]})" if owner.parents else ""
+        )
+    if column is Column.REACHABLE:
+        return reachable_from(listener.exposure, visible)
     return status_words(view)
 
 
@@ -157,10 +165,15 @@ def _tooltip_lines(view: Any, column: Column) -> tuple[str, ...]:
         return (owner.name or "", owner.note)
     if column is Column.ADDRESS:
         return (listener.endpoint.label(),)
+    if column is Column.STARTED_BY and owner is not None:
+        chain = parents_text(owner)
+        return (owner.started_by or "", f"parents: {chain}" if chain else "")
+    if column is Column.REACHABLE and listener.exposure is not None:
+        return (listener.exposure.summary(), listener.exposure.firewall_words())
     return (cell_text(view, column),)
 
 
-class ListenerTableModel(QAbstractTableModel):
+class ListenerTableModel(ChangingRowsModel):
     """Current listeners; call :meth:`update` with each tick's views."""
 
     def __init__(
@@ -170,25 +183,14 @@ class ListenerTableModel(QAbstractTableModel):
         clock: Clock = time.monotonic,
         linger_s: float = HIGHLIGHT_S,
     ) -> None:
-        super().__init__(parent)
-        self._rows: list[Any] = []
-        self._keys: list[tuple[Any, ...]] = []
+        super().__init__(parent, clock=clock, linger_s=linger_s)
         self._bold = QFont()
         self._bold.setBold(True)
-        self._struck = QFont()
-        self._struck.setStrikeOut(True)
-        self.marks = ChangeMarks(clock, linger_s)
-        self._updated = False
-        self._stopped = False
-        # Ends marks between ticks (a slow poll interval would keep them for too long).
-        self._expiry = QTimer(self)
-        self._expiry.setInterval(250)
-        self._expiry.timeout.connect(self.expire)
+
+    def key_of(self, row: Any) -> tuple[Any, ...]:
+        return row_key(row)
 
     # -- Qt model interface -------------------------------------------------------------
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(Column)
 
@@ -213,14 +215,9 @@ class ListenerTableModel(QAbstractTableModel):
             return None
         view = self._rows[index.row()]
         column = Column(index.column())
-        change = self.marks.change_of(self._keys[index.row()])
-        if change is not None:
-            if role == Qt.ItemDataRole.BackgroundRole:
-                return change_colour(change)
-            if role == Qt.ItemDataRole.FontRole and change is Change.CLOSED:
-                return self._struck
-            if role == Qt.ItemDataRole.ToolTipRole:
-                return tooltip(change_words(change), *_tooltip_lines(view, column))
+        marked = self.change_data(index.row(), role, lambda: _tooltip_lines(view, column))
+        if marked is not None:
+            return marked
         if role == Qt.ItemDataRole.DisplayRole:
             if column is Column.WATCHED:
                 return WATCHED_MARK if view.watched else ""
@@ -248,110 +245,6 @@ class ListenerTableModel(QAbstractTableModel):
         if role == ViewRole:
             return view
         return None
-
-    # -- updates ------------------------------------------------------------------------
-    def views(self) -> list[Any]:
-        """The rows, in model order."""
-        return list(self._rows)
-
-    def update(self, views: Iterable[Any]) -> None:
-        """Make the rows equal ``views`` with the fewest row operations.
-
-        Rows that went stay for a few seconds marked closed; rows that came are marked
-        new (not on the first update: everything is new then)."""
-        now = self.marks.now()
-        incoming: dict[tuple[Any, ...], Any] = {}
-        for view in views:
-            incoming.setdefault(row_key(view), view)
-        for key in self._keys:
-            if key not in incoming and not self.marks.is_closed(key):
-                self.marks.mark(key, Change.CLOSED, now)
-        self._drop_expired(now)
-        keep = set(incoming) | {k for k in self._keys if self.marks.is_closed(k)}
-        self._remove_missing(keep)
-        last_column = len(Column) - 1
-        for row, key in enumerate(self._keys):
-            fresh = incoming.get(key)
-            if fresh is None:
-                # Closed: keeps its last view; the mark changes how it is drawn.
-                self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
-                continue
-            if self.marks.is_closed(key):
-                self.marks.mark(key, Change.NEW, now)  # back again
-            if fresh != self._rows[row] or self.marks.change_of(key) is not None:
-                self._rows[row] = fresh
-                self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
-        known = set(self._keys)
-        added = [(key, view) for key, view in incoming.items() if key not in known]
-        if added:
-            first = len(self._rows)
-            self.beginInsertRows(QModelIndex(), first, first + len(added) - 1)
-            for key, view in added:
-                self._keys.append(key)
-                self._rows.append(view)
-                if self._updated:
-                    self.marks.mark(key, Change.NEW, now)
-            self.endInsertRows()
-        self._updated = True
-        self._follow_marks()
-
-    def live_views(self) -> list[Any]:
-        """The rows still there (closed rows being shown as gone left out)."""
-        return [
-            v for k, v in zip(self._keys, self._rows, strict=True) if not self.marks.is_closed(k)
-        ]
-
-    def change_of_row(self, row: int) -> Change | None:
-        return self.marks.change_of(self._keys[row]) if 0 <= row < len(self._keys) else None
-
-    @Slot()
-    def expire(self) -> None:
-        """End the marks older than the linger time: closed rows go, new rows turn plain."""
-        self._drop_expired(self.marks.now())
-        self._follow_marks()
-
-    def _drop_expired(self, now: float) -> None:
-        ended = self.marks.expired(now)
-        if not ended:
-            return
-        gone = {key for key, change in ended if change is Change.CLOSED}
-        if gone:
-            self._remove_missing(set(self._keys) - gone)
-        last_column = len(Column) - 1
-        plain = {key for key, change in ended if change is Change.NEW}
-        for row, key in enumerate(self._keys):
-            if key in plain:
-                self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
-
-    def stop_timers(self) -> None:
-        """No more timed updates (the window closed for good): a timer still running when
-        the model is destroyed would be stopped from whichever thread collects it."""
-        self._stopped = True
-        self._expiry.stop()
-
-    def _follow_marks(self) -> None:
-        if self._stopped:
-            return
-        if self.marks and not self._expiry.isActive():
-            self._expiry.start()
-        elif not self.marks and self._expiry.isActive():
-            self._expiry.stop()
-
-    def _remove_missing(self, incoming: Container[tuple[Any, ...]]) -> None:
-        # Bottom-up, one call per contiguous run, so row numbers above stay valid.
-        row = len(self._keys) - 1
-        while row >= 0:
-            if self._keys[row] in incoming:
-                row -= 1
-                continue
-            first = row
-            while first > 0 and self._keys[first - 1] not in incoming:
-                first -= 1
-            self.beginRemoveRows(QModelIndex(), first, row)
-            del self._keys[first : row + 1]
-            del self._rows[first : row + 1]
-            self.endRemoveRows()
-            row = first - 1
 
     def row_of(self, port: int, proto: Any = None) -> int:
         """The first row listening on ``port`` (and ``proto`` when given), or -1."""

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, QRect, QStandardPaths, Qt, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QKeySequence
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QHideEvent, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSplitter,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -51,6 +52,7 @@ from portwatch.ui.banner import Banner
 from portwatch.ui.chart import ActivityChart
 from portwatch.ui.chart_data import sum_port_rows
 from portwatch.ui.column_chooser import ColumnChooser
+from portwatch.ui.connections_tab import ConnectionsTab
 from portwatch.ui.history_dialog import HistoryDialog
 from portwatch.ui.icons import app_icon
 from portwatch.ui.listener_model import (
@@ -112,6 +114,8 @@ class MainWindow(QMainWindow):
     """How many ticks have been shown so far."""
     export_finished = Signal(object, object)
     """(path, error or None) when an export ends."""
+    connections_wanted = Signal(bool, bool)
+    """(wanted, every port): list connections while the Connections tab is on screen."""
 
     def __init__(
         self,
@@ -212,13 +216,27 @@ class MainWindow(QMainWindow):
         table_box = QWidget()
         table_layout = QVBoxLayout(table_box)
         table_layout.setContentsMargins(0, 0, 0, 0)
-        table_layout.addWidget(self.listeners_title)
         table_layout.addWidget(self.filter_edit)
         table_layout.addWidget(self.table, 1)
+        # The tab's own title says "Listeners"; the label stays for whoever looks it up.
+        self.listeners_title.hide()
+
+        self.connections_tab = ConnectionsTab(settings)
+        self.connections_tab.wanted_changed.connect(lambda _every: self._follow_connections())
+        self.connections_tab.row_actions.describe_requested.connect(self.select_port_everywhere)
+        self.connections_tab.row_actions.message.connect(
+            lambda text: self.statusBar().showMessage(text, 10_000)
+        )
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("tableTabs")
+        self.tabs.addTab(table_box, "&Listeners")
+        self.tabs.addTab(self.connections_tab, "&Connections")
+        self.tabs.currentChanged.connect(lambda _index: self._follow_connections())
+        self._connections_asked: tuple[bool, bool] | None = None
 
         self.middle = QSplitter(Qt.Orientation.Vertical)
         self.middle.addWidget(self.chart)
-        self.middle.addWidget(table_box)
+        self.middle.addWidget(self.tabs)
         self.middle.setStretchFactor(0, 2)
         self.middle.setStretchFactor(1, 3)
         self.middle.setChildrenCollapsible(False)
@@ -345,6 +363,28 @@ class MainWindow(QMainWindow):
         self.pause_action = actions["pause"]
         self.alerts_pause_action = actions["alerts_pause"]
         self.trusted_action = actions["trusted"]
+
+    # -- connections --------------------------------------------------------------------
+    def connections_on_screen(self) -> bool:
+        return self.isVisible() and self.tabs.currentWidget() is self.connections_tab
+
+    def _follow_connections(self) -> None:
+        """Ask for connections while their tab is on screen, and for no longer."""
+        wanted = (self.connections_on_screen(), self.connections_tab.every_port)
+        if wanted != self._connections_asked:
+            self._connections_asked = wanted
+            self.connections_wanted.emit(*wanted)
+
+    def show_connections_tab(self) -> None:
+        self.tabs.setCurrentWidget(self.connections_tab)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self._follow_connections()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._follow_connections()
 
     # -- ticks --------------------------------------------------------------------------
     @Slot(object)
@@ -720,6 +760,7 @@ class MainWindow(QMainWindow):
             return
         event.accept()
         self.model.stop_timers()
+        self.connections_tab.stop_timers()
         if not self._quitting:
             self.request_quit()
 

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from portwatch.core.types import Endpoint, Proto, Status
+from portwatch.core.why import parents_text, reach_phrase, sentence, started_phrase
 from portwatch.services.plain_text import visible
 from portwatch.services.port_names import PortDescription
 from portwatch.ui.icons import state_icon
@@ -64,7 +65,13 @@ def _plain_label(text: str = "") -> QLabel:
     label.setTextFormat(Qt.TextFormat.PlainText)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-    label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+    # Ignored across: the label wraps to the panel's width instead of widening the panel
+    # to its longest word (a long path would push every line past the visible edge).
+    # Its height follows the width it gets (a new size policy drops the flag that word
+    # wrap set, and the label would keep the height of another width: gaps, cut lines).
+    policy = QSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Minimum)
+    policy.setHeightForWidth(True)
+    label.setSizePolicy(policy)
     return label
 
 
@@ -95,6 +102,11 @@ def group_by_program(views: Sequence[Any]) -> list[list[Any]]:
         key = owner.instance if owner is not None else None
         groups.setdefault(key, []).append(view)
     return list(groups.values())
+
+
+def _reach_key(view: Any) -> tuple[str, str] | None:
+    exposure = view.listener.exposure
+    return None if exposure is None else (exposure.summary(), exposure.firewall_words())
 
 
 class OwnerCard(QFrame):
@@ -136,12 +148,23 @@ class OwnerCard(QFrame):
                 lines.append(f"SHA-256: {owner.sha256[:16]}\u2026")
             if owner.note:
                 lines.append(f"note: {visible(owner.note)}")
+            chain = parents_text(owner, visible)
+            if chain:
+                lines.append(f"parents: {chain}")
+            if owner.replaced:
+                lines.append(f"REPLACED: {visible(owner.replaced)}")
         count = len(group)
         lines.append(f"listening on {count} socket{'s' if count != 1 else ''}:")
         shown_status = view.status
+        # One sentence for the program when its sockets are reached alike; otherwise
+        # each socket says who reaches it.
+        alike = len({_reach_key(item) for item in group}) == 1
         for item in group:
             endpoint = item.listener.endpoint
-            reach = REACH_WORDS.get(endpoint.reach, endpoint.reach)
+            if item.listener.exposure is not None and not alike:
+                reach = reach_phrase(item.listener.exposure, visible)
+            else:
+                reach = REACH_WORDS.get(endpoint.reach, endpoint.reach)
             line = f"\u2022 {visible(endpoint.label())} ({reach})"
             if item.status != shown_status:
                 line += f", {status_words(item)}"
@@ -155,12 +178,22 @@ class OwnerCard(QFrame):
         # One multi-line label rather than one per line: word-wrapped labels each add
         # slack to the layout, which showed up as blank gaps in the card.
         self.who_label = _plain_label(who)
+        # Why it is open and who can reach it, in one sentence (plain text: the unit,
+        # container and addresses came from the OS and are shown with visible escapes).
+        if alike:
+            why = sentence(view.listener, visible)
+        else:
+            why = started_phrase(view.listener, visible) + (
+                "; each socket below says who can reach it."
+            )
+        self.why_label = _plain_label(why)
         self.details_label = _plain_label("\n".join(lines))
 
         layout = QVBoxLayout(self)
         layout.setSpacing(max(2, layout.spacing() // 2))
         layout.addLayout(status_row)
         layout.addWidget(self.who_label)
+        layout.addWidget(self.why_label)
         layout.addWidget(self.details_label)
 
 
@@ -248,6 +281,10 @@ class PortPanel(QWidget):
         # Text wraps to the panel's width; only a tall panel scrolls.
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(content)
+        # Never narrower than the buttons: a narrower panel would cut every line short.
+        scroll.setMinimumWidth(
+            content.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+        )
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)

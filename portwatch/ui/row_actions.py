@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtCore import (
@@ -24,7 +24,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtGui import QGuiApplication, QKeyEvent, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QMenu, QMessageBox, QTableView, QTreeWidget, QWidget
 
 from portwatch.core.csvrows import neutralise
@@ -33,16 +33,15 @@ from portwatch.probe.process_control import DEFAULT_GRACE_S, EndResult, end_proc
 from portwatch.services.background import JobRunner
 from portwatch.services.plain_text import visible
 from portwatch.ui.actions import ActionRegistry
-from portwatch.ui.listener_model import HEADERS, Column, PlainTextRole, ViewRole
+from portwatch.ui.listener_model import HEADERS, PlainTextRole, ViewRole
 
 
-class RowActions(QObject):
-    """The listeners table's context menu, Ctrl+C and "End process…"."""
+class TableRowActions(QObject):
+    """What every table of the window does with its rows: Ctrl+C and copy menus for the
+    selection, a context menu on right-click (the subclass's :meth:`menu`), and
+    "End process…" with its confirmation. Rows come through ``ViewRole`` and their cells
+    as words through ``PlainTextRole``."""
 
-    describe_requested = Signal(object)
-    """A row's view: show its port in the side panel (and select it everywhere)."""
-    trust_requested = Signal(object)
-    history_requested = Signal(int, object)
     message = Signal(str)
     """A short outcome for the status bar."""
     process_end_finished = Signal(object)
@@ -51,25 +50,25 @@ class RowActions(QObject):
     def __init__(
         self,
         table: QTableView,
+        headers: Mapping[Any, str],
         jobs: JobRunner | None = None,
         grace_s: float = DEFAULT_GRACE_S,
-        trust_enabled: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(table)
         self._table = table
+        self._headers = dict(headers)
         self._jobs = jobs or JobRunner(parent=self)
         self.grace_s = grace_s
-        self._trust_enabled = trust_enabled
         table.setSelectionMode(QTableView.SelectionMode.ExtendedSelection)
         table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         table.customContextMenuRequested.connect(self._popup)
         table.installEventFilter(self)
 
     # -- the selection ------------------------------------------------------------------
-    def _visible_columns(self) -> list[Column]:
+    def _visible_columns(self) -> list[int]:
         header = self._table.horizontalHeader()
         logical = [header.logicalIndex(v) for v in range(header.count())]
-        return [Column(c) for c in logical if not self._table.isColumnHidden(c)]
+        return [c for c in logical if not self._table.isColumnHidden(c)]
 
     def selected_rows(self) -> list[int]:
         """Selected proxy rows, top to bottom."""
@@ -80,7 +79,7 @@ class RowActions(QObject):
         model = self._table.model()
         return [model.data(model.index(row, 0), ViewRole) for row in self.selected_rows()]
 
-    def _cells(self, row: int, columns: Sequence[Column]) -> list[str]:
+    def _cells(self, row: int, columns: Sequence[int]) -> list[str]:
         model = self._table.model()
         return [str(model.data(model.index(row, c), PlainTextRole) or "") for c in columns]
 
@@ -101,7 +100,7 @@ class RowActions(QObject):
         columns = self._visible_columns()
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow([HEADERS[c] for c in columns])
+        writer.writerow([self._headers[c] for c in columns])
         for row in self.selected_rows():
             writer.writerow([neutralise(cell) for cell in self._cells(row, columns)])
         return out.getvalue()
@@ -135,43 +134,15 @@ class RowActions(QObject):
     # -- the menu -----------------------------------------------------------------------
     def menu(self) -> QMenu:
         """The context menu for the current selection."""
-        views = [v for v in self.selected_views() if v is not None]
-        menu = QMenu(self._table)
-        menu.setObjectName("rowMenu")
-        menu.setToolTipsVisible(True)
-        many = len(views) > 1
-        copy_row = menu.addAction("&Copy rows" if many else "&Copy row", self.copy_rows)
+        raise NotImplementedError
+
+    def add_copy_entries(self, menu: QMenu, count: int) -> QAction:
+        """Copy row(s) and copy as CSV, the first entries of every row menu."""
+        copy_row = menu.addAction("&Copy rows" if count > 1 else "&Copy row", self.copy_rows)
         copy_row.setShortcut(QKeySequence(QKeySequence.StandardKey.Copy))
+        copy_row.setEnabled(count > 0)
         menu.addAction("Copy selection as CS&V", self.copy_csv)
-        menu.addSeparator()
-        first = views[0] if views else None
-        describe = menu.addAction("&Describe the port")
-        trust = menu.addAction("&Trust this program\u2026")
-        history = menu.addAction("Show &history\u2026")
-        menu.addSeparator()
-        end = menu.addAction("&End process\u2026")
-        for action in (copy_row, describe, trust, history, end):
-            action.setEnabled(first is not None)
-        if first is None:
-            return menu
-        port, proto = first.listener.port, first.listener.proto
-        describe.setText(f"&Describe port {port}/{proto}")
-        describe.triggered.connect(lambda: self.describe_requested.emit(first))
-        history.setText(f"Show &history of {port}/{proto}\u2026")
-        history.triggered.connect(lambda: self.history_requested.emit(port, proto))
-        owner = first.listener.owner
-        trust.setEnabled(self._trust_enabled() and owner is not None and owner.identified)
-        if owner is None or not owner.identified:
-            trust.setToolTip("The program is not known well enough to trust (no file or hash).")
-        trust.triggered.connect(lambda: self.trust_requested.emit(first))
-        if owner is None:
-            end.setEnabled(False)
-            end.setToolTip("The OS does not say which process holds this socket.")
-        else:
-            name = visible(owner.name) or "(no name)"
-            end.setText(f"&End process {name} (pid {owner.pid})\u2026")
-            end.triggered.connect(lambda: self.ask_end_process(first))
-        return menu
+        return copy_row
 
     @Slot(QPoint)
     def _popup(self, pos: QPoint) -> None:
@@ -185,11 +156,9 @@ class RowActions(QObject):
         menu.popup(self._table.viewport().mapToGlobal(pos))
 
     # -- ending a process ---------------------------------------------------------------
-    def ask_end_process(self, view: Any) -> QMessageBox | None:
-        """Ask before ending the process holding ``view``'s socket (non-blocking)."""
-        owner = view.listener.owner
-        if owner is None:
-            return None
+    def ask_end_process_of(self, owner: Any, socket_label: str) -> QMessageBox:
+        """Ask before ending ``owner``'s process (non-blocking); ``socket_label`` names
+        the socket the user acted on."""
         name = visible(owner.name) or "(no name)"
         user = visible(owner.user) or "an unknown user"
         parent = self._table.window()
@@ -205,7 +174,7 @@ class RowActions(QObject):
         box.setInformativeText(
             f"It is asked to stop and given {self.grace_s:g} s to close its files, then "
             f"forced to stop. Every socket it holds closes with it "
-            f"(this one: {view.listener.endpoint.label()})."
+            f"(this one: {visible(socket_label)})."
         )
         end_button = box.addButton("End process", QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
@@ -244,6 +213,70 @@ class RowActions(QObject):
             box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
             box.open()
         self.process_end_finished.emit(result)
+
+
+class RowActions(TableRowActions):
+    """The listeners table's context menu, Ctrl+C and "End process…"."""
+
+    describe_requested = Signal(object)
+    """A row's view: show its port in the side panel (and select it everywhere)."""
+    trust_requested = Signal(object)
+    history_requested = Signal(int, object)
+
+    def __init__(
+        self,
+        table: QTableView,
+        jobs: JobRunner | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+        trust_enabled: Callable[[], bool] = lambda: False,
+    ) -> None:
+        super().__init__(table, HEADERS, jobs, grace_s)
+        self._trust_enabled = trust_enabled
+
+    # -- the menu -----------------------------------------------------------------------
+    def menu(self) -> QMenu:
+        """The context menu for the current selection."""
+        views = [v for v in self.selected_views() if v is not None]
+        menu = QMenu(self._table)
+        menu.setObjectName("rowMenu")
+        menu.setToolTipsVisible(True)
+        copy_row = self.add_copy_entries(menu, len(views))
+        menu.addSeparator()
+        first = views[0] if views else None
+        describe = menu.addAction("&Describe the port")
+        trust = menu.addAction("&Trust this program\u2026")
+        history = menu.addAction("Show &history\u2026")
+        menu.addSeparator()
+        end = menu.addAction("&End process\u2026")
+        for action in (copy_row, describe, trust, history, end):
+            action.setEnabled(first is not None)
+        if first is None:
+            return menu
+        port, proto = first.listener.port, first.listener.proto
+        describe.setText(f"&Describe port {port}/{proto}")
+        describe.triggered.connect(lambda: self.describe_requested.emit(first))
+        history.setText(f"Show &history of {port}/{proto}\u2026")
+        history.triggered.connect(lambda: self.history_requested.emit(port, proto))
+        owner = first.listener.owner
+        trust.setEnabled(self._trust_enabled() and owner is not None and owner.identified)
+        if owner is None or not owner.identified:
+            trust.setToolTip("The program is not known well enough to trust (no file or hash).")
+        trust.triggered.connect(lambda: self.trust_requested.emit(first))
+        if owner is None:
+            end.setEnabled(False)
+            end.setToolTip("The OS does not say which process holds this socket.")
+        else:
+            name = visible(owner.name) or "(no name)"
+            end.setText(f"&End process {name} (pid {owner.pid})\u2026")
+            end.triggered.connect(lambda: self.ask_end_process(first))
+        return menu
+
+    def ask_end_process(self, view: Any) -> QMessageBox | None:
+        """Ask before ending the process holding ``view``'s socket (non-blocking)."""
+        owner = view.listener.owner
+        if owner is None:
+            return None
+        return self.ask_end_process_of(owner, view.listener.endpoint.label())
 
 
 def select_port_rows(table: QTableView, port: int, proto: Proto | None) -> None:

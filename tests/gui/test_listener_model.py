@@ -24,8 +24,10 @@ def _view(port: int, pid: int, name: str = "server", status: Status = Status.UNK
 
 @wine_gives_pid_0
 def test_model_passes_the_model_tester_with_real_listeners(
-    qtmodeltester: Any, child_sockets: list
+    qtbot: Any, qtmodeltester: Any, child_sockets: list
 ) -> None:
+    # qtbot: the model's highlight timer needs a running application (run alone, this
+    # test was otherwise the first to make one, after the timer).
     port = free_port()
     child = ChildSockets.start(
         [("tcp", "127.0.0.1", port, "listen"), ("udp", "127.0.0.1", 0, "listen")],

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from childsockets import ChildSockets, free_port
-from PySide6.QtCore import QPoint
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QFontInfo
 
 
@@ -44,6 +45,11 @@ def test_one_process_on_four_sockets_is_one_card_with_the_actions_on_screen(
     assert "listening on 4 sockets:" in details
     assert details.count("\u2022") == 4
     assert details.count("program:") == 1
+    # Why it is open and who can reach it: this test started the child, on loopback.
+    why = card.why_label.text()
+    assert why.startswith("Started by ") and f"(pid {os.getpid()})" in why, why
+    assert why.endswith("reachable from this computer only."), why
+    assert card.why_label.textFormat() == Qt.TextFormat.PlainText
 
     # The actions are inside the visible part of the panel without scrolling.
     viewport = panel.scroll_area.viewport()
@@ -70,3 +76,65 @@ def test_each_new_port_opens_at_the_top_of_the_panel(qtbot: Any, make_desktop: A
     bar.setValue(bar.maximum())
     window.select_port_everywhere(3389, None)
     assert bar.value() == 0
+
+
+def test_the_card_sentence_names_unit_package_and_reach_with_escapes(qtbot: Any) -> None:
+    from portwatch.core.exposure import Exposure
+    from portwatch.core.types import (
+        Endpoint,
+        Family,
+        Listener,
+        ListenerView,
+        Owner,
+        PackageInfo,
+        Proto,
+        Status,
+    )
+    from portwatch.ui.port_panel import OwnerCard
+
+    owner = Owner(
+        pid=812,
+        create_time=1.0,
+        name="nginx",
+        exe="/usr/sbin/nginx",
+        sha256="ab" * 32,
+        package=PackageInfo("nginx-core", "1.22.1-9", "dpkg"),
+        started_by="systemd unit nginx\u202e.service",
+        parents=(("systemd", 1),),
+        replaced="the executable was deleted from disk after the process started",
+    )
+    endpoint = Endpoint(Proto.TCP, Family.IPV4, "0.0.0.0", 80)
+    lan = Exposure("network", addresses=("192.168.1.5",), everywhere=True)
+    card = OwnerCard([ListenerView(Listener(endpoint, owner, exposure=lan), True, Status.KNOWN)])
+    qtbot.addWidget(card)
+    assert card.why_label.text() == (
+        "Started by systemd unit nginx\\u202e.service (package nginx-core 1.22.1-9),"
+        " reachable from the local network at 192.168.1.5. Firewall not checked."
+    )
+    details = card.details_label.text()
+    assert "parents: systemd (1)" in details
+    assert "REPLACED: the executable was deleted" in details
+
+
+def test_sockets_reached_differently_each_say_who_reaches_them(qtbot: Any) -> None:
+    from portwatch.core.exposure import Exposure
+    from portwatch.core.types import Endpoint, Family, Listener, ListenerView, Owner, Proto, Status
+    from portwatch.ui.port_panel import OwnerCard
+
+    owner = Owner(pid=9, create_time=1.0, name="app", started_by="user session 3 (uid 1000)")
+    local = Listener(
+        Endpoint(Proto.TCP, Family.IPV4, "127.0.0.1", 8080), owner, exposure=Exposure("local")
+    )
+    lan = Listener(
+        Endpoint(Proto.TCP, Family.IPV4, "192.168.1.5", 8080),
+        owner,
+        exposure=Exposure("network", addresses=("192.168.1.5",)),
+    )
+    card = OwnerCard([ListenerView(item, False, Status.UNWATCHED) for item in (local, lan)])
+    qtbot.addWidget(card)
+    assert card.why_label.text() == (
+        "Started by user session 3 (uid 1000); each socket below says who can reach it."
+    )
+    details = card.details_label.text()
+    assert "127.0.0.1:8080 (reachable from this computer only)" in details
+    assert "192.168.1.5:8080 (reachable from the local network at 192.168.1.5)" in details

@@ -129,10 +129,14 @@ def test_columns_are_chosen_on_the_header_and_remembered_after_a_restart(
     pid = next(a for a in menu.actions() if a.text() == "PID")
     status = next(a for a in menu.actions() if a.text() == "Status")
     assert pid.isChecked() and not status.isEnabled()  # the status cannot be hidden
+    # The long why columns start hidden; the chooser offers them.
+    started = next(a for a in menu.actions() if a.text() == "Started by")
+    assert not started.isChecked() and window.table.isColumnHidden(Column.STARTED_BY)
+    assert window.table.isColumnHidden(Column.REACHABLE)
     pid.setChecked(False)
     assert window.table.isColumnHidden(Column.PID)
     saved = json.loads((data_dir / "settings.json").read_text())
-    assert saved["hidden_columns"] == ["pid"]
+    assert saved["hidden_columns"] == ["pid", "started_by", "reachable"]
     desktop.shutdown()
 
     from portwatch.services import settings as settings_file

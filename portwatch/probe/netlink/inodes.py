@@ -2,45 +2,52 @@
 
 The kernel's socket diagnostics name a socket's inode but not its process; the only
 way to find the owner is to read the fd links of processes. Doing that every poll
-costs as much as psutil does, so this resolver remembers:
+costs as much as psutil does, so the resolver keeps, per process (a pid and its start
+time, so a reused pid is a new process), what its descriptors were when last read,
+and an index socket inode → pids over all of them. A socket's holders are then an
+index lookup, and the work of a poll follows what changed:
 
-- inode → pids for sockets already found (kept while the socket is alive and each
-  pid is still the same process: same start time in ``/proc/<pid>/stat``);
-- per process, the fd numbers already read, so a rescan reads only new fds;
-- inodes searched for and not found (another user's process when not root, or a
-  process that exited), so they are not searched for again every poll;
-- processes whose fds cannot be read (permission), skipped until their pid is reused.
+- a steady poll (no new listening socket) lists ``/proc`` and checks the start time
+  of the processes holding sockets: no descriptor table is read;
+- a new process is noted; if its parent holds a socket it is read at once (a forked
+  worker or a socket-activated service inherits its parent's sockets);
+- when a listening socket appears (and every ``check_every`` polls, for a descriptor
+  passed to a running process), the processes whose tables may have changed are read:
+  those never read, those that held a socket that has gone (the number may have been
+  re-used), and those whose descriptor count changed since they were read. The count
+  is one ``stat`` per process where the kernel reports it (Linux 6.2+); elsewhere every
+  table is listed, but only descriptors not seen before are resolved;
+- a new socket still not found that way is searched for in every descriptor of every
+  process (the old full pass), and remembered as missing if nobody visible holds it
+  (another user's, when not root), so it is not searched for again every poll.
 
-Each poll lists ``/proc`` (one directory read). A process that appeared since the
-previous poll is noted, and its fds are read at once only if its parent holds a
-socket: a forked worker or a socket-activated service inherits its parent's
-sockets, which no new inode would reveal. When an inode it has not seen appears,
-every process's fds are read: a socket may be held by several processes (fork after
-bind, a descriptor passed over a Unix socket) and each holder matters, because each
-can accept connections, so the search never stops at the first holder found.
-
-A holder that joins later without a new inode or a new process (a descriptor passed
-to a process that was already running) is found by a full re-read every
-``rescan_every`` updates, which also drops holders that closed their copy. A socket
-no visible process holds (another user's, when not root) costs one full pass when it
-appears, then nothing until the next full re-read.
+The trade-off: a process that, within one poll interval, closed one descriptor and
+received a socket under the same number (fd passing) keeps its count and its numbers,
+so it is not re-read; it is found by the full re-read every ``rescan_every`` polls,
+which also catches anything else the counts hide. The socket's creator is never
+missed this way (if it is not found among the changed tables, the full pass runs), and
+neither is a process forked after bind (it is new). Each holder matters because each
+can accept connections: a socket is only as trusted as its least trusted holder.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from portwatch.probe.netlink.fdtables import FdTables
 
 _SOCKET_PREFIX = "socket:["
 
 
 @dataclass
 class _Process:
-    """What one scan learnt about a process."""
+    """What the last read learnt about a process."""
 
     start: int  # start time in clock ticks since boot; tells a reused pid apart
     readable: bool = True
+    listed: bool = False  # its descriptors were read at least once
+    count: int = -1  # how many descriptors it had then
     fds: dict[str, int] = field(default_factory=dict)  # fd name → socket inode (0: not a socket)
 
 
@@ -48,24 +55,37 @@ class _Process:
 class ScanStats:
     """Counters for benchmarks and tests: how much work the resolver did."""
 
-    scans: int = 0
+    scans: int = 0  # full passes over every process
     new_processes: int = 0
-    processes_listed: int = 0
+    processes_listed: int = 0  # processes read by full passes
     links_read: int = 0
+    tables_read: int = 0  # /proc/<pid>/fd directories listed
 
 
 class InodeResolver:
     """Maps socket inodes to the pids holding them, reading ``/proc`` as little as it can."""
 
-    def __init__(self, proc_root: str = "/proc", rescan_every: int = 5) -> None:
-        self._proc = proc_root
+    def __init__(
+        self,
+        proc_root: str = "/proc",
+        rescan_every: int = 60,
+        check_every: int = 5,
+        tables: FdTables | None = None,
+    ) -> None:
+        self._tables = tables if tables is not None else FdTables(proc_root)
         self._rescan_every = max(1, rescan_every)
+        self._check_every = max(1, check_every)
         self._updates = 0
-        self._owners: dict[int, tuple[int, ...]] = {}
-        self._by_pid: dict[int, set[int]] = {}
-        self._missing: set[int] = set()
         self._processes: dict[int, _Process] = {}
+        # Every socket inode in the tables read → the pids holding it (listening or not:
+        # a socket bound earlier may start listening later).
+        self._index: dict[int, set[int]] = {}
+        self._owners: dict[int, tuple[int, ...]] = {}  # live inode → holders, ascending
+        self._holding: set[int] = set()  # pids holding a live inode
+        self._missing: set[int] = set()
         self._live: set[int] = set()
+        self._suspect: set[int] = set()  # pids to read whole: a socket they held has gone
+        self._dirty: set[int] = set()  # inodes whose holders may have changed
         # Bumped whenever any inode's holders change: equal generations, equal answers.
         self.generation = 0
         self.stats = ScanStats()
@@ -86,216 +106,185 @@ class InodeResolver:
 
     def update(self, inodes: Collection[int] | None) -> None:
         """Bring :attr:`holders` up to date for ``inodes`` (None: the same as last time)."""
+        added: set[int] = set()
         if inodes is not None:
             live = set(inodes)
             live.discard(0)
-            # Forget sockets that are gone so the caches stay the size of the live set.
-            gone = self._owners.keys() - live
+            gone = self._live - live
             for inode in gone:
-                self._forget_inode(inode)
+                # Its holders closed a descriptor: that number may now name a new socket.
+                self._suspect.update(self._index.get(inode, ()))
+                self._owners.pop(inode, None)
             if gone or self._missing - live:
                 self.generation += 1
             self._missing &= live
+            added = live - self._live
             self._live = live
-        live = self._live
-        pids = self._list_pids()
+            self._dirty |= added
+        pids = self._tables.pids()
         self._drop_changed_processes(pids)
-        self._read_new_processes(pids, live)
+        self._note_new_processes(pids)
         self._updates += 1
         if self._updates % self._rescan_every == 0:
-            self._rescan(pids)
+            self._read_all(pids)
+            self._settle(found_all=True)
             return
-        unknown = live - self._owners.keys() - self._missing
-        if unknown:
-            self._scan(pids, unknown)
+        changed = self._settle(found_all=False)
+        # A new socket, a periodic check, or a socket whose holders all exited (a
+        # reused pid may hold it now): read the tables that may have changed.
+        if added or self._updates % self._check_every == 0 or (changed and self._unknown()):
+            self._read_changed(pids)
+            self._settle(found_all=False)
+            if self._unknown():
+                self._read_all(pids)
+                self._settle(found_all=True)
+
+    def _unknown(self) -> set[int]:
+        """Live inodes with no holder known that were not searched for in vain."""
+        return self._live - self._owners.keys() - self._missing
 
     def forget(self) -> None:
         """Drop every cache (the next resolve scans from scratch)."""
-        self._owners.clear()
-        self._by_pid.clear()
-        self._missing.clear()
         self._processes.clear()
+        self._index.clear()
+        self._owners.clear()
+        self._holding.clear()
+        self._missing.clear()
+        self._suspect.clear()
+        self._dirty.clear()
         self._live = set()
         self.generation += 1
 
     # --- internals ------------------------------------------------------------------
 
-    def _forget_inode(self, inode: int) -> None:
-        for pid in self._owners.pop(inode, ()):
-            inodes = self._by_pid.get(pid)
-            if inodes is not None:
-                inodes.discard(inode)
-                if not inodes:
-                    del self._by_pid[pid]
+    def _drop(self, pid: int) -> None:
+        """Forget a process that exited (or whose pid now names another process)."""
+        proc = self._processes.pop(pid, None)
+        self._suspect.discard(pid)
+        if proc is not None:
+            self._unindex(pid, {inode for inode in proc.fds.values() if inode})
 
-    def _stat(self, pid: int) -> tuple[int, int] | None:
-        """(start time, parent pid) from ``/proc/<pid>/stat``; None if it cannot be read."""
-        try:
-            with open(f"{self._proc}/{pid}/stat", "rb") as fh:
-                raw = fh.read()
-        except OSError:
-            return None
-        # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-        fields = raw[raw.rfind(b")") + 2 :].split()
-        try:
-            return int(fields[19]), int(fields[1])  # fields 22 (starttime) and 4 (ppid)
-        except (IndexError, ValueError):
-            return None
-
-    def _start_time(self, pid: int) -> int | None:
-        stat = self._stat(pid)
-        return None if stat is None else stat[0]
+    def _unindex(self, pid: int, inodes: Iterable[int]) -> None:
+        for inode in inodes:
+            pids = self._index.get(inode)
+            if pids is not None:
+                pids.discard(pid)
+                if not pids:
+                    del self._index[inode]
+            self._dirty.add(inode)
 
     def _drop_changed_processes(self, pids: list[int]) -> None:
-        """Forget processes that exited, and owners whose pid now names another process."""
+        """Forget processes that exited, and holders whose pid now names another process."""
         present = set(pids)
-        changed = self._processes.keys() - present
-        for pid in changed:
-            del self._processes[pid]
-        for pid in self._by_pid.keys() - changed:
+        for pid in self._processes.keys() - present:
+            self._drop(pid)
+        for pid in self._holding & present:
             known = self._processes.get(pid)
-            if known is None or self._start_time(pid) != known.start:
-                changed.add(pid)
-                self._processes.pop(pid, None)
-        for pid in changed:
-            inodes = self._by_pid.pop(pid, None)
-            if not inodes:
-                continue
-            self.generation += 1
-            for inode in inodes:
-                kept = tuple(p for p in self._owners.get(inode, ()) if p != pid)
-                if kept:
-                    self._owners[inode] = kept
-                else:
-                    self._owners.pop(inode, None)
+            stat = self._tables.stat(pid)
+            if known is not None and (stat is None or stat[0] != known.start):
+                self._drop(pid)
 
-    def _read_new_processes(self, pids: list[int], live: set[int]) -> None:
-        """Note processes not seen before; read the fds of those a holder started.
-
-        A child inherits its parent's sockets (pre-fork workers, socket activation), so
-        it may be one more holder of a known socket, which no new inode would reveal.
-        Other new processes are only noted: their fds are read by the next scan, which
-        any socket they open themselves triggers.
-        """
-        new = [pid for pid in pids if pid not in self._processes]
-        if not new:
-            return
-        found: dict[int, list[int]] = {}
-        self.stats.new_processes += len(new)
+    def _note_new_processes(self, pids: list[int]) -> None:
+        """Note processes not seen before; read at once those a holder started (and
+        every process on the first update)."""
         first = not self._processes
-        for pid in new:
-            stat = self._stat(pid)
+        for pid in pids:
+            if pid in self._processes:
+                continue
+            stat = self._tables.stat(pid)
             if stat is None:
                 continue  # gone already
+            self.stats.new_processes += 1
             start, parent = stat
-            self._processes[pid] = _Process(start)
-            if first or parent in self._by_pid:
-                self._read_process(pid, True, live, found, stop_when_found=False)
-        self._record(found)
+            proc = self._processes[pid] = _Process(start)
+            if first or parent in self._holding:
+                self._read(pid, proc, whole=True)
 
-    def _list_pids(self) -> list[int]:
-        try:
-            names = os.listdir(self._proc)
-        except OSError:
-            return []
-        return sorted(int(name) for name in names if name.isdigit())
-
-    def _record(self, found: dict[int, list[int]]) -> None:
-        for inode, pids in found.items():
-            before = self._owners.get(inode, ())
-            after = tuple(sorted(set(before) | set(pids)))
-            if after == before:
+    def _read_changed(self, pids: list[int]) -> None:
+        """Read the tables that may have changed since they were read (see the module
+        docstring): never read, suspect, or a different descriptor count."""
+        for pid in pids:
+            proc = self._processes.get(pid)
+            if proc is None or not proc.readable:
                 continue
-            self._owners[inode] = after
-            for pid in pids:
-                self._by_pid.setdefault(pid, set()).add(inode)
-            self._missing.discard(inode)
-            self.generation += 1
+            suspect = pid in self._suspect
+            if proc.listed and not suspect:
+                count = self._tables.fd_count(pid)
+                if count is not None and count == proc.count:
+                    continue
+            self._read(pid, proc, whole=suspect)
 
-    def _scan(self, pids: list[int], unknown: set[int]) -> None:
-        """Find every holder of the ``unknown`` inodes: all fds of all processes are
-        read, because a fd number read before may now hold one of them and a socket
-        may have several holders."""
+    def _read_all(self, pids: list[int]) -> None:
+        """Read every descriptor of every process."""
         self.stats.scans += 1
         self.stats.processes_listed += len(pids)
-        found: dict[int, list[int]] = {}
         for pid in pids:
-            self._read_process(pid, True, set(unknown), found, stop_when_found=False)
-        self._record(found)
-        remaining = unknown - found.keys()
-        if remaining - self._missing:
-            self._missing |= remaining
-            self.generation += 1
+            proc = self._processes.get(pid)
+            if proc is not None and proc.readable:
+                self._read(pid, proc, whole=True)
 
-    def _rescan(self, pids: list[int]) -> None:
-        """Re-read every process and rebuild the holders of all live inodes."""
-        self.stats.scans += 1
-        self.stats.processes_listed += len(pids)
-        found: dict[int, list[int]] = {}
-        for pid in pids:
-            self._read_process(pid, True, set(self._live), found, stop_when_found=False)
-        owners = {inode: tuple(sorted(set(holders))) for inode, holders in found.items()}
-        missing = self._live - owners.keys()
-        if owners != self._owners or missing != self._missing:
-            self.generation += 1
-        self._owners = owners
-        self._missing = missing
-        self._by_pid = {}
-        for inode, holders in owners.items():
-            for pid in holders:
-                self._by_pid.setdefault(pid, set()).add(inode)
-
-    def _read_process(
-        self,
-        pid: int,
-        full: bool,
-        remaining: set[int],
-        found: dict[int, list[int]],
-        *,
-        stop_when_found: bool = True,
-    ) -> None:
-        proc = self._processes.get(pid)
-        start = self._start_time(pid)
-        if start is None:
-            self._processes.pop(pid, None)
-            return  # exited
-        if proc is None or proc.start != start:
-            proc = _Process(start)
-            self._processes[pid] = proc
-        if not proc.readable:
-            return
-        fd_dir = f"{self._proc}/{pid}/fd"
+    def _read(self, pid: int, proc: _Process, *, whole: bool) -> None:
+        """Read ``pid``'s table: every descriptor, or (``whole`` False, and it was read
+        before) only the numbers not seen last time; keep the index in step."""
         try:
-            names = os.listdir(fd_dir)
+            names = self._tables.fd_names(pid)
         except PermissionError:
             proc.readable = False
             return
         except OSError:
-            return  # exited or a kernel thread with no fd table
-        fds = proc.fds
-        if full:
-            fresh = dict.fromkeys(names, 0)
+            return  # exited, or a kernel thread with no descriptor table
+        self.stats.tables_read += 1
+        old = proc.fds
+        if whole or not proc.listed:
+            fresh: dict[str, int] = {}
             to_read: Iterable[str] = names
         else:
-            fresh = {name: fds.get(name, 0) for name in names}
-            to_read = [name for name in names if name not in fds]
+            fresh = {name: old[name] for name in names if name in old}
+            to_read = [name for name in names if name not in old]
         for name in to_read:
             try:
-                target = os.readlink(f"{fd_dir}/{name}")
+                target = self._tables.fd_target(pid, name)
             except OSError:
-                fresh.pop(name, None)  # closed meanwhile
-                continue
+                continue  # closed meanwhile
             self.stats.links_read += 1
-            if target.startswith(_SOCKET_PREFIX):
-                fresh[name] = int(target[len(_SOCKET_PREFIX) : -1])
+            fresh[name] = (
+                int(target[len(_SOCKET_PREFIX) : -1]) if target.startswith(_SOCKET_PREFIX) else 0
+            )
         proc.fds = fresh
-        live = self._live
-        for inode in fresh.values():
-            # Every live socket this process holds is recorded, not only the ones
-            # searched for: it may be one more holder of a known socket.
-            if inode in live:
-                holders = found.setdefault(inode, [])
-                if pid not in holders:
-                    holders.append(pid)
-                if stop_when_found:
-                    remaining.discard(inode)
+        proc.listed = True
+        proc.count = len(names)
+        self._suspect.discard(pid)
+        if fresh == old:
+            return
+        before = {inode for inode in old.values() if inode}
+        after = {inode for inode in fresh.values() if inode}
+        self._unindex(pid, before - after)
+        for inode in after - before:
+            self._index.setdefault(inode, set()).add(pid)
+            self._dirty.add(inode)
+
+    def _settle(self, *, found_all: bool) -> bool:
+        """Bring the live inodes' holders in line with the index. ``found_all``: every
+        table was just read, so a live inode nobody holds is missing (not searched for
+        again until the next full pass). Returns whether any holders changed."""
+        dirty, self._dirty = self._dirty, set()
+        changed = False
+        for inode in dirty & self._live:
+            pids = self._index.get(inode)
+            holders = tuple(sorted(pids)) if pids else ()
+            if holders:
+                self._missing.discard(inode)
+                if self._owners.get(inode) != holders:
+                    self._owners[inode] = holders
+                    changed = True
+            elif self._owners.pop(inode, None) is not None:
+                changed = True
+        if found_all:
+            missing = self._live - self._owners.keys()
+            if missing != self._missing:
+                changed = True
+            self._missing = missing
+        if changed:
+            self.generation += 1
+            self._holding = {pid for pids in self._owners.values() for pid in pids}
+        return changed

@@ -1,0 +1,87 @@
+"""What the user can do with rows of the connections table: copy them, describe their
+port, end their process (the listeners table's patterns, from :class:`TableRowActions`)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QMenu, QMessageBox, QTableView
+
+from portwatch.core.types import Owner
+from portwatch.engine.connection_track import ConnectionRow
+from portwatch.probe.process_control import DEFAULT_GRACE_S
+from portwatch.services.background import JobRunner
+from portwatch.services.plain_text import visible
+from portwatch.ui.connection_model import CONN_HEADERS, endpoint_text
+from portwatch.ui.row_actions import TableRowActions
+
+
+def service_port(row: ConnectionRow) -> int:
+    """The port a connection is "on": the watched end, else the lower port (the other
+    end is then most likely an ephemeral port the OS picked)."""
+    if row.watched_port is not None:
+        return row.watched_port
+    return min(row.connection.local_port, row.connection.remote_port)
+
+
+def connection_label(row: ConnectionRow) -> str:
+    """``tcp 127.0.0.1:5000 → 127.0.0.1:41234`` (the local end first)."""
+    c = row.connection
+    local = endpoint_text(c.local_address, c.local_port)
+    remote = endpoint_text(c.remote_address, c.remote_port)
+    return f"{c.proto.value} {local} \u2192 {remote}"
+
+
+def owner_of(row: ConnectionRow) -> Owner | None:
+    """The process holding the socket, as the end-process action needs it."""
+    c = row.connection
+    if c.pid is None:
+        return None
+    return Owner(pid=c.pid, create_time=c.create_time, name=c.process, user=c.user)
+
+
+class ConnectionActions(TableRowActions):
+    """The connections table's context menu and Ctrl+C."""
+
+    describe_requested = Signal(int, object)
+    """(port, proto): show that port in the side panel and select it everywhere."""
+
+    def __init__(
+        self, table: QTableView, jobs: JobRunner | None = None, grace_s: float = DEFAULT_GRACE_S
+    ) -> None:
+        super().__init__(table, CONN_HEADERS, jobs, grace_s)
+
+    def menu(self) -> QMenu:
+        """The context menu for the current selection."""
+        rows = [r for r in self.selected_views() if r is not None]
+        menu = QMenu(self._table)
+        menu.setObjectName("connectionMenu")
+        menu.setToolTipsVisible(True)
+        self.add_copy_entries(menu, len(rows))
+        menu.addSeparator()
+        describe = menu.addAction("&Describe the port")
+        menu.addSeparator()
+        end = menu.addAction("&End process\u2026")
+        for action in (describe, end):
+            action.setEnabled(bool(rows))
+        if not rows:
+            return menu
+        first: ConnectionRow = rows[0]
+        port, proto = service_port(first), first.connection.proto
+        describe.setText(f"&Describe port {port}/{proto}")
+        describe.triggered.connect(lambda: self.describe_requested.emit(port, proto))
+        owner = owner_of(first)
+        if owner is None:
+            end.setEnabled(False)
+            end.setToolTip("The OS does not say which process holds this socket.")
+        else:
+            name = visible(owner.name) or "(no name)"
+            end.setText(f"&End process {name} (pid {owner.pid})\u2026")
+            end.triggered.connect(lambda: self.ask_end_process(first))
+        return menu
+
+    def ask_end_process(self, row: ConnectionRow) -> QMessageBox | None:
+        """Ask before ending the process holding ``row``'s socket (non-blocking)."""
+        owner = owner_of(row)
+        if owner is None:
+            return None
+        return self.ask_end_process_of(owner, connection_label(row))
