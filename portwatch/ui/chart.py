@@ -54,6 +54,12 @@ DEFAULT_CAPACITY = 50_000
 REDRAW_MS = 1000
 # Until the data covers the chosen window, the axis spans at least this much.
 MIN_SPAN_S = 60.0
+TOGGLE_TIPS = {
+    "listening": "sockets listening on the port",
+    "connected": "established connections (a loopback connection counts once)",
+    "in": "bytes per second received by this computer's sockets on the port",
+    "out": "bytes per second sent (and acknowledged) by this computer's sockets on the port",
+}
 # The traffic axis reaches at least this (bytes/s): idle is a flat line at 0, not noise.
 RATE_FLOOR = 1000.0
 # How many intervals a traffic rate stands when polls between byte counts carry none.
@@ -63,8 +69,8 @@ TRAFFIC_HOLD_INTERVALS = 12
 SERIES: tuple[tuple[str, str, str, bool], ...] = (
     ("listening", "listening", "#0072B2", False),
     ("connected", "connected", "#D55E00", True),
-    ("in", "in (received)", "#009E73", False),
-    ("out", "out (sent)", "#CC79A7", True),
+    ("in", "in", "#009E73", False),
+    ("out", "out", "#CC79A7", True),
 )
 
 
@@ -189,7 +195,7 @@ class SeriesToggle(QCheckBox):
         self.setChecked(True)
         self.setIcon(QIcon(_swatch(colour, dashed, height)))
         self.setIconSize(QSize(height * 2, height))
-        self.setToolTip(f"Show or hide the {label} line")
+        self.setToolTip(f"Show or hide the line: {TOGGLE_TIPS.get(key, label)}")
 
 
 @dataclass
@@ -330,7 +336,7 @@ class ActivityChart(QWidget):
 
         self.strip = PortStrip()
         self.strip.currentRowChanged.connect(self._strip_changed)
-        self.strip.setFixedWidth(line * 14)
+        self.strip.setFixedWidth(line * 12)
 
         plots = QVBoxLayout()
         plots.setSpacing(0)
