@@ -256,7 +256,14 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def set_aside(path: Path, reason: str, companions: tuple[str, ...] = ()) -> Path:
+def set_aside(
+    path: Path,
+    reason: str,
+    companions: tuple[str, ...] = (),
+    *,
+    replace: Callable[[str | os.PathLike[str], str | os.PathLike[str]], None] = os.replace,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Path:
     """Move a file portwatch cannot use out of the way (``NAME.REASON-TIME``), keeping it
     for the user; ``companions`` are suffixes of files that travel with it (``-wal``).
     Only a regular file is moved. Returns the new path; raises OSError."""
@@ -267,12 +274,35 @@ def set_aside(path: Path, reason: str, companions: tuple[str, ...] = ()) -> Path
     while os.path.lexists(aside):
         aside = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
         counter += 1
-    os.replace(path, aside)
+    _move_or_copy(path, aside, replace, sleep)
     for suffix in companions:
         side = path.with_name(path.name + suffix)
         if check_target(side):
-            os.replace(side, aside.with_name(aside.name + suffix))
+            _move_or_copy(side, aside.with_name(aside.name + suffix), replace, sleep)
     return aside
+
+
+def _move_or_copy(
+    path: Path,
+    aside: Path,
+    replace: Callable[[str | os.PathLike[str], str | os.PathLike[str]], None],
+    sleep: Callable[[float], None],
+) -> None:
+    try:
+        replace_with_retry(path, aside, replace=replace, sleep=sleep)
+    except FileHeldError:
+        # Windows cannot rename a file another handle keeps open (a reader's SQLite
+        # connection, in this process or another). Such handles share writing, so the
+        # file is copied aside and emptied in place instead: the same result for the user,
+        # and an empty file is what a fresh database starts from.
+        fd = open_regular(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
+            while chunk := source.read(1 << 20):
+                target.write(chunk)
+            target.flush()
+            os.fsync(target.fileno())
+        with open(path, "r+b") as emptied:
+            emptied.truncate(0)
 
 
 # -- folders -----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from portwatch import files
 from portwatch.core.diff import diff
 from portwatch.core.types import (
     Endpoint,
@@ -112,6 +113,71 @@ def test_damaged_file_is_moved_aside_and_a_fresh_one_made(tmp_path: Path, conten
     record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
     assert len(store.observed()) == 1
     store.close()
+
+
+def test_a_damaged_file_held_open_by_a_reader_is_still_set_aside(tmp_path: Path) -> None:
+    # The window's read-only connection may hold the file when the writer finds it damaged;
+    # on Windows such a file cannot be renamed. It must still be set aside, not be fatal.
+    path = tmp_path / "h.sqlite3"
+    content = b"this is not a database at all" * 100
+    path.write_bytes(content)
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        store = HistoryStore.open(path)
+        assert store.notices and "moved to" in store.notices[0]
+        (aside,) = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+        assert aside.read_bytes() == content
+        record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
+        assert len(store.observed()) == 1
+        store.close()
+    finally:
+        reader.close()
+
+
+def test_a_file_windows_will_not_rename_is_copied_aside_and_emptied(tmp_path: Path) -> None:
+    # What Windows answers for renaming a file another handle has open: the sharing
+    # violation (WinError 32). The copy keeps the user's file; the emptied one is reused.
+    path = tmp_path / "h.sqlite3"
+    path.write_bytes(b"damaged" * 1000)
+    (tmp_path / "h.sqlite3-wal").write_bytes(b"wal")
+    tries: list[str] = []
+
+    def held(source: object, target: object) -> None:
+        tries.append(str(source))
+        exc = PermissionError(13, "The process cannot access the file")
+        exc.winerror = 32  # type: ignore[attr-defined]
+        raise exc
+
+    aside = files.set_aside(
+        path, "damaged", companions=("-wal",), replace=held, sleep=lambda _s: None
+    )
+    assert tries and aside.read_bytes() == b"damaged" * 1000
+    assert aside.with_name(aside.name + "-wal").read_bytes() == b"wal"
+    assert path.read_bytes() == b"" and (tmp_path / "h.sqlite3-wal").read_bytes() == b""
+    store = HistoryStore.open(path)
+    assert not any("moved to" in notice for notice in store.notices)
+    record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
+    assert len(store.observed()) == 1
+    store.close()
+
+
+@pytest.mark.parametrize("folder", ["a#b", "a?mode=rw&b", "50%25 done"])
+def test_a_folder_name_with_uri_characters_reads_the_right_file(
+    tmp_path: Path, folder: str
+) -> None:
+    # The read-only connection (export, chart) is opened by URI: '#', '?' and '%' in the
+    # data folder's name cut the path short or became options, and opened another file.
+    path = tmp_path / folder / "h.sqlite3"
+    path.parent.mkdir()
+    store = HistoryStore.open(path)
+    record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
+    store.close()
+    reader = HistoryStore.open_readonly(path)
+    try:
+        assert len(reader.observed()) == 1
+    finally:
+        reader.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
 
 
 def test_truncated_database_is_moved_aside(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from portwatch.core.identity import (
     STDIN_SCRIPT,
     Identity,
     is_sha256,
+    path_key,
     pinned_by_name_only,
     same_path,
     script_is_file,
@@ -147,7 +148,9 @@ class TrustEntry:
         signer_key = None
         if self.kind == KIND_SIGNER:
             signer_key = self.signer_id.label() if self.signer_id else self.signer
-        return (self.spec, self.exe, self.script, signer_key)
+        # Paths as the file system compares them: re-trusting C:\App\x.exe as c:\app\X.EXE
+        # replaces the entry instead of adding a second one.
+        return (self.spec, path_key(self.exe), path_key(self.script), signer_key)
 
     def covers(self, port: int, proto: Proto) -> bool:
         return self.spec.contains(port, proto)

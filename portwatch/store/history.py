@@ -11,6 +11,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import os
 import sqlite3
 import time
 from collections import deque
@@ -176,10 +177,16 @@ def _identity(view: ListenerView) -> IdentityKey:
     )
 
 
+def _readonly_uri(path: Path) -> str:
+    """A read-only SQLite URI for ``path``. Percent-encoded: a folder named with ``#``,
+    ``?`` or ``%`` must not end the path early or read as an option (another file)."""
+    return Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+
+
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            _readonly_uri(path), uri=True, isolation_level=None, check_same_thread=False
         )
     else:
         conn = sqlite3.connect(path, isolation_level=None)
@@ -190,7 +197,7 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 def _damage(path: Path) -> str | None:
     """Why the file at ``path`` is not a usable database, or None when it is fine."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(_readonly_uri(path), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
             user_version = conn.execute("PRAGMA user_version").fetchone()[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,22 +24,13 @@ from PySide6.QtWidgets import (
 from portwatch.core.types import Endpoint, Proto, Status
 from portwatch.core.why import parents_text, reach_phrase, sentence, started_phrase
 from portwatch.services.plain_text import visible
-from portwatch.services.port_names import PortDescription
+from portwatch.services.port_names import PortDescription, check_command
 from portwatch.ui.icons import state_icon
 from portwatch.ui.listener_model import REACH_WORDS, STATUS_STATES, status_words
 
 Describer = Callable[[int, "Proto | None"], PortDescription]
 # (first seen, last seen) wall times for an endpoint, or None when history has nothing.
 SeenLookup = Callable[[Endpoint], "tuple[float, float] | None"]
-
-
-def check_command(port: int, platform: str = sys.platform) -> str:
-    """The command a user can run by hand to see who holds ``port``."""
-    if platform.startswith("win"):
-        return f"netstat -ano | findstr :{port}"
-    if platform == "darwin":
-        return f"lsof -nP -i :{port}"
-    return f"ss -ltnup 'sport = :{port}'"
 
 
 def fit_to_panel(html: str) -> str:
