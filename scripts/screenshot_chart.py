@@ -186,9 +186,10 @@ def run(out: Path, minutes: float) -> None:
         def pump() -> None:
             rng = random.Random(7)
             while not stop.is_set():
-                # Bursts of 0.2-3 MB each way, and quiet seconds between.
+                # Bursts of 0.2-3 MB to the server and a quarter back, quiet seconds between.
                 if rng.random() < 0.8:
-                    traffic.send(int(rng.uniform(0.2, 3.0) * 1_000_000))
+                    count = int(rng.uniform(0.2, 3.0) * 1_000_000)
+                    traffic.send(count, count // 4)
                 stop.wait(1.0)
 
         pumper = threading.Thread(target=pump, daemon=True)
