@@ -341,3 +341,37 @@ def test_docker_proxy_listeners_are_flagged_as_bypassing_the_firewall() -> None:
     exposure = listener_exposure(endpoint, interfaces, None, owner=rootless, firewall=state)
     assert not exposure.bypasses_firewall
     assert exposure.firewall == "the firewall drops it (policy drop in inet t in)"
+
+
+def _dport(right: Any, verdict: str, op: str = "==") -> list[dict[str, Any]]:
+    return [
+        {
+            "match": {
+                "op": op,
+                "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                "right": right,
+            }
+        },
+        {verdict: None},
+    ]
+
+
+def test_the_first_rule_that_holds_decides_whatever_its_kind() -> None:
+    exact_first = firewall.parse(
+        _chain("inet", "drop", _dport(80, "drop"), _dport({"range": [1, 100]}, "accept"))
+    )
+    assert exact_first.verdict("tcp", 80, {4}).startswith(
+        "the firewall drops it (rule tcp dport 80"
+    )
+    assert exact_first.verdict("tcp", 81, {4}).startswith("the firewall lets it in")
+    range_first = firewall.parse(
+        _chain("inet", "drop", _dport({"range": [1, 100]}, "accept"), _dport(80, "drop"))
+    )
+    assert range_first.verdict("tcp", 80, {4}).startswith("the firewall lets it in")
+    negated = firewall.parse(_chain("inet", "accept", _dport(22, "drop", op="!=")))
+    assert negated.verdict("tcp", 22, {4}) == (
+        "the firewall lets it in (policy accept in inet t in)"
+    )
+    assert negated.verdict("tcp", 23, {4}).startswith("the firewall drops it")
+    # A port match on UDP says nothing about TCP.
+    assert negated.verdict("udp", 23, {4}).startswith("the firewall lets it in")

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from portwatch.core import firewall
 from portwatch.core.exposure import NOT_CHECKED
@@ -38,12 +38,23 @@ class FirewallState:
 
     ruleset: firewall.Ruleset | None
     why_not: str = ""
+    # (proto, port, families) → words: a poll asks again for every listener, and a long
+    # ruleset is walked once per port, not once per poll.
+    _answers: dict[tuple[str, int, frozenset[int]], str] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def verdict(self, proto: str, port: int, families: set[int]) -> str:
         """What the firewall does with a new connection to ``port``, in words."""
         if self.ruleset is None:
             return f"{NOT_CHECKED} ({self.why_not})" if self.why_not else NOT_CHECKED
-        return self.ruleset.verdict(proto, port, families)
+        key = (proto, port, frozenset(families))
+        found = self._answers.get(key)
+        if found is None:
+            if len(self._answers) > 65536:
+                self._answers.clear()
+            found = self._answers[key] = self.ruleset.verdict(proto, port, families)
+        return found
 
 
 NOT_READ = FirewallState(None)
