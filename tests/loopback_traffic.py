@@ -1,10 +1,10 @@
 """A child process that moves a known number of bytes through one loopback connection.
 
 The child listens on a port (0: any free one) and prints ``{"port": N}``. Each line
-``send N`` written to its stdin makes it open one connection to itself (the first time)
-and send N bytes each way at once; when both sides have read everything it prints
-``{"sent": N, "client_port": P}``. The connection stays open until stdin closes, so a
-poll can still see it. Used by the CLI, history and chart tests alike.
+``send N [M]`` written to its stdin makes it open one connection to itself (the first
+time) and send N bytes to the server and M (default N) back, at once; when both sides
+have read everything it prints ``{"sent": N, "client_port": P}``. The connection stays
+open until stdin closes, so a poll can still see it. Used by the CLI, history and chart tests alike.
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ for line in sys.stdin:
     if not words or words[0] != "send":
         continue
     n = int(words[1])
+    back = int(words[2]) if len(words) > 2 else n
     if cli is None:
         cli = socket.create_connection(lst.getsockname())
         srv, _ = lst.accept()
     jobs = [threading.Thread(target=f, args=a) for f, a in (
-        (pump, (cli, n)), (pump, (srv, n)), (drain, (cli, n)), (drain, (srv, n)))]
+        (pump, (cli, n)), (pump, (srv, back)), (drain, (cli, back)), (drain, (srv, n)))]
     for job in jobs:
         job.start()
     for job in jobs:
@@ -89,10 +90,11 @@ class LoopbackTraffic:
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def send(self, count: int = TEN_MB) -> None:
-        """Move ``count`` bytes each way through the connection; returns when done."""
+    def send(self, count: int = TEN_MB, back: int | None = None) -> None:
+        """Move ``count`` bytes to the server and ``back`` (default: as many) from it
+        through the connection; returns when both sides have read everything."""
         assert self.process.stdin is not None
-        self.process.stdin.write(f"send {count}\n")
+        self.process.stdin.write(f"send {count} {count if back is None else back}\n")
         self.process.stdin.flush()
         reply = self._reply()
         assert reply["sent"] == count

@@ -236,7 +236,6 @@ def _plot(axis_items: dict[str, pg.AxisItem]) -> pg.PlotWidget:
     item = plot.getPlotItem()
     item.setClipToView(True)
     item.setDownsampling(auto=True, mode="peak")
-    item.getViewBox().setLimits(yMin=-0.5)
     return plot
 
 
@@ -336,7 +335,9 @@ class ActivityChart(QWidget):
 
         self.strip = PortStrip()
         self.strip.currentRowChanged.connect(self._strip_changed)
-        self.strip.setFixedWidth(line * 12)
+        # As wide as its lines need when there is room, narrower on a small screen.
+        self.strip.setMinimumWidth(line * 11)
+        self.strip.setMaximumWidth(line * 17)
 
         plots = QVBoxLayout()
         plots.setSpacing(0)

@@ -74,7 +74,9 @@ class _RowPainter(QStyledItemDelegate):
         bold = option.font
         bold.setBold(True)
         painter.setFont(bold)
-        name_width = min(painter.fontMetrics().horizontalAdvance(text) + line, rect.width() // 2)
+        name_width = min(
+            painter.fontMetrics().horizontalAdvance(text) + line, rect.width() * 3 // 4
+        )
         top = QRect(rect.left(), rect.top(), name_width, line)
         painter.drawText(top, LEFT_MIDDLE, text)
         painter.setFont(option.font)
@@ -137,6 +139,11 @@ class PortStrip(QListWidget):
         self.setAccessibleName("Watched ports on the chart")
         self.setToolTip("Choose a watched port to chart it large")
         self.setUniformItemSizes(True)
+
+    def sizeHint(self) -> QSize:
+        # Room for "1 listening, 12 connected" and "in 999.9 KB/s, out 999.9 KB/s".
+        line = self.fontMetrics().height()
+        return QSize(line * 16, line * 12)
 
     def set_specs(self, specs: list[WatchSpec]) -> None:
         """One row per spec, in watch-list order; keeps the current one if still there."""
