@@ -149,7 +149,10 @@ def cell_text(view: Any, column: Column) -> str:
             f"{visible(owner.parents[0][0])} (pid {owner.parents[0][1]})" if owner.parents else ""
         )
     if column is Column.REACHABLE:
-        return reachable_from(listener.exposure, visible)
+        text = reachable_from(listener.exposure, visible)
+        if listener.exposure is not None and listener.exposure.bypasses_firewall:
+            text += " (Docker: bypasses the host firewall)"
+        return text
     return status_words(view)
 
 
