@@ -193,6 +193,11 @@ class ListenerTableModel(ChangingRowsModel):
     def key_of(self, row: Any) -> tuple[Any, ...]:
         return row_key(row)
 
+    def same_row(self, old: Any, new: Any) -> bool:
+        # A listener's exposure takes no part in its equality (it follows the host's
+        # addresses and firewall), but the Reachable from column shows it.
+        return bool(old == new) and old.listener.exposure == new.listener.exposure
+
     # -- Qt model interface -------------------------------------------------------------
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(Column)

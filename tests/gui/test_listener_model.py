@@ -200,3 +200,25 @@ def test_started_by_and_reachable_from_columns(qtbot: Any) -> None:
     assert model.data(model.index(1, Column.STARTED_BY)) == "bash (pid 77)"
     assert model.data(model.index(1, Column.REACHABLE)) == ""
     model.stop_timers()
+
+
+def test_a_changed_exposure_redraws_the_row(qtbot: Any) -> None:
+    """Exposure takes no part in a listener's equality, yet the table shows it: a new
+    firewall reading or address must reach the Reachable from column."""
+    from portwatch.core.exposure import Exposure
+
+    endpoint = Endpoint(Proto.TCP, Family.IPV4, "0.0.0.0", 8080)
+    owner = Owner(pid=5, create_time=1.0, name="app")
+    before = Exposure("network", addresses=("192.168.1.5",), everywhere=True)
+    after = Exposure("network", addresses=("192.168.1.5",), everywhere=True, firewall="x")
+    model = ListenerTableModel(linger_s=0.0)
+    model.update(
+        [ListenerView(CoreListener(endpoint, owner, exposure=before), True, Status.UNKNOWN)]
+    )
+    with qtbot.waitSignal(model.dataChanged, timeout=1000):
+        model.update(
+            [ListenerView(CoreListener(endpoint, owner, exposure=after), True, Status.UNKNOWN)]
+        )
+    tip = model.data(model.index(0, Column.REACHABLE), Qt.ItemDataRole.ToolTipRole)
+    assert "x" in tip.split("<br>")[-1]
+    model.stop_timers()
