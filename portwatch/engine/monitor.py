@@ -227,6 +227,10 @@ class Monitor:
             hit = by_value.get(listener)
             if hit is None:
                 judged[id(listener)] = self._judge(listener)
+            elif hit[1].listener.exposure != listener.exposure:
+                # Exposure takes no part in equality: the judgement stands, but the view
+                # must carry this poll's reach (a new address, a new firewall reading).
+                judged[id(listener)] = (listener, replace(hit[1], listener=listener), hit[2])
             else:
                 judged[id(listener)] = (listener, hit[1], hit[2])
         # Closed listeners are described as they were last seen.

@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 
 from portwatch.core.identity import script_is_file
+from portwatch.core.startedby import socket_activated
 from portwatch.core.text import clean
 from portwatch.core.types import Owner, SignerInfo
 from portwatch.files import raise_if_short
@@ -28,7 +29,9 @@ from portwatch.probe.extracode import extra_code, read_environ
 from portwatch.probe.interpreter import ScriptReader
 from portwatch.probe.origin import parent_chain, started_by_of
 from portwatch.probe.packages import PackageCheck, PackageVerifier, default_verifier
+from portwatch.probe.published import PublishedPorts, running_processes
 from portwatch.probe.replaced import replaced_reason
+from portwatch.probe.service_manager import ServiceNames, service_names
 from portwatch.probe.signature import default_verifier as default_signature_verifier
 
 log = logging.getLogger(__name__)
@@ -124,8 +127,14 @@ class OwnerReader:
         packages: PackageVerifier | None = None,
         signer_of: Callable[[str], SignerInfo | None] | None = None,
         file_times: Callable[[int], tuple[int, int] | None] = winfile.file_times_ns,
+        published: PublishedPorts | None = None,
+        services: ServiceNames | None = None,
     ) -> None:
         self._ps = ps
+        # The container a port forwarder (docker-proxy, rootlessport) publishes.
+        self.published = published or PublishedPorts(processes=lambda: running_processes(ps))
+        # Windows services and macOS launchd jobs by pid (None on Linux: the cgroup says).
+        self.services = services if services is not None else service_names(ps, platform)
         # Which installed package the executable and script verifiably came from; the
         # verifier caches by file identity and database stamp, so polls stay cheap.
         self.packages = packages if packages is not None else default_verifier()
@@ -314,9 +323,34 @@ class OwnerReader:
             signer=signer,
             note="; ".join(notes) or None,
             replaced=self._replaced(pid, exe),
-            started_by=started_by_of(pid) if self._linux else None,
+            started_by=self._started_by(proc, pid, exe),
             parents=parent_chain(ps, proc),
         )
+
+    def _started_by(self, proc: Any, pid: int, exe: str | None) -> str | None:
+        """What started the process (read once per process instance: owners are cached):
+        its control group, the ``.socket`` unit that passed it its sockets, the container
+        a port forwarder publishes, or the OS's service or launchd job elsewhere."""
+        if not self._linux:
+            return self.services.started_by(pid) if self.services is not None else None
+        found = started_by_of(pid)
+        program = os.path.basename(exe or "")
+        if program in ("docker-proxy", "rootlessport", "podman"):
+            try:
+                argv = [a for a in proc.cmdline() if isinstance(a, str)]
+            except (self._ps.Error, OSError):
+                argv = []
+            if program == "podman":
+                # podman re-executes itself as rootlessport (argv[0] names the role).
+                program = os.path.basename(argv[0]) if argv else program
+            published = self.published.describe(program, argv, pid)
+            if published is not None:
+                return published
+        # A service started by its .socket unit (Accept=no) is told its sockets' names.
+        environ = read_environ(pid)
+        if environ.get("LISTEN_PID") == str(pid):
+            found = socket_activated(found, environ.get("LISTEN_FDNAMES", ""))
+        return clean(found) if found else None
 
     def _replaced(self, pid: int, exe: str | None) -> str | None:
         """Why the running program is not the file at ``exe`` (Linux), else None."""

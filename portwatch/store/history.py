@@ -102,12 +102,15 @@ class ObservedListener:
 
 @dataclass(frozen=True)
 class ActivityPoint:
-    """Activity in one bucket: the most listeners and connections seen in it."""
+    """Activity in one bucket: the most listeners and connections seen in it, and the
+    bytes moved in it (None where the probe could not count them)."""
 
     wall: float
     listeners: int
     established: int
     bytes: int | None
+    bytes_in: int | None = None
+    bytes_out: int | None = None
 
 
 @dataclass(frozen=True)
@@ -324,13 +327,53 @@ class HistoryReader:
         res = resolution or self.resolution_for(until_wall - since_wall)
         proto_text = proto.value if isinstance(proto, Proto) else str(proto)
         rows = self._conn.execute(
-            "SELECT p.bucket, COALESCE(a.listeners, 0), COALESCE(a.established, 0), a.bytes"
-            " FROM polls p LEFT JOIN activity a ON a.resolution = p.resolution"
-            " AND a.bucket = p.bucket AND a.port = ? AND a.proto = ?"
+            "SELECT p.bucket, COALESCE(a.listeners, 0), COALESCE(a.established, 0), a.bytes,"
+            " a.bytes_in, a.bytes_out FROM polls p LEFT JOIN activity a"
+            " ON a.resolution = p.resolution AND a.bucket = p.bucket AND a.port = ? AND a.proto = ?"
             " WHERE p.resolution = ? AND p.bucket BETWEEN ? AND ? ORDER BY p.bucket",
             (port, proto_text, res, int(since_wall // res), int(until_wall // res)),
         )
-        return [ActivityPoint(float(b * res), int(li), int(es), by) for b, li, es, by in rows]
+        return [
+            ActivityPoint(float(b * res), int(li), int(es), by, bi, bo)
+            for b, li, es, by, bi, bo in rows
+        ]
+
+    @_reading
+    def activity_span(
+        self,
+        lo: int,
+        hi: int,
+        protos: Sequence[Proto | str],
+        since_wall: float,
+        until_wall: float,
+        resolution: int | None = None,
+    ) -> list[ActivityPoint]:
+        """Activity of the ports ``lo``..``hi`` on ``protos``, summed per bucket, in one
+        query (a watched range of any size). Bytes are summed over the ports that
+        counted them and None where none did; buckets with no poll are absent (gaps)."""
+        res = resolution or self.resolution_for(until_wall - since_wall)
+        names = [p.value if isinstance(p, Proto) else str(p) for p in protos] or ["tcp"]
+        rows = self._conn.execute(
+            "SELECT p.bucket, COALESCE(SUM(a.listeners), 0), COALESCE(SUM(a.established), 0),"
+            " SUM(a.bytes), SUM(a.bytes_in), SUM(a.bytes_out) FROM polls p LEFT JOIN activity a"
+            " ON a.resolution = p.resolution AND a.bucket = p.bucket"
+            " AND a.port BETWEEN ? AND ? AND a.proto IN (?, ?)"
+            " WHERE p.resolution = ? AND p.bucket BETWEEN ? AND ?"
+            " GROUP BY p.bucket ORDER BY p.bucket",
+            (
+                lo,
+                hi,
+                names[0],
+                names[-1],
+                res,
+                int(since_wall // res),
+                int(until_wall // res),
+            ),
+        )
+        return [
+            ActivityPoint(float(b * res), int(li), int(es), by, bi, bo)
+            for b, li, es, by, bi, bo in rows
+        ]
 
     @_reading
     def recent_events(
@@ -711,19 +754,35 @@ class HistoryStore(HistoryReader):
                 (res, bucket),
             )
             rows = [
-                (res, bucket, a.port, a.proto.value, a.listeners, a.established, a.bytes_delta)
+                (
+                    res,
+                    bucket,
+                    a.port,
+                    a.proto.value,
+                    a.listeners,
+                    a.established,
+                    a.bytes_delta,
+                    a.bytes_in_delta,
+                    a.bytes_out_delta,
+                )
                 for a in sample.activity
                 if a.listeners or a.established or a.bytes_delta
             ]
             if rows:
                 conn.executemany(
                     "INSERT INTO activity (resolution, bucket, port, proto, listeners,"
-                    " established, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " established, bytes, bytes_in, bytes_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (resolution, port, proto, bucket) DO UPDATE SET"
                     " listeners = MAX(listeners, excluded.listeners),"
                     " established = MAX(established, excluded.established),"
+                    # A poll that could not count (NULL) leaves the bucket's bytes as
+                    # they were: NULL stays "not measured", never becomes zero.
                     " bytes = CASE WHEN excluded.bytes IS NULL THEN bytes"
-                    " ELSE COALESCE(bytes, 0) + excluded.bytes END",
+                    " ELSE COALESCE(bytes, 0) + excluded.bytes END,"
+                    " bytes_in = CASE WHEN excluded.bytes_in IS NULL THEN bytes_in"
+                    " ELSE COALESCE(bytes_in, 0) + excluded.bytes_in END,"
+                    " bytes_out = CASE WHEN excluded.bytes_out IS NULL THEN bytes_out"
+                    " ELSE COALESCE(bytes_out, 0) + excluded.bytes_out END",
                     rows,
                 )
 
