@@ -200,6 +200,21 @@ class ChangingRowsModel(QAbstractTableModel):
         self._updated = True
         self._follow_marks()
 
+    def refill(self, views: Iterable[Any]) -> None:
+        """Show ``views`` as a new set of rows, without marks: what came into or went out
+        of view because the table's scope changed did not open or close."""
+        self.beginResetModel()
+        self.marks.forget(list(self._keys))
+        self._rows, self._keys = [], []
+        for view in views:
+            key = self.key_of(view)
+            if key not in self._keys:
+                self._keys.append(key)
+                self._rows.append(view)
+        self._updated = True
+        self.endResetModel()
+        self._follow_marks()
+
     def live_views(self) -> list[Any]:
         """The rows still there (closed rows being shown as gone left out)."""
         return [

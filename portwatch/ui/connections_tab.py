@@ -122,12 +122,16 @@ class ConnectionsTab(QWidget):
         """Show one poll of the connections (runs on the GUI thread)."""
         if snapshot.all_ports != self.every_port:
             return  # listed before the switch moved; the next poll follows it
-        self.snapshot = snapshot
+        previous, self.snapshot = self.snapshot, snapshot
         self.model.emphasise_watched = snapshot.all_ports
         if snapshot.error is not None:
             self.summary.setText(f"Connections could not be listed: {snapshot.error}")
             return
-        self.model.update(snapshot.rows)
+        if previous is not None and previous.all_ports != snapshot.all_ports:
+            # Rows that came into view with the switch are not new connections.
+            self.model.refill(snapshot.rows)
+        else:
+            self.model.update(snapshot.rows)
         # Rates show from the second poll on: fit the columns to the first two with rows.
         if self._sized_polls < 2 and snapshot.rows:
             self._sized_polls += 1

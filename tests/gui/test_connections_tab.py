@@ -327,3 +327,26 @@ def test_where_closing_is_not_possible_the_entry_is_disabled_and_says_why(qtbot:
     table.selectRow(1)
     entry = _menu_entry(not_root.menu(), "Close connection")
     assert not entry.isEnabled() and "UDP" in entry.text()
+
+
+def test_rows_that_come_into_view_with_the_switch_are_not_marked_new(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    paths = rooted(tmp_path)
+    paths.ensure()
+    tab = ConnectionsTab(SettingsService(paths.settings_file, settings_file.Settings()))
+    qtbot.addWidget(tab)
+    lister = FakeLister()
+    tracker = ConnectionTracker(lambda: WatchList((parse_spec("5000"),)), lister)
+    lister.now = [_conn(5000, 40000)]
+    tab.show_snapshot(tracker.poll(False))
+    tab.all_ports.setChecked(True)
+    lister.now = [_conn(5000, 40000), _conn(6000, 40001, pid=11)]
+    tab.show_snapshot(tracker.poll(True))
+    model = tab.model
+    assert model.rowCount() == 2
+    assert all(model.change_of_row(r) is None for r in range(2))
+    # A connection that really opens afterwards is new.
+    lister.now = [*lister.now, _conn(7000, 40002, pid=12)]
+    tab.show_snapshot(tracker.poll(True))
+    assert [model.change_of_row(r) for r in range(3)] == [None, None, Change.NEW]
