@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from cli_runner import run
+from platforms import wine_gives_pid_0
 from test_netlink_children import SocketChild, start_child
 
 TEN_MB = 10_000_000
@@ -35,6 +36,10 @@ reader.join()
 print(json.dumps({"port": lst.getsockname()[1], "client_port": cli.getsockname()[1]}), flush=True)
 sys.stdin.read()
 """
+
+
+# Every test here finds its rows by the child's pid.
+pytestmark = wine_gives_pid_0
 
 
 @pytest.fixture
