@@ -222,7 +222,7 @@ def test_locked_database_keeps_polls_in_memory_and_writes_them_later(
     blocker.execute("COMMIT")
     blocker.close()
     second = sample_at(now + 1, 2.0, (Listener(EP, OWNER),))
-    assert record(store, first, second) == []
+    assert record(store, first, second) == ["history is written again; no poll was lost"]
     assert store.pending == 0
     assert len(store.observed()) == 1
     assert [e.kind for e in store.recent_events()] == ["listener-opened"]
@@ -243,8 +243,12 @@ def test_full_disk_rolls_back_whole_and_monitoring_continues(tmp_path: Path) -> 
     warnings = store.record(sample_at(now + 1, 2.0, many), views_of(sample_at(0, 0, many)), ())
     assert warnings and "full" in warnings[0]
     assert store.observed() == []  # nothing half-written
-    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    # Still full: nothing more is said (one line for the whole outage, not one per poll).
     assert store.record(sample_at(now + 2, 3.0, many), views_of(sample_at(0, 0, many)), ()) == []
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.record(sample_at(now + 3, 4.0, many), views_of(sample_at(0, 0, many)), ()) == [
+        "history is written again; no poll was lost"
+    ]
     assert len(store.observed()) == 400
     store.close()
 
@@ -364,3 +368,26 @@ def test_a_clock_far_ahead_at_start_up_deletes_no_recent_history(
     assert ahead.activity(3653, Proto.TCP, now - 60, now + 60) is not None
     assert any(e.wall == pytest.approx(now) for e in ahead.recent_events())
     ahead.close()
+
+
+def test_bytes_by_direction_are_kept_per_bucket_and_unknown_stays_unknown(
+    tmp_path: Path,
+) -> None:
+    store = HistoryStore.open(tmp_path / "h.sqlite3")
+    now = (time.time() // 60) * 60
+    counted = PortActivity(3653, Proto.TCP, 1, 1, 300, 100, 200)
+    skipped = PortActivity(3653, Proto.TCP, 1, 1)  # a poll that re-used the last count
+    udp = PortActivity(3654, Proto.UDP, 1, 0)
+    for offset, item in ((0.0, counted), (2.0, skipped), (4.0, counted)):
+        sample = Sample(wall=now + offset, mono=offset, listeners=(), activity=(item, udp))
+        store.record(sample, (), ())
+    (bucket,) = store.activity(3653, Proto.TCP, now - 1, now + 5, 10)
+    assert (bucket.bytes_in, bucket.bytes_out, bucket.bytes) == (200, 400, 600)
+    (quiet,) = store.activity(3654, Proto.UDP, now - 1, now + 5, 10)
+    assert quiet.bytes_in is None and quiet.bytes_out is None
+    # A range read in one query sums the ports that counted and keeps unknown unknown.
+    (both,) = store.activity_span(3653, 3654, (Proto.TCP, Proto.UDP), now - 1, now + 5, 10)
+    assert (both.listeners, both.bytes_in, both.bytes_out) == (2, 200, 400)
+    (udp_only,) = store.activity_span(3653, 3654, (Proto.UDP,), now - 1, now + 5, 10)
+    assert udp_only.bytes_in is None
+    store.close()

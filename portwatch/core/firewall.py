@@ -22,7 +22,7 @@ What is evaluated, exactly (anything else is "rules present, not evaluated"):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 NO_RULES = "no firewall rules loaded"
@@ -50,6 +50,17 @@ class Chain:
 
 
 @dataclass(frozen=True)
+class _Step:
+    """A rule read for one protocol and IP version: it holds when each port condition
+    does (``values``, negated or not); ``unknown`` when it then cannot be told."""
+
+    conditions: tuple[tuple[frozenset[int], tuple[tuple[int, int], ...], bool], ...]
+    unknown: bool
+    verdict: str | None
+    text: str
+
+
+@dataclass(frozen=True)
 class Ruleset:
     """The parts of an nftables ruleset that decide local input."""
 
@@ -57,6 +68,11 @@ class Ruleset:
     chains: tuple[Chain, ...]
     # Why rules are known to exist that were not read (iptables-legacy tables), if so.
     unreadable: str = ""
+    # (chain index, proto, version) → the chain's rules read for them: each rule is
+    # read once, then a port is a set lookup per rule.
+    _steps: dict[tuple[int, str, int], _Compiled] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def verdict(self, proto: str, port: int, families: Iterable[int]) -> str:
         """What the firewall does with a new ``proto`` connection to ``port`` (over the
@@ -72,13 +88,21 @@ class Ruleset:
         return "; ".join(f"IPv{version}: {text}" for version, text in answers.items())
 
     def _verdict(self, proto: str, port: int, version: int) -> str:
-        chains = [c for c in self.chains if version in _FAMILIES.get(c.family, set())]
+        chains = [
+            (index, c)
+            for index, c in enumerate(self.chains)
+            if version in _FAMILIES.get(c.family, set())
+        ]
         if not chains:
             return NO_INPUT_FILTER
         reasons = []
-        for chain in chains:
+        for index, chain in chains:
+            key = (index, proto, version)
+            steps = self._steps.get(key)
+            if steps is None:
+                steps = self._steps[key] = _compile_chain(chain, proto, version)
             try:
-                verdict, why = _chain_verdict(chain, proto, port, version)
+                verdict, why = _run(steps, chain.policy, port)
             except _Unknown:
                 return NOT_EVALUATED
             where = f"{chain.family} {chain.table} {chain.name}"
@@ -136,75 +160,154 @@ def _priority(value: object) -> int:
     return value if isinstance(value, int) else 0
 
 
-def _chain_verdict(chain: Chain, proto: str, port: int, version: int) -> tuple[str, str]:
+@dataclass(frozen=True)
+class _Compiled:
+    """A chain read for one protocol and IP version, indexed by port: ``exact`` maps a
+    port to the first rule that is only "dport is one of these" and holds for it;
+    ``others`` are the positions of every other rule, checked in order."""
+
+    steps: tuple[_Step, ...]
+    exact: dict[int, int]
+    others: tuple[int, ...]
+
+
+def _compile_chain(chain: Chain, proto: str, version: int) -> _Compiled:
+    steps: list[_Step] = []
     for expressions in chain.rules:
-        verdict = _rule(expressions, proto, port, version)
-        if verdict is not None:
-            return verdict, f"rule {_describe(expressions)}"
-    return chain.policy, f"policy {chain.policy}"
+        step = _compile(expressions, proto, version)
+        if step is not None:
+            steps.append(step)
+    exact: dict[int, int] = {}
+    others: list[int] = []
+    for index, step in enumerate(steps):
+        if len(step.conditions) == 1 and not step.conditions[0][1] and not step.conditions[0][2]:
+            for port in step.conditions[0][0]:
+                exact.setdefault(port, index)
+        else:
+            others.append(index)
+    return _Compiled(tuple(steps), exact, tuple(others))
 
 
-def _rule(
-    expressions: Sequence[Mapping[str, Any]], proto: str, port: int, version: int
-) -> str | None:
-    """The rule's verdict when it holds for the packet; None when it cannot hold or
-    decides nothing; raises :class:`_Unknown` when that cannot be told."""
-    holds = True
+def _holds(step: _Step, port: int) -> bool:
+    return all(
+        (port in values or any(low <= port <= high for low, high in ranges)) != negate
+        for values, ranges, negate in step.conditions
+    )
+
+
+def _run(chain: _Compiled, policy: str, port: int) -> tuple[str, str]:
+    first = chain.exact.get(port)
+    for index in chain.others:
+        if first is not None and index > first:
+            break
+        if _holds(chain.steps[index], port):
+            first = index
+            break
+    if first is not None:
+        step = chain.steps[first]
+        if step.unknown:
+            raise _Unknown
+        if step.verdict is not None:
+            return step.verdict, f"rule {step.text}"
+    return policy, f"policy {policy}"
+
+
+class _PortCondition(Exception):
+    """A destination port match, decided per port (carries its values)."""
+
+    def __init__(self, right: Any) -> None:
+        super().__init__()
+        self.right = right
+
+
+def _compile(expressions: Sequence[Mapping[str, Any]], proto: str, version: int) -> _Step | None:
+    """The rule read for ``proto`` over IP ``version``: None when it cannot hold for a
+    new connection from another machine, or decides nothing."""
+    conditions = []
     unknown = False
     verdict = None
     for expression in expressions:
         if not isinstance(expression, dict) or len(expression) != 1:
-            raise _Unknown
+            unknown = True
+            continue
         ((kind, body),) = expression.items()
         if kind == "match":
             try:
-                if not _match(body, proto, port, version):
-                    holds = False
+                if not _match(body, proto, version):
+                    return None  # cannot hold, whatever else the rule says
+            except _PortCondition as condition:
+                try:
+                    conditions.append(_port_values(condition.right, body.get("op") == "!="))
+                except _Unknown:
+                    unknown = True
             except _Unknown:
                 unknown = True  # decides only if every understood match holds
         elif kind in _VERDICTS:
-            verdict = kind
+            verdict = "accept" if kind == "accept" else "drop"
         elif kind not in _PASSIVE:
             unknown = True  # jump, goto, limit, xt, set updates, …
-    if not holds:
+    if verdict is None and not unknown:
         return None
-    if unknown:
-        raise _Unknown
-    return "accept" if verdict == "accept" else ("drop" if verdict else None)
+    return _Step(tuple(conditions), unknown, verdict, _describe(expressions))
 
 
-def _match(body: Any, proto: str, port: int, version: int) -> bool:
+def _port_values(
+    right: Any, negate: bool
+) -> tuple[frozenset[int], tuple[tuple[int, int], ...], bool]:
+    values: set[int] = set()
+    ranges: list[tuple[int, int]] = []
+    for item in _values(right):
+        if isinstance(item, bool):
+            raise _Unknown
+        if isinstance(item, int):
+            values.add(item)
+        elif isinstance(item, dict) and "range" in item:
+            low, high = item["range"]
+            if not (isinstance(low, int) and isinstance(high, int)):
+                raise _Unknown
+            ranges.append((low, high))
+        else:
+            raise _Unknown  # a named set, a service name, …
+    return frozenset(values), tuple(ranges), negate
+
+
+def _match(body: Any, proto: str, version: int) -> bool:
     if not isinstance(body, dict):
         raise _Unknown
     op = body.get("op", "==")
     left, right = body.get("left"), body.get("right")
     if op not in ("==", "!=", "in"):
         raise _Unknown
-    value = _left_value(left, proto, port, version)
+    value = _left_value(left, proto, version)
     if value is None:
         # A field of another protocol's header: the packet has no such header.
         return False
+    if value is _PORT:
+        raise _PortCondition(right)
     found = _contains(right, value)
     return found if op != "!=" else not found
 
 
-def _left_value(left: Any, proto: str, port: int, version: int) -> object:
+_PORT = object()
+
+
+def _left_value(left: Any, proto: str, version: int) -> object:
     if not isinstance(left, dict):
         raise _Unknown
     payload = left.get("payload")
     if isinstance(payload, dict):
-        protocol, field = payload.get("protocol"), payload.get("field")
-        if field == "dport" and protocol in ("tcp", "udp", "th"):
+        protocol, field_name = payload.get("protocol"), payload.get("field")
+        if field_name == "dport" and protocol in ("tcp", "udp", "th"):
             if protocol not in ("th", proto):
                 return None
-            return port
+            return _PORT
         if protocol in ("icmp", "icmpv6", "sctp", "dccp", "udplite", "tcp", "udp"):
             if protocol != proto:
                 return None
             raise _Unknown  # another field of our own header (flags, sport)
-        if protocol == "ip" and field == "protocol":
+        if protocol == "ip" and field_name == "protocol":
             return proto if version == 4 else None
-        if protocol == "ip6" and field == "nexthdr":
+        if protocol == "ip6" and field_name == "nexthdr":
             return proto if version == 6 else None
         raise _Unknown  # addresses and the rest
     meta = left.get("meta")
