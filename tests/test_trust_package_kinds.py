@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from platforms import needs_posix
 from trust_fixtures import listener, owner, sha
 
 from portwatch.config import trustfile
@@ -321,6 +322,7 @@ class FailingDatabase:
         raise OSError("database locked")
 
 
+@needs_posix  # package databases list POSIX paths; a Windows path is never looked up
 def test_a_failed_lookup_is_not_cached_as_no_package(tmp_path: Path) -> None:
     exe = tmp_path / "x"
     exe.write_bytes(b"x")
@@ -331,6 +333,7 @@ def test_a_failed_lookup_is_not_cached_as_no_package(tmp_path: Path) -> None:
     assert db.calls == 2
 
 
+@needs_posix  # package databases list POSIX paths; a Windows path is never looked up
 def test_rpm_digests_from_a_recorded_answer(tmp_path: Path) -> None:
     exe = tmp_path / "sshd"
     exe.write_bytes(b"sshd binary")
