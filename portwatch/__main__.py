@@ -88,8 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `portwatch scan | head`: the reader went away; not an error worth a traceback.
         _drop_stdout()
         return 0
-    except MemoryError:
-        return _error("out of memory; portwatch stopped")
+    except (MemoryError, files.ResourceShortage) as exc:
+        return _error(f"{files.shortage(exc)}; portwatch stopped")
     except OSError as exc:
         # A full disk on stdout, no file descriptors left, ...: one line, not a traceback.
         _drop_stdout()

@@ -37,6 +37,65 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+class ResourceShortage(RuntimeError):
+    """portwatch ran out of file descriptors or memory (or the system did).
+
+    Deliberately not an OSError: it passes every handler that reads an OSError as "this
+    one file or process could not be read", so a result left incomplete for want of a
+    descriptor is never taken for a fact about the system (an owner "uninspectable",
+    a file "not in its package", "nothing is trusted"). ``str()`` says what ran out.
+    """
+
+
+def shortage(exc: BaseException) -> str | None:
+    """What ran out, in words, when ``exc`` says the process ran out of file
+    descriptors or memory; None for any other error."""
+    if isinstance(exc, ResourceShortage):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno == errno.EMFILE:
+        return f"out of file descriptors{_descriptor_limit()}"
+    if exc.errno == errno.ENFILE:
+        return "the system is out of file descriptors (every process together)"
+    if exc.errno == errno.ENOMEM:
+        return "out of memory"
+    return None
+
+
+def raise_if_short(exc: BaseException) -> None:
+    """Raise :class:`ResourceShortage` when ``exc`` is a shortage; call it first in an
+    ``except OSError`` that would otherwise take the failure for an answer."""
+    reason = shortage(exc)
+    if reason is not None:
+        raise ResourceShortage(reason) from exc
+
+
+def shortage_now() -> str | None:
+    """Whether the process is out of descriptors right now (tried by opening one), for
+    libraries that hide the OS's error (SQLite's "unable to open database file")."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY | _O_CLOEXEC)
+    except OSError as exc:
+        return shortage(exc)
+    os.close(fd)
+    return None
+
+
+def _descriptor_limit() -> str:
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return ""
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return f" (this process may have {soft} open; raise the limit with ulimit -n)"
+
+
 class RefusedFile(OSError):
     """A file portwatch will not use; ``strerror`` is the reason, ``filename`` the path."""
 

@@ -13,8 +13,9 @@ Works with ``QT_QPA_PLATFORM=offscreen``; only loopback sockets are opened.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
-import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +26,37 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from screenshot import choose_plan, start_children, stop_children  # noqa: E402
+
+# A child that serves one port and streams to itself through it (both ends in one
+# process): steady traffic for the byte and rate columns.
+PUMP = r"""
+import socket, sys, threading, time
+srv = socket.socket()
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+port = srv.getsockname()[1]
+def serve():
+    conn, _ = srv.accept()
+    while conn.recv(65536):
+        pass
+threading.Thread(target=serve, daemon=True).start()
+c = socket.create_connection(("127.0.0.1", port))
+print(port, flush=True)
+def pump():
+    while True:
+        c.sendall(b"x" * 40_000)
+        time.sleep(0.1)
+threading.Thread(target=pump, daemon=True).start()
+sys.stdin.read()
+"""
+
+
+def start_pump() -> tuple[subprocess.Popen[str], int]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", PUMP], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    return child, int(child.stdout.readline())
 
 
 def run(out: Path) -> None:
@@ -65,11 +97,11 @@ def run(out: Path) -> None:
         paths.ensure()
         settings_file.save(paths.settings_file, Settings(poll_interval_s=0.5))
         plan = choose_plan()
-        ports = sorted({entry[2] for child in plan for entry in child})
-        watchfile.save(paths.watchlist_file, WatchList(tuple(parse_spec(str(p)) for p in ports)))
         children = start_children(plan)
         # Some traffic, so the byte columns and rates have something to show.
-        talker = socket.create_connection(("127.0.0.1", plan[0][0][2]))
+        pump, pump_port = start_pump()
+        ports = sorted({entry[2] for child in plan for entry in child} | {pump_port})
+        watchfile.save(paths.watchlist_file, WatchList(tuple(parse_spec(str(p)) for p in ports)))
         desktop = DesktopApp(paths, use_tray=False, notification_backend=NullBackend())
         try:
             desktop.start()
@@ -78,15 +110,16 @@ def run(out: Path) -> None:
             # Room for the table's columns (the default size fits a small screen).
             window.resize(1560, 960)
             window.show_connections_tab()
-            for _ in range(6):
-                talker.sendall(b"x" * 200_000)
-                shown = window.ticks_shown
-                wait_until(lambda s=shown: window.ticks_shown > s)
+            shown = window.ticks_shown
+            wait_until(lambda: window.ticks_shown > shown + 6)
             wait_until(lambda: tab.model.rowCount() >= 4)
             grab(window, "connections-watched.png")
+            # Every port, with host names (the setting is off by default).
+            service = desktop.settings_service
+            service.apply(dataclasses.replace(service.current, reverse_dns=True))
             tab.all_ports.setChecked(True)
             wait_until(lambda: tab.snapshot is not None and tab.snapshot.all_ports)
-            wait_until(lambda: window.ticks_shown > shown + 8)
+            wait_until(lambda: window.ticks_shown > shown + 14)
             grab(window, "connections-all.png")
             # The row menu and the close confirmation for one of our connections.
             proxy = tab.proxy
@@ -109,9 +142,8 @@ def run(out: Path) -> None:
                     grab(box, "close-connection-confirm.png")
                     box.reject()
         finally:
-            talker.close()
             desktop.shutdown()
-            stop_children(children)
+            stop_children([*children, pump])
 
 
 def main() -> int:

@@ -215,11 +215,17 @@ def _documented_fields() -> set[str]:
 def test_every_field_written_is_documented() -> None:
     if not README.exists():
         pytest.skip("the README is in the source tree")
+    from portwatch.core.exposure import Exposure
+    from portwatch.core.types import PackageInfo
+
     owner = Owner(pid=9, create_time=1.0, name="n", exe="/e", sha256="0" * 64, user="u",
-                  script="/s.py")  # fmt: skip
+                  script="/s.py", package=PackageInfo("p", "1", "dpkg"),
+                  started_by="systemd unit n.service", parents=(("systemd", 1),),
+                  replaced="deleted from disk")  # fmt: skip
+    exposure = Exposure("network", addresses=("192.168.1.5",), everywhere=True)
     event = PortEvent(
         EventKind.OWNER_CHANGED,
-        Listener(Endpoint(Proto.TCP, Family.IPV4, "0.0.0.0", 3653), owner),
+        Listener(Endpoint(Proto.TCP, Family.IPV4, "0.0.0.0", 3653), owner, exposure=exposure),
         1.0,
         1.0,
         watched=True,
@@ -230,6 +236,10 @@ def test_every_field_written_is_documented() -> None:
     record = event_record(event, "h", 1, "svc")
     written = _paths(record)
     assert written <= _documented_fields(), written - _documented_fields()
+    assert record["portwatch"]["started_by"] == "systemd unit n.service"
+    assert record["portwatch"]["reachable_from"] == "local network: 192.168.1.5"
+    assert record["portwatch"]["firewall"] == "firewall not checked"
+    assert record["process"]["parent"] == {"pid": 1, "name": "systemd"}
 
 
 def test_monitor_appends_events_as_json_lines(data_dir: Path, child_sockets: list) -> None:

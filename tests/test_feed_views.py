@@ -152,6 +152,7 @@ def test_every_column_is_text_and_none_is_null(tmp_path: Path) -> None:
         (views.LISTENERS, views.LISTENER_COLUMNS),
         (views.EVENTS, views.EVENT_COLUMNS),
         (views.SCHEMA, views.SCHEMA_COLUMNS),
+        (views.WHY, views.WHY_COLUMNS),
     ):
         cursor = conn.execute(f"SELECT * FROM {name}")  # noqa: S608
         assert tuple(d[0] for d in cursor.description) == columns
@@ -216,6 +217,7 @@ def test_the_readme_documents_every_view_column() -> None:
         (views.LISTENERS, views.LISTENER_COLUMNS),
         (views.EVENTS, views.EVENT_COLUMNS),
         (views.SCHEMA, views.SCHEMA_COLUMNS),
+        (views.WHY, views.WHY_COLUMNS),
     ):
         assert name in section
         for column in columns:

@@ -215,8 +215,12 @@ def test_an_ip6_table_says_nothing_about_ipv4_and_families_can_differ() -> None:
 
 def test_reading_is_not_guessed_without_root_or_nft() -> None:
     if hasattr(os, "geteuid") and os.geteuid() == 0:
-        assert read_state(lambda: None).verdict("tcp", 80, {4}) == (
+        assert read_state(lambda: None, ufw=lambda: None).verdict("tcp", 80, {4}) == (
             "firewall not checked (nft is not installed)"
+        )
+        # ufw's own setting is readable by anyone: said, and still not a verdict.
+        assert read_state(lambda: None, ufw=lambda: True).verdict("tcp", 80, {4}) == (
+            "firewall not checked (nft is not installed; ufw is enabled in its settings)"
         )
         assert "nft could not list the rules" in read_state(lambda: (1, b"")).why_not
     assert read_state(lambda: (0, b"{}"), platform="win32").ruleset is None
@@ -375,3 +379,37 @@ def test_the_first_rule_that_holds_decides_whatever_its_kind() -> None:
     assert negated.verdict("tcp", 23, {4}).startswith("the firewall drops it")
     # A port match on UDP says nothing about TCP.
     assert negated.verdict("udp", 23, {4}).startswith("the firewall lets it in")
+
+
+def test_ufw_setting_file(tmp_path: Path) -> None:
+    from portwatch.probe.firewall import ufw_enabled
+
+    conf = tmp_path / "ufw.conf"
+    # /etc/ufw/ufw.conf as Ubuntu 22.04 ships it, after `ufw enable`.
+    conf.write_text("# /etc/ufw/ufw.conf\n#\nENABLED=yes\nLOGLEVEL=low\n", encoding="utf-8")
+    assert ufw_enabled(str(conf)) is True
+    conf.write_text("ENABLED=no\n", encoding="utf-8")
+    assert ufw_enabled(str(conf)) is False
+    assert ufw_enabled(str(tmp_path / "absent")) is None
+
+
+@pytest.mark.skipif(
+    not (hasattr(os, "geteuid") and os.geteuid() == 0), reason="drops from root to nobody"
+)
+def test_an_unprivileged_reader_says_not_checked() -> None:
+    # Imports as root (the venv may be private to root), then runs as uid 65534.
+    code = (
+        "import os; from portwatch.probe.firewall import read_state;"
+        " os.setgid(65534); os.setuid(65534);"
+        " print(read_state(ufw=lambda: None).verdict('tcp', 80, {4}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "firewall not checked (reading the rules needs root)"

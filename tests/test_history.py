@@ -217,7 +217,7 @@ def test_locked_database_keeps_polls_in_memory_and_writes_them_later(
     blocker.execute("COMMIT")
     blocker.close()
     second = sample_at(now + 1, 2.0, (Listener(EP, OWNER),))
-    assert record(store, first, second) == []
+    assert record(store, first, second) == ["history is written again; no poll was lost"]
     assert store.pending == 0
     assert len(store.observed()) == 1
     assert [e.kind for e in store.recent_events()] == ["listener-opened"]
@@ -238,8 +238,12 @@ def test_full_disk_rolls_back_whole_and_monitoring_continues(tmp_path: Path) -> 
     warnings = store.record(sample_at(now + 1, 2.0, many), views_of(sample_at(0, 0, many)), ())
     assert warnings and "full" in warnings[0]
     assert store.observed() == []  # nothing half-written
-    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    # Still full: nothing more is said (one line for the whole outage, not one per poll).
     assert store.record(sample_at(now + 2, 3.0, many), views_of(sample_at(0, 0, many)), ()) == []
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.record(sample_at(now + 3, 4.0, many), views_of(sample_at(0, 0, many)), ()) == [
+        "history is written again; no poll was lost"
+    ]
     assert len(store.observed()) == 400
     store.close()
 

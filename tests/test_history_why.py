@@ -67,6 +67,12 @@ def test_history_records_and_exports_why_fields(tmp_path: Path) -> None:
         assert item.exposure_scope == "public"
         assert item.reachable_from.startswith("all interfaces, including a public address")
         text, count = render_csv(store)
+        # The same through the versioned view for osquery and scripts.
+        row = store._conn.execute(
+            "SELECT l.port, w.started_by, w.exposure, w.firewall FROM portwatch_listeners_v1 l"
+            " JOIN portwatch_listener_why_v1 w USING (id)"
+        ).fetchone()
+        assert row == ("80", "systemd unit nginx.service", "public", "firewall not checked")
     finally:
         store.close()
     assert count == 1

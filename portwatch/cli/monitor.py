@@ -17,6 +17,7 @@ from portwatch.cli import CommandError, common
 from portwatch.config import trustfile, watchfile
 from portwatch.config.follow import Follower
 from portwatch.core.alerts import ALERTING_KINDS
+from portwatch.core.problems import Outage
 from portwatch.core.text import visible
 from portwatch.core.types import EventKind, PortEvent
 from portwatch.core.watchlist import WatchList
@@ -27,8 +28,9 @@ from portwatch.engine.schedule import MIN_INTERVAL_S, TickSchedule
 from portwatch.engine.schedule import run as schedule_run
 from portwatch.engine.sinks import Sinks, TickSink
 from portwatch.engine.textfile import TextfileSink
+from portwatch.files import ResourceShortage
 from portwatch.paths import Paths
-from portwatch.store.history import HistoryStore, StoreError
+from portwatch.store.history import HistoryStore, StoreError, StoreUnavailable
 
 MAX_INTERVAL_S = 3600.0
 # About a century: long enough for "run forever", short enough for any clock arithmetic.
@@ -163,11 +165,16 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     # are checked first so a bad --textfile or --jsonl is reported before anything opens.
     running: list[Monitor] = []
     sinks = Sinks(_sinks(args, lambda: running[0].watchlist if running else watchlist))
+    store: HistoryStore | None
     try:
         store = HistoryStore.open(paths.history_db)
+    except StoreUnavailable as exc:
+        # A full disk or no descriptors left: watching is still worth doing.
+        common.warn(f"{exc}; monitoring goes on without recording history")
+        store = None
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
-    for notice in store.notices:
+    for notice in store.notices if store is not None else ():
         common.warn(notice)
     judge = common.load_judge(paths)
     # `portwatch trust add` in another terminal takes effect on the next poll.
@@ -190,7 +197,23 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     schedule = TickSchedule(max(args.interval, MIN_INTERVAL_S))
 
+    # Out of descriptors or memory outside the poll (reading a changed config file,
+    # writing a feed): said once, and the next step tries again.
+    outage = Outage()
+
     def step() -> None:
+        try:
+            guarded_step()
+        except (ResourceShortage, MemoryError) as exc:
+            news = outage.failed(
+                f"{files.shortage(exc)}: this poll was skipped; portwatch keeps trying"
+            )
+            if news is not None:
+                common.warn(news)
+        else:
+            outage.ended()
+
+    def guarded_step() -> None:
         rewatched = watch_follower.poll()
         if rewatched is not None:
             for problem in rewatched.problems:

@@ -88,12 +88,16 @@ def load(path: Path) -> LoadedTrust:
     """Read the trust file. A missing file is an empty list with the review pending.
 
     Only reads: problems are reported (value and reason) and the valid entries used.
+    Raises :class:`~portwatch.files.ResourceShortage` when no descriptor or memory is
+    left to read it: that says nothing about the file.
     """
     try:
         raw = files.read_bytes(path, MAX_BYTES)
     except FileNotFoundError:
         return LoadedTrust(TrustList())
     except OSError as exc:
+        # No descriptor left is no answer about the file: never "nothing is trusted".
+        files.raise_if_short(exc)
         return LoadedTrust(
             TrustList(),
             (f"cannot use {path}: {exc.strerror or exc}; nothing is trusted for now",),

@@ -17,6 +17,7 @@ import psutil
 
 from portwatch.core.exposure import LOCAL, Exposure, canonical_address, exposure_of
 from portwatch.core.types import Endpoint, Family, Owner
+from portwatch.files import raise_if_short
 from portwatch.probe.firewall import FirewallState
 
 # Docker publishes a port with DNAT rules in its own chains: connections from other
@@ -29,7 +30,8 @@ def host_interfaces(ps: Any = psutil) -> dict[str, list[str]]:
     """Each device of this machine with its IPv4 and IPv6 addresses ({} if unreadable)."""
     try:
         table = ps.net_if_addrs()
-    except (OSError, AttributeError, RuntimeError):
+    except (OSError, AttributeError, RuntimeError) as exc:
+        raise_if_short(exc)  # no descriptor for the query is no answer about devices
         return {}
     out: dict[str, list[str]] = {}
     for name, addresses in table.items():
@@ -47,7 +49,8 @@ def device_name(ifindex: int) -> str:
         return ""
     try:
         return socket.if_indextoname(ifindex)
-    except OSError:
+    except OSError as exc:
+        raise_if_short(exc)
         return f"if{ifindex}"
 
 

@@ -92,19 +92,42 @@ def legacy_tables(proc: str = "/proc") -> bool:
     return False
 
 
+def ufw_enabled(path: str = "/etc/ufw/ufw.conf") -> bool | None:
+    """Whether ufw is set to run (its own readable setting; None: no ufw here)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(64 * 1024)
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "ENABLED":
+            return value.strip().strip("'\"").lower() == "yes"
+    return None
+
+
+def _with_ufw(why: str, ufw: Callable[[], bool | None]) -> str:
+    """The reason the rules were not read, with what ufw's own setting says."""
+    enabled = ufw()
+    if enabled is None:
+        return why
+    return f"{why}; ufw is {'enabled' if enabled else 'disabled'} in its settings"
+
+
 def read_state(
     run: RunNft = run_nft,
     platform: str = sys.platform,
     legacy: Callable[[], bool] = legacy_tables,
+    ufw: Callable[[], bool | None] = ufw_enabled,
 ) -> FirewallState:
     """One reading of the firewall, now (blocking)."""
     if not platform.startswith("linux"):
         return FirewallState(None, "only nftables on Linux is read")
     if hasattr(os, "geteuid") and os.geteuid() != 0:
-        return FirewallState(None, "reading the rules needs root")
+        return FirewallState(None, _with_ufw("reading the rules needs root", ufw))
     result = run()
     if result is None:
-        return FirewallState(None, "nft is not installed")
+        return FirewallState(None, _with_ufw("nft is not installed", ufw))
     code, output = result
     if code != 0:
         return FirewallState(None, "nft could not list the rules")

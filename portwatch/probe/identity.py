@@ -23,6 +23,7 @@ from portwatch.core.identity import script_is_file
 from portwatch.core.startedby import socket_activated
 from portwatch.core.text import clean
 from portwatch.core.types import Owner, SignerInfo
+from portwatch.files import raise_if_short
 from portwatch.probe import procfs, winfile
 from portwatch.probe.extracode import extra_code, read_environ
 from portwatch.probe.interpreter import ScriptReader
@@ -82,7 +83,8 @@ class FileHasher:
         try:
             with open(path, "rb") as handle:
                 return self.hash_open_file(handle)
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return None
 
     def hash_open_file(self, handle: Any) -> str:
@@ -192,6 +194,10 @@ class OwnerReader:
             return None
         except ps.AccessDenied:
             return Owner(pid=pid, note="access denied: the OS hides this process's details")
+        except OSError as exc:
+            # Out of descriptors or memory: not an answer about this process.
+            raise_if_short(exc)
+            raise
         self._used.add(pid)
         cached = self._owners.get(pid)
         if cached is not None and cached[1] is not None:
@@ -217,6 +223,8 @@ class OwnerReader:
         except (ps.Error, OSError) as exc:
             # psutil passes Windows errors it does not map (WinError 87, 299, ...) through
             # as plain OSError: this owner stays unattributed, the rest of the poll goes on.
+            # Out of descriptors or memory is no answer about the owner: the poll fails.
+            raise_if_short(exc)
             log.debug("reading pid %s failed: %r", pid, exc)
             reason = clean(str(exc)) or type(exc).__name__
             return Owner(pid=pid, note=f"details unreadable ({reason})")
@@ -238,7 +246,8 @@ class OwnerReader:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 return b"cmdline:" + handle.read(65536)
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return None
 
     def _euid(self, proc: Any) -> int | None:
@@ -280,7 +289,8 @@ class OwnerReader:
                 script, script_sha = self._script_of(proc, exe)
             except (ps.NoSuchProcess, ps.ZombieProcess):
                 return None
-            except (ps.AccessDenied, OSError):
+            except (ps.AccessDenied, OSError) as exc:
+                raise_if_short(exc)
                 notes.append("script hidden")
         extra = self._extra_code(proc, pid, exe) if exe else None
         exe_check = script_check = PackageCheck()
@@ -359,6 +369,7 @@ class OwnerReader:
             return self.packages.check(path, open_path)
         except OSError as exc:
             # A database that cannot be read is no verdict: nothing is cached, no package.
+            raise_if_short(exc)
             log.debug("package check failed for %s: %s", path, exc)
             return PackageCheck()
 
@@ -370,7 +381,8 @@ class OwnerReader:
         ps = self._ps
         try:
             argv = [a for a in proc.cmdline() if isinstance(a, str)]
-        except (ps.NoSuchProcess, ps.ZombieProcess, ps.AccessDenied, OSError):
+        except (ps.NoSuchProcess, ps.ZombieProcess, ps.AccessDenied, OSError) as exc:
+            raise_if_short(exc)
             argv = None
         environ = read_environ(pid)
         return extra_code(exe, argv, environ, procfs.root_of(pid), procfs.cwd_of(pid))
@@ -393,6 +405,7 @@ class OwnerReader:
                 with open(link, "rb") as handle:
                     sha = self.hasher.hash_open_file(handle)
             except OSError as exc:
+                raise_if_short(exc)
                 return clean(target), None, f"executable unreadable ({exc.strerror or exc})"
             note = (
                 "the executable was replaced or deleted on disk after start" if replaced else None
@@ -419,7 +432,8 @@ class OwnerReader:
                         "the executable was replaced on disk after start",
                     )
                 exe_sha = self.hasher.hash_open_file(handle)
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return clean(exe), None, "executable unreadable"
         return clean(exe), exe_sha, None
 

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from portwatch.core.text import clean
 from portwatch.core.types import PackageInfo
+from portwatch.files import raise_if_short
 
 log = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ class DpkgDatabase:
             try:
                 with open(os.path.join(self._info, name), "rb") as handle:
                     out.append((stem, handle.read()))
-            except OSError:
+            except OSError as exc:
+                raise_if_short(exc)  # else lists missing packages would be kept
                 continue
         return out
 
@@ -298,7 +300,8 @@ class DpkgDatabase:
         try:
             with open(os.path.join(self.admin_dir, "diversions"), encoding="utf-8") as handle:
                 lines = handle.read().split("\n")
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError) as exc:
+            raise_if_short(exc)
             return
         for index in range(0, len(lines) - 2, 3):
             source, target, by = lines[index], lines[index + 1], lines[index + 2]
@@ -384,15 +387,15 @@ class DpkgDatabase:
                     digest, _, listed = line.rstrip(b"\n").partition(b"  ")
                     if listed == relative:
                         return FileRecord(package, path, "md5", digest.decode("ascii").lower())
-        except (OSError, UnicodeDecodeError):
-            pass
+        except (OSError, UnicodeDecodeError) as exc:
+            raise_if_short(exc)
         # No digest: confirm the path really is in the package (not a hash collision).
         try:
             with open(os.path.join(self._info, f"{stem}.list"), "rb") as handle:
                 if os.fsencode(path) in handle.read().split(b"\n"):
                     return FileRecord(package, path, "md5", None)
-        except OSError:
-            pass
+        except OSError as exc:
+            raise_if_short(exc)
         return None
 
 
@@ -511,6 +514,7 @@ class PackageVerifier:
             with open(open_path or path, "rb") as handle:
                 return self._check_open(path, handle)
         except OSError as exc:
+            raise_if_short(exc)
             log.debug("no package check for %s: %s", path, exc)
             return PackageCheck(problem=f"could not be checked ({exc.strerror or exc})")
 

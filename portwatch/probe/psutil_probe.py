@@ -17,6 +17,7 @@ from portwatch.core.exposure import canonical_address
 from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
+from portwatch.files import ResourceShortage, raise_if_short
 from portwatch.probe.base import ProbeError
 from portwatch.probe.exposure import device_name, endpoint_of, host_interfaces, listener_exposure
 from portwatch.probe.firewall import FirewallState, FirewallWatch
@@ -90,7 +91,8 @@ class _KernelDetails:
         self.known = False
         try:
             diag = SockDiag()
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return
         try:
             for family in FAMILIES:
@@ -183,11 +185,17 @@ class PsutilProbe:
                 rows = [*rows, *unseen]
                 partial_reason = MACOS_UNATTRIBUTED_REASON.format(denied=counted)
         except (OSError, self._ps.Error) as exc:
+            raise_if_short(exc)
             # Anything else psutil raises for the whole table is one failed poll, not a crash.
             raise ProbeError(f"cannot read the connection table: {exc}") from exc
         self._interfaces = host_interfaces(self._ps)
         self._firewall_state = self.firewall.state()
-        listeners, activity = self._interpret(rows, watched)
+        try:
+            listeners, activity = self._interpret(rows, watched)
+        except ResourceShortage:
+            if self._holders is not None:
+                self._holders.forget()  # may be half-read: read again next poll
+            raise
         self.owners.forget_unused()
         return Sample(
             wall=wall,
@@ -354,7 +362,8 @@ class PsutilProbe:
             return found
         try:
             again = self._ps.net_connections("inet")
-        except (OSError, self._ps.Error):
+        except (OSError, self._ps.Error) as exc:
+            raise_if_short(exc)
             return found
         # psutil's rows carry no device: match them to listeners without it.
         fresh_rows = {_without_device(ep) for ep in fresh}

@@ -29,6 +29,7 @@ from portwatch.core.trust import (
 )
 from portwatch.core.types import Proto
 from portwatch.core.watchlist import WatchList, WatchSpec
+from portwatch.files import ResourceShortage, shortage
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,9 @@ class TrustService(QObject):
         except OSError as exc:
             self.notices.emit([f"could not save {self._path}: {exc.strerror or exc}"])
             return None
+        except (ResourceShortage, MemoryError) as exc:
+            self.notices.emit([f"could not save {self._path}: {shortage(exc)}"])
+            return None
         if loaded.problems:
             self.notices.emit(list(loaded.problems))
         self.judge.set_trust_list(loaded.trust_list)
@@ -200,7 +204,10 @@ class TrustService(QObject):
     @Slot()
     def reload_if_changed(self) -> None:
         """Pick up edits made by the command line while the window runs."""
-        loaded = self._reloader.poll()
+        try:
+            loaded = self._reloader.poll()
+        except (ResourceShortage, MemoryError):
+            return  # read again on the next look; the sampler's poll says what ran out
         if loaded is None:
             return
         if loaded.problems:

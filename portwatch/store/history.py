@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from portwatch import files
 from portwatch.core.exposure import canonical_address
+from portwatch.core.problems import Outage
 from portwatch.core.types import (
     Endpoint,
     ListenerView,
@@ -57,6 +59,11 @@ MAX_PENDING = 3600
 
 class StoreError(RuntimeError):
     """The history file cannot be used at all (the folder is unwritable, ...)."""
+
+
+class StoreUnavailable(StoreError):
+    """The history cannot be written for now (a full disk, no file descriptors or memory
+    left): monitoring can go on without recording; the message says why."""
 
 
 class StoreBusy(StoreError):
@@ -239,6 +246,13 @@ def _spelled(family: object, address: object) -> Any:
     if family == "ipv6" and isinstance(address, str):
         return canonical_address(address, True)
     return address
+
+
+_SQLITE_FULL = 13
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "disk is full" in str(exc)
 
 
 class HistoryReader:
@@ -461,6 +475,7 @@ class HistoryStore(HistoryReader):
             deque()
         )
         self._dropped = 0
+        self._outage = Outage()
         # identity -> (row id, status, watched, why values) for listeners present in
         # the last poll
         self._open: dict[IdentityKey, OpenRow] = {}
@@ -546,7 +561,12 @@ class HistoryStore(HistoryReader):
             views.install(conn, schema.migrate(conn))
         except guard.UnsafeHistory as exc:
             raise StoreError(str(exc)) from exc
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, MemoryError) as exc:
+            short = files.shortage(exc) or files.shortage_now()
+            if short is not None or _disk_full(exc):
+                raise StoreUnavailable(
+                    f"cannot open the history file {path}: {short or exc}"
+                ) from exc
             raise StoreError(f"cannot open the history file {path}: {exc}") from exc
         return cls(conn, path, notices, lock)
 
@@ -585,17 +605,29 @@ class HistoryStore(HistoryReader):
             item = self._pending[0]
             try:
                 self._write(*item)
-            except sqlite3.DatabaseError as exc:
-                warnings.append(
-                    f"history could not be written ({exc}); {len(self._pending)} polls are"
-                    " kept in memory and will be written when possible"
+            except (sqlite3.DatabaseError, MemoryError) as exc:
+                # A full disk or no descriptors left fails every poll alike: one line
+                # when it starts, one when it is over, not one per poll.
+                why = files.shortage(exc) or files.shortage_now() or str(exc)
+                news = self._outage.failed(
+                    f"history could not be written ({why}); polls are kept in memory (up to"
+                    f" {MAX_PENDING}) and will be written when possible"
                 )
-                log.info(warnings[-1])  # returned to the caller, who shows it
+                if news is not None:
+                    warnings.append(news)
+                    log.info(news)  # returned to the caller, who shows it
                 break
             self._pending.popleft()
-        if self._dropped and not self._pending:
-            warnings.append(f"{self._dropped} polls could not be recorded and were dropped")
-            self._dropped = 0
+        if not self._pending:
+            failed = self._outage.ended()
+            if self._dropped:
+                warnings.append(
+                    f"history is written again; {self._dropped} polls could not be recorded"
+                    " and were dropped"
+                )
+                self._dropped = 0
+            elif failed:
+                warnings.append("history is written again; no poll was lost")
         return warnings
 
     def _write(

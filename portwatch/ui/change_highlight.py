@@ -135,6 +135,10 @@ class ChangingRowsModel(QAbstractTableModel):
         """A row's identity across updates."""
         raise NotImplementedError
 
+    def same_row(self, old: Any, new: Any) -> bool:
+        """Whether a row shows the same either way (a row that differs is redrawn)."""
+        return bool(old == new)
+
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
@@ -179,7 +183,7 @@ class ChangingRowsModel(QAbstractTableModel):
                 continue
             if self.marks.is_closed(key):
                 self.marks.mark(key, Change.NEW, now)  # back again
-            if fresh != self._rows[row] or self.marks.change_of(key) is not None:
+            if not self.same_row(self._rows[row], fresh) or self.marks.change_of(key) is not None:
                 self._rows[row] = fresh
                 self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
         known = set(self._keys)
@@ -194,6 +198,21 @@ class ChangingRowsModel(QAbstractTableModel):
                     self.marks.mark(key, Change.NEW, now)
             self.endInsertRows()
         self._updated = True
+        self._follow_marks()
+
+    def refill(self, views: Iterable[Any]) -> None:
+        """Show ``views`` as a new set of rows, without marks: what came into or went out
+        of view because the table's scope changed did not open or close."""
+        self.beginResetModel()
+        self.marks.forget(list(self._keys))
+        self._rows, self._keys = [], []
+        for view in views:
+            key = self.key_of(view)
+            if key not in self._keys:
+                self._keys.append(key)
+                self._rows.append(view)
+        self._updated = True
+        self.endResetModel()
         self._follow_marks()
 
     def live_views(self) -> list[Any]:

@@ -94,6 +94,10 @@ def group_by_program(views: Sequence[Any]) -> list[list[Any]]:
     return list(groups.values())
 
 
+def _exposures(views: Sequence[Any]) -> list[Any]:
+    return [view.listener.exposure for view in views]
+
+
 def _reach_key(view: Any) -> tuple[str, str] | None:
     exposure = view.listener.exposure
     return None if exposure is None else (exposure.summary(), exposure.firewall_words())
@@ -322,7 +326,13 @@ class PortPanel(QWidget):
     def set_views(self, views: Sequence[Any]) -> None:
         """Refresh the owner cards and seen times (each tick, for the shown port)."""
         views = list(views)
-        if views == self._views and self.owner_cards():
+        # Exposure takes no part in a listener's equality: a changed address or firewall
+        # reading must still reach the cards' sentences.
+        if (
+            views == self._views
+            and _exposures(views) == _exposures(self._views)
+            and self.owner_cards()
+        ):
             return
         self._views = views
         for card in self.owner_cards():

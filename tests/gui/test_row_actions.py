@@ -219,3 +219,25 @@ def test_the_status_column_is_on_screen_at_the_default_size(
     assert right <= table.viewport().width()
     # The watched mark is narrow: not a word repeated on every row.
     assert table.columnWidth(Column.WATCHED) < table.fontMetrics().horizontalAdvance("watched")
+
+
+def test_a_choice_saved_before_the_why_columns_keeps_them_hidden(
+    qtbot: Any, make_desktop: Any, data_dir: Path
+) -> None:
+    from portwatch.services import settings as settings_file
+    from portwatch.services.settings import Settings
+
+    # A settings file from before the columns existed: it hid the PID, nothing else.
+    old = Settings(hidden_columns=("pid",), columns_known=())
+    desktop = make_desktop(settings=old)
+    table = desktop.window.table
+    assert table.isColumnHidden(Column.PID)
+    assert table.isColumnHidden(Column.STARTED_BY) and table.isColumnHidden(Column.REACHABLE)
+    desktop.window.column_chooser.set_shown(Column.STARTED_BY, True)
+    desktop.shutdown()
+    kept = settings_file.load(data_dir / "settings.json")
+    assert not kept.problems
+    again = make_desktop(folder=data_dir, settings=kept.settings)
+    table = again.window.table
+    assert not table.isColumnHidden(Column.STARTED_BY)  # the user's choice now
+    assert table.isColumnHidden(Column.REACHABLE) and table.isColumnHidden(Column.PID)

@@ -28,7 +28,12 @@ def test_the_menu_has_status_show_pause_alerts_trusted_settings_quit(qapp: Any) 
     tray = Tray()
     texts = _texts(tray.menu)
     assert texts[0].startswith("Waiting")
-    assert not tray.status_action.isEnabled()
+    # Readable (a disabled entry is a faint grey) and bold; choosing it opens the window.
+    assert tray.status_action.isEnabled() and tray.status_action.font().bold()
+    opened: list[bool] = []
+    tray.open_window.connect(lambda: opened.append(True))
+    tray.status_action.trigger()
+    assert opened == [True]
     order = ["Show window", "Pause monitoring", "Alerts \u25b8", "Trusted programs\u2026"]
     order += ["Settings\u2026"]
     assert [t for t in texts if t in order] == order

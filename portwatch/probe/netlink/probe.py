@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
+from portwatch.files import ResourceShortage, raise_if_short, shortage
 from portwatch.probe.base import ProbeError
 from portwatch.probe.exposure import device_name, endpoint_of, host_interfaces, listener_exposure
 from portwatch.probe.firewall import FirewallState, FirewallWatch
@@ -187,15 +188,33 @@ class NetlinkProbe:
         """One reading: every TCP/UDP listener, and activity on the watched ports."""
         try:
             return self._poll(watched)
+        except ResourceShortage:
+            self._forget_partial()
+            raise
         except (OSError, ValueError) as exc:
+            if shortage(exc) is not None:
+                self._forget_partial()
+                raise_if_short(exc)
             # A netlink socket can be left in a bad state (overrun, interrupted dump,
             # a reply cut short): open a fresh one and try once more before giving up.
             log.warning("socket diagnostics failed (%s); reopening the netlink socket", exc)
             self._reopen()
         try:
             return self._poll(watched)
+        except ResourceShortage:
+            self._forget_partial()
+            raise
         except (OSError, ValueError) as exc:
+            if shortage(exc) is not None:
+                self._forget_partial()
+                raise_if_short(exc)
             raise ProbeError(f"kernel socket diagnostics failed: {exc}") from exc
+
+    def _forget_partial(self) -> None:
+        # A poll cut short for want of descriptors or memory may have left the socket
+        # holders half-read: the next poll starts again from what the kernel says.
+        self.resolver.forget()
+        self._forget_rows()
 
     def _reopen(self) -> None:
         if self._diag is not None:
