@@ -11,7 +11,11 @@ from typing import Any
 import pytest
 from cli_runner import run
 from loopback_traffic import TEN_MB, LoopbackTraffic
+from platforms import wine_gives_pid_0
 from test_netlink_children import SocketChild, start_child
+
+# Every test here finds its rows by the child's pid.
+pytestmark = wine_gives_pid_0
 
 
 @pytest.fixture

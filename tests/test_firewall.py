@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from childsockets import ChildSockets, free_port
+from platforms import wine_gives_pid_0
 
 from portwatch.core import firewall
 from portwatch.core.exposure import Exposure
@@ -294,6 +295,7 @@ def test_real_nftables_rules_in_a_private_network_namespace(tmp_path: Path) -> N
     assert found == {f"{p}/{n}": words for (p, n), words in EXPECTED.items()}
 
 
+@wine_gives_pid_0
 def test_both_probes_carry_the_firewall_answer_for_a_real_listener(
     child_sockets: list[ChildSockets],
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
@@ -161,7 +162,11 @@ def test_a_file_windows_will_not_rename_is_copied_aside_and_emptied(tmp_path: Pa
     store.close()
 
 
-@pytest.mark.parametrize("folder", ["a#b", "a?mode=rw&b", "50%25 done"])
+@pytest.mark.parametrize(
+    # Windows allows no '?' in a file name.
+    "folder",
+    ["a#b", "50%25 done", *([] if sys.platform == "win32" else ["a?mode=rw&b"])],
+)
 def test_a_folder_name_with_uri_characters_reads_the_right_file(
     tmp_path: Path, folder: str
 ) -> None:

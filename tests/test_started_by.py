@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 import pytest
 from childsockets import ChildSockets
+from platforms import wine_gives_pid_0
 
 from portwatch.core.startedby import cgroup_path, started_by
 from portwatch.probe.identity import OwnerReader
@@ -154,6 +155,7 @@ def children() -> Any:
         child.stop()
 
 
+@wine_gives_pid_0
 def test_scan_json_carries_started_by_and_parents(
     tmp_path: Path, children: list[ChildSockets]
 ) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from connpeers import Peers
 from guikit import wait_ticks
+from platforms import wine_gives_pid_0
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
@@ -97,6 +98,7 @@ def test_ages_count_from_the_first_sight_and_rates_from_counter_changes() -> Non
     assert later.age_is_lower_bound
 
 
+@wine_gives_pid_0
 def test_a_loopback_connection_counts_once_though_both_ends_are_rows(peers: Peers) -> None:
     watch = WatchList((parse_spec(str(peers.server_port)),))
     snapshot = ConnectionTracker(lambda: watch).poll(False)
@@ -110,6 +112,7 @@ def test_a_loopback_connection_counts_once_though_both_ends_are_rows(peers: Peer
     assert ConnectionsSnapshot(tuple(ours), False, 0.0).connection_count == 1
 
 
+@wine_gives_pid_0
 def test_the_model_passes_the_model_tester_with_real_connections(
     qtbot: Any, qtmodeltester: Any
 ) -> None:
@@ -204,6 +207,7 @@ def _select_pid(tab: Any, pid: int) -> bool:
     return found
 
 
+@wine_gives_pid_0
 def test_the_tab_lists_real_connections_from_the_sampler_thread(
     qtbot: Any, make_desktop: Any, peers: Peers, data_dir: Path
 ) -> None:
@@ -240,6 +244,7 @@ def test_the_tab_lists_real_connections_from_the_sampler_thread(
     assert len(asked) == count
 
 
+@wine_gives_pid_0
 def test_the_every_port_switch_is_one_click_and_remembered(
     qtbot: Any, make_desktop: Any, peers: Peers, data_dir: Path, tmp_path: Path
 ) -> None:

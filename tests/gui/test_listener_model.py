@@ -127,6 +127,7 @@ def test_hostile_text_is_plain_and_invisible_characters_show(qtbot: Any) -> None
     assert model.data(QModelIndex()) is None
 
 
+@wine_gives_pid_0
 def test_unwatched_listeners_are_neutral_in_the_table(qtbot: Any, child_sockets: list) -> None:
     """Off the watch list there is no warning icon and no "unknown owner": the engine's
     view of a real, untrusted listener on an unwatched port reads "unwatched"."""

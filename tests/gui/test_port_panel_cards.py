@@ -6,10 +6,12 @@ import os
 from typing import Any
 
 from childsockets import ChildSockets, free_port
+from platforms import wine_gives_pid_0
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QFontInfo
 
 
+@wine_gives_pid_0
 def test_one_process_on_four_sockets_is_one_card_with_the_actions_on_screen(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from childsockets import ChildSockets, free_port
 from guikit import wait_ticks
+from platforms import wine_gives_pid_0
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
@@ -42,6 +43,7 @@ def _texts(menu: Any) -> list[str]:
     return [a.text().replace("&", "") for a in menu.actions() if not a.isSeparator()]
 
 
+@wine_gives_pid_0
 def test_the_row_menu_offers_copy_describe_trust_history_and_end(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -70,6 +72,7 @@ def test_the_row_menu_offers_copy_describe_trust_history_and_end(
     assert any("Snooze" in t for t in watch_texts)
 
 
+@wine_gives_pid_0
 def test_several_rows_are_selected_and_copied_with_ctrl_c_and_as_csv(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -98,6 +101,7 @@ def test_several_rows_are_selected_and_copied_with_ctrl_c_and_as_csv(
     assert sorted(r[Column.PORT] for r in rows[1:]) == sorted([str(first), str(second)])
 
 
+@wine_gives_pid_0
 def test_a_csv_copy_neutralises_formula_like_names(
     qtbot: Any, make_desktop: Any, child_sockets: list, tmp_path: Path
 ) -> None:
@@ -105,7 +109,8 @@ def test_a_csv_copy_neutralises_formula_like_names(
     import shutil
     import sys
 
-    hostile = tmp_path / "=cmd"
+    # Windows runs only a program whose name ends in .exe (and shows it in the name).
+    hostile = tmp_path / ("=cmd.exe" if sys.platform == "win32" else "=cmd")
     shutil.copy(os.path.realpath(sys.executable), hostile)
     port = free_port()
     desktop = make_desktop([str(port)])
@@ -117,7 +122,7 @@ def test_a_csv_copy_neutralises_formula_like_names(
     _select(window.table, _rows_of(desktop, child.pid))
     text = window.row_actions.selection_as_csv()
     row = list(csv.reader(io.StringIO(text)))[1]
-    assert row[Column.PROCESS] == "'=cmd"
+    assert row[Column.PROCESS] == "'" + hostile.name
 
 
 def test_columns_are_chosen_on_the_header_and_remembered_after_a_restart(
@@ -151,6 +156,7 @@ def test_columns_are_chosen_on_the_header_and_remembered_after_a_restart(
     assert not again.window.table.isColumnHidden(Column.PID)
 
 
+@wine_gives_pid_0
 def test_end_process_asks_naming_program_pid_and_user_then_ends_it(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -180,6 +186,7 @@ def test_end_process_asks_naming_program_pid_and_user_then_ends_it(
     qtbot.waitUntil(lambda: not _rows_of(desktop, child.pid), timeout=15_000)
 
 
+@wine_gives_pid_0
 def test_selecting_a_row_selects_its_port_in_the_watched_list(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -205,6 +212,7 @@ def test_selecting_a_row_selects_its_port_in_the_watched_list(
     assert window.row_actions.selected_rows() == _rows_of(desktop, holder.pid)
 
 
+@wine_gives_pid_0
 def test_the_status_column_is_on_screen_at_the_default_size(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
