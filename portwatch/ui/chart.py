@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -64,6 +64,7 @@ TOGGLE_TIPS = {
 # (a day of buckets took 0.3 s a redraw at 2 px; see benchmarks/bench_chart.py).
 LINE_WIDTH = 2
 LINE_WIDTH_DASHED = 1
+READOUT_HINT = "Point at the chart to read values."
 # Points in a strip row's sparkline (about one per two pixels).
 SKETCH_COLUMNS = 96
 # The traffic axis reaches at least this (bytes/s): idle is a flat line at 0, not noise.
@@ -334,10 +335,12 @@ class ActivityChart(QWidget):
         self.legend.setLayout(legend)
         self.legend.setAccessibleName("Chart legend: click to hide or show a line")
 
-        self.readout = QLabel("Point at the chart to read values.")
+        self.readout = QLabel(READOUT_HINT)
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setAccessibleName("Chart read-out")
         self.readout.setWordWrap(True)
+        for plot in (self.plot, self.traffic_plot):
+            plot.installEventFilter(self)  # the read-out is cleared when the pointer leaves
         self._mouse_proxies = [
             pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
             for plot in (self.plot, self.traffic_plot)
@@ -692,6 +695,11 @@ class ActivityChart(QWidget):
                 axis.setTextPen(pg.mkPen(foreground))
         self.unmeasured.setColor(foreground)
         self._dirty = True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave and watched in (self.plot, self.traffic_plot):
+            self.readout.setText(READOUT_HINT)
+        return super().eventFilter(watched, event)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
