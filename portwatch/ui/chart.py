@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -60,6 +60,13 @@ TOGGLE_TIPS = {
     "in": "bytes per second received by this computer's sockets on the port",
     "out": "bytes per second sent (and acknowledged) by this computer's sockets on the port",
 }
+# Solid lines 2 px; dashed ones 1 px: Qt strokes a wide dashed line many times slower
+# (a day of buckets took 0.3 s a redraw at 2 px; see benchmarks/bench_chart.py).
+LINE_WIDTH = 2
+LINE_WIDTH_DASHED = 1
+READOUT_HINT = "Point at the chart to read values."
+# Points in a strip row's sparkline (about one per two pixels).
+SKETCH_COLUMNS = 96
 # The traffic axis reaches at least this (bytes/s): idle is a flat line at 0, not noise.
 RATE_FLOOR = 1000.0
 # How many intervals a traffic rate stands when polls between byte counts carry none.
@@ -179,6 +186,21 @@ def rate_step(top: float, most: int = 4) -> float:
         scale *= 10
 
 
+def sketch_points(
+    ends: np.ndarray, values: np.ndarray, since: float, until: float, columns: int = SKETCH_COLUMNS
+) -> np.ndarray:
+    """(time, value) for a sparkline: the most in each of ``columns`` slices of the time,
+    NaN where a slice has no data, so a day of polls costs a row a few dozen points."""
+    keep = (ends > since) & np.isfinite(values)
+    if not keep.any() or until <= since:
+        return np.empty((0, 2))
+    slot = ((ends[keep] - since) / (until - since) * columns).astype(int).clip(0, columns - 1)
+    most = np.full(columns, np.nan)
+    np.fmax.at(most, slot, values[keep])
+    times = since + (np.arange(columns) + 1) * (until - since) / columns
+    return np.column_stack((times, most))
+
+
 class RateAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints
     """A bytes-per-second axis labelled B/s, KB/s, MB/s rather than 1e6."""
 
@@ -218,7 +240,7 @@ def _swatch(colour: QColor, dashed: bool, height: int) -> QPixmap:
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    pen = QPen(colour, 2)
+    pen = QPen(colour, LINE_WIDTH_DASHED if dashed else LINE_WIDTH)
     if dashed:
         pen.setStyle(Qt.PenStyle.DashLine)
     painter.setPen(pen)
@@ -300,7 +322,8 @@ class ActivityChart(QWidget):
             colour = QColor(colour_name)
             style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
             target = self.plot if key in ("listening", "connected") else self.traffic_plot
-            curve = target.plot(pen=pg.mkPen(colour, width=2, style=style), connect="finite")
+            width = LINE_WIDTH_DASHED if dashed else LINE_WIDTH
+            curve = target.plot(pen=pg.mkPen(colour, width=width, style=style), connect="finite")
             self.curves[key] = curve
             toggle = SeriesToggle(key, label, colour, dashed, line)
             toggle.toggled.connect(curve.setVisible)
@@ -312,10 +335,12 @@ class ActivityChart(QWidget):
         self.legend.setLayout(legend)
         self.legend.setAccessibleName("Chart legend: click to hide or show a line")
 
-        self.readout = QLabel("Point at the chart to read values.")
+        self.readout = QLabel(READOUT_HINT)
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setAccessibleName("Chart read-out")
         self.readout.setWordWrap(True)
+        for plot in (self.plot, self.traffic_plot):
+            plot.installEventFilter(self)  # the read-out is cleared when the pointer leaves
         self._mouse_proxies = [
             pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
             for plot in (self.plot, self.traffic_plot)
@@ -437,7 +462,11 @@ class ActivityChart(QWidget):
             series.buffer.append_sample(
                 wall, listeners, established, self._interval_s, got_in, got_out
             )
-        self._dirty = True
+        # The long windows draw buckets: redrawn when a bucket is complete (every 10 s
+        # or minute), not at every poll; a day of points costs too much to redraw often.
+        bucket_s = self._bucket_s()
+        if bucket_s is None or previous is None or wall // bucket_s != previous // bucket_s:
+            self._dirty = True
         self.traffic.setText(self._traffic_line(sample, wall, previous))
 
     def _traffic_line(self, sample: Any, wall: float, previous: float | None) -> str:
@@ -520,12 +549,13 @@ class ActivityChart(QWidget):
         history = series.history
         if bucket_s is not None and series.history_step_s != bucket_s:
             history = None  # loaded for another window; its own answer follows
+        since = now - self._window_s
         return compose(
-            series.buffer.ordered(),
+            series.buffer.since(since),
             history,
             series.history_step_s if bucket_s is None else bucket_s,
             self._interval_s,
-            now - self._window_s,
+            since,
             bucket_s,
         )
 
@@ -615,7 +645,7 @@ class ActivityChart(QWidget):
             parts.append(f"in {readable_rate(rates[-1, 2])}, out {readable_rate(rates[-1, 3])}")
         elif not drawn.measured:
             parts.append("traffic not measured")
-        sketch = np.column_stack((counts[:, 1], counts[:, 3])) if len(counts) else np.empty((0, 2))
+        sketch = sketch_points(counts[:, 1], counts[:, 3], since, until)
         return StripRow("\n".join(parts), sketch, since, until)
 
     def _on_mouse_moved(self, event: tuple[QPointF]) -> None:
@@ -665,6 +695,11 @@ class ActivityChart(QWidget):
                 axis.setTextPen(pg.mkPen(foreground))
         self.unmeasured.setColor(foreground)
         self._dirty = True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave and watched in (self.plot, self.traffic_plot):
+            self.readout.setText(READOUT_HINT)
+        return super().eventFilter(watched, event)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):

@@ -190,3 +190,17 @@ def test_a_thirty_port_range_does_not_squash_a_quiet_port(qtbot: Any) -> None:
     chart.redraw()
     assert chart.plot.getPlotItem().getViewBox().viewRange()[1][1] > 30
     assert "30 listening" in chart.strip.row_of(busy).summary
+
+
+def test_the_ring_hands_out_the_window_with_the_point_before_it() -> None:
+    buffer = SeriesBuffer(5)
+    assert len(buffer.since(0.0)) == 0
+    for wall in range(7):  # wraps: holds 2..6
+        buffer.append(float(wall), 1, 1)
+    for since, expected in ((0.0, [2, 3, 4, 5, 6]), (4.5, [4, 5, 6]), (5.0, [4, 5, 6])):
+        assert buffer.since(since)[:, 0].tolist() == expected
+    assert buffer.since(99.0)[:, 0].tolist() == [6]
+    for wall in range(7, 9):  # head at 4: older run 6..? then newer 7, 8
+        buffer.append(float(wall), 1, 1)
+    assert buffer.since(6.5)[:, 0].tolist() == [6, 7, 8]
+    assert buffer.since(3.0)[:, 0].tolist() == [4, 5, 6, 7, 8]
