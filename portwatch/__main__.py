@@ -75,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         from portwatch.app import run_app
 
-        return run_app(where, args)
+        try:
+            return run_app(where, args)
+        except (MemoryError, files.ResourceShortage) as exc:
+            return _error(f"{files.shortage(exc)}; portwatch stopped")
     try:
         status = int(args.handler(args, where))
         sys.stdout.flush()  # here, where a failure can still be reported
@@ -88,11 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `portwatch scan | head`: the reader went away; not an error worth a traceback.
         _drop_stdout()
         return 0
-    except MemoryError:
-        return _error("out of memory; portwatch stopped")
+    except (MemoryError, files.ResourceShortage) as exc:
+        return _error(f"{files.shortage(exc)}; portwatch stopped")
     except OSError as exc:
         # A full disk on stdout, no file descriptors left, ...: one line, not a traceback.
         _drop_stdout()
+        short = files.shortage(exc)
+        if short is not None:
+            return _error(f"{short}; portwatch stopped")
         where_ = f" ({exc.filename})" if exc.filename else ""
         return _error(f"{exc.strerror or exc}{where_}")
 

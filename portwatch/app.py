@@ -34,6 +34,7 @@ from portwatch.services.notify import FirstAvailable, NotificationBackend
 from portwatch.services.os_integration import ReopenWatcher, set_app_user_model_id
 from portwatch.services.plain_text import visible
 from portwatch.services.port_names import PortNames
+from portwatch.services.reverse_dns import Resolver, ReverseDns, system_resolver
 from portwatch.services.sampler import MonitorFactory, SamplerThread
 from portwatch.services.settings_service import SettingsService
 from portwatch.services.single_instance import SingleInstance
@@ -83,7 +84,8 @@ class DesktopApp:
     ``notification_backend`` replaces the platform's notification back-end;
     ``first_run_review`` offers the review of programs already on watched ports (the
     real app does; tests opt in); ``clock`` replaces the alert service's clocks and timers;
-    ``trust_reload_ms`` is how often edits of the trust file by the CLI are looked for.
+    ``trust_reload_ms`` is how often edits of the trust file by the CLI are looked for;
+    ``resolver`` replaces the reverse DNS lookup of remote addresses.
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class DesktopApp:
         first_run_review: bool = False,
         clock: Clock | None = None,
         trust_reload_ms: int = RELOAD_EVERY_MS,
+        resolver: Resolver | None = None,
     ) -> None:
         self._shut_down = False
         loaded_settings = settings_file.load(paths.settings_file)
@@ -144,6 +147,14 @@ class DesktopApp:
         )
         sampler.result_ready.connect(window.show_tick)
         sampler.connections_ready.connect(window.connections_tab.show_snapshot)
+        # Remote host names: looked up when the table draws an address, never by the poll.
+        self.reverse_dns = dns = ReverseDns(
+            self.settings.reverse_dns, resolver or system_resolver, parent=window
+        )
+        connections_model = window.connections_tab.model
+        connections_model.set_host_namer(dns.name_of)
+        dns.resolved.connect(connections_model.host_names_changed)
+        settings.changed.connect(lambda new: self._reverse_dns_setting(new.reverse_dns))
         window.connections_wanted.connect(sampler.set_connections_wanted)
         sampler.notices.connect(window.show_notices)
         sampler.failed.connect(window.show_failure)
@@ -229,6 +240,11 @@ class DesktopApp:
         if self.tray is not None:
             choices.append(self.tray.backend)
         return FirstAvailable(*choices, parent=self.alerts)
+
+    def _reverse_dns_setting(self, enabled: bool) -> None:
+        if enabled != self.reverse_dns.enabled:
+            self.reverse_dns.set_enabled(enabled)
+            self.window.connections_tab.model.host_names_changed()
 
     def _review_progress(self, trust_list: TrustList) -> None:
         if trust_list.first_run_review_done:

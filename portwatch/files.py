@@ -37,6 +37,65 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+class ResourceShortage(RuntimeError):
+    """portwatch ran out of file descriptors or memory (or the system did).
+
+    Deliberately not an OSError: it passes every handler that reads an OSError as "this
+    one file or process could not be read", so a result left incomplete for want of a
+    descriptor is never taken for a fact about the system (an owner "uninspectable",
+    a file "not in its package", "nothing is trusted"). ``str()`` says what ran out.
+    """
+
+
+def shortage(exc: BaseException) -> str | None:
+    """What ran out, in words, when ``exc`` says the process ran out of file
+    descriptors or memory; None for any other error."""
+    if isinstance(exc, ResourceShortage):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno == errno.EMFILE:
+        return f"out of file descriptors{_descriptor_limit()}"
+    if exc.errno == errno.ENFILE:
+        return "the system is out of file descriptors (every process together)"
+    if exc.errno == errno.ENOMEM:
+        return "out of memory"
+    return None
+
+
+def raise_if_short(exc: BaseException) -> None:
+    """Raise :class:`ResourceShortage` when ``exc`` is a shortage; call it first in an
+    ``except OSError`` that would otherwise take the failure for an answer."""
+    reason = shortage(exc)
+    if reason is not None:
+        raise ResourceShortage(reason) from exc
+
+
+def shortage_now() -> str | None:
+    """Whether the process is out of descriptors right now (tried by opening one), for
+    libraries that hide the OS's error (SQLite's "unable to open database file")."""
+    try:
+        fd = os.open(os.devnull, os.O_RDONLY | _O_CLOEXEC)
+    except OSError as exc:
+        return shortage(exc)
+    os.close(fd)
+    return None
+
+
+def _descriptor_limit() -> str:
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return ""
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return f" (this process may have {soft} open; raise the limit with ulimit -n)"
+
+
 class RefusedFile(OSError):
     """A file portwatch will not use; ``strerror`` is the reason, ``filename`` the path."""
 
@@ -256,7 +315,14 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-def set_aside(path: Path, reason: str, companions: tuple[str, ...] = ()) -> Path:
+def set_aside(
+    path: Path,
+    reason: str,
+    companions: tuple[str, ...] = (),
+    *,
+    replace: Callable[[str | os.PathLike[str], str | os.PathLike[str]], None] = os.replace,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Path:
     """Move a file portwatch cannot use out of the way (``NAME.REASON-TIME``), keeping it
     for the user; ``companions`` are suffixes of files that travel with it (``-wal``).
     Only a regular file is moved. Returns the new path; raises OSError."""
@@ -267,12 +333,35 @@ def set_aside(path: Path, reason: str, companions: tuple[str, ...] = ()) -> Path
     while os.path.lexists(aside):
         aside = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
         counter += 1
-    os.replace(path, aside)
+    _move_or_copy(path, aside, replace, sleep)
     for suffix in companions:
         side = path.with_name(path.name + suffix)
         if check_target(side):
-            os.replace(side, aside.with_name(aside.name + suffix))
+            _move_or_copy(side, aside.with_name(aside.name + suffix), replace, sleep)
     return aside
+
+
+def _move_or_copy(
+    path: Path,
+    aside: Path,
+    replace: Callable[[str | os.PathLike[str], str | os.PathLike[str]], None],
+    sleep: Callable[[float], None],
+) -> None:
+    try:
+        replace_with_retry(path, aside, replace=replace, sleep=sleep)
+    except FileHeldError:
+        # Windows cannot rename a file another handle keeps open (a reader's SQLite
+        # connection, in this process or another). Such handles share writing, so the
+        # file is copied aside and emptied in place instead: the same result for the user,
+        # and an empty file is what a fresh database starts from.
+        fd = open_regular(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+        with open(path, "rb") as source, os.fdopen(fd, "wb") as target:
+            while chunk := source.read(1 << 20):
+                target.write(chunk)
+            target.flush()
+            os.fsync(target.fileno())
+        with open(path, "r+b") as emptied:
+            emptied.truncate(0)
 
 
 # -- folders -----------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 Runs on a real Windows (the cross-platform workflow) and under Wine (the Windows lane), so
 both check the same things:
 
-1. ``SETUP /S`` installs, per user, the program files, the Start-menu shortcut, the
+1. ``SETUP /S /DESKTOP /LOGIN`` installs, per user, the program files, the Start-menu
+   shortcut carrying portwatch's AppUserModelID, the desktop shortcut, start at login, the
    Settings > Apps entry and the AppUserModelID registration that names portwatch as the
    sender of its notifications;
 2. with portwatch running, a second ``SETUP /S`` and ``uninstall.exe /S`` both refuse
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -42,8 +44,52 @@ INSTALL = Path(os.environ["LOCALAPPDATA"]) / "Programs" / "portwatch"
 SHORTCUT = (
     Path(os.environ["APPDATA"]) / "Microsoft" / "Windows" / "Start Menu" / "Programs"
 ) / "portwatch.lnk"
+
+
+def _desktop() -> Path:
+    # The shell's own answer (the Desktop may be redirected, to OneDrive for example): what
+    # NSIS's $DESKTOP is.
+    import ctypes
+
+    buffer = ctypes.create_unicode_buffer(260)
+    csidl_desktopdirectory = 0x10
+    shell32 = ctypes.WinDLL("shell32")  # type: ignore[attr-defined]
+    if shell32.SHGetFolderPathW(None, csidl_desktopdirectory, None, 0, buffer) == 0:
+        return Path(buffer.value)
+    return Path(os.environ["USERPROFILE"]) / "Desktop"
+
+
+DESKTOP_SHORTCUT = _desktop() / "portwatch.lnk"
 USER_DATA = Path(os.environ["APPDATA"]) / "portwatch"
 TIMEOUT_S = 180
+
+
+# PKEY_AppUserModel_ID: format {9F4C2855-9F79-4B39-A8D0-E1D42DE1D5F3}, property 5, VT_LPWSTR.
+_AUMID_FMTID = bytes.fromhex("55284c9f799f394ba8d0e1d42de1d5f3")
+_AUMID_PID = 5
+_VT_LPWSTR = 0x1F
+
+
+def shortcut_app_id(path: Path) -> str | None:
+    """The AppUserModelID stored in a .lnk file's property store, read from its bytes
+    (MS-SHLLINK PropertyStoreDataBlock, MS-PROPSTORE serialized storage), so the same
+    check runs on Windows and under Wine without COM."""
+    data = path.read_bytes()
+    start = 0
+    while (at := data.find(b"1SPS" + _AUMID_FMTID, start)) >= 0:
+        start = at + 1
+        pos = at + 20
+        while pos + 13 <= len(data):
+            size, pid = struct.unpack_from("<II", data, pos)
+            if size == 0 or pos + size > len(data):
+                break
+            vtype = struct.unpack_from("<H", data, pos + 9)[0]
+            if pid == _AUMID_PID and vtype == _VT_LPWSTR:
+                chars = struct.unpack_from("<I", data, pos + 13)[0]
+                text = data[pos + 17 : pos + 17 + 2 * chars].decode("utf-16-le", "replace")
+                return text.rstrip("\0")
+            pos += size
+    return None
 
 
 def value(key: str, name: str) -> str | None:
@@ -75,15 +121,23 @@ class Checks:
             self.passed += 1
             print(f"installer: PASS  {name:<32} {detail}", flush=True)
 
+    def limit(self, name: str, detail: str) -> None:
+        print(f"installer: LIMIT {name:<32} {detail}", flush=True)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("setup", help="the setup program")
     parser.add_argument("--stand-in", help="a script the stand-in portwatch.exe runs")
+    parser.add_argument(
+        "--wine-shortcut-limit",
+        action="store_true",
+        help="a shortcut without a property store is Wine's limit, not a failure",
+    )
     args = parser.parse_args(argv)
     checks = Checks()
 
-    code = run([args.setup, "/S"])
+    code = run([args.setup, "/S", "/DESKTOP", "/LOGIN"])
     problems = [] if code == 0 else [f"exit {code}"]
     for name in ("portwatch.exe", "portwatch-cli.exe", "uninstall.exe"):
         if not (INSTALL / name).is_file():
@@ -92,9 +146,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems.append("no Start-menu shortcut")
     if not value(APPS_KEY, "QuietUninstallString"):
         problems.append("no Apps entry")
+    shortcut_id = shortcut_app_id(SHORTCUT) if SHORTCUT.is_file() else None
     if value(AUMID_KEY, "DisplayName") != "portwatch":
         problems.append("no AppUserModelID registration")
     checks.report("silent-install", problems, f"into {INSTALL}, shortcut, Apps entry, AUMID")
+    problems = []
+    if not DESKTOP_SHORTCUT.is_file():
+        problems.append(f"no desktop shortcut at {DESKTOP_SHORTCUT}")
+    expected_run = f'"{INSTALL / "portwatch.exe"}" --minimized'
+    if value(RUN_KEY, "portwatch") != expected_run:
+        problems.append(f"Run value is {value(RUN_KEY, 'portwatch')!r}")
+    checks.report("silent-install-options", problems, "/DESKTOP and /LOGIN chosen without a page")
+    # Toasts are filed under the starting shortcut's AppUserModelID: it must be the app's.
+    if shortcut_id == AUMID:
+        checks.report("shortcut-app-user-model-id", [], AUMID)
+    elif shortcut_id is None and args.wine_shortcut_limit:
+        checks.limit("shortcut-app-user-model-id", "Wine's shell links keep no property store")
+    else:
+        checks.report("shortcut-app-user-model-id", [f"the shortcut carries {shortcut_id!r}"], "")
 
     # Start at login switched on, as the app's Settings would.
     with winreg.CreateKey(winreg.HKEY_CURRENT_USER, RUN_KEY) as handle:
@@ -150,6 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             problems.append(f"{name} left")
     if SHORTCUT.exists():
         problems.append("shortcut left")
+    if DESKTOP_SHORTCUT.exists():
+        problems.append("desktop shortcut left")
     if value(RUN_KEY, "portwatch") is not None:
         problems.append("Run value left (portwatch would start at login)")
     if value(APPS_KEY, "DisplayName") is not None:

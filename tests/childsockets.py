@@ -19,7 +19,8 @@ CHILD_CODE = r"""
 import json, socket, sys
 # The specs come on the first line of stdin: thousands of them exceed Windows' 32767-character
 # command line.
-specs = json.loads(sys.argv[1] if len(sys.argv) > 1 else sys.stdin.readline())
+given = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1].startswith("[") else None
+specs = json.loads(given or sys.stdin.readline())
 held = []
 ports = []
 for proto, host, port, mode in specs:
@@ -55,15 +56,17 @@ class ChildSockets:
         executable: str | None = None,
         user: int | None = None,
         registry: list[ChildSockets] | None = None,
+        args: Sequence[str] = (),
     ) -> ChildSockets:
         """Open ``(proto, host, port, "listen"|"connect")`` sockets in a new process.
 
         ``executable`` runs the child with another interpreter file (a renamed copy of
-        Python, say); ``user`` runs it as another uid.
+        Python, say); ``user`` runs it as another uid; ``args`` go on its command line
+        (after the code, so a command line can look like another program's).
         """
         exe = executable or os.path.realpath(sys.executable)
         process = subprocess.Popen(
-            [exe, "-c", CHILD_CODE],
+            [exe, "-c", CHILD_CODE, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -28,6 +28,10 @@ def _under_wine() -> bool:
 
 UNDER_WINE = _under_wine()
 
+# Popen.terminate() is SIGTERM on POSIX, which portwatch handles and exits 0 after its final
+# flush; on Windows it is TerminateProcess, which ends the process at once with exit code 1.
+TERMINATED_EXIT_CODE = 1 if WINDOWS else 0
+
 needs_posix = pytest.mark.skipif(
     WINDOWS, reason="POSIX only (signals, resource limits, uids or POSIX paths)"
 )

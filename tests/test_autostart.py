@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import plistlib
 import re
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from platforms import needs_windows
 
 from portwatch import APP_ID
 from portwatch.config import autostart
@@ -38,6 +40,35 @@ class FakeRunKey:
 
     def delete(self, name: str) -> None:
         self.values.pop(name, None)
+
+
+class FakeApproval:
+    """Task Manager's switch: binary values, an odd first byte meaning disabled."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, bytes] = {}
+
+    def get(self, name: str) -> bytes | None:
+        return self.values.get(name)
+
+    def delete(self, name: str) -> None:
+        self.values.pop(name, None)
+
+
+def test_windows_start_at_login_switched_off_in_task_manager_reads_as_off() -> None:
+    # The Run value alone said "on" although Windows would not start portwatch.
+    run_key, approval = FakeRunKey(), FakeApproval()
+    autostart = for_platform("win32", registry=run_key, approval=approval)
+    autostart.enable(["C:\\Programs\\portwatch\\portwatch.exe", "--minimized"])
+    assert autostart.is_enabled()
+    approval.values["portwatch"] = bytes([3]) + bytes(11)  # what Task Manager writes
+    assert not autostart.is_enabled()
+    approval.values["portwatch"] = bytes([2]) + bytes(11)  # switched on there again
+    assert autostart.is_enabled()
+    approval.values["portwatch"] = bytes([3]) + bytes(11)
+    # Switching it on in portwatch clears Windows' "disabled" too, so it really starts.
+    autostart.enable(["C:\\Programs\\portwatch\\portwatch.exe", "--minimized"])
+    assert autostart.is_enabled() and "portwatch" not in approval.values
 
 
 def _exec_split(value: str) -> list[str]:
@@ -259,3 +290,31 @@ def test_windows_installer_writes_the_same_run_value_the_app_reads() -> None:
     assert defines["APP_NAME"] == RegistryAutostart(FakeRunKey()).location.rsplit("\\", 1)[1]
     assert 'WriteRegStr HKCU "${RUN_KEY}" "${APP_NAME}"' in script
     assert 'DeleteRegValue HKCU "${RUN_KEY}" "${APP_NAME}"' in script
+
+
+@needs_windows
+def test_task_managers_switch_is_read_from_the_real_registry() -> None:
+    import winreg
+
+    from portwatch.config.autostart import (
+        STARTUP_APPROVED_PATH,
+        WinregRunKey,
+        WinregStartupApproved,
+    )
+
+    name = f"portwatch-test-{os.getpid()}"
+    autostart = RegistryAutostart(WinregRunKey(), name, approval=WinregStartupApproved())
+    try:
+        autostart.enable(["C:\\Programs\\portwatch\\portwatch.exe", "--minimized"])
+        assert autostart.is_enabled()
+        with winreg.CreateKeyEx(
+            winreg.HKEY_CURRENT_USER, STARTUP_APPROVED_PATH, 0, winreg.KEY_SET_VALUE
+        ) as key:
+            winreg.SetValueEx(key, name, 0, winreg.REG_BINARY, bytes([3]) + bytes(11))
+        assert not autostart.is_enabled()
+        autostart.enable(["C:\\Programs\\portwatch\\portwatch.exe", "--minimized"])
+        assert autostart.is_enabled()
+        assert WinregStartupApproved().get(name) is None
+    finally:
+        autostart.disable()
+        WinregStartupApproved().delete(name)

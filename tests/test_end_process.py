@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from platforms import needs_posix
 
 from portwatch.probe.process_control import EndOutcome, end_process
 
@@ -37,6 +38,7 @@ def test_a_child_that_listens_to_sigterm_is_terminated() -> None:
     child.wait(timeout=5)
 
 
+@needs_posix  # Windows has no SIGTERM to ignore: its polite stop is TerminateProcess
 def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period() -> None:
     code = (
         "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"

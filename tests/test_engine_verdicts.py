@@ -194,3 +194,24 @@ def test_unchanged_listeners_are_not_judged_again(probe: SetProbe) -> None:
     judge.set_trust_list(TrustList())
     monitor.tick()
     assert CountingJudge.calls == 102
+
+
+def test_a_new_exposure_reaches_the_views_without_an_event() -> None:
+    """A probe that builds listeners anew each poll (psutil): a listener equal but for
+    its exposure (a new address, a new firewall reading) keeps its judgement and raises
+    no event, and its view carries the new exposure."""
+    from dataclasses import replace
+
+    from portwatch.core.exposure import Exposure
+
+    probe = SetProbe(fresh=True)
+    first = Exposure("network", addresses=("192.168.1.5",), everywhere=True)
+    later = replace(first, firewall="no firewall rules loaded")
+    many = [listener(5000 + n, owner(f"/usr/bin/p{n}", pid=1000 + n)) for n in range(4)]
+    probe.listeners = tuple(replace(item, exposure=first) for item in many)
+    monitor = Monitor(probe, None, watch("5000-5003"), judge=TrustJudge(TrustList()))
+    monitor.tick()
+    probe.listeners = tuple(replace(item, exposure=later) for item in many)
+    result = monitor.tick()
+    assert result.events == ()
+    assert {view.listener.exposure for view in result.views} == {later}

@@ -22,6 +22,7 @@ from feedtools import (
     require_tool,
     scrape,
 )
+from platforms import TERMINATED_EXIT_CODE, needs_posix
 
 from portwatch.core.metrics import MAX_PORT_SERIES, MetricsBook, label_value
 from portwatch.core.text import clean, visible
@@ -271,11 +272,12 @@ def test_node_exporter_serves_the_untrusted_listener_a_child_holds(
         gone = f'portwatch_port_listeners{{port="{port}",proto="tcp"}} 0'
         wait_for(lambda: gone in prom.read_text(encoding="utf-8").splitlines(), timeout=SLOW_S)
         process.terminate()
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=30) == TERMINATED_EXIT_CODE
     series = parse_exposition(scrape(url))
     assert pick(series, "portwatch_up") == [({}, 0.0)]
 
 
+@needs_posix  # permission bits: on Windows the folder's ACL decides
 def test_a_folder_every_user_can_write_in_is_refused(data_dir: Path, tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()

@@ -15,6 +15,7 @@ import pytest
 from childsockets import ChildSockets, free_port
 from cli_runner import run
 from feedtools import PYTHON, monitor
+from platforms import TERMINATED_EXIT_CODE, wine_gives_pid_0
 
 from portwatch.core.types import (
     Endpoint,
@@ -77,6 +78,7 @@ sys.exit(1)
 """
 
 
+@wine_gives_pid_0
 def test_views_are_read_by_another_process_while_monitor_writes(
     data_dir: Path, child_sockets: list
 ) -> None:
@@ -112,7 +114,7 @@ def test_views_are_read_by_another_process_while_monitor_writes(
             assert cli.returncode == 0, cli.stderr
             assert cli.stdout.strip() == f"{views.VIEWS_VERSION}|{schema.SCHEMA_VERSION}"
         process.terminate()
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=30) == TERMINATED_EXIT_CODE
         errors = process.stderr.read() if process.stderr else ""
     assert "locked" not in errors and "busy" not in errors
     assert found["mode"] == "wal"
@@ -152,6 +154,7 @@ def test_every_column_is_text_and_none_is_null(tmp_path: Path) -> None:
         (views.LISTENERS, views.LISTENER_COLUMNS),
         (views.EVENTS, views.EVENT_COLUMNS),
         (views.SCHEMA, views.SCHEMA_COLUMNS),
+        (views.WHY, views.WHY_COLUMNS),
     ):
         cursor = conn.execute(f"SELECT * FROM {name}")  # noqa: S608
         assert tuple(d[0] for d in cursor.description) == columns
@@ -216,6 +219,7 @@ def test_the_readme_documents_every_view_column() -> None:
         (views.LISTENERS, views.LISTENER_COLUMNS),
         (views.EVENTS, views.EVENT_COLUMNS),
         (views.SCHEMA, views.SCHEMA_COLUMNS),
+        (views.WHY, views.WHY_COLUMNS),
     ):
         assert name in section
         for column in columns:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from portwatch import files
 from portwatch.core.diff import diff
 from portwatch.core.types import (
     Endpoint,
@@ -114,6 +116,75 @@ def test_damaged_file_is_moved_aside_and_a_fresh_one_made(tmp_path: Path, conten
     store.close()
 
 
+def test_a_damaged_file_held_open_by_a_reader_is_still_set_aside(tmp_path: Path) -> None:
+    # The window's read-only connection may hold the file when the writer finds it damaged;
+    # on Windows such a file cannot be renamed. It must still be set aside, not be fatal.
+    path = tmp_path / "h.sqlite3"
+    content = b"this is not a database at all" * 100
+    path.write_bytes(content)
+    reader = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        store = HistoryStore.open(path)
+        assert store.notices and "moved to" in store.notices[0]
+        (aside,) = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+        assert aside.read_bytes() == content
+        record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
+        assert len(store.observed()) == 1
+        store.close()
+    finally:
+        reader.close()
+
+
+def test_a_file_windows_will_not_rename_is_copied_aside_and_emptied(tmp_path: Path) -> None:
+    # What Windows answers for renaming a file another handle has open: the sharing
+    # violation (WinError 32). The copy keeps the user's file; the emptied one is reused.
+    path = tmp_path / "h.sqlite3"
+    path.write_bytes(b"damaged" * 1000)
+    (tmp_path / "h.sqlite3-wal").write_bytes(b"wal")
+    tries: list[str] = []
+
+    def held(source: object, target: object) -> None:
+        tries.append(str(source))
+        exc = PermissionError(13, "The process cannot access the file")
+        exc.winerror = 32  # type: ignore[attr-defined]
+        raise exc
+
+    aside = files.set_aside(
+        path, "damaged", companions=("-wal",), replace=held, sleep=lambda _s: None
+    )
+    assert tries and aside.read_bytes() == b"damaged" * 1000
+    assert aside.with_name(aside.name + "-wal").read_bytes() == b"wal"
+    assert path.read_bytes() == b"" and (tmp_path / "h.sqlite3-wal").read_bytes() == b""
+    store = HistoryStore.open(path)
+    assert not any("moved to" in notice for notice in store.notices)
+    record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
+    assert len(store.observed()) == 1
+    store.close()
+
+
+@pytest.mark.parametrize(
+    # Windows allows no '?' in a file name.
+    "folder",
+    ["a#b", "50%25 done", *([] if sys.platform == "win32" else ["a?mode=rw&b"])],
+)
+def test_a_folder_name_with_uri_characters_reads_the_right_file(
+    tmp_path: Path, folder: str
+) -> None:
+    # The read-only connection (export, chart) is opened by URI: '#', '?' and '%' in the
+    # data folder's name cut the path short or became options, and opened another file.
+    path = tmp_path / folder / "h.sqlite3"
+    path.parent.mkdir()
+    store = HistoryStore.open(path)
+    record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
+    store.close()
+    reader = HistoryStore.open_readonly(path)
+    try:
+        assert len(reader.observed()) == 1
+    finally:
+        reader.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
+
+
 def test_truncated_database_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     store = HistoryStore.open(path)
@@ -151,7 +222,7 @@ def test_locked_database_keeps_polls_in_memory_and_writes_them_later(
     blocker.execute("COMMIT")
     blocker.close()
     second = sample_at(now + 1, 2.0, (Listener(EP, OWNER),))
-    assert record(store, first, second) == []
+    assert record(store, first, second) == ["history is written again; no poll was lost"]
     assert store.pending == 0
     assert len(store.observed()) == 1
     assert [e.kind for e in store.recent_events()] == ["listener-opened"]
@@ -172,8 +243,12 @@ def test_full_disk_rolls_back_whole_and_monitoring_continues(tmp_path: Path) -> 
     warnings = store.record(sample_at(now + 1, 2.0, many), views_of(sample_at(0, 0, many)), ())
     assert warnings and "full" in warnings[0]
     assert store.observed() == []  # nothing half-written
-    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    # Still full: nothing more is said (one line for the whole outage, not one per poll).
     assert store.record(sample_at(now + 2, 3.0, many), views_of(sample_at(0, 0, many)), ()) == []
+    store._conn.execute("PRAGMA max_page_count = 1073741823")
+    assert store.record(sample_at(now + 3, 4.0, many), views_of(sample_at(0, 0, many)), ()) == [
+        "history is written again; no poll was lost"
+    ]
     assert len(store.observed()) == 400
     store.close()
 
@@ -293,3 +368,26 @@ def test_a_clock_far_ahead_at_start_up_deletes_no_recent_history(
     assert ahead.activity(3653, Proto.TCP, now - 60, now + 60) is not None
     assert any(e.wall == pytest.approx(now) for e in ahead.recent_events())
     ahead.close()
+
+
+def test_bytes_by_direction_are_kept_per_bucket_and_unknown_stays_unknown(
+    tmp_path: Path,
+) -> None:
+    store = HistoryStore.open(tmp_path / "h.sqlite3")
+    now = (time.time() // 60) * 60
+    counted = PortActivity(3653, Proto.TCP, 1, 1, 300, 100, 200)
+    skipped = PortActivity(3653, Proto.TCP, 1, 1)  # a poll that re-used the last count
+    udp = PortActivity(3654, Proto.UDP, 1, 0)
+    for offset, item in ((0.0, counted), (2.0, skipped), (4.0, counted)):
+        sample = Sample(wall=now + offset, mono=offset, listeners=(), activity=(item, udp))
+        store.record(sample, (), ())
+    (bucket,) = store.activity(3653, Proto.TCP, now - 1, now + 5, 10)
+    assert (bucket.bytes_in, bucket.bytes_out, bucket.bytes) == (200, 400, 600)
+    (quiet,) = store.activity(3654, Proto.UDP, now - 1, now + 5, 10)
+    assert quiet.bytes_in is None and quiet.bytes_out is None
+    # A range read in one query sums the ports that counted and keeps unknown unknown.
+    (both,) = store.activity_span(3653, 3654, (Proto.TCP, Proto.UDP), now - 1, now + 5, 10)
+    assert (both.listeners, both.bytes_in, both.bytes_out) == (2, 200, 400)
+    (udp_only,) = store.activity_span(3653, 3654, (Proto.UDP,), now - 1, now + 5, 10)
+    assert udp_only.bytes_in is None
+    store.close()

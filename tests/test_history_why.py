@@ -67,6 +67,12 @@ def test_history_records_and_exports_why_fields(tmp_path: Path) -> None:
         assert item.exposure_scope == "public"
         assert item.reachable_from.startswith("all interfaces, including a public address")
         text, count = render_csv(store)
+        # The same through the versioned view for osquery and scripts.
+        row = store._conn.execute(
+            "SELECT l.port, w.started_by, w.exposure, w.firewall FROM portwatch_listeners_v1 l"
+            " JOIN portwatch_listener_why_v1 w USING (id)"
+        ).fetchone()
+        assert row == ("80", "systemd unit nginx.service", "public", "firewall not checked")
     finally:
         store.close()
     assert count == 1
@@ -125,7 +131,7 @@ def test_old_history_is_backed_up_migrated_and_spelled_one_way(tmp_path: Path) -
     _version_one_file(path)
     store = HistoryStore.open(path)
     try:
-        assert schema.version(store._conn) == schema.SCHEMA_VERSION == 2
+        assert schema.version(store._conn) == schema.SCHEMA_VERSION >= 2
         assert any("upgraded" in notice for notice in store.notices)
         rows = {item.address: item for item in store.observed()}
         # One socket, one row: the two spellings merged, first/last seen widened.
@@ -137,7 +143,7 @@ def test_old_history_is_backed_up_migrated_and_spelled_one_way(tmp_path: Path) -
         assert [e.address for e in events] == ["::ffff:127.0.0.1"]
     finally:
         store.close()
-    backup = path.with_name(path.name + ".before-v2")
+    backup = path.with_name(path.name + f".before-v{schema.SCHEMA_VERSION}")
     conn = sqlite3.connect(backup)
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 1

@@ -71,16 +71,35 @@ def test_a_single_port_wins_over_the_range_around_it(base: KnowledgeBase) -> Non
     assert base.lookup(3322, Proto.UDP).lo == 3224
 
 
-def test_ephemeral_ranges(base: KnowledgeBase) -> None:
+def test_ephemeral_ranges() -> None:
+    linux, _ = KnowledgeBase.load(None, system="linux")
     # 32778/tcp has no IANA registration, so the curated range answers for it.
-    linux_only = base.lookup(32778, Proto.TCP)
+    linux_only = linux.lookup(32778, Proto.TCP)
     assert (linux_only.lo, linux_only.hi) == (32768, 60999)
-    windows = base.lookup(65000, Proto.UDP)
+    windows = linux.lookup(65000, Proto.UDP)
     assert (windows.lo, windows.hi) == (49152, 65535)
     # 40000/tcp is registered (safetynetp): the registration answers, the range is beside it.
-    registered = base.lookup(40000, Proto.TCP)
+    registered = linux.lookup(40000, Proto.TCP)
     assert registered.source == "registry" and registered.name == "safetynetp"
     assert any(note.startswith("32768-60999/tcp") for note in registered.also_in)
+
+
+@pytest.mark.parametrize("system", ["windows", "macos"])
+def test_linux_temporary_ports_are_not_temporary_elsewhere(system: str) -> None:
+    # Windows and macOS hand out temporary ports from 49152-65535 only: there, a listener
+    # on 38515 is not "linux-ephemeral", and the range is not offered beside an answer.
+    other, _ = KnowledgeBase.load(None, system=system)
+    info = other.lookup(38515, Proto.TCP)
+    assert info.name != "linux-ephemeral" and "Linux" not in info.title
+    assert not any(note.startswith("32768-60999") for note in info.also_in)
+    assert not any(n.startswith("32768-60999") for n in other.lookup(40000, Proto.TCP).also_in)
+    assert (other.lookup(65000, Proto.UDP).lo, other.lookup(65000, Proto.UDP).hi) == (49152, 65535)
+
+
+def test_the_running_os_decides_which_ranges_apply(base: KnowledgeBase) -> None:
+    expected = "linux-ephemeral" if sys.platform.startswith("linux") else None
+    name = base.lookup(38515, Proto.TCP).name
+    assert (name == "linux-ephemeral") == (expected is not None), name
 
 
 def _first_port(base: KnowledgeBase, *, os_named: bool) -> tuple[int, Proto]:
@@ -255,3 +274,20 @@ def test_the_embedded_data_loads_from_a_zipped_package(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["tsp", "framehawk", "0"]
+
+
+def test_the_copied_windows_command_matches_only_the_exact_port() -> None:
+    from portwatch.services.port_names import check_command
+
+    command = check_command(3653, "win32")
+    # findstr /C:"TEXT" matches TEXT literally; bare `findstr :3653` matched these too.
+    assert command == 'netstat -ano | findstr /C:":3653 "'
+    needle = command.split('/C:"', 1)[1].rstrip('"')
+    lines = {
+        "  TCP    0.0.0.0:3653           0.0.0.0:0              LISTENING       4242": True,
+        "  TCP    0.0.0.0:36530          0.0.0.0:0              LISTENING       4243": False,
+        "  TCP    10.0.0.2:51000         10.0.0.9:443           ESTABLISHED     13653": False,
+    }
+    assert {line: needle in line for line in lines} == lines
+    assert check_command(3653, "darwin") == "lsof -nP -i :3653"
+    assert check_command(3653, "linux") == "ss -ltnup 'sport = :3653'"

@@ -146,6 +146,8 @@ def test_curated_entries_need_every_text_field() -> None:
         ('summary = "An example."', "", "'summary' is missing"),
         ('name = "example"', 'name = "example"\nsecurity = "one"', "list of text"),
         ('name = "example"', 'name = "example"\nrelated = [{ what = "x" }]', "'what' and 'note'"),
+        ('name = "example"', 'name = "example"\nsystems = ["bsd"]', "'systems' has 'bsd'"),
+        ('name = "example"', 'name = "example"\nsystems = "linux"', "'systems' must be a list"),
     ],
 )
 def test_bad_entries_are_refused_with_a_reason(replace: str, by: str, reason: str) -> None:
@@ -154,6 +156,16 @@ def test_bad_entries_are_refused_with_a_reason(replace: str, by: str, reason: st
     assert parsed.entries == ()
     assert any(reason in p for p in parsed.problems), parsed.problems
     assert all("test.toml: entry 1" in p for p in parsed.problems)
+
+
+def test_an_entry_may_name_the_systems_it_is_true_on() -> None:
+    parsed = parse_text(GOOD + 'systems = ["windows", "macos"]\n', "test.toml", "user")
+    assert parsed.problems == ()
+    (entry,) = parsed.entries
+    assert entry.systems == ("windows", "macos")
+    assert entry.applies_on("macos") and not entry.applies_on("linux")
+    (everywhere,) = parse_text(GOOD, "test.toml", "user").entries
+    assert all(everywhere.applies_on(s) for s in ("linux", "windows", "macos", "other"))
 
 
 def test_unknown_fields_are_reported_but_the_entry_is_kept() -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, wait_for
-from platforms import needs_posix
+from platforms import needs_posix, wine_gives_pid_0
 from test_probe import FlakyPsutil
 
 from portwatch.config.autostart import LaunchAgentAutostart
@@ -136,6 +136,7 @@ def test_netstat_table_lists_every_listening_socket_without_owners() -> None:
     }
 
 
+@wine_gives_pid_0
 def test_macos_without_root_shows_other_users_listeners_as_unattributed(
     child_sockets: list,
 ) -> None:

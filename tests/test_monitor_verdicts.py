@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from platforms import TERMINATED_EXIT_CODE, wine_gives_pid_0
 from test_trust_cli import FIXED_PORT_CODE, cli, cli_env, free_port, portwatch_cmd
 from trust_processes import REAL_PYTHON, listening
 
@@ -65,6 +66,7 @@ class Events:
         return out
 
 
+@wine_gives_pid_0
 def test_a_watched_port_or_a_removed_trust_alerts_once_in_a_running_monitor(
     data_dir: Path, tmp_path: Path
 ) -> None:
@@ -110,6 +112,6 @@ def test_a_watched_port_or_a_removed_trust_alerts_once_in_a_running_monitor(
             assert [e for e in events.quiet_for(1.0) if e["event"] in ALERTING] == []
     finally:
         monitor.terminate()
-        assert monitor.wait(timeout=30) == 0
+        assert monitor.wait(timeout=30) == TERMINATED_EXIT_CODE
         if monitor.stdout is not None:
             monitor.stdout.close()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import ChildSockets, wait_for
-from platforms import needs_posix
+from platforms import needs_posix, wine_gives_pid_0
 
 from portwatch.core.csvrows import neutralise
 from portwatch.core.text import clean, visible
@@ -63,6 +63,7 @@ def test_killed_while_saving_leaves_the_old_or_the_new_file(tmp_path: Path) -> N
     assert all(name.startswith(".watchlist.txt.") for name in leftovers)
 
 
+@wine_gives_pid_0
 def test_thousands_of_sockets_poll_completes(child_sockets: list) -> None:
     child = ChildSockets.start([("tcp", "127.0.0.1", 0, "listen")] * 3000, registry=child_sockets)
     probe = PsutilProbe()
@@ -161,3 +162,26 @@ def test_a_byte_and_its_escape_written_as_text_show_differently() -> None:
     assert visible(clean("a\x07")) != visible(clean("a\\x07"))
     # Backslashes that cannot start an escape stay single (Windows paths read as usual).
     assert clean("C:\\Program Files\\app.exe") == "C:\\Program Files\\app.exe"
+
+
+def test_windows_paths_stay_as_they_are_and_escapes_stay_unforgeable() -> None:
+    # Folders that begin with x or u (C:\users under Wine, C:\xampp) and UNC paths were
+    # shown with a doubled backslash, which no longer named the file.
+    for path in (
+        "C:\\users\\me\\app.exe",
+        "C:\\xampp\\apache\\bin\\httpd.exe",
+        "\\\\srv\\share\\a",
+    ):
+        assert clean(path) == path
+    assert clean("C:\\xdebug") == "C:\\\\xdebug"  # x and two hex digits read as a byte
+    # Every string of these pieces encodes differently: nothing can pose as a byte.
+    pieces = ["\\", "x", "u", "f", "0", "a", b"\xff".decode("utf-8", "surrogateescape")]
+    seen: dict[str, str] = {}
+    for a in pieces:
+        for b in pieces:
+            for c in pieces:
+                for d in pieces:
+                    text = a + b + c + d
+                    out = clean(text)
+                    assert out is not None
+                    assert seen.setdefault(out, text) == text, (text, seen[out], out)

@@ -11,6 +11,7 @@ from typing import Any
 import psutil
 import pytest
 from childsockets import ChildSockets
+from platforms import wine_gives_pid_0
 
 from portwatch.core.startedby import cgroup_path, started_by
 from portwatch.probe.identity import OwnerReader
@@ -154,6 +155,7 @@ def children() -> Any:
         child.stop()
 
 
+@wine_gives_pid_0
 def test_scan_json_carries_started_by_and_parents(
     tmp_path: Path, children: list[ChildSockets]
 ) -> None:
@@ -165,3 +167,6 @@ def test_scan_json_carries_started_by_and_parents(
     assert row["parents"][0] == {"process": psutil.Process().name(), "pid": os.getpid()}
     own = Path(f"/proc/{child.pid}/cgroup").read_text()
     assert row["started_by"] == started_by(own)
+    # Loopback: the firewall does not matter, and the JSON says so rather than guess.
+    assert row["exposure"]["firewall"] == "firewall not relevant: only this computer can connect"
+    assert row["exposure"]["bypasses_firewall"] is False

@@ -116,7 +116,18 @@ def test_script_entry_and_remove(data_dir: Path, tmp_path: Path) -> None:
     script = tmp_path / "serve.py"
     script.write_text("print('serve')\n")
     result = cli(
-        data_dir, "trust", "add", "3653/tcp", "--exe", REAL_PYTHON, "--script", str(script)
+        data_dir,
+        "trust",
+        "add",
+        "3653/tcp",
+        "--exe",
+        REAL_PYTHON,
+        "--script",
+        str(script),
+        # By hash on every OS: python.org's Windows python.exe is signed, and the default
+        # is the strongest kind that verifies.
+        "--by",
+        "hash",
     )
     assert result.returncode == 0, result.stderr
     [entry] = trustfile.load(data_dir / "trust.json").trust_list.entries

@@ -122,6 +122,23 @@ def test_trusting_again_replaces_the_old_hash() -> None:
     assert judge.judge(listener(3653, old)).status is Status.UNKNOWN
 
 
+def test_trusting_again_with_another_path_case_replaces_on_windows() -> None:
+    # Windows paths name one file in any case and with either slash: the second trust is an
+    # update, not a duplicate entry. POSIX paths stay case-sensitive.
+    old = owner("C:\\Program Files\\App\\server.exe", sha("v1"))
+    new = owner("c:/program files/app/SERVER.EXE", sha("v2"))
+    tl = trust_listener(trusted(old), listener(who=new), SPEC, added_wall=2.0)
+    assert len(tl) == 1
+    assert TrustJudge(tl).judge(listener(3653, new)).status is Status.KNOWN
+    posix = trust_listener(
+        trusted(owner("/opt/App/server", sha("v1"))),
+        listener(who=owner("/opt/app/server", sha("v2"))),
+        SPEC,
+        added_wall=2.0,
+    )
+    assert len(posix) == 2
+
+
 def test_two_scripts_of_one_interpreter_are_different_programs() -> None:
     a = owner("/usr/bin/python3", script="/srv/a.py", script_sha256=sha("a"))
     b = owner("/usr/bin/python3", script="/srv/b.py", script_sha256=sha("b"))

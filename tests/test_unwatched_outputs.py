@@ -11,8 +11,10 @@ from pathlib import Path
 
 from childsockets import ChildSockets, free_port
 from cli_runner import run
+from platforms import wine_gives_pid_0
 
 
+@wine_gives_pid_0
 def test_unwatched_listeners_are_unwatched_in_scan_monitor_and_export(
     data_dir: Path, child_sockets: list, tmp_path: Path
 ) -> None:

@@ -49,16 +49,37 @@ sign() {
     codesign "${args[@]}" "$@"
 }
 
+# Mach-O by its first four bytes (thin 32/64-bit either byte order, or universal): any such
+# file keeps PyInstaller's ad-hoc signature unless signed here, and notarization rejects it,
+# whatever its name (not only *.so and *.dylib).
+is_macho() {
+    case "$(od -An -tx1 -N4 "$1" 2>/dev/null | tr -d ' \n')" in
+    cffaedfe | cefaedfe | feedfacf | feedface | cafebabe | bebafeca) return 0 ;;
+    esac
+    return 1
+}
+
 if [ -n "${CODESIGN_IDENTITY:-}" ]; then
-    # Inside out: every library, then the Qt frameworks, then the bundle (no --deep, which
+    # Inside out: every Mach-O file, then the Qt frameworks, then the bundle (no --deep, which
     # Apple advises against because it signs with one set of options everything it finds).
-    find "$APP/Contents" -type f \( -name '*.so' -o -name '*.dylib' \) -print0 |
-        while IFS= read -r -d '' lib; do sign "$lib"; done
+    find "$APP/Contents" -type f ! -path "$APP/Contents/MacOS/portwatch" -print0 |
+        while IFS= read -r -d '' file; do if is_macho "$file"; then sign "$file"; fi; done
     find "$APP/Contents" -type d -name '*.framework' -prune -print0 |
         while IFS= read -r -d '' framework; do sign "$framework"; done
     sign "$APP/Contents/MacOS/portwatch"
     sign "$APP"
-    codesign --verify --strict --verbose=2 "$APP"
+    # --deep here only verifies: every nested signature must hold, as Gatekeeper checks them.
+    codesign --verify --deep --strict --verbose=2 "$APP"
+    if [ -n "${NOTARY_PROFILE:-}" ]; then
+        # The app itself is notarized and stapled too, so the copy dragged to Applications
+        # opens offline on its first launch (a ticket stapled to the disk image stays there).
+        APPZIP="$(mktemp -d)/portwatch.zip"
+        ditto -c -k --keepParent "$APP" "$APPZIP"
+        xcrun notarytool submit "$APPZIP" --keychain-profile "$NOTARY_PROFILE" --wait
+        xcrun stapler staple "$APP"
+        spctl --assess --type execute --verbose=2 "$APP"
+        rm -rf "$(dirname "$APPZIP")"
+    fi
 else
     echo "CODESIGN_IDENTITY not set: building an UNSIGNED disk image (for local testing only)"
 fi

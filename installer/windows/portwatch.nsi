@@ -7,10 +7,13 @@
 ;
 ; Installs to %LOCALAPPDATA%\Programs\portwatch with a Start-menu shortcut; optionally a desktop
 ; shortcut and start at login (HKCU\...\Run, the same value the app's Settings switch uses).
+; Silent installs choose those two on the command line: setup.exe /S /DESKTOP /LOGIN.
 ; The uninstaller removes what the installer made and leaves the user's watch list and history.
 
 Unicode true
 SetCompressor /SOLID lzma
+; Sharp text on high-DPI screens (Windows scales a DPI-unaware installer up, blurred).
+ManifestDPIAware true
 
 !ifndef VERSION
   !error "pass -DVERSION=x.y.z (python installer/buildinfo.py version)"
@@ -54,6 +57,10 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "MIT License, ${PUBLISHER}"
 
 !include "MUI2.nsh"
 !include "LogicLib.nsh"
+!include "FileFunc.nsh"
+!include "Sections.nsh"
+!include "Win\COM.nsh"
+!include "Win\Propkey.nsh"
 
 !define MUI_ICON "..\..\icons\portwatch.ico"
 !define MUI_UNICON "..\..\icons\portwatch.ico"
@@ -90,6 +97,55 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "MIT License, ${PUBLISHER}"
   ${Loop}
 !macroend
 
+;; Windows files a toast under the AppUserModelID of the Start-menu shortcut that started the
+; program; the app sets the same ID on itself (SetCurrentProcessExplicitAppUserModelID), so the
+; shortcut must carry it too, or toasts and taskbar grouping fall back to the exe's name.
+; Stack: the shortcut's path. IShellLink loaded from the file, PKEY_AppUserModel_ID set
+; through its IPropertyStore, saved back.
+!macro SET_SHORTCUT_AUMID prefix
+Function ${prefix}SetShortcutAumid
+  Exch $R0
+  Push $0
+  Push $1
+  Push $2
+  Push $3
+  Push $4
+  Push $5
+  !insertmacro ComHlpr_CreateInProcInstance ${CLSID_ShellLink} ${IID_IShellLink} r0 ""
+  ${If} $0 P<> 0
+    ${IUnknown::QueryInterface} $0 '("${IID_IPersistFile}",.r1)'
+    ${If} $1 P<> 0
+      ${IPersistFile::Load} $1 '("$R0",${STGM_READWRITE}).r2'
+      ${If} $2 = 0
+        ${IUnknown::QueryInterface} $0 '("${IID_IPropertyStore}",.r2)'
+        ${If} $2 P<> 0
+          System::Call '*(&w64 "${AUMID}")p.r5'
+          System::Call '*${SYSSTRUCT_PROPERTYKEY}(${PKEY_AppUserModel_ID})p.r3'
+          System::Call '*${SYSSTRUCT_PROPVARIANT}(${VT_LPWSTR},,p r5)p.r4'
+          ${IPropertyStore::SetValue} $2 '($3,$4)'
+          ${IPropertyStore::Commit} $2 ""
+          System::Free $3
+          System::Free $4
+          System::Free $5
+          ${IUnknown::Release} $2 ""
+          ${IPersistFile::Save} $1 '("$R0",1)'
+        ${EndIf}
+      ${EndIf}
+      ${IUnknown::Release} $1 ""
+    ${EndIf}
+    ${IUnknown::Release} $0 ""
+  ${EndIf}
+  Pop $5
+  Pop $4
+  Pop $3
+  Pop $2
+  Pop $1
+  Pop $0
+  Pop $R0
+FunctionEnd
+!macroend
+!insertmacro SET_SHORTCUT_AUMID ""
+
 Section "${APP_NAME} (with a Start-menu shortcut)" SecMain
   SectionIn RO
   SetShellVarContext current
@@ -101,6 +157,8 @@ Section "${APP_NAME} (with a Start-menu shortcut)" SecMain
   WriteUninstaller "$INSTDIR\uninstall.exe"
 
   CreateShortCut "$SMPROGRAMS\${APP_NAME}.lnk" "$INSTDIR\${APP_EXE}" "" "$INSTDIR\${APP_EXE}" 0
+  Push "$SMPROGRAMS\${APP_NAME}.lnk"
+  Call SetShortcutAumid
 
   ; Listed in Settings > Apps for this user only.
   WriteRegStr HKCU "${UNINSTALL_KEY}" "DisplayName" "${APP_NAME}"
@@ -120,12 +178,29 @@ SectionEnd
 Section /o "Desktop shortcut" SecDesktop
   SetShellVarContext current
   CreateShortCut "$DESKTOP\${APP_NAME}.lnk" "$INSTDIR\${APP_EXE}" "" "$INSTDIR\${APP_EXE}" 0
+  Push "$DESKTOP\${APP_NAME}.lnk"
+  Call SetShortcutAumid
 SectionEnd
 
 Section /o "Start ${APP_NAME} when I log in" SecLogin
   ; Same value name and command as portwatch.config.autostart, so the app's Settings agree.
   WriteRegStr HKCU "${RUN_KEY}" "${APP_NAME}" '"$INSTDIR\${APP_EXE}" --minimized'
 SectionEnd
+
+; /DESKTOP and /LOGIN tick the optional sections, so a silent (/S) install can have them too.
+Function .onInit
+  ${GetParameters} $R0
+  ClearErrors
+  ${GetOptions} $R0 "/DESKTOP" $R1
+  ${IfNot} ${Errors}
+    !insertmacro SelectSection ${SecDesktop}
+  ${EndIf}
+  ClearErrors
+  ${GetOptions} $R0 "/LOGIN" $R1
+  ${IfNot} ${Errors}
+    !insertmacro SelectSection ${SecLogin}
+  ${EndIf}
+FunctionEnd
 
 Function un.onInit
   !insertmacro REFUSE_WHILE_RUNNING

@@ -132,6 +132,10 @@ def exposure_fields(exposure: Exposure | None) -> dict[str, Any] | None:
         "device": exposure.device,
         "dual_stack": exposure.dual_stack,
         "all_interfaces": exposure.everywhere,
+        # What the host firewall does with the port ("firewall not checked" when its
+        # rules could not be read), and whether Docker's NAT routes around it.
+        "firewall": exposure.firewall_words(),
+        "bypasses_firewall": exposure.bypasses_firewall,
     }
 
 
@@ -206,7 +210,11 @@ def text_row(view: ListenerView) -> str:
     if owner is not None and owner.replaced:
         exe += f"  REPLACED: {visible(owner.replaced)}"
     exposure = view.listener.exposure
-    reach = f"  reachable from: {visible(exposure.summary())}" if exposure is not None else ""
+    reach = ""
+    if exposure is not None:
+        reach = f"  reachable from: {visible(exposure.summary())}"
+        if exposure.scope != "local":
+            reach += f" ({visible(exposure.firewall_words())})"
     return (
         f"{mark} {endpoint.proto.value:<3} {host + ':' + str(endpoint.port):<28}"
         f" {view.status.value:<12} {who}{service and '  [' + service.strip() + ']'}{exe}{reach}"

@@ -17,7 +17,9 @@ from portwatch.cli import CommandError, common
 from portwatch.config import trustfile, watchfile
 from portwatch.config.follow import Follower
 from portwatch.core.alerts import ALERTING_KINDS
+from portwatch.core.problems import Outage
 from portwatch.core.text import visible
+from portwatch.core.trust import TrustJudge
 from portwatch.core.types import EventKind, PortEvent
 from portwatch.core.watchlist import WatchList
 from portwatch.engine import jsonl
@@ -27,8 +29,9 @@ from portwatch.engine.schedule import MIN_INTERVAL_S, TickSchedule
 from portwatch.engine.schedule import run as schedule_run
 from portwatch.engine.sinks import Sinks, TickSink
 from portwatch.engine.textfile import TextfileSink
+from portwatch.files import ResourceShortage
 from portwatch.paths import Paths
-from portwatch.store.history import HistoryStore, StoreError
+from portwatch.store.history import HistoryStore, StoreError, StoreUnavailable
 
 MAX_INTERVAL_S = 3600.0
 # About a century: long enough for "run forever", short enough for any clock arithmetic.
@@ -157,17 +160,37 @@ def _text(event: PortEvent) -> str:
     return line
 
 
+def _record_upgrades(path: Path, judge: TrustJudge) -> None:
+    """Record in the trust file the new version of packages seen upgraded, so the upgrade
+    is said once; the reloader then picks the file up like any other edit."""
+    upgrades = judge.take_upgrades()
+    if not upgrades:
+        return
+    try:
+        trustfile.record_upgrades(path, upgrades)
+    except OSError as exc:
+        common.warn(
+            f"could not record the package upgrade in {path}: {exc.strerror or exc};"
+            " the next start says it once more"
+        )
+
+
 def run(args: argparse.Namespace, paths: Paths) -> int:
     watchlist = common.load_watchlist(paths)
     # The sinks follow the monitor's watch list, which follows the watch-list file; they
     # are checked first so a bad --textfile or --jsonl is reported before anything opens.
     running: list[Monitor] = []
     sinks = Sinks(_sinks(args, lambda: running[0].watchlist if running else watchlist))
+    store: HistoryStore | None
     try:
         store = HistoryStore.open(paths.history_db)
+    except StoreUnavailable as exc:
+        # A full disk or no descriptors left: watching is still worth doing.
+        common.warn(f"{exc}; monitoring goes on without recording history")
+        store = None
     except StoreError as exc:
         raise CommandError(str(exc)) from exc
-    for notice in store.notices:
+    for notice in store.notices if store is not None else ():
         common.warn(notice)
     judge = common.load_judge(paths)
     # `portwatch trust add` in another terminal takes effect on the next poll.
@@ -190,7 +213,23 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     schedule = TickSchedule(max(args.interval, MIN_INTERVAL_S))
 
+    # Out of descriptors or memory outside the poll (reading a changed config file,
+    # writing a feed): said once, and the next step tries again.
+    outage = Outage()
+
     def step() -> None:
+        try:
+            guarded_step()
+        except (ResourceShortage, MemoryError) as exc:
+            news = outage.failed(
+                f"{files.shortage(exc)}: this poll was skipped; portwatch keeps trying"
+            )
+            if news is not None:
+                common.warn(news)
+        else:
+            outage.ended()
+
+    def guarded_step() -> None:
         rewatched = watch_follower.poll()
         if rewatched is not None:
             for problem in rewatched.problems:
@@ -213,6 +252,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
                 print(json.dumps(common.event_fields(event, service=name)), flush=True)
             else:
                 print(_text(event), flush=True)
+        _record_upgrades(paths.trust_file, judge)
         if result.duration_s > schedule.interval_s:
             common.warn(
                 f"a poll took {result.duration_s:.2f} s, longer than the"

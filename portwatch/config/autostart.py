@@ -37,6 +37,9 @@ from portwatch import APP_ID, APP_NAME
 from portwatch.config import atomic
 
 RUN_KEY_PATH = r"Software\Microsoft\Windows\CurrentVersion\Run"
+# Where Task Manager's Startup apps (and Settings > Apps > Startup) keep their own switch for
+# each Run value: binary, an odd first byte meaning "disabled"; no value means enabled.
+STARTUP_APPROVED_PATH = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\Run"
 
 
 def default_command(
@@ -163,23 +166,79 @@ class WinregRunKey:
             pass
 
 
-class RegistryAutostart(Autostart):
-    """Windows: a value in ``HKCU\\...\\CurrentVersion\\Run`` holding the command line."""
+class ApprovalKey(Protocol):
+    """Binary values under ``...\\Explorer\\StartupApproved\\Run`` (Windows' own switch)."""
 
-    def __init__(self, run_key: RunKey, value_name: str = APP_NAME) -> None:
+    def get(self, name: str) -> bytes | None:
+        """The value ``name``, or None if it does not exist."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove the value ``name``; no error if it does not exist."""
+        ...
+
+
+class WinregStartupApproved:
+    """The real :class:`ApprovalKey`, through ``winreg`` (Windows only)."""
+
+    def get(self, name: str) -> bytes | None:
+        if sys.platform != "win32":
+            raise OSError(_NOT_WINDOWS)
+        import winreg
+
+        try:
+            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, STARTUP_APPROVED_PATH) as key:
+                value, _kind = winreg.QueryValueEx(key, name)
+        except FileNotFoundError:
+            return None
+        return bytes(value) if isinstance(value, (bytes, bytearray)) else None
+
+    def delete(self, name: str) -> None:
+        if sys.platform != "win32":
+            raise OSError(_NOT_WINDOWS)
+        import winreg
+
+        try:
+            with winreg.OpenKey(
+                winreg.HKEY_CURRENT_USER, STARTUP_APPROVED_PATH, 0, winreg.KEY_SET_VALUE
+            ) as key:
+                winreg.DeleteValue(key, name)
+        except FileNotFoundError:
+            pass
+
+
+def _switched_off(approved: bytes | None) -> bool:
+    return approved is not None and len(approved) > 0 and bool(approved[0] & 1)
+
+
+class RegistryAutostart(Autostart):
+    """Windows: a value in ``HKCU\\...\\CurrentVersion\\Run`` holding the command line.
+
+    Windows starts it only while Task Manager's switch for it (``approval``) is not off: the
+    app's switch shows "off" then, and turning it on clears Windows' "disabled" too.
+    """
+
+    def __init__(
+        self, run_key: RunKey, value_name: str = APP_NAME, approval: ApprovalKey | None = None
+    ) -> None:
         self._run_key = run_key
         self._name = value_name
+        self._approval = approval
 
     @property
     def location(self) -> str:
         return f"HKEY_CURRENT_USER\\{RUN_KEY_PATH}\\{self._name}"
 
     def is_enabled(self) -> bool:
-        return bool(self._run_key.get(self._name))
+        if not self._run_key.get(self._name):
+            return False
+        return self._approval is None or not _switched_off(self._approval.get(self._name))
 
     def enable(self, command: Sequence[str]) -> None:
         # list2cmdline quotes the way the Windows C runtime parses arguments back.
         self._run_key.set(self._name, subprocess.list2cmdline(_check_command(command)))
+        if self._approval is not None and _switched_off(self._approval.get(self._name)):
+            self._approval.delete(self._name)
 
     def disable(self) -> None:
         self._run_key.delete(self._name)
@@ -342,14 +401,19 @@ def for_platform(
     home: Path | None = None,
     registry: RunKey | None = None,
     environ: Mapping[str, str] | None = None,
+    approval: ApprovalKey | None = None,
 ) -> Autostart:
     """The start-at-login mechanism for ``platform`` (default: this system).
 
-    ``home`` defaults to the user's home folder, ``registry`` to the real Windows registry and
-    ``environ`` (for ``XDG_CONFIG_HOME``) to ``os.environ``; tests pass their own.
+    ``home`` defaults to the user's home folder, ``registry`` and ``approval`` to the real
+    Windows registry (a test's own ``registry`` comes without ``approval`` unless it passes
+    one) and ``environ`` (for ``XDG_CONFIG_HOME``) to ``os.environ``; tests pass their own.
     """
     if platform == "win32":
-        return RegistryAutostart(registry if registry is not None else WinregRunKey())
+        if registry is None:
+            registry = WinregRunKey()
+            approval = approval if approval is not None else WinregStartupApproved()
+        return RegistryAutostart(registry, approval=approval)
     home = Path(home) if home is not None else Path.home()
     if platform == "darwin":
         return LaunchAgentAutostart(home)

@@ -40,8 +40,11 @@ class Follower(Generic[T]):
         stamp = stamp_of(self.path)
         if stamp == self._stamp:
             return None
+        # A load cut short for want of descriptors or memory raises ResourceShortage:
+        # the stamp is then not taken, so the file is read again at the next poll.
+        loaded = self._load(self.path)
         self._stamp = stamp
-        return self._load(self.path)
+        return loaded
 
     def mark_seen(self) -> None:
         """Take the file as it is now as known (after our own write, which is not news)."""

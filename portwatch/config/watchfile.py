@@ -33,7 +33,8 @@ class LoadedWatchList:
 def load(path: Path, *, create: bool = True) -> LoadedWatchList:
     """Read the watch list. A missing file is created with the defaults (the first
     run; with ``create`` False, as when following edits, it is taken as unreadable
-    for now: mid-replace or deleted); an existing file is only ever read."""
+    for now: mid-replace or deleted); an existing file is only ever read. Raises
+    :class:`~portwatch.files.ResourceShortage` when no descriptor or memory is left."""
     try:
         raw = files.read_bytes(path, MAX_BYTES)
     except FileNotFoundError:
@@ -48,6 +49,7 @@ def load(path: Path, *, create: bool = True) -> LoadedWatchList:
             )
         return LoadedWatchList(watchlist)
     except OSError as exc:
+        files.raise_if_short(exc)  # not a fact about the file: never the defaults
         return LoadedWatchList(
             WatchList.default(),
             (f"cannot use the watch list {path}: {exc.strerror or exc}",),

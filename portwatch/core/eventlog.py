@@ -16,6 +16,7 @@ from typing import Any
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.text import clean, visible
 from portwatch.core.types import EventKind, PortEvent
+from portwatch.core.why import WhyFields
 
 # Bumped when a field changes meaning or goes away; new fields keep the number.
 SCHEMA_VERSION = 1
@@ -67,6 +68,11 @@ def event_record(
                 "executable": clean(owner.exe),
                 "hash": {"sha256": owner.sha256} if owner.sha256 else None,
                 "start": utc_time(owner.create_time) if owner.create_time else None,
+                "parent": _drop_empty(
+                    {"pid": owner.parents[0][1], "name": clean(owner.parents[0][0])}
+                )
+                if owner.parents
+                else None,
             }
         )
     previous: dict[str, Any] = {}
@@ -80,6 +86,7 @@ def event_record(
             }
         )
     ip = _ip(endpoint.address)
+    why = WhyFields.of(event.listener)
     record: dict[str, Any] = {
         "@timestamp": utc_time(event.wall),
         "message": message,
@@ -109,6 +116,13 @@ def event_record(
                 "service": service or None,
                 "script": clean(owner.script) if owner and owner.script else None,
                 "previous": previous,
+                # Why it is open and who can reach it (core.why: the words every view uses).
+                "started_by": why.started_by or None,
+                "package": why.package or None,
+                "exposure": why.exposure_scope or None,
+                "reachable_from": why.reachable_from or None,
+                "firewall": why.firewall or None,
+                "replaced": why.replaced or None,
             }
         ),
     }

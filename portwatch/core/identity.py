@@ -81,6 +81,14 @@ def same_path(a: str | None, b: str | None) -> bool:
     return False
 
 
+def path_key(path: str | None) -> str | None:
+    """A key equal for paths :func:`same_path` calls the same (Windows: any case, either
+    slash), for sets and replacement slots."""
+    if path is not None and _windows_path(path):
+        return path.replace("/", "\\").casefold()
+    return path
+
+
 def short_hash(value: str | None) -> str:
     """The first 12 hex digits, enough for a person to compare two hashes at a glance."""
     return value[:12] if value else "unknown"

@@ -46,3 +46,26 @@ def summarise(lines: list[str], shown: int = SHOWN) -> list[str]:
     if len(lines) <= shown:
         return list(lines)
     return [*lines[:shown], f"... and {len(lines) - shown:,} more problems like these"]
+
+
+class Outage:
+    """A failure that repeats every poll (no file descriptors, a full disk) told once:
+    one line when it starts or changes, none while it goes on, and the count of failed
+    attempts when it is over."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+        self.failures = 0
+
+    def failed(self, line: str) -> str | None:
+        """``line`` when it is news, None while the same failure goes on."""
+        self.failures += 1
+        if line == self.current:
+            return None
+        self.current = line
+        return line
+
+    def ended(self) -> int:
+        """How many attempts failed in the outage that just ended (0: there was none)."""
+        failures, self.failures, self.current = self.failures, 0, None
+        return failures

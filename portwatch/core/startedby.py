@@ -113,3 +113,25 @@ def _container(parts: list[str]) -> str | None:
     if engine is not None and ident is not None:
         return f"{engine} container {ident[:12]}"
     return None
+
+
+def socket_activated(found: str | None, fdnames: str) -> str | None:
+    """``found`` (the cgroup's answer) for a service its ``.socket`` unit started with
+    Accept=no: systemd passes the sockets with ``LISTEN_FDNAMES``, each the socket
+    unit's name unless the unit chose another (``FileDescriptorName=``).
+
+    ``systemd unit cups.service`` + ``cups.socket`` → ``systemd socket cups.socket
+    (unit cups.service)``.
+    """
+    names = [n for n in fdnames.split(":") if n]
+    if not names:
+        return found
+    sockets = sorted({n for n in names if n.endswith(".socket")})
+    prefix = "systemd unit "
+    if not sockets:
+        return f"{found}, socket-activated" if found else "socket-activated by systemd"
+    units = ", ".join(sockets)
+    label = "systemd socket" if len(sockets) == 1 else "systemd sockets"
+    if found and found.startswith(prefix):
+        return f"{label} {units} (unit {found[len(prefix) :]})"
+    return f"{label} {units} ({found})" if found else f"{label} {units}"

@@ -22,10 +22,12 @@ def clean(text: str | bytes | None) -> str | None:
 
     Python decodes OS names with ``surrogateescape``; lone surrogates would crash
     SQLite, CSV and Qt, so each becomes the escape of the byte it stood for. So that
-    the escape cannot be forged, a backslash that would read as the start of one
-    (before ``x``, ``u``, another backslash or an escaped byte) is doubled: the byte 0xff becomes
-    ``\\xff``, the four characters ``\\xff`` become ``\\\\xff``. Apply once, where
-    text comes from the OS.
+    the escape cannot be forged, a backslash that would read as the start of one is
+    doubled: before ``x`` and two hex digits, ``u`` and four, an escaped byte, or a
+    backslash that is itself doubled. The byte 0xff becomes ``\\xff``, the four
+    characters ``\\xff`` become ``\\\\xff``. Any other backslash stays single, so
+    Windows paths read as they are (``C:\\Users``, ``C:\\xampp``, ``\\\\server``).
+    Apply once, where text comes from the OS.
     """
     if text is None:
         return None
@@ -33,24 +35,43 @@ def clean(text: str | bytes | None) -> str | None:
         text = text.decode("utf-8", errors="surrogateescape")
     if "\\" not in text and not _has_surrogate(text):
         return text
-    out = []
-    last = len(text) - 1
-    for index, ch in enumerate(text):
+    # Right to left: whether a backslash is doubled depends on what is written after it.
+    pieces: list[str] = []
+    doubled_next = False
+    for index in range(len(text) - 1, -1, -1):
+        ch = text[index]
         code = ord(ch)
+        doubled = False
         if 0xDC80 <= code <= 0xDCFF:
-            out.append(f"\\x{code - 0xDC00:02x}")
+            piece = f"\\x{code - 0xDC00:02x}"
         elif 0xD800 <= code <= 0xDFFF:
-            out.append(f"\\u{code:04x}")
-        elif ch == "\\" and index < last and _starts_escape(text[index + 1]):
-            out.append("\\\\")
+            piece = f"\\u{code:04x}"
+        elif ch == "\\" and index < len(text) - 1:
+            following = text[index + 1]
+            doubled = (
+                doubled_next
+                or "\ud800" <= following <= "\udfff"
+                or _reads_as_escape_body(text, index + 1)
+            )
+            piece = "\\\\" if doubled else ch
         else:
-            out.append(ch)
-    return "".join(out)
+            piece = ch
+        pieces.append(piece)
+        doubled_next = doubled
+    return "".join(reversed(pieces))
 
 
-def _starts_escape(ch: str) -> bool:
-    # What follows a backslash in an escape clean() writes (a byte it escapes writes one).
-    return ch in "xu\\" or "\ud800" <= ch <= "\udfff"
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _reads_as_escape_body(text: str, start: int) -> bool:
+    # What follows the backslash of an escape clean() writes: x and two hex digits, or u
+    # and four.
+    for letter, digits in (("x", 2), ("u", 4)):
+        body = text[start + 1 : start + 1 + digits]
+        if text.startswith(letter, start) and len(body) == digits and set(body) <= _HEX:
+            return True
+    return False
 
 
 def _has_surrogate(text: str) -> bool:

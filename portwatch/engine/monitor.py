@@ -10,6 +10,7 @@ from typing import Protocol
 
 from portwatch.core.alerts import Alert, AlertPolicy, EveryEventPolicy
 from portwatch.core.diff import ListenerKey, diff, listener_key, program
+from portwatch.core.problems import Outage
 from portwatch.core.types import (
     EventKind,
     Listener,
@@ -21,6 +22,7 @@ from portwatch.core.types import (
 )
 from portwatch.core.verdict import Judge, NoTrustJudge, Verdict, judge_revision, verdict_for
 from portwatch.core.watchlist import WatchList
+from portwatch.files import ResourceShortage, shortage
 from portwatch.probe.base import Probe, ProbeError
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,8 @@ class Monitor:
         self._clock = clock
         self._previous: Sample | None = None
         self._partial_reported = False
+        # Polls that fail the same way each time (no descriptors left): told once.
+        self._outage = Outage()
         # The previous tick's views, by listener, under the watch list and judge
         # revision in ``_basis``; reused while none of them is replaced.
         self._views: tuple[ListenerView, ...] = ()
@@ -154,13 +158,12 @@ class Monitor:
         warnings: list[str] = []
         try:
             sample = self.probe.poll(self.watchlist)
-        except ProbeError as exc:
-            log.info("poll failed: %s", exc)  # returned as a warning to the caller
-            now = time.time()
-            empty = Sample(wall=now, mono=started, listeners=(), probe_name=self.probe.name)
-            return TickResult(
-                empty, (), (), (), (f"poll failed: {exc}",), self._clock() - started, ok=False
-            )
+        except (ProbeError, ResourceShortage, MemoryError) as exc:
+            return self._failed(exc, started)
+        skipped = self._outage.ended()
+        if skipped:
+            s = "" if skipped == 1 else "s"
+            warnings.append(f"polling works again after {skipped} failed poll{s}")
         if sample.partial and not self._partial_reported:
             warnings.append(sample.partial_reason or "only part of the system is visible")
             self._partial_reported = True
@@ -182,6 +185,28 @@ class Monitor:
         self._previous = sample
         return TickResult(sample, views, events, alerts, tuple(warnings), self._clock() - started)
 
+    def _failed(self, exc: BaseException, started: float) -> TickResult:
+        """A poll that produced nothing: no verdict, no event, the last good poll stands.
+
+        Out of descriptors or memory, owners would come out "uninspectable" and files
+        "unreadable": such a poll is dropped whole rather than judged. The same failure
+        poll after poll is told once."""
+        reason = shortage(exc)
+        if reason is not None:
+            line = (
+                f"{reason}: polls are skipped, and nothing is judged or recorded, until"
+                " that passes; portwatch keeps trying"
+            )
+        else:
+            line = f"poll failed: {exc}"
+        news = self._outage.failed(line)
+        if news is not None:
+            log.info("%s", news)  # returned as a warning to the caller
+        now = time.time()
+        empty = Sample(wall=now, mono=started, listeners=(), probe_name=self.probe.name)
+        warnings = (news,) if news is not None else ()
+        return TickResult(empty, (), (), (), warnings, self._clock() - started, ok=False)
+
     def _views_for(self, sample: Sample, same_basis: bool) -> tuple[ListenerView, ...]:
         """This tick's views; listeners seen last tick under the same basis keep theirs."""
         known = self._judged if same_basis else {}
@@ -202,6 +227,10 @@ class Monitor:
             hit = by_value.get(listener)
             if hit is None:
                 judged[id(listener)] = self._judge(listener)
+            elif hit[1].listener.exposure != listener.exposure:
+                # Exposure takes no part in equality: the judgement stands, but the view
+                # must carry this poll's reach (a new address, a new firewall reading).
+                judged[id(listener)] = (listener, replace(hit[1], listener=listener), hit[2])
             else:
                 judged[id(listener)] = (listener, hit[1], hit[2])
         # Closed listeners are described as they were last seen.

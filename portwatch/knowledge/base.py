@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import replace
@@ -15,7 +16,7 @@ from portwatch import files
 from portwatch.core.types import Proto
 from portwatch.knowledge import texts
 from portwatch.knowledge.checks import checks_for
-from portwatch.knowledge.model import Entry, PortInfo
+from portwatch.knowledge.model import Entry, PortInfo, system_of
 from portwatch.knowledge.registry import Registration, Registry
 from portwatch.knowledge.registry import load as load_registry
 from portwatch.knowledge.schema import ParsedFile, duplicates, parse_text
@@ -91,8 +92,13 @@ class KnowledgeBase:
         curated: Iterable[Entry],
         user: Iterable[Entry] = (),
         registry: Registry | None = None,
+        system: str | None = None,
     ) -> None:
-        curated = list(curated)
+        # Descriptions true only on another OS (Linux's temporary-port range, say) are
+        # left out: the answer follows the OS portwatch runs on.
+        system = system or system_of(sys.platform)
+        curated = [e for e in curated if e.applies_on(system)]
+        user = [e for e in user if e.applies_on(system)]
         self._user = PortTable(user)
         self._exact = PortTable(e for e in curated if not e.is_range)
         self._ranges = PortTable(e for e in curated if e.is_range)
@@ -110,7 +116,9 @@ class KnowledgeBase:
         return self._registry
 
     @classmethod
-    def load(cls, user_file: Path | None = None) -> tuple[KnowledgeBase, tuple[str, ...]]:
+    def load(
+        cls, user_file: Path | None = None, system: str | None = None
+    ) -> tuple[KnowledgeBase, tuple[str, ...]]:
         """The embedded descriptions plus ``user_file``; returns the base and the
         problems found in the user's file (each a line for the user). Problems in the
         embedded data are logged: the schema test keeps them from shipping."""
@@ -122,7 +130,7 @@ class KnowledgeBase:
         for problem in duplicates(curated):
             log.warning("embedded port descriptions: %s", problem)
         user = read_user_file(user_file) if user_file is not None else ParsedFile((), ())
-        return cls(curated, user.entries), user.problems
+        return cls(curated, user.entries, system=system), user.problems
 
     def entry_for(self, port: int, proto: Proto) -> Entry | None:
         """The user's or curated description that answers for the port, if any: the

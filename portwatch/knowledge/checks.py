@@ -18,6 +18,22 @@ REMOTE = "From another machine"
 PLATFORMS = (LINUX, MACOS, WINDOWS, REMOTE)
 
 
+def windows_netstat(port: int) -> str:
+    """netstat filtered to the exact local or remote port: a bare ``findstr :PORT`` would
+    also match longer ports (:36530 for 3653) and process IDs."""
+    return f'netstat -ano | findstr /C:":{port} "'
+
+
+def quick_command(port: int, platform: str) -> str:
+    """The one command a user can run by hand, without admin rights, to see who holds
+    ``port`` on ``platform`` (a ``sys.platform`` value): what the side panel copies."""
+    if platform.startswith("win"):
+        return windows_netstat(port)
+    if platform == "darwin":
+        return f"lsof -nP -i :{port}"
+    return f"ss -ltnup 'sport = :{port}'"
+
+
 def checks_for(port: int, protocols: tuple[Proto, ...]) -> tuple[Check, ...]:
     """The by-hand checks for ``port`` on ``protocols``, one :class:`Check` per platform."""
     tcp = Proto.TCP in protocols
@@ -26,7 +42,7 @@ def checks_for(port: int, protocols: tuple[Proto, ...]) -> tuple[Check, ...]:
     ss_flags = "-" + ("t" if tcp else "") + ("u" if udp else "") + "lnp"
     linux = [f"sudo ss {ss_flags} 'sport = :{port}'"]
     mac: list[str] = []
-    windows = [f'netstat -ano | findstr /C:":{port} "']
+    windows = [windows_netstat(port)]
     remote: list[str] = []
     if tcp:
         linux.append(f"sudo lsof -nP -iTCP:{port} -sTCP:LISTEN")

@@ -15,6 +15,19 @@ Source = Literal["curated", "user", "registry", "os-services", "none"]
 
 SOURCES: tuple[Source, ...] = ("curated", "user", "registry", "os-services", "none")
 
+# The operating systems an entry's ``systems`` may name.
+SYSTEMS = ("linux", "windows", "macos")
+
+
+def system_of(platform: str) -> str:
+    """The SYSTEMS name for a ``sys.platform`` value; "other" for an OS not in it (where
+    only the entries for every system apply)."""
+    if platform == "win32" or platform.startswith("cygwin"):
+        return "windows"
+    if platform == "darwin":
+        return "macos"
+    return "linux" if platform.startswith("linux") else "other"
+
 
 @dataclass(frozen=True)
 class Related:
@@ -54,10 +67,17 @@ class Entry:
     programs: tuple[str, ...] = ()
     source: Source = "curated"
     origin: str = ""
+    # The operating systems the description is true on (SYSTEMS names); empty: every one.
+    # Temporary-port ranges differ: a port Linux hands out is an ordinary number on Windows.
+    systems: tuple[str, ...] = ()
 
     @property
     def is_range(self) -> bool:
         return self.lo != self.hi
+
+    def applies_on(self, system: str) -> bool:
+        """Whether the description holds on ``system`` (one of SYSTEMS)."""
+        return not self.systems or system in self.systems
 
     @property
     def width(self) -> int:

@@ -13,6 +13,7 @@ A file holds ``[[entry]]`` tables::
     security = ["A note.", "Another note."]
     programs = ["What one would expect to own it (a hint, never trust)."]
     related = [{ what = "IP protocol 41", note = "Why it matters here." }]
+    systems = ["linux"]         # optional: only true on these OSes (linux, windows, macos)
 
 Embedded (curated) entries must fill every text field except ``security``,
 ``programs`` and ``related``. The user's entries need only the port, protocols, name and
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from portwatch.core.types import Proto
-from portwatch.knowledge.model import Entry, Related, Source
+from portwatch.knowledge.model import SYSTEMS, Entry, Related, Source
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,7 +46,7 @@ MAX_LIST = 20
 _TEXT_FIELDS = ("title", "summary", "registration", "usage")
 _LIST_FIELDS = ("security", "programs")
 _KNOWN_FIELDS = frozenset(
-    {"port", "range", "protocols", "name", "related", *_TEXT_FIELDS, *_LIST_FIELDS}
+    {"port", "range", "protocols", "name", "related", "systems", *_TEXT_FIELDS, *_LIST_FIELDS}
 )
 _REQUIRED_CURATED = ("name", "title", "summary", "registration", "usage")
 _REQUIRED_USER = ("name", "summary")
@@ -59,7 +60,7 @@ USER_TEMPLATE = """\
 # example below to use it; a broken file is reported and ignored, never fatal.
 #
 # Required: port (or range = [LOW, HIGH]), protocols, name, summary.
-# Optional: title, registration, usage, security, programs, related.
+# Optional: title, registration, usage, security, programs, related, systems.
 #
 # [[entry]]
 # port = 8123
@@ -183,6 +184,7 @@ def _parse_entry(
     for key in _LIST_FIELDS:
         lists[key] = _parse_text_list(raw.get(key, []), key, fatal)
     related = _parse_related(raw.get("related", []), fatal)
+    systems = _parse_systems(raw.get("systems", []), fatal)
 
     if fatal or span is None or protocols is None:
         problems.extend(f"{where}: {reason}; the entry is ignored" for reason in fatal)
@@ -203,6 +205,7 @@ def _parse_entry(
             programs=lists["programs"],
             source=source,
             origin=origin,
+            systems=systems,
         ),
         problems,
     )
@@ -284,6 +287,18 @@ def _parse_text_list(value: object, key: str, fatal: list[str]) -> tuple[str, ..
             return ()
         items.append(str(item).strip())
     return tuple(items)
+
+
+def _parse_systems(value: object, fatal: list[str]) -> tuple[str, ...]:
+    names = ", ".join(f'"{name}"' for name in SYSTEMS)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        fatal.append(f"'systems' must be a list of {names}")
+        return ()
+    unknown = [v for v in value if v not in SYSTEMS]
+    if unknown:
+        fatal.append(f"'systems' has {unknown[0]!r}; use {names}")
+        return ()
+    return tuple(dict.fromkeys(value))
 
 
 def _parse_related(value: object, fatal: list[str]) -> tuple[Related, ...]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import socket
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,7 +93,10 @@ def list_connections(watched: WatchList | None, ps: Any = psutil) -> list[Connec
                 user=user,
             )
         )
-    counters = tcp_byte_counters() if any(c.proto is Proto.TCP for c in found) else {}
+    tcp_ports = sorted({c.local_port for c in found if c.proto is Proto.TCP})
+    # Only the ports of what was found are asked for (a kernel-side filter), not every
+    # connection of the machine; a long list is asked as a few wider ranges.
+    counters = tcp_byte_counters([(p, p) for p in tcp_ports]) if tcp_ports else {}
     with_bytes = [_with_bytes(item, counters) for item in found]
     with_bytes.sort(key=lambda c: (c.local_port, c.remote_port, c.local_address, c.proto.value))
     return with_bytes
@@ -124,8 +127,11 @@ def _process_facts(ps: Any, pid: int) -> tuple[str | None, float | None, str | N
     return name, started, user
 
 
-def tcp_byte_counters() -> dict[_TcpKey, tuple[int, int]]:
-    """(bytes received, bytes acknowledged) per TCP socket, from the kernel (Linux only).
+def tcp_byte_counters(
+    ports: Sequence[tuple[int, int]] = (),
+) -> dict[_TcpKey, tuple[int, int]]:
+    """(bytes received, bytes acknowledged) per TCP socket, from the kernel (Linux only):
+    of sockets with a local or remote port in ``ports`` (inclusive ranges), all if empty.
 
     Empty where the kernel cannot be asked; a connection missing here has unknown bytes.
     """
@@ -139,9 +145,10 @@ def tcp_byte_counters() -> dict[_TcpKey, tuple[int, int]]:
     except OSError:
         return {}
     counters: dict[_TcpKey, tuple[int, int]] = {}
+    bytecode = codec.port_filter(codec.coarsen(ports, 16)) if ports else b""
     try:
         for family in FAMILIES:
-            for chunk, start, end in diag.dump(tcp_connections_request(family, b"")):
+            for chunk, start, end in diag.dump(tcp_connections_request(family, bytecode)):
                 msg = codec.decode_message(chunk, start, end)
                 split = codec.tcp_bytes_split(msg.tcp_info)
                 if split is not None:

@@ -19,6 +19,7 @@ import stat
 from collections.abc import Mapping, Sequence
 
 from portwatch.core.text import clean
+from portwatch.files import raise_if_short
 from portwatch.probe import procfs
 from portwatch.probe.interpreter import interpreter_family, script_argument
 
@@ -229,7 +230,9 @@ def read_environ(pid: int, proc: str = "/proc") -> dict[str, str]:
     try:
         with open(f"{proc}/{pid}/environ", "rb") as handle:
             raw = handle.read(1 << 20)
-    except OSError:
+    except OSError as exc:
+        # Read as "no environment", a shortage would hide an LD_PRELOAD.
+        raise_if_short(exc)
         return {}
     env: dict[str, str] = {}
     for item in raw.split(b"\0"):

@@ -20,14 +20,18 @@ from typing import Any
 import psutil
 
 from portwatch.core.identity import script_is_file
+from portwatch.core.startedby import socket_activated
 from portwatch.core.text import clean
 from portwatch.core.types import Owner, SignerInfo
+from portwatch.files import raise_if_short
 from portwatch.probe import procfs, winfile
 from portwatch.probe.extracode import extra_code, read_environ
 from portwatch.probe.interpreter import ScriptReader
 from portwatch.probe.origin import parent_chain, started_by_of
 from portwatch.probe.packages import PackageCheck, PackageVerifier, default_verifier
+from portwatch.probe.published import PublishedPorts, running_processes
 from portwatch.probe.replaced import replaced_reason
+from portwatch.probe.service_manager import ServiceNames, service_names
 from portwatch.probe.signature import default_verifier as default_signature_verifier
 
 log = logging.getLogger(__name__)
@@ -79,7 +83,8 @@ class FileHasher:
         try:
             with open(path, "rb") as handle:
                 return self.hash_open_file(handle)
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return None
 
     def hash_open_file(self, handle: Any) -> str:
@@ -122,8 +127,14 @@ class OwnerReader:
         packages: PackageVerifier | None = None,
         signer_of: Callable[[str], SignerInfo | None] | None = None,
         file_times: Callable[[int], tuple[int, int] | None] = winfile.file_times_ns,
+        published: PublishedPorts | None = None,
+        services: ServiceNames | None = None,
     ) -> None:
         self._ps = ps
+        # The container a port forwarder (docker-proxy, rootlessport) publishes.
+        self.published = published or PublishedPorts(processes=lambda: running_processes(ps))
+        # Windows services and macOS launchd jobs by pid (None on Linux: the cgroup says).
+        self.services = services if services is not None else service_names(ps, platform)
         # Which installed package the executable and script verifiably came from; the
         # verifier caches by file identity and database stamp, so polls stay cheap.
         self.packages = packages if packages is not None else default_verifier()
@@ -183,6 +194,10 @@ class OwnerReader:
             return None
         except ps.AccessDenied:
             return Owner(pid=pid, note="access denied: the OS hides this process's details")
+        except OSError as exc:
+            # Out of descriptors or memory: not an answer about this process.
+            raise_if_short(exc)
+            raise
         self._used.add(pid)
         cached = self._owners.get(pid)
         if cached is not None and cached[1] is not None:
@@ -208,6 +223,8 @@ class OwnerReader:
         except (ps.Error, OSError) as exc:
             # psutil passes Windows errors it does not map (WinError 87, 299, ...) through
             # as plain OSError: this owner stays unattributed, the rest of the poll goes on.
+            # Out of descriptors or memory is no answer about the owner: the poll fails.
+            raise_if_short(exc)
             log.debug("reading pid %s failed: %r", pid, exc)
             reason = clean(str(exc)) or type(exc).__name__
             return Owner(pid=pid, note=f"details unreadable ({reason})")
@@ -229,7 +246,8 @@ class OwnerReader:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
                 return b"cmdline:" + handle.read(65536)
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return None
 
     def _euid(self, proc: Any) -> int | None:
@@ -271,7 +289,8 @@ class OwnerReader:
                 script, script_sha = self._script_of(proc, exe)
             except (ps.NoSuchProcess, ps.ZombieProcess):
                 return None
-            except (ps.AccessDenied, OSError):
+            except (ps.AccessDenied, OSError) as exc:
+                raise_if_short(exc)
                 notes.append("script hidden")
         extra = self._extra_code(proc, pid, exe) if exe else None
         exe_check = script_check = PackageCheck()
@@ -304,9 +323,34 @@ class OwnerReader:
             signer=signer,
             note="; ".join(notes) or None,
             replaced=self._replaced(pid, exe),
-            started_by=started_by_of(pid) if self._linux else None,
+            started_by=self._started_by(proc, pid, exe),
             parents=parent_chain(ps, proc),
         )
+
+    def _started_by(self, proc: Any, pid: int, exe: str | None) -> str | None:
+        """What started the process (read once per process instance: owners are cached):
+        its control group, the ``.socket`` unit that passed it its sockets, the container
+        a port forwarder publishes, or the OS's service or launchd job elsewhere."""
+        if not self._linux:
+            return self.services.started_by(pid) if self.services is not None else None
+        found = started_by_of(pid)
+        program = os.path.basename(exe or "")
+        if program in ("docker-proxy", "rootlessport", "podman"):
+            try:
+                argv = [a for a in proc.cmdline() if isinstance(a, str)]
+            except (self._ps.Error, OSError):
+                argv = []
+            if program == "podman":
+                # podman re-executes itself as rootlessport (argv[0] names the role).
+                program = os.path.basename(argv[0]) if argv else program
+            published = self.published.describe(program, argv, pid)
+            if published is not None:
+                return published
+        # A service started by its .socket unit (Accept=no) is told its sockets' names.
+        environ = read_environ(pid)
+        if environ.get("LISTEN_PID") == str(pid):
+            found = socket_activated(found, environ.get("LISTEN_FDNAMES", ""))
+        return clean(found) if found else None
 
     def _replaced(self, pid: int, exe: str | None) -> str | None:
         """Why the running program is not the file at ``exe`` (Linux), else None."""
@@ -325,6 +369,7 @@ class OwnerReader:
             return self.packages.check(path, open_path)
         except OSError as exc:
             # A database that cannot be read is no verdict: nothing is cached, no package.
+            raise_if_short(exc)
             log.debug("package check failed for %s: %s", path, exc)
             return PackageCheck()
 
@@ -336,7 +381,8 @@ class OwnerReader:
         ps = self._ps
         try:
             argv = [a for a in proc.cmdline() if isinstance(a, str)]
-        except (ps.NoSuchProcess, ps.ZombieProcess, ps.AccessDenied, OSError):
+        except (ps.NoSuchProcess, ps.ZombieProcess, ps.AccessDenied, OSError) as exc:
+            raise_if_short(exc)
             argv = None
         environ = read_environ(pid)
         return extra_code(exe, argv, environ, procfs.root_of(pid), procfs.cwd_of(pid))
@@ -359,6 +405,7 @@ class OwnerReader:
                 with open(link, "rb") as handle:
                     sha = self.hasher.hash_open_file(handle)
             except OSError as exc:
+                raise_if_short(exc)
                 return clean(target), None, f"executable unreadable ({exc.strerror or exc})"
             note = (
                 "the executable was replaced or deleted on disk after start" if replaced else None
@@ -385,7 +432,8 @@ class OwnerReader:
                         "the executable was replaced on disk after start",
                     )
                 exe_sha = self.hasher.hash_open_file(handle)
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return clean(exe), None, "executable unreadable"
         return clean(exe), exe_sha, None
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from portwatch.core.startedby import started_by
 from portwatch.core.text import clean
+from portwatch.files import raise_if_short
 
 MAX_PARENTS = 5
 _MAX_CGROUP = 64 * 1024
@@ -16,7 +17,8 @@ def started_by_of(pid: int, proc: str = "/proc") -> str | None:
     try:
         with open(f"{proc}/{pid}/cgroup", encoding="utf-8", errors="replace") as handle:
             text = handle.read(_MAX_CGROUP)
-    except OSError:
+    except OSError as exc:
+        raise_if_short(exc)
         return None
     found = started_by(text)
     return clean(found) if found else None

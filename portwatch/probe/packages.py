@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from portwatch.core.text import clean
 from portwatch.core.types import PackageInfo
+from portwatch.files import raise_if_short
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ FileKey = tuple[int, int, int, int, int]
 _CHUNK = 1 << 20
 # The states in which dpkg considers a package's files in place and its records valid.
 _INSTALLED_STATES = frozenset({"installed", "triggers-pending", "triggers-awaited"})
+# dpkg's states while it upgrades a package: the files are being swapped, the package
+# is still there (a process of the earlier version is not a changed binary).
+_CHANGING_STATES = frozenset({"half-installed", "unpacked", "half-configured"})
 # The top-level directories merged into /usr on current systems: a package may list
 # /bin/foo while the kernel names the running file /usr/bin/foo.
 _MERGED_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -107,7 +111,8 @@ class PackageDatabase(Protocol):
         ...
 
     def installed(self, name: str) -> bool:
-        """Whether a package of that name is installed now."""
+        """Whether a package of that name is installed now, or being upgraded (its
+        processes of the earlier version keep running through the upgrade)."""
         ...
 
 
@@ -157,6 +162,7 @@ class DpkgDatabase:
         self._lists_read_at = 0.0
         self._searches = 0
         self._versions: dict[str, PackageInfo] = {}
+        self._changing: set[str] = set()
         self._divert_from: dict[str, tuple[str, str]] = {}
         self._divert_to: dict[str, tuple[str, str]] = {}
         self._aliases = self._merged_aliases()
@@ -213,7 +219,8 @@ class DpkgDatabase:
             try:
                 with open(os.path.join(self._info, name), "rb") as handle:
                     out.append((stem, handle.read()))
-            except OSError:
+            except OSError as exc:
+                raise_if_short(exc)  # else lists missing packages would be kept
                 continue
         return out
 
@@ -266,8 +273,10 @@ class DpkgDatabase:
         self.index_builds += 1
 
     def _read_status(self) -> dict[str, PackageInfo]:
-        """Installed packages by ``name`` and ``name:arch``."""
+        """Installed packages by ``name`` and ``name:arch``; those dpkg is unpacking or
+        configuring (an upgrade under way) go to ``_changing``."""
         out: dict[str, PackageInfo] = {}
+        changing: set[str] = set()
         with open(os.path.join(self.admin_dir, "status"), "rb") as handle:
             text = handle.read().decode("utf-8", errors="replace")
         for stanza in text.split("\n\n"):
@@ -279,6 +288,8 @@ class DpkgDatabase:
                 fields[key.strip().lower()] = value.strip()
             name = fields.get("package")
             state = fields.get("status", "").split()
+            if name and state and state[-1] in _CHANGING_STATES:
+                changing.add(name)
             if not name or not state or state[-1] not in _INSTALLED_STATES:
                 continue
             arch = fields.get("architecture") or None
@@ -291,6 +302,7 @@ class DpkgDatabase:
             out.setdefault(name, info)
             if arch:
                 out[f"{name}:{arch}"] = info
+        self._changing = changing
         return out
 
     def _read_diversions(self) -> None:
@@ -298,7 +310,8 @@ class DpkgDatabase:
         try:
             with open(os.path.join(self.admin_dir, "diversions"), encoding="utf-8") as handle:
                 lines = handle.read().split("\n")
-        except (OSError, UnicodeDecodeError):
+        except (OSError, UnicodeDecodeError) as exc:
+            raise_if_short(exc)
             return
         for index in range(0, len(lines) - 2, 3):
             source, target, by = lines[index], lines[index + 1], lines[index + 2]
@@ -311,7 +324,7 @@ class DpkgDatabase:
 
     def installed(self, name: str) -> bool:
         self._ensure_current()
-        return name in self._versions
+        return name in self._versions or name in self._changing
 
     # -- answering ---------------------------------------------------------------------
 
@@ -384,15 +397,15 @@ class DpkgDatabase:
                     digest, _, listed = line.rstrip(b"\n").partition(b"  ")
                     if listed == relative:
                         return FileRecord(package, path, "md5", digest.decode("ascii").lower())
-        except (OSError, UnicodeDecodeError):
-            pass
+        except (OSError, UnicodeDecodeError) as exc:
+            raise_if_short(exc)
         # No digest: confirm the path really is in the package (not a hash collision).
         try:
             with open(os.path.join(self._info, f"{stem}.list"), "rb") as handle:
                 if os.fsencode(path) in handle.read().split(b"\n"):
                     return FileRecord(package, path, "md5", None)
-        except OSError:
-            pass
+        except OSError as exc:
+            raise_if_short(exc)
         return None
 
 
@@ -511,6 +524,7 @@ class PackageVerifier:
             with open(open_path or path, "rb") as handle:
                 return self._check_open(path, handle)
         except OSError as exc:
+            raise_if_short(exc)
             log.debug("no package check for %s: %s", path, exc)
             return PackageCheck(problem=f"could not be checked ({exc.strerror or exc})")
 

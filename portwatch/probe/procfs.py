@@ -14,6 +14,8 @@ import os
 import stat
 import time
 
+from portwatch.files import raise_if_short
+
 _MAX_LINKS = 40  # as the kernel's own limit on symlinks followed in one lookup
 _DELETED = " (deleted)"
 
@@ -111,7 +113,8 @@ def started_wall(pid: int, proc: str = "/proc") -> float | None:
         ticks = int(raw[raw.rfind(b")") + 2 :].split()[19])
         hertz = os.sysconf("SC_CLK_TCK")
         age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / hertz
-    except (OSError, ValueError, IndexError):
+    except (OSError, ValueError, IndexError) as exc:
+        raise_if_short(exc)
         return None
     # One tick of slack: the start is only known to the tick.
     return time.time() - age + 1.0 / hertz
@@ -127,7 +130,8 @@ def exec_token(pid: int, proc: str = "/proc") -> bytes | None:
     try:
         with open(f"{proc}/{pid}/auxv", "rb") as handle:
             data = handle.read(4096)
-    except OSError:
+    except OSError as exc:
+        raise_if_short(exc)
         return None
     return hashlib.sha256(data).digest() if data else None
 

@@ -17,8 +17,10 @@ from portwatch.core.exposure import canonical_address
 from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
+from portwatch.files import ResourceShortage, raise_if_short
 from portwatch.probe.base import ProbeError
 from portwatch.probe.exposure import device_name, endpoint_of, host_interfaces, listener_exposure
+from portwatch.probe.firewall import FirewallState, FirewallWatch
 from portwatch.probe.identity import OwnerReader
 from portwatch.probe.netlink import codec
 from portwatch.probe.netlink.inodes import InodeResolver
@@ -89,7 +91,8 @@ class _KernelDetails:
         self.known = False
         try:
             diag = SockDiag()
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return
         try:
             for family in FAMILIES:
@@ -144,6 +147,7 @@ class PsutilProbe:
         clock: Any = time,
         platform: str = sys.platform,
         socket_table: TableReader | None = None,
+        firewall: FirewallWatch | None = None,
     ) -> None:
         self._ps = ps
         self.owners = owners or OwnerReader(ps=ps, platform=platform)
@@ -161,6 +165,9 @@ class PsutilProbe:
         self._v6only: dict[Endpoint, bool | None] = {}
         self._taken: set[int] = set()
         self._interfaces: dict[str, list[str]] = {}
+        # The firewall's rules, read rarely and in the background (never on each poll).
+        self.firewall = firewall if firewall is not None else FirewallWatch()
+        self._firewall_state: FirewallState | None = None
 
     def poll(self, watched: WatchList) -> Sample:
         mono = self._clock.monotonic()
@@ -178,10 +185,17 @@ class PsutilProbe:
                 rows = [*rows, *unseen]
                 partial_reason = MACOS_UNATTRIBUTED_REASON.format(denied=counted)
         except (OSError, self._ps.Error) as exc:
+            raise_if_short(exc)
             # Anything else psutil raises for the whole table is one failed poll, not a crash.
             raise ProbeError(f"cannot read the connection table: {exc}") from exc
         self._interfaces = host_interfaces(self._ps)
-        listeners, activity = self._interpret(rows, watched)
+        self._firewall_state = self.firewall.state()
+        try:
+            listeners, activity = self._interpret(rows, watched)
+        except ResourceShortage:
+            if self._holders is not None:
+                self._holders.forget()  # may be half-read: read again next poll
+            raise
         self.owners.forget_unused()
         return Sample(
             wall=wall,
@@ -348,7 +362,8 @@ class PsutilProbe:
             return found
         try:
             again = self._ps.net_connections("inet")
-        except (OSError, self._ps.Error):
+        except (OSError, self._ps.Error) as exc:
+            raise_if_short(exc)
             return found
         # psutil's rows carry no device: match them to listeners without it.
         fresh_rows = {_without_device(ep) for ep in fresh}
@@ -391,7 +406,14 @@ class PsutilProbe:
         endpoint = listener.endpoint
         v6only = self._v6only.get(endpoint)
         known = self._details is not None and self._details.known
-        exposure = listener_exposure(endpoint, self._interfaces, v6only, device_known=known)
+        exposure = listener_exposure(
+            endpoint,
+            self._interfaces,
+            v6only,
+            device_known=known,
+            owner=listener.owner,
+            firewall=self._firewall_state,
+        )
         return replace(listener, exposure=exposure)
 
     def _with_other_holders(

@@ -39,7 +39,7 @@ from portwatch.services.notify import (
     NotificationBackend,
     NullBackend,
 )
-from portwatch.services.plain_text import shorten, visible
+from portwatch.services.plain_text import shorten_utf16, visible
 
 log = logging.getLogger(__name__)
 
@@ -315,8 +315,8 @@ class AlertService(QObject):
     def _show_next(self) -> None:
         while self._queue:
             token, alert = self._queue.popleft()
-            title = shorten(visible(alert.title), TITLE_LIMIT)
-            text = shorten(visible(alert.text), TEXT_LIMIT)
+            title = shorten_utf16(visible(alert.title), TITLE_LIMIT)
+            text = shorten_utf16(visible(alert.text), TEXT_LIMIT)
             try:
                 self._backend.show(token, title, text, alert.urgency)
             except Exception:  # a back-end failing must never stop monitoring

@@ -17,45 +17,43 @@ from portwatch.core.watchlist import WatchSpec
 from portwatch.services.background import JobRunner
 from portwatch.services.history_lookup import open_readonly
 
-# A range is filled from history port by port; beyond this many ports it is skipped.
-HISTORY_FILL_MAX_PORTS = 32
-
-# (wall, listeners, established) rows of one port and protocol.
-ActivityRows = list[tuple[float, int, int]]
+# (bucket start, listeners, established, bytes in, bytes out) rows of one watched spec,
+# its ports summed; bytes are None where the probe could not count them.
+ActivityRows = list[tuple[float, int, int, int | None, int | None]]
 
 
 @dataclass(frozen=True)
 class ChartHistory:
-    """The history for one chart window: per spec, one list of rows per port and protocol."""
+    """The history for one chart window: per spec, its rows (every spec asked for)."""
 
     window_s: float
     step_s: float
-    rows: dict[WatchSpec, list[ActivityRows]]
+    rows: dict[WatchSpec, ActivityRows]
 
 
 def read_chart_history(
-    history_db: Path, specs: Sequence[WatchSpec], since: float, until: float
-) -> dict[WatchSpec, list[ActivityRows]]:
-    """Read the activity of every port of ``specs`` (small ones) between two wall times."""
+    history_db: Path,
+    specs: Sequence[WatchSpec],
+    since: float,
+    until: float,
+    resolution: int | None = None,
+) -> dict[WatchSpec, ActivityRows]:
+    """Read the activity of ``specs`` between two wall times, in buckets of
+    ``resolution`` seconds (None: the store's choice for the span); one query per spec,
+    whatever the size of its range."""
     if not history_db.exists():
-        return {}
+        return {spec: [] for spec in specs}
     reader = open_readonly(history_db)
     try:
-        out: dict[WatchSpec, list[ActivityRows]] = {}
-        for spec in specs:
-            if spec.hi - spec.lo + 1 > HISTORY_FILL_MAX_PORTS:
-                continue
-            rows = [
-                [
-                    (float(r.wall), int(r.listeners), int(r.established))
-                    for r in reader.activity(port, proto, since, until)
-                ]
-                for port in range(spec.lo, spec.hi + 1)
-                for proto in spec.protos
+        return {
+            spec: [
+                (float(r.wall), int(r.listeners), int(r.established), r.bytes_in, r.bytes_out)
+                for r in reader.activity_span(
+                    spec.lo, spec.hi, spec.protos, since, until, resolution
+                )
             ]
-            if any(rows):
-                out[spec] = rows
-        return out
+            for spec in specs
+        }
     finally:
         reader.close()
 
@@ -75,7 +73,8 @@ class ChartHistoryLoader(QObject):
     def request(
         self, specs: Sequence[WatchSpec], window_s: float, step_s: float, until: float
     ) -> None:
-        """Read ``window_s`` seconds up to the wall time ``until`` for ``specs``."""
+        """Read ``window_s`` seconds up to the wall time ``until`` for ``specs``, in the
+        store's buckets of ``step_s`` seconds."""
         self._generation += 1
         generation = self._generation
         specs = tuple(specs)
@@ -86,7 +85,7 @@ class ChartHistoryLoader(QObject):
                 self.loaded.emit(ChartHistory(window_s, step_s, rows))
 
         self._jobs.submit(
-            lambda: read_chart_history(path, specs, until - window_s, until),
+            lambda: read_chart_history(path, specs, until - window_s, until, int(step_s)),
             deliver,
             lambda _exc: None,  # no history is an empty chart, not an error
         )

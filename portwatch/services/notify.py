@@ -17,9 +17,11 @@ from portwatch.core.alerts import Alert, Urgency
 
 log = logging.getLogger(__name__)
 
-# Limits Windows applies to toast text; used everywhere so no back-end cuts mid-word.
-TITLE_LIMIT = 64
-TEXT_LIMIT = 256
+# Limits Windows applies to toast text, in UTF-16 units: Qt copies at most 63 and 255 of
+# them (the NOTIFYICONDATA fields of 64 and 256 hold the terminating NUL). Used everywhere, so
+# no back-end cuts the text, and its ellipsis, off itself.
+TITLE_LIMIT = 63
+TEXT_LIMIT = 255
 # How many alerts the in-app log keeps for this session.
 LOG_LIMIT = 500
 

@@ -40,6 +40,22 @@ def tooltip(*lines: str | None) -> str:
     return "<p style='white-space:pre-wrap'>" + "<br>".join(shown) + "</p>"
 
 
+def shorten_utf16(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` UTF-16 units (what Windows counts), ending with an
+    ellipsis when cut; a character outside the BMP (an emoji) counts two, never split."""
+    if len(text.encode("utf-16-le")) // 2 <= limit:
+        return text
+    kept: list[str] = []
+    used = 0
+    for ch in text:
+        width = 2 if ord(ch) > 0xFFFF else 1
+        if used + width > limit - 1:
+            break
+        kept.append(ch)
+        used += width
+    return "".join(kept) + "\u2026"
+
+
 def shorten(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` characters, ending with an ellipsis when cut."""
     if len(text) <= limit:

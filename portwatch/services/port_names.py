@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,13 @@ def os_service_name(port: int, proto: Proto) -> str:
         return socket.getservbyport(port, proto.value)
     except (OSError, OverflowError):
         return ""
+
+
+def check_command(port: int, platform: str = sys.platform) -> str:
+    """The command a user can run by hand to see who holds ``port`` (the knowledge base's)."""
+    from portwatch.knowledge.checks import quick_command
+
+    return quick_command(port, platform)
 
 
 class PortNames:

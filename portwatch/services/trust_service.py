@@ -29,6 +29,7 @@ from portwatch.core.trust import (
 )
 from portwatch.core.types import Proto
 from portwatch.core.watchlist import WatchList, WatchSpec
+from portwatch.files import ResourceShortage, shortage
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,9 @@ class TrustService(QObject):
         except OSError as exc:
             self.notices.emit([f"could not save {self._path}: {exc.strerror or exc}"])
             return None
+        except (ResourceShortage, MemoryError) as exc:
+            self.notices.emit([f"could not save {self._path}: {shortage(exc)}"])
+            return None
         if loaded.problems:
             self.notices.emit(list(loaded.problems))
         self.judge.set_trust_list(loaded.trust_list)
@@ -199,8 +203,13 @@ class TrustService(QObject):
 
     @Slot()
     def reload_if_changed(self) -> None:
-        """Pick up edits made by the command line while the window runs."""
-        loaded = self._reloader.poll()
+        """Pick up edits made by the command line while the window runs (and record
+        package upgrades the judge has seen, which the reload then picks up)."""
+        try:
+            self._record_upgrades()
+            loaded = self._reloader.poll()
+        except (ResourceShortage, MemoryError):
+            return  # read again on the next look; the sampler's poll says what ran out
         if loaded is None:
             return
         if loaded.problems:
@@ -209,6 +218,17 @@ class TrustService(QObject):
             return  # a file that cannot be used at all: keep judging with the last good list
         self.judge.set_trust_list(loaded.trust_list)
         self.changed.emit(loaded.trust_list)
+
+    def _record_upgrades(self) -> None:
+        upgrades = self.judge.take_upgrades()
+        if not upgrades:
+            return
+        try:
+            trustfile.record_upgrades(self._path, upgrades)
+        except OSError as exc:
+            self.notices.emit(
+                [f"could not record the package upgrade in {self._path}: {exc.strerror or exc}"]
+            )
 
     def stop(self) -> None:
         self._timer.stop()

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from portwatch.config import watchfile
 from portwatch.config.follow import Follower
 from portwatch.core.watchlist import WatchList, WatchSpec
+from portwatch.files import ResourceShortage
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,10 @@ class WatchListFile(QObject):
     def reload_if_changed(self) -> None:
         """Pick up an edit made elsewhere; a file that cannot be used at all keeps the
         list in use (the problem is reported)."""
-        loaded = self._follower.poll()
+        try:
+            loaded = self._follower.poll()
+        except (ResourceShortage, MemoryError):
+            return  # read again on the next look; the sampler's poll says what ran out
         if loaded is not None:
             self._apply(loaded)
 

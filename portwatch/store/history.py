@@ -11,6 +11,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import os
 import sqlite3
 import time
 from collections import deque
@@ -19,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+from portwatch import files
 from portwatch.core.exposure import canonical_address
+from portwatch.core.problems import Outage
 from portwatch.core.types import (
     Endpoint,
     ListenerView,
@@ -58,6 +61,11 @@ class StoreError(RuntimeError):
     """The history file cannot be used at all (the folder is unwritable, ...)."""
 
 
+class StoreUnavailable(StoreError):
+    """The history cannot be written for now (a full disk, no file descriptors or memory
+    left): monitoring can go on without recording; the message says why."""
+
+
 class StoreBusy(StoreError):
     """Another process already records into this history (one writer per data folder)."""
 
@@ -94,12 +102,15 @@ class ObservedListener:
 
 @dataclass(frozen=True)
 class ActivityPoint:
-    """Activity in one bucket: the most listeners and connections seen in it."""
+    """Activity in one bucket: the most listeners and connections seen in it, and the
+    bytes moved in it (None where the probe could not count them)."""
 
     wall: float
     listeners: int
     established: int
     bytes: int | None
+    bytes_in: int | None = None
+    bytes_out: int | None = None
 
 
 @dataclass(frozen=True)
@@ -176,10 +187,16 @@ def _identity(view: ListenerView) -> IdentityKey:
     )
 
 
+def _readonly_uri(path: Path) -> str:
+    """A read-only SQLite URI for ``path``. Percent-encoded: a folder named with ``#``,
+    ``?`` or ``%`` must not end the path early or read as an option (another file)."""
+    return Path(os.path.abspath(path)).as_uri() + "?mode=ro"
+
+
 def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if readonly:
         conn = sqlite3.connect(
-            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+            _readonly_uri(path), uri=True, isolation_level=None, check_same_thread=False
         )
     else:
         conn = sqlite3.connect(path, isolation_level=None)
@@ -190,7 +207,7 @@ def _connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
 def _damage(path: Path) -> str | None:
     """Why the file at ``path`` is not a usable database, or None when it is fine."""
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
+        conn = sqlite3.connect(_readonly_uri(path), uri=True, timeout=BUSY_TIMEOUT_MS / 1000)
         try:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
             user_version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -219,7 +236,7 @@ def _reading(method: Callable[P, R]) -> Callable[P, R]:
         try:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the history: {exc}") from exc
+            raise StoreError(f"cannot read the history: {files.shortage_now() or exc}") from exc
 
     return wrapper
 
@@ -229,6 +246,13 @@ def _spelled(family: object, address: object) -> Any:
     if family == "ipv6" and isinstance(address, str):
         return canonical_address(address, True)
     return address
+
+
+_SQLITE_FULL = 13
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) == _SQLITE_FULL or "disk is full" in str(exc)
 
 
 class HistoryReader:
@@ -303,13 +327,53 @@ class HistoryReader:
         res = resolution or self.resolution_for(until_wall - since_wall)
         proto_text = proto.value if isinstance(proto, Proto) else str(proto)
         rows = self._conn.execute(
-            "SELECT p.bucket, COALESCE(a.listeners, 0), COALESCE(a.established, 0), a.bytes"
-            " FROM polls p LEFT JOIN activity a ON a.resolution = p.resolution"
-            " AND a.bucket = p.bucket AND a.port = ? AND a.proto = ?"
+            "SELECT p.bucket, COALESCE(a.listeners, 0), COALESCE(a.established, 0), a.bytes,"
+            " a.bytes_in, a.bytes_out FROM polls p LEFT JOIN activity a"
+            " ON a.resolution = p.resolution AND a.bucket = p.bucket AND a.port = ? AND a.proto = ?"
             " WHERE p.resolution = ? AND p.bucket BETWEEN ? AND ? ORDER BY p.bucket",
             (port, proto_text, res, int(since_wall // res), int(until_wall // res)),
         )
-        return [ActivityPoint(float(b * res), int(li), int(es), by) for b, li, es, by in rows]
+        return [
+            ActivityPoint(float(b * res), int(li), int(es), by, bi, bo)
+            for b, li, es, by, bi, bo in rows
+        ]
+
+    @_reading
+    def activity_span(
+        self,
+        lo: int,
+        hi: int,
+        protos: Sequence[Proto | str],
+        since_wall: float,
+        until_wall: float,
+        resolution: int | None = None,
+    ) -> list[ActivityPoint]:
+        """Activity of the ports ``lo``..``hi`` on ``protos``, summed per bucket, in one
+        query (a watched range of any size). Bytes are summed over the ports that
+        counted them and None where none did; buckets with no poll are absent (gaps)."""
+        res = resolution or self.resolution_for(until_wall - since_wall)
+        names = [p.value if isinstance(p, Proto) else str(p) for p in protos] or ["tcp"]
+        rows = self._conn.execute(
+            "SELECT p.bucket, COALESCE(SUM(a.listeners), 0), COALESCE(SUM(a.established), 0),"
+            " SUM(a.bytes), SUM(a.bytes_in), SUM(a.bytes_out) FROM polls p LEFT JOIN activity a"
+            " ON a.resolution = p.resolution AND a.bucket = p.bucket"
+            " AND a.port BETWEEN ? AND ? AND a.proto IN (?, ?)"
+            " WHERE p.resolution = ? AND p.bucket BETWEEN ? AND ?"
+            " GROUP BY p.bucket ORDER BY p.bucket",
+            (
+                lo,
+                hi,
+                names[0],
+                names[-1],
+                res,
+                int(since_wall // res),
+                int(until_wall // res),
+            ),
+        )
+        return [
+            ActivityPoint(float(b * res), int(li), int(es), by, bi, bo)
+            for b, li, es, by, bi, bo in rows
+        ]
 
     @_reading
     def recent_events(
@@ -411,6 +475,7 @@ class HistoryStore(HistoryReader):
             deque()
         )
         self._dropped = 0
+        self._outage = Outage()
         # identity -> (row id, status, watched, why values) for listeners present in
         # the last poll
         self._open: dict[IdentityKey, OpenRow] = {}
@@ -496,7 +561,12 @@ class HistoryStore(HistoryReader):
             views.install(conn, schema.migrate(conn))
         except guard.UnsafeHistory as exc:
             raise StoreError(str(exc)) from exc
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, MemoryError) as exc:
+            short = files.shortage(exc) or files.shortage_now()
+            if short is not None or _disk_full(exc):
+                raise StoreUnavailable(
+                    f"cannot open the history file {path}: {short or exc}"
+                ) from exc
             raise StoreError(f"cannot open the history file {path}: {exc}") from exc
         return cls(conn, path, notices, lock)
 
@@ -510,7 +580,8 @@ class HistoryStore(HistoryReader):
         try:
             return HistoryReader(_connect(Path(path), readonly=True))
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the history file {path}: {exc}") from exc
+            why = files.shortage_now() or exc
+            raise StoreError(f"cannot read the history file {path}: {why}") from exc
 
     # -- writing ---------------------------------------------------------------------
 
@@ -535,17 +606,29 @@ class HistoryStore(HistoryReader):
             item = self._pending[0]
             try:
                 self._write(*item)
-            except sqlite3.DatabaseError as exc:
-                warnings.append(
-                    f"history could not be written ({exc}); {len(self._pending)} polls are"
-                    " kept in memory and will be written when possible"
+            except (sqlite3.DatabaseError, MemoryError) as exc:
+                # A full disk or no descriptors left fails every poll alike: one line
+                # when it starts, one when it is over, not one per poll.
+                why = files.shortage(exc) or files.shortage_now() or str(exc)
+                news = self._outage.failed(
+                    f"history could not be written ({why}); polls are kept in memory (up to"
+                    f" {MAX_PENDING}) and will be written when possible"
                 )
-                log.info(warnings[-1])  # returned to the caller, who shows it
+                if news is not None:
+                    warnings.append(news)
+                    log.info(news)  # returned to the caller, who shows it
                 break
             self._pending.popleft()
-        if self._dropped and not self._pending:
-            warnings.append(f"{self._dropped} polls could not be recorded and were dropped")
-            self._dropped = 0
+        if not self._pending:
+            failed = self._outage.ended()
+            if self._dropped:
+                warnings.append(
+                    f"history is written again; {self._dropped} polls could not be recorded"
+                    " and were dropped"
+                )
+                self._dropped = 0
+            elif failed:
+                warnings.append("history is written again; no poll was lost")
         return warnings
 
     def _write(
@@ -672,19 +755,35 @@ class HistoryStore(HistoryReader):
                 (res, bucket),
             )
             rows = [
-                (res, bucket, a.port, a.proto.value, a.listeners, a.established, a.bytes_delta)
+                (
+                    res,
+                    bucket,
+                    a.port,
+                    a.proto.value,
+                    a.listeners,
+                    a.established,
+                    a.bytes_delta,
+                    a.bytes_in_delta,
+                    a.bytes_out_delta,
+                )
                 for a in sample.activity
                 if a.listeners or a.established or a.bytes_delta
             ]
             if rows:
                 conn.executemany(
                     "INSERT INTO activity (resolution, bucket, port, proto, listeners,"
-                    " established, bytes) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " established, bytes, bytes_in, bytes_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (resolution, port, proto, bucket) DO UPDATE SET"
                     " listeners = MAX(listeners, excluded.listeners),"
                     " established = MAX(established, excluded.established),"
+                    # A poll that could not count (NULL) leaves the bucket's bytes as
+                    # they were: NULL stays "not measured", never becomes zero.
                     " bytes = CASE WHEN excluded.bytes IS NULL THEN bytes"
-                    " ELSE COALESCE(bytes, 0) + excluded.bytes END",
+                    " ELSE COALESCE(bytes, 0) + excluded.bytes END,"
+                    " bytes_in = CASE WHEN excluded.bytes_in IS NULL THEN bytes_in"
+                    " ELSE COALESCE(bytes_in, 0) + excluded.bytes_in END,"
+                    " bytes_out = CASE WHEN excluded.bytes_out IS NULL THEN bytes_out"
+                    " ELSE COALESCE(bytes_out, 0) + excluded.bytes_out END",
                     rows,
                 )
 

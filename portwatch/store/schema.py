@@ -144,10 +144,19 @@ def respell(conn: sqlite3.Connection) -> int:
     return changed
 
 
+# 2 -> 3: bytes by direction (received, and sent and acknowledged), so the chart can
+# draw traffic in and out from history; NULL where the probe could not count them.
+_V3 = """
+    ALTER TABLE activity ADD COLUMN bytes_in INTEGER;
+    ALTER TABLE activity ADD COLUMN bytes_out INTEGER;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _V1,
     # 1 -> 2
     _v2_why_and_one_spelling,
+    _V3,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

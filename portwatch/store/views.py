@@ -45,6 +45,9 @@ _REACH = (
 LISTENERS = "portwatch_listeners_v1"
 EVENTS = "portwatch_events_v1"
 SCHEMA = "portwatch_schema_v1"
+# Why each listener was open and who could reach it, by listener id (a view of its own:
+# the listeners view keeps its columns).
+WHY = "portwatch_listener_why_v1"
 
 # Column names of each view, in order: the documented contract.
 LISTENER_COLUMNS: tuple[str, ...] = (
@@ -57,6 +60,25 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "watched", "status", "pid", "process", "exe", "sha256", "user", "detail",
 )  # fmt: skip
 SCHEMA_COLUMNS: tuple[str, ...] = ("views_version", "history_version")
+WHY_COLUMNS: tuple[str, ...] = (
+    "id", "started_by", "package", "parents", "exposure", "reachable_from", "firewall",
+    "replaced",
+)  # fmt: skip
+
+
+def _why_sql() -> str:
+    expressions = {
+        "id": _text("id"),
+        "started_by": _text("started_by"),
+        "package": _text("package"),
+        "parents": _text("parents"),
+        "exposure": _text("exposure_scope"),
+        "reachable_from": _text("reachable_from"),
+        "firewall": _text("firewall"),
+        "replaced": _text("replaced"),
+    }
+    columns = ",\n  ".join(f"{expressions[name]} AS {name}" for name in WHY_COLUMNS)
+    return f"CREATE VIEW {WHY} AS SELECT\n  {columns}\nFROM listeners"
 
 
 def _listeners_sql() -> str:
@@ -122,6 +144,7 @@ def install(conn: sqlite3.Connection, history_version: int) -> None:
         LISTENERS: _listeners_sql(),
         EVENTS: _events_sql(),
         SCHEMA: _schema_sql(history_version),
+        WHY: _why_sql(),
     }
     existing = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
     stale = {name: sql for name, sql in wanted.items() if existing.get(name) != sql}

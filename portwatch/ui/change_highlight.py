@@ -138,6 +138,10 @@ class ChangingRowsModel(QAbstractTableModel):
         """A row's identity across updates."""
         raise NotImplementedError
 
+    def same_row(self, old: Any, new: Any) -> bool:
+        """Whether a row shows the same either way (a row that differs is redrawn)."""
+        return bool(old == new)
+
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
@@ -186,7 +190,9 @@ class ChangingRowsModel(QAbstractTableModel):
             if self.marks.is_closed(key):
                 self.marks.mark(key, Change.NEW, now)  # back again
             old = self._rows[row]
-            if (fresh is not old and fresh != old) or self.marks.change_of(key) is not None:
+            if (fresh is not old and not self.same_row(old, fresh)) or self.marks.change_of(
+                key
+            ) is not None:
                 self._rows[row] = fresh
                 self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
         known = set(self._keys)
@@ -201,6 +207,21 @@ class ChangingRowsModel(QAbstractTableModel):
                     self.marks.mark(key, Change.NEW, now)
             self.endInsertRows()
         self._updated = True
+        self._follow_marks()
+
+    def refill(self, views: Iterable[Any]) -> None:
+        """Show ``views`` as a new set of rows, without marks: what came into or went out
+        of view because the table's scope changed did not open or close."""
+        self.beginResetModel()
+        self.marks.forget(list(self._keys))
+        self._rows, self._keys = [], []
+        for view in views:
+            key = self.key_of(view)
+            if key not in self._keys:
+                self._keys.append(key)
+                self._rows.append(view)
+        self._updated = True
+        self.endResetModel()
         self._follow_marks()
 
     def live_views(self) -> list[Any]:

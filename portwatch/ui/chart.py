@@ -1,26 +1,39 @@
-"""The live activity chart: listeners and established connections per watched port.
+"""The live activity chart: listeners, connections and traffic per watched port.
 
-Samples go into fixed-size numpy ring buffers as they arrive; the plot is redrawn on
-its own GUI timer (decoupled from the poll rate) and only when something changed. A
-gap much longer than the poll interval (the computer slept) is stored as a NaN point,
-drawn as a break in the line rather than a misleading slope.
+One watched spec is drawn large: its listeners and connections above (whole-number
+axis), its bytes per second in and out below (an axis in B/s, KB/s, MB/s). Every spec
+has a row in a compact strip beside it with its own sparkline, so a busy range never
+squashes a quiet port. Samples go into fixed-size ring buffers as they arrive; the
+plot is redrawn on its own GUI timer (decoupled from the poll rate) and only when
+something changed. What is drawn (steps, gaps, history joined to live points) is worked
+out in :mod:`portwatch.ui.chart_data`.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QHideEvent, QPainter, QPalette, QPen, QPixmap, QShowEvent
+from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import (
+    QColor,
+    QHideEvent,
+    QIcon,
+    QPainter,
+    QPalette,
+    QPen,
+    QPixmap,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QButtonGroup,
-    QGridLayout,
+    QCheckBox,
     QHBoxLayout,
     QLabel,
     QRadioButton,
@@ -28,7 +41,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from portwatch.core.types import Proto
 from portwatch.core.watchlist import WatchList, WatchSpec
+from portwatch.services.history_lookup import HistoryLookup
+from portwatch.ui.chart_data import (
+    POINT_COLUMNS,
+    Drawn,
+    SeriesBuffer,
+    compose,
+    is_gap,
+    step_xy,
+)
+from portwatch.ui.port_strip import PortStrip, StripRow
 
 WINDOWS: tuple[tuple[str, float], ...] = (
     ("5 minutes", 5 * 60.0),
@@ -38,17 +62,36 @@ WINDOWS: tuple[tuple[str, float], ...] = (
 # Enough for 24 hours at a 2-second interval; older points fall off the ring.
 DEFAULT_CAPACITY = 50_000
 REDRAW_MS = 1000
-# A gap longer than this many poll intervals is drawn as a gap.
-GAP_FACTOR = 3.0
 # Until the data covers the chosen window, the axis spans at least this much.
 MIN_SPAN_S = 60.0
-# While the counts stay the same, only time moves on: the timer then redraws (a costly
-# repaint of the time axis) once time has moved this part of the window, not every poll.
+# While the counts and traffic stay the same, only time moves on: the timer then redraws
+# (a costly repaint of the time axes) once time has moved this part of the window.
 STEADY_STEP = 0.02
+TOGGLE_TIPS = {
+    "listening": "sockets listening on the port",
+    "connected": "established connections (a loopback connection counts once)",
+    "in": "bytes per second received by this computer's sockets on the port",
+    "out": "bytes per second sent (and acknowledged) by this computer's sockets on the port",
+}
+# Solid lines 2 px; dashed ones 1 px: Qt strokes a wide dashed line many times slower
+# (a day of buckets took 0.3 s a redraw at 2 px; see benchmarks/bench_chart.py).
+LINE_WIDTH = 2
+LINE_WIDTH_DASHED = 1
+READOUT_HINT = "Point at the chart to read values."
+# Points in a strip row's sparkline (about one per two pixels).
+SKETCH_COLUMNS = 96
+# The traffic axis reaches at least this (bytes/s): idle is a flat line at 0, not noise.
+RATE_FLOOR = 1000.0
 # How many intervals a traffic rate stands when polls between byte counts carry none.
 TRAFFIC_HOLD_INTERVALS = 12
-# Okabe-Ito colours: told apart with common colour-vision deficiencies, on light and dark.
-SERIES_COLOURS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+# The chosen spec's lines: key, legend text, colour, dashed. Okabe-Ito colours, told
+# apart with common colour-vision deficiencies on light and dark, and dashes besides.
+SERIES: tuple[tuple[str, str, str, bool], ...] = (
+    ("listening", "listening", "#0072B2", False),
+    ("connected", "connected", "#D55E00", True),
+    ("in", "in", "#009E73", False),
+    ("out", "out", "#CC79A7", True),
+)
 
 
 def readable_rate(bytes_per_s: float) -> str:
@@ -98,91 +141,10 @@ def count_step(top: float, most: int = 6) -> int:
         scale *= 10
 
 
-class SeriesBuffer:
-    """A fixed-size ring of (wall time, listeners, established) points."""
-
-    def __init__(self, capacity: int = DEFAULT_CAPACITY) -> None:
-        self.capacity = capacity
-        self._data = np.full((capacity, 3), np.nan)
-        self._head = 0  # next write position
-        self._size = 0
-
-    def __len__(self) -> int:
-        return self._size
-
-    def last_time(self) -> float | None:
-        if self._size == 0:
-            return None
-        return float(self._data[(self._head - 1) % self.capacity, 0])
-
-    def last_values(self) -> tuple[float, float] | None:
-        """(listeners, established) of the newest point, or None when empty."""
-        if self._size == 0:
-            return None
-        row = self._data[(self._head - 1) % self.capacity]
-        return float(row[1]), float(row[2])
-
-    def append(self, wall: float, listeners: float, established: float) -> None:
-        self._data[self._head] = (wall, listeners, established)
-        self._head = (self._head + 1) % self.capacity
-        self._size = min(self._size + 1, self.capacity)
-
-    def append_sample(
-        self, wall: float, listeners: float, established: float, interval_s: float
-    ) -> None:
-        """Append a point, first inserting a NaN break if the gap since the last is long."""
-        last = self.last_time()
-        if last is not None and is_gap(wall - last, interval_s):
-            self.append(last + interval_s, math.nan, math.nan)
-        self.append(wall, listeners, established)
-
-    def ordered(self) -> np.ndarray:
-        """All points, oldest first, as an (n, 3) array."""
-        if self._size < self.capacity:
-            return self._data[: self._size]
-        return np.concatenate((self._data[self._head :], self._data[: self._head]))
-
-    def replace_before(self, points: np.ndarray) -> None:
-        """Put history ``points`` (n, 3) in front of the live points newer than them."""
-        live = self.ordered()
-        if len(points):
-            live = live[live[:, 0] > points[-1, 0]]
-        merged = np.concatenate((points, live)) if len(points) else live
-        merged = merged[-self.capacity :]
-        self._data[:] = np.nan
-        self._data[: len(merged)] = merged
-        self._size = len(merged)
-        self._head = self._size % self.capacity
-
-
-def is_gap(delta_s: float, step_s: float) -> bool:
-    """Whether two points ``delta_s`` apart, expected ``step_s`` apart, have a gap between
-    them (the machine slept, or portwatch was not running). A clock set backwards
-    (negative delta) is a gap too, so no line is drawn back in time."""
-    return delta_s < 0 or delta_s > max(GAP_FACTOR * step_s, step_s + 5.0)
-
-
-def rows_to_points(
-    rows_per_port: Iterable[Sequence[tuple[float, int, int]]], interval_s: float
-) -> np.ndarray:
-    """Sum history rows of several ports by time into (n, 3) points with gap breaks.
-
-    ``interval_s`` is the spacing the rows should have: the history's bucket width."""
-    totals: dict[float, list[float]] = {}
-    for rows in rows_per_port:
-        for wall, listeners, established in rows:
-            slot = totals.setdefault(round(float(wall), 1), [0.0, 0.0])
-            slot[0] += listeners
-            slot[1] += established
-    points: list[tuple[float, float, float]] = []
-    last: float | None = None
-    for wall in sorted(totals):
-        if last is not None and is_gap(wall - last, interval_s):
-            points.append((last + interval_s, math.nan, math.nan))
-        listening, connected = totals[wall]
-        points.append((wall, listening, connected))
-        last = wall
-    return np.array(points, dtype=float).reshape(-1, 3)
+def spec_bytes(spec: WatchSpec, sample: Any) -> tuple[float, float]:
+    """(bytes in, bytes out) inside ``spec`` in one sample, NaN where none were counted."""
+    traffic = spec_traffic(spec, sample)
+    return (math.nan, math.nan) if traffic is None else (float(traffic[0]), float(traffic[1]))
 
 
 def spec_activity(spec: WatchSpec, sample: Any) -> tuple[int, int]:
@@ -201,13 +163,86 @@ def spec_activity(spec: WatchSpec, sample: Any) -> tuple[int, int]:
     return listeners, established
 
 
+def unmeasured_reason(spec: WatchSpec, probe_name: str, platform: str = sys.platform) -> str:
+    """Why no traffic is drawn for ``spec``, in words for the chart."""
+    if Proto.TCP not in spec.protos:
+        return "Traffic not measured: UDP sockets have no per-socket byte counters."
+    if probe_name == "netlink":
+        return "No traffic counted in this window (no TCP socket on this port)."
+    if platform.startswith("linux"):
+        return (
+            "Traffic not measured: this probe has no per-socket byte counters"
+            " (the netlink probe, Linux's default, has them)."
+        )
+    if platform == "darwin":
+        return (
+            "Traffic not measured: macOS gives per-connection byte counts only"
+            " through nettop, which portwatch does not read yet."
+        )
+    if platform.startswith("win"):
+        return (
+            "Traffic not measured: Windows gives per-connection byte counts"
+            " (GetPerTcpConnectionEStats) only to administrators; portwatch does not read"
+            " them yet."
+        )
+    return "Traffic not measured: this OS gives portwatch no per-socket byte counters."
+
+
+def rate_step(top: float, most: int = 4) -> float:
+    """A tick step for a bytes/s axis up to ``top``: 1, 2 or 5 times a power of ten."""
+    scale = 1.0
+    while True:
+        for factor in (1, 2, 5):
+            step = factor * scale
+            if top / step <= most:
+                return step
+        scale *= 10
+
+
+def sketch_points(
+    ends: np.ndarray, values: np.ndarray, since: float, until: float, columns: int = SKETCH_COLUMNS
+) -> np.ndarray:
+    """(time, value) for a sparkline: the most in each of ``columns`` slices of the time,
+    NaN where a slice has no data, so a day of polls costs a row a few dozen points."""
+    keep = (ends > since) & np.isfinite(values)
+    if not keep.any() or until <= since:
+        return np.empty((0, 2))
+    slot = ((ends[keep] - since) / (until - since) * columns).astype(int).clip(0, columns - 1)
+    most = np.full(columns, np.nan)
+    np.fmax.at(most, slot, values[keep])
+    times = since + (np.arange(columns) + 1) * (until - since) / columns
+    return np.column_stack((times, most))
+
+
+class RateAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints
+    """A bytes-per-second axis labelled B/s, KB/s, MB/s rather than 1e6."""
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:
+        return [readable_rate(value * scale) for value in values]
+
+
+class SeriesToggle(QCheckBox):
+    """A legend entry: the line's look and name; clicking hides or shows the line."""
+
+    def __init__(self, key: str, label: str, colour: QColor, dashed: bool, height: int) -> None:
+        super().__init__(label)
+        self.key = key
+        self.setChecked(True)
+        self.setIcon(QIcon(_swatch(colour, dashed, height)))
+        self.setIconSize(QSize(height * 2, height))
+        self.setToolTip(f"Show or hide the line: {TOGGLE_TIPS.get(key, label)}")
+
+
 @dataclass
 class _Series:
+    """One watched spec: its live points and the history loaded for it."""
+
     spec: WatchSpec
     buffer: SeriesBuffer
-    listeners: pg.PlotDataItem
-    established: pg.PlotDataItem
-    legend: QWidget
+    history: np.ndarray | None = None
+    history_step_s: float = 10.0
+    history_window_s: float | None = None
+    drawn: Drawn | None = None
 
 
 def _swatch(colour: QColor, dashed: bool, height: int) -> QPixmap:
@@ -218,7 +253,7 @@ def _swatch(colour: QColor, dashed: bool, height: int) -> QPixmap:
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    pen = QPen(colour, 2)
+    pen = QPen(colour, LINE_WIDTH_DASHED if dashed else LINE_WIDTH)
     if dashed:
         pen.setStyle(Qt.PenStyle.DashLine)
     painter.setPen(pen)
@@ -227,24 +262,22 @@ def _swatch(colour: QColor, dashed: bool, height: int) -> QPixmap:
     return pixmap
 
 
-def _legend_entry(spec: WatchSpec, colour: QColor, height: int) -> QWidget:
-    entry = QWidget()
-    row = QHBoxLayout(entry)
-    row.setContentsMargins(0, 0, 0, 0)
-    for dashed, words in ((False, "listening"), (True, "connected")):
-        swatch = QLabel()
-        swatch.setPixmap(_swatch(colour, dashed, height))
-        text = QLabel(f"{spec} {words}")
-        text.setTextFormat(Qt.TextFormat.PlainText)
-        row.addWidget(swatch)
-        row.addWidget(text)
-        row.addSpacing(height)
-    row.addStretch(1)
-    return entry
+def _plot(axis_items: dict[str, pg.AxisItem]) -> pg.PlotWidget:
+    plot = pg.PlotWidget(axisItems=axis_items)
+    plot.setMenuEnabled(False)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    item = plot.getPlotItem()
+    item.setClipToView(True)
+    item.setDownsampling(auto=True, mode="peak")
+    return plot
 
 
 class ActivityChart(QWidget):
-    """Listeners (solid) and established connections (dashed) per watched spec."""
+    """One chosen watched spec drawn large (counts above, traffic below), every spec as a
+    row of a compact strip beside it, a legend that hides and shows lines, and the
+    5 minutes / 1 hour / 24 hours windows."""
 
     window_changed = Signal(float)
     """The user picked another time window (seconds); history should fill it."""
@@ -262,36 +295,75 @@ class ActivityChart(QWidget):
         self._window_s = WINDOWS[0][1]
         self._interval_s = 2.0
         self._dirty = False
-        # Whether a count changed since the last redraw (not only the time), and when
-        # (on the chart's clock) it last redrew.
-        self._counts_changed = False
+        # Whether more than time moved on since the last redraw, and when (on the
+        # chart's clock) that was; each spec's values at the last poll.
+        self._changed = False
         self._drawn_at = -math.inf
-        self._left_step = 0.0
+        self._last_values: dict[WatchSpec, tuple[float | None, ...]] = {}
+        self._tick_spacing: dict[int, float] = {}
         self._latest_wall: float | None = None
+        self._probe_name = ""
         # Per spec: when bytes were last counted, and the rate they gave.
         self._measured: dict[WatchSpec, tuple[float, str]] = {}
         self.redraw_count = 0
+        line = self.fontMetrics().height()
 
-        self.plot = pg.PlotWidget(axisItems={"bottom": pg.DateAxisItem(orientation="bottom")})
-        self.plot.setMenuEnabled(False)
-        self.plot.showGrid(x=True, y=True, alpha=0.2)
-        self.plot.setLabel("left", "listeners / connections")
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.setMinimumHeight(160)
-        item = self.plot.getPlotItem()
-        item.setClipToView(True)
-        item.setDownsampling(auto=True, mode="peak")
-        view_box = item.getViewBox()
-        view_box.setLimits(yMin=-0.5)
+        self.title = QLabel("")
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
 
-        self.readout = QLabel("Point at the chart to read values.")
+        bottom = {"bottom": pg.DateAxisItem(orientation="bottom")}
+        self.plot = _plot(bottom)
+        self.plot.setLabel("left", "count")
+        self.plot.setMinimumHeight(line * 6)
+        self.traffic_plot = _plot(
+            {"bottom": pg.DateAxisItem(orientation="bottom"), "left": RateAxis("left")}
+        )
+        self.traffic_plot.setLabel("left", "traffic")
+        self.traffic_plot.setMinimumHeight(line * 6)
+        self.traffic_plot.setXLink(self.plot)
+        # Both left axes the same width, so the two plots' times line up.
+        for plot in (self.plot, self.traffic_plot):
+            plot.getPlotItem().getAxis("left").setWidth(line * 6)
+        # The upper plot's time labels would repeat the lower one's.
+        self.plot.getPlotItem().getAxis("bottom").setStyle(showValues=False)
+        self.unmeasured = pg.TextItem("", anchor=(0.5, 0.5))
+        self.unmeasured.setZValue(10)
+        self.traffic_plot.addItem(self.unmeasured, ignoreBounds=True)
+
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self.toggles: dict[str, SeriesToggle] = {}
+        legend = QHBoxLayout()
+        legend.setContentsMargins(0, 0, 0, 0)
+        for key, label, colour_name, dashed in SERIES:
+            colour = QColor(colour_name)
+            style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
+            target = self.plot if key in ("listening", "connected") else self.traffic_plot
+            width = LINE_WIDTH_DASHED if dashed else LINE_WIDTH
+            curve = target.plot(pen=pg.mkPen(colour, width=width, style=style), connect="finite")
+            self.curves[key] = curve
+            toggle = SeriesToggle(key, label, colour, dashed, line)
+            toggle.toggled.connect(curve.setVisible)
+            toggle.toggled.connect(self._mark_dirty)
+            self.toggles[key] = toggle
+            legend.addWidget(toggle)
+        legend.addStretch(1)
+        self.legend = QWidget()
+        self.legend.setLayout(legend)
+        self.legend.setAccessibleName("Chart legend: click to hide or show a line")
+
+        self.readout = QLabel(READOUT_HINT)
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setAccessibleName("Chart read-out")
         self.readout.setWordWrap(True)
-        self._mouse_proxy = pg.SignalProxy(
-            self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved
-        )
+        for plot in (self.plot, self.traffic_plot):
+            plot.installEventFilter(self)  # the read-out is cleared when the pointer leaves
+        self._mouse_proxies = [
+            pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
+            for plot in (self.plot, self.traffic_plot)
+        ]
 
         self.window_buttons = QButtonGroup(self)
         buttons = QHBoxLayout()
@@ -305,18 +377,25 @@ class ActivityChart(QWidget):
         buttons.addStretch(1)
         self.window_buttons.idClicked.connect(self._window_clicked)
 
+        self.strip = PortStrip()
+        self.strip.currentRowChanged.connect(self._strip_changed)
+        # As wide as its lines need when there is room, narrower on a small screen.
+        self.strip.setMinimumWidth(line * 11)
+        self.strip.setMaximumWidth(line * 17)
+
+        plots = QVBoxLayout()
+        plots.setSpacing(0)
+        plots.addWidget(self.title)
+        plots.addWidget(self.plot, 1)
+        plots.addWidget(self.traffic_plot, 1)
+        body = QHBoxLayout()
+        body.addLayout(plots, 1)
+        body.addWidget(self.strip)
+
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        # The legend sits under the plot (not over the lines), wrapping into columns.
-        self.legend = QWidget()
-        self.legend_layout = QGridLayout(self.legend)
-        self.legend_layout.setContentsMargins(0, 0, 0, 0)
-        self.legend_layout.setHorizontalSpacing(self.fontMetrics().height() * 2)
-        self.legend_layout.setColumnStretch(2, 1)  # entries stay left, spare room on the right
-        self.legend.setAccessibleName("Chart legend")
-
         layout.addLayout(buttons)
-        layout.addWidget(self.plot, 1)
+        layout.addLayout(body, 1)
         layout.addWidget(self.legend)
         layout.addWidget(self.readout)
         self.traffic = QLabel("Traffic: waiting for two checks\u2026")
@@ -343,8 +422,7 @@ class ActivityChart(QWidget):
             if value == seconds:
                 self.window_buttons.button(index).setChecked(True)
         self._window_s = seconds
-        self._dirty = True
-        self._counts_changed = True
+        self._dirty = self._changed = True
         self.window_changed.emit(seconds)
         self.redraw()
 
@@ -355,38 +433,41 @@ class ActivityChart(QWidget):
     def set_interval(self, interval_s: float) -> None:
         """The poll interval, which decides what counts as a gap."""
         self._interval_s = interval_s
+        self._dirty = self._changed = True
 
     def set_watchlist(self, watchlist: WatchList) -> None:
-        """One pair of curves per watched spec; curves of removed specs go away."""
+        """One strip row per watched spec; the data of removed specs goes away."""
         wanted = list(watchlist.specs)
         for spec in list(self._series):
             if spec not in wanted:
-                series = self._series.pop(spec)
-                self.plot.removeItem(series.listeners)
-                self.plot.removeItem(series.established)
-                self.legend_layout.removeWidget(series.legend)
-                series.legend.deleteLater()
-        height = self.fontMetrics().height()
-        for index, spec in enumerate(wanted):
-            if spec in self._series:
-                continue
-            colour = QColor(SERIES_COLOURS[index % len(SERIES_COLOURS)])
-            solid = pg.mkPen(colour, width=2)
-            dashed = pg.mkPen(colour, width=2, style=Qt.PenStyle.DashLine)
-            listeners = self.plot.plot(pen=solid, connect="finite")
-            established = self.plot.plot(pen=dashed, connect="finite")
-            entry = _legend_entry(spec, colour, height)
-            self._series[spec] = _Series(
-                spec, SeriesBuffer(self._capacity), listeners, established, entry
-            )
-        # Re-flow the legend: two specs a row keeps it short and readable.
-        for position, series in enumerate(self._series.values()):
-            self.legend_layout.addWidget(series.legend, position // 2, position % 2)
-        self._dirty = True
-        self._counts_changed = True
+                del self._series[spec]
+                self._measured.pop(spec, None)
+        for spec in wanted:
+            if spec not in self._series:
+                self._series[spec] = _Series(spec, SeriesBuffer(self._capacity))
+        self.strip.set_specs(wanted)
+        self._dirty = self._changed = True
 
     def specs(self) -> list[WatchSpec]:
         return list(self._series)
+
+    @property
+    def chosen(self) -> WatchSpec | None:
+        """The spec drawn large."""
+        return self.strip.current_spec()
+
+    def choose(self, spec: WatchSpec) -> None:
+        """Draw ``spec`` large (the others stay in the strip)."""
+        self.strip.choose(spec)
+
+    @Slot(int)
+    def _strip_changed(self, _row: int) -> None:
+        self._dirty = self._changed = True
+        self.redraw()
+
+    @Slot()
+    def _mark_dirty(self) -> None:
+        self._dirty = self._changed = True
 
     # -- data ---------------------------------------------------------------------------
     def add_sample(self, sample: Any) -> None:
@@ -394,14 +475,28 @@ class ActivityChart(QWidget):
         wall = float(sample.wall)
         previous = self._latest_wall
         self._latest_wall = wall
+        self._probe_name = str(getattr(sample, "probe_name", "") or "")
+        steady = previous is not None and not is_gap(wall - previous, self._interval_s)
         for spec, series in self._series.items():
             listeners, established = spec_activity(spec, sample)
-            if series.buffer.last_values() != (listeners, established):
-                self._counts_changed = True
-            series.buffer.append_sample(wall, listeners, established, self._interval_s)
-        if previous is not None and is_gap(wall - previous, self._interval_s):
-            self._counts_changed = True  # a gap is drawn at once
-        self._dirty = True
+            got_in, got_out = spec_bytes(spec, sample)
+            # NaN (not counted) is never equal to itself: compare it as None.
+            values = tuple(
+                None if math.isnan(v) else v for v in (listeners, established, got_in, got_out)
+            )
+            if self._last_values.get(spec) != values:
+                steady = False
+                self._last_values[spec] = values
+            series.buffer.append_sample(
+                wall, listeners, established, self._interval_s, got_in, got_out
+            )
+        # The long windows draw buckets: redrawn when a bucket is complete (every 10 s
+        # or minute), not at every poll; a day of points costs too much to redraw often.
+        bucket_s = self._bucket_s()
+        if bucket_s is None or previous is None or wall // bucket_s != previous // bucket_s:
+            self._dirty = True
+            # In the poll-by-poll window, a poll that changed nothing only moves time on.
+            self._changed = self._changed or not steady or bucket_s is not None
         self.traffic.setText(self._traffic_line(sample, wall, previous))
 
     def _traffic_line(self, sample: Any, wall: float, previous: float | None) -> str:
@@ -428,102 +523,73 @@ class ActivityChart(QWidget):
         self._latest_wall = wall
         for series in self._series.values():
             series.buffer.append(wall, math.nan, math.nan)
-        self._dirty = True
-        self._counts_changed = True
+        self._dirty = self._changed = True
 
-    def load_history(self, spec: WatchSpec, points: np.ndarray) -> None:
-        """Fill ``spec``'s series from history (points older than the live ones)."""
+    def load_history(
+        self,
+        spec: WatchSpec,
+        buckets: np.ndarray,
+        step_s: float,
+        window_s: float | None = None,
+    ) -> None:
+        """History buckets of ``spec`` ((n, 5) rows, see :mod:`chart_data`), ``step_s``
+        wide, read for ``window_s`` (default: the current window). They are kept beside
+        the live points, never in their place."""
         series = self._series.get(spec)
         if series is not None:
-            series.buffer.replace_before(points)
-            self._dirty = True
-            self._counts_changed = True
+            series.history = np.asarray(buckets, dtype=float).reshape(-1, POINT_COLUMNS)
+            series.history_step_s = step_s
+            series.history_window_s = self._window_s if window_s is None else window_s
+            self._dirty = self._changed = True
+
+    def history_loaded(self, spec: WatchSpec) -> bool:
+        """Whether the history read for the current window has arrived for ``spec``."""
+        series = self._series.get(spec)
+        return series is not None and series.history_window_s == self._window_s
+
+    @property
+    def probe_name(self) -> str:
+        """The name of the probe of the last sample ("netlink", "psutil", ...)."""
+        return self._probe_name
+
+    def drawn(self, spec: WatchSpec) -> Drawn:
+        """What the current window shows for ``spec`` (worked out now)."""
+        return self._compose(self._series[spec], self._now())
 
     def series_points(self, spec: WatchSpec) -> np.ndarray:
-        """The buffered points of one spec (for tests and the read-out)."""
-        return self._series[spec].buffer.ordered()
+        """(time, listeners, established) of one spec in the current window, NaN rows
+        where there is no data: the chart's data as the read-out and tests see it."""
+        return self.drawn(spec).count_points()
+
+    def traffic_points(self, spec: WatchSpec) -> np.ndarray:
+        """(start, end, bytes in, bytes out) of one spec in the current window."""
+        return self.drawn(spec).traffic
+
+    def _now(self) -> float:
+        return max(self._clock(), self._latest_wall or 0.0)
+
+    def _bucket_s(self) -> float | None:
+        """The width the current window folds live points into (None: every poll)."""
+        if self._window_s <= WINDOWS[0][1]:
+            return None
+        return HistoryLookup.bucket_seconds(self._window_s)
+
+    def _compose(self, series: _Series, now: float) -> Drawn:
+        bucket_s = self._bucket_s()
+        history = series.history
+        if bucket_s is not None and series.history_step_s != bucket_s:
+            history = None  # loaded for another window; its own answer follows
+        since = now - self._window_s
+        return compose(
+            series.buffer.since(since),
+            history,
+            series.history_step_s if bucket_s is None else bucket_s,
+            self._interval_s,
+            since,
+            bucket_s,
+        )
 
     # -- drawing ------------------------------------------------------------------------
-    @Slot()
-    def redraw_when_due(self) -> None:
-        """The timer's redraw: at once when a count changed, else when time has moved
-        :data:`STEADY_STEP` of the window since the last one (the idle desktop's cost)."""
-        if self._dirty and (
-            self._counts_changed or self._clock() - self._drawn_at >= self._window_s * STEADY_STEP
-        ):
-            self.redraw()
-
-    @Slot()
-    def redraw(self) -> None:
-        """Push the visible part of each buffer to its curves, if anything changed."""
-        if not self._dirty:
-            return
-        self._dirty = False
-        self._counts_changed = False
-        self._drawn_at = self._clock()
-        self.redraw_count += 1
-        now = max(self._clock(), self._latest_wall or 0.0)
-        start = now - self._window_s
-        # Until the buffers cover the window, zoom to the data instead of a mostly blank axis.
-        earliest = min(
-            (float(s.buffer.ordered()[0, 0]) for s in self._series.values() if len(s.buffer)),
-            default=start,
-        )
-        shown_from = max(start, min(earliest, now - MIN_SPAN_S))
-        top = 1.0
-        for series in self._series.values():
-            points = series.buffer.ordered()
-            if len(points):
-                first = int(np.searchsorted(points[:, 0], start, side="left"))
-                points = points[max(0, first - 1) :]
-            times = points[:, 0]
-            series.listeners.setData(times, points[:, 1], connect="finite")
-            series.established.setData(times, points[:, 2], connect="finite")
-            if len(points) and np.isfinite(points[:, 1:]).any():
-                top = max(top, float(np.nanmax(points[:, 1:])))
-        self.plot.setXRange(shown_from, now, padding=0.02)
-        self.plot.setYRange(0, top * 1.15 + 0.5, padding=0)
-        # Counts are whole numbers: ticks at whole steps, never 0.5 of a connection.
-        # Set only when it changes: setting it repaints the axis.
-        step = count_step(top)
-        if step != self._left_step:
-            self._left_step = step
-            self.plot.getPlotItem().getAxis("left").setTickSpacing(major=step, minor=step)
-
-    def _on_mouse_moved(self, event: tuple[QPointF]) -> None:
-        position = event[0]
-        item = self.plot.getPlotItem()
-        if not item.sceneBoundingRect().contains(position):
-            return
-        x = item.getViewBox().mapSceneToView(position).x()
-        parts = [time.strftime("%H:%M:%S", time.localtime(x))]
-        for spec, series in self._series.items():
-            points = series.buffer.ordered()
-            if not len(points):
-                continue
-            index = int(np.clip(np.searchsorted(points[:, 0], x), 0, len(points) - 1))
-            listeners, established = points[index, 1], points[index, 2]
-            if math.isnan(listeners):
-                parts.append(f"{spec}: no data (gap)")
-            else:
-                parts.append(f"{spec}: {int(listeners)} listening, {int(established)} connected")
-        self.readout.setText("  \u2022  ".join(parts))
-
-    # -- appearance ---------------------------------------------------------------------
-    def apply_palette(self) -> None:
-        """Follow the window's palette (light or dark) for background, axes and text."""
-        palette = self.palette()
-        background = palette.color(QPalette.ColorRole.Base)
-        foreground = palette.color(QPalette.ColorRole.Text)
-        self.plot.setBackground(background)
-        item = self.plot.getPlotItem()
-        for name in ("left", "bottom"):
-            axis = item.getAxis(name)
-            axis.setPen(pg.mkPen(foreground))
-            axis.setTextPen(pg.mkPen(foreground))
-        self._dirty = True
-        self._counts_changed = True
-
     @property
     def redraw_timer_running(self) -> bool:
         """Whether the redraw timer runs (only while the chart is shown)."""
@@ -537,6 +603,164 @@ class ActivityChart(QWidget):
     def hideEvent(self, event: QHideEvent) -> None:
         super().hideEvent(event)
         self._timer.stop()
+
+    @Slot()
+    def redraw_when_due(self) -> None:
+        """The timer's redraw: at once when something changed, but when polls only
+        moved time on (an idle desktop), once time has moved :data:`STEADY_STEP` of
+        the window: repainting the time axes every poll was most of the idle cost."""
+        if self._dirty and (
+            self._changed or self._clock() - self._drawn_at >= self._window_s * STEADY_STEP
+        ):
+            self.redraw()
+
+    @Slot()
+    def redraw(self) -> None:
+        """Draw the chosen spec large and every spec's strip row, if anything changed."""
+        if not self._dirty:
+            return
+        self._dirty = self._changed = False
+        self._drawn_at = self._clock()
+        self.redraw_count += 1
+        now = self._now()
+        start = now - self._window_s
+        earliest = now
+        for series in self._series.values():
+            series.drawn = self._compose(series, now)
+            counts = series.drawn.counts
+            if len(counts):
+                earliest = min(earliest, float(counts[0, 0]))
+        # Until the data covers the window, zoom to the data instead of a mostly blank axis.
+        shown_from = max(start, min(earliest, now - MIN_SPAN_S))
+        for series in self._series.values():
+            assert series.drawn is not None
+            self.strip.set_row(series.spec, self._strip_row(series.drawn, shown_from, now))
+        chosen = self.chosen
+        self._draw_chosen(self._series.get(chosen) if chosen is not None else None, shown_from, now)
+        self.strip.viewport().update()
+
+    def _draw_chosen(self, series: _Series | None, shown_from: float, now: float) -> None:
+        drawn = series.drawn if series is not None else None
+        if series is None or drawn is None:
+            for curve in self.curves.values():
+                curve.setData([], [])
+            self.title.setText("No watched ports to chart")
+            self.unmeasured.setText("")
+            return
+        self.title.setText(f"{series.spec}: connections and traffic")
+        counts = drawn.counts
+        for key, column in (("listening", 2), ("connected", 3)):
+            xs, ys = step_xy(counts[:, 0], counts[:, 1], counts[:, column])
+            self.curves[key].setData(xs, ys, connect="finite")
+        rates = drawn.rates()
+        for key, column in (("in", 2), ("out", 3)):
+            xs, ys = step_xy(rates[:, 0], rates[:, 1], rates[:, column])
+            self.curves[key].setData(xs, ys, connect="finite")
+        self.plot.setXRange(shown_from, now, padding=0.02)
+        top = 1.0
+        for key, column in (("listening", 2), ("connected", 3)):
+            values = counts[:, column]
+            if self.toggles[key].isChecked() and np.isfinite(values).any():
+                top = max(top, float(np.nanmax(values)))
+        # A little below zero, so the 0 tick and a line at 0 are not lost in the frame.
+        self.plot.setYRange(-top * 0.08 - 0.15, top * 1.15 + 0.5, padding=0)
+        # Counts are whole numbers: ticks at whole steps, never 0.5 of a connection.
+        step = count_step(top)
+        self._set_tick_spacing(self.plot.getPlotItem().getAxis("left"), step)
+        axis = self.traffic_plot.getPlotItem().getAxis("left")
+        if drawn.measured:
+            peak = RATE_FLOOR
+            for key, column in (("in", 2), ("out", 3)):
+                values = rates[:, column]
+                if self.toggles[key].isChecked() and np.isfinite(values).any():
+                    peak = max(peak, float(np.nanmax(values)))
+            spacing = rate_step(peak)
+            self.traffic_plot.setYRange(-peak * 0.08, peak * 1.15, padding=0)
+            self._set_tick_spacing(axis, spacing)
+            axis.setStyle(showValues=True)
+            self.unmeasured.setText("")
+        else:
+            # Nothing counted: no axis values that could read as "0 B/s", and the reason.
+            self.traffic_plot.setYRange(0, 1, padding=0)
+            axis.setStyle(showValues=False)
+            self.unmeasured.setText(unmeasured_reason(series.spec, self._probe_name))
+            self.unmeasured.setPos((shown_from + now) / 2, 0.5)
+
+    def _strip_row(self, drawn: Drawn, since: float, until: float) -> StripRow:
+        counts = drawn.counts
+        finite = counts[np.isfinite(counts[:, 2])]
+        parts = []
+        if len(finite):
+            listeners, established = int(finite[-1, 2]), int(finite[-1, 3])
+            parts.append(f"{listeners} listening, {established} connected")
+        else:
+            parts.append("no data")
+        rates = drawn.rates()
+        if len(rates) and rates[-1, 1] >= until - TRAFFIC_HOLD_INTERVALS * self._interval_s:
+            parts.append(f"in {readable_rate(rates[-1, 2])}, out {readable_rate(rates[-1, 3])}")
+        elif not drawn.measured:
+            parts.append("traffic not measured")
+        sketch = sketch_points(counts[:, 1], counts[:, 3], since, until)
+        return StripRow("\n".join(parts), sketch, since, until)
+
+    def _set_tick_spacing(self, axis: Any, spacing: float) -> None:
+        """Set an axis's tick spacing only when it changes: setting it repaints the axis."""
+        if self._tick_spacing.get(id(axis)) != spacing:
+            self._tick_spacing[id(axis)] = spacing
+            axis.setTickSpacing(major=spacing, minor=spacing)
+
+    def _on_mouse_moved(self, event: tuple[QPointF]) -> None:
+        position = event[0]
+        for plot in (self.plot, self.traffic_plot):
+            item = plot.getPlotItem()
+            if item.sceneBoundingRect().contains(position) and plot.underMouse():
+                x = item.getViewBox().mapSceneToView(position).x()
+                self.readout.setText(self.read_at(x))
+                return
+
+    def read_at(self, x: float) -> str:
+        """The read-out for time ``x``: the chosen spec's counts and traffic then."""
+        parts = [time.strftime("%H:%M:%S", time.localtime(x))]
+        spec = self.chosen
+        series = self._series.get(spec) if spec is not None else None
+        if series is None or series.drawn is None:
+            return parts[0]
+        counts = series.drawn.counts
+        row = np.flatnonzero((counts[:, 0] < x) & (x <= counts[:, 1]))
+        if not len(row) or math.isnan(counts[row[-1], 2]):
+            parts.append(f"{spec}: no data (gap)")
+        else:
+            listening, connected = counts[row[-1], 2], counts[row[-1], 3]
+            parts.append(f"{spec}: {int(listening)} listening, {int(connected)} connected")
+        rates = series.drawn.rates()
+        hit = np.flatnonzero((rates[:, 0] < x) & (x <= rates[:, 1]))
+        if len(hit):
+            got_in, got_out = rates[hit[-1], 2], rates[hit[-1], 3]
+            parts.append(f"in {readable_rate(got_in)}, out {readable_rate(got_out)}")
+        elif not series.drawn.measured:
+            parts.append("traffic not measured")
+        return "  \u2022  ".join(parts)
+
+    # -- appearance ---------------------------------------------------------------------
+    def apply_palette(self) -> None:
+        """Follow the window's palette (light or dark) for background, axes and text."""
+        palette = self.palette()
+        background = palette.color(QPalette.ColorRole.Base)
+        foreground = palette.color(QPalette.ColorRole.Text)
+        for plot in (self.plot, self.traffic_plot):
+            plot.setBackground(background)
+            item = plot.getPlotItem()
+            for name in ("left", "bottom"):
+                axis = item.getAxis(name)
+                axis.setPen(pg.mkPen(foreground))
+                axis.setTextPen(pg.mkPen(foreground))
+        self.unmeasured.setColor(foreground)
+        self._dirty = self._changed = True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave and watched in (self.plot, self.traffic_plot):
+            self.readout.setText(READOUT_HINT)
+        return super().eventFilter(watched, event)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):

@@ -12,6 +12,8 @@ from portwatch.ui.listener_model import HEADERS, Column
 
 # Without these the rows cannot be told apart or judged, so they cannot be hidden.
 ALWAYS_SHOWN = frozenset({Column.PORT, Column.STATUS})
+# Long columns that start hidden, also for a choice saved before they existed.
+HIDDEN_UNTIL_CHOSEN = frozenset({Column.STARTED_BY, Column.REACHABLE})
 
 
 class ColumnChooser(QObject):
@@ -24,14 +26,17 @@ class ColumnChooser(QObject):
         header = table.horizontalHeader()
         header.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         header.customContextMenuRequested.connect(self._popup)
-        self.apply(settings.current.hidden_columns)
+        self.apply(settings.current.hidden_columns, settings.current.columns_known)
 
     def hidden(self) -> set[Column]:
         return {c for c in Column if self._table.isColumnHidden(c)}
 
-    def apply(self, names: tuple[str, ...]) -> None:
-        """Hide the named columns (unknown names, from an older or edited file, are ignored)."""
+    def apply(self, names: tuple[str, ...], known: tuple[str, ...] = ()) -> None:
+        """Hide the named columns (unknown names, from an older or edited file, are
+        ignored), and the hidden-until-chosen ones the choice did not know of."""
         wanted = {c for c in Column if c.name.lower() in {n.lower() for n in names}}
+        seen = {n.lower() for n in known}
+        wanted |= {c for c in HIDDEN_UNTIL_CHOSEN if c.name.lower() not in seen}
         for column in Column:
             self._table.setColumnHidden(column, column in wanted - ALWAYS_SHOWN)
 
@@ -69,9 +74,12 @@ class ColumnChooser(QObject):
 
     def _save(self) -> None:
         names = tuple(c.name.lower() for c in Column if self._table.isColumnHidden(c))
+        known = tuple(c.name.lower() for c in Column)
         current = self._settings.current
-        if names != current.hidden_columns:
-            self._settings.apply(dataclasses.replace(current, hidden_columns=names))
+        if names != current.hidden_columns or known != current.columns_known:
+            self._settings.apply(
+                dataclasses.replace(current, hidden_columns=names, columns_known=known)
+            )
 
     @Slot(QPoint)
     def _popup(self, pos: QPoint) -> None:

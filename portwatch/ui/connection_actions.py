@@ -3,11 +3,19 @@ port, end their process (the listeners table's patterns, from :class:`TableRowAc
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QMenu, QMessageBox, QTableView
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QMenu, QMessageBox, QTableView, QWidget
 
 from portwatch.core.types import Owner
 from portwatch.engine.connection_track import ConnectionRow
+from portwatch.probe.connection_control import (
+    CloseResult,
+    close_connection,
+    close_refusal,
+)
+from portwatch.probe.connections import Connection
 from portwatch.probe.process_control import DEFAULT_GRACE_S
 from portwatch.services.background import JobRunner
 from portwatch.services.plain_text import visible
@@ -44,11 +52,22 @@ class ConnectionActions(TableRowActions):
 
     describe_requested = Signal(int, object)
     """(port, proto): show that port in the side panel and select it everywhere."""
+    connection_close_finished = Signal(object)
+    """The :class:`CloseResult` of a "Close connection…"."""
 
     def __init__(
-        self, table: QTableView, jobs: JobRunner | None = None, grace_s: float = DEFAULT_GRACE_S
+        self,
+        table: QTableView,
+        jobs: JobRunner | None = None,
+        grace_s: float = DEFAULT_GRACE_S,
+        *,
+        refusal: Callable[[Connection], str | None] = close_refusal,
+        closer: Callable[[Connection], CloseResult] = close_connection,
     ) -> None:
         super().__init__(table, CONN_HEADERS, jobs, grace_s)
+        # Seams: what the OS allows here, and the action itself (the probe's).
+        self._refusal = refusal
+        self._closer = closer
 
     def menu(self) -> QMenu:
         """The context menu for the current selection."""
@@ -60,8 +79,9 @@ class ConnectionActions(TableRowActions):
         menu.addSeparator()
         describe = menu.addAction("&Describe the port")
         menu.addSeparator()
+        close = menu.addAction("C&lose connection\u2026")
         end = menu.addAction("&End process\u2026")
-        for action in (describe, end):
+        for action in (describe, close, end):
             action.setEnabled(bool(rows))
         if not rows:
             return menu
@@ -69,6 +89,15 @@ class ConnectionActions(TableRowActions):
         port, proto = service_port(first), first.connection.proto
         describe.setText(f"&Describe port {port}/{proto}")
         describe.triggered.connect(lambda: self.describe_requested.emit(port, proto))
+        why_not = self._refusal(first.connection)
+        if why_not is not None:
+            # Disabled, with the reason in the menu itself (disabled entries show no tip
+            # on some platforms) and in full in the tooltip.
+            close.setEnabled(False)
+            close.setText(f"Close connection ({_short_reason(why_not)})")
+            close.setToolTip(why_not)
+        else:
+            close.triggered.connect(lambda: self.ask_close_connection(first))
         owner = owner_of(first)
         if owner is None:
             end.setEnabled(False)
@@ -79,9 +108,82 @@ class ConnectionActions(TableRowActions):
             end.triggered.connect(lambda: self.ask_end_process(first))
         return menu
 
+    def ask_close_connection(self, row: ConnectionRow) -> QMessageBox:
+        """Ask before closing ``row``'s connection, naming it and its program."""
+        c = row.connection
+        program = (
+            f"{visible(c.process) or '(no name)'} (pid {c.pid})"
+            if c.pid is not None
+            else "a program the OS does not name"
+        )
+        parent = self._table.window()
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            "Close connection",
+            f"Close the connection {connection_label(row)} held by {program}?",
+            QMessageBox.StandardButton.Cancel,
+            parent if isinstance(parent, QWidget) else None,
+        )
+        box.setObjectName("closeConnectionBox")
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setInformativeText(
+            "The OS aborts it at once: the program sees the connection aborted and the other "
+            f"end ({endpoint_text(c.remote_address, c.remote_port)}) sees it reset. Data not "
+            "yet delivered is lost. The program keeps running and may connect again."
+        )
+        close_button = box.addButton("Close connection", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(
+            lambda button: self.close_connection(row) if button is close_button else None
+        )
+        box.open()
+        return box
+
+    def close_connection(self, row: ConnectionRow) -> None:
+        """Close ``row``'s connection off the GUI thread; the outcome is announced."""
+        connection, closer = row.connection, self._closer
+        label = connection_label(row)
+        self.message.emit(f"Closing {label}\u2026")
+        self._jobs.submit(
+            lambda: closer(connection),
+            self._closed,
+            lambda exc: self._closed(None, f"Could not close {label}: {exc}"),
+        )
+
+    def _closed(self, result: CloseResult | None, failure: str = "") -> None:
+        text = result.message if result is not None else failure
+        self.message.emit(text)
+        if result is None or not result.closed:
+            parent = self._table.window()
+            box = QMessageBox(
+                QMessageBox.Icon.Warning,
+                "Connection not closed",
+                text,
+                QMessageBox.StandardButton.Ok,
+                parent if isinstance(parent, QWidget) else None,
+            )
+            box.setObjectName("closeConnectionFailed")
+            box.setTextFormat(Qt.TextFormat.PlainText)
+            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+            box.open()
+        self.connection_close_finished.emit(result)
+
     def ask_end_process(self, row: ConnectionRow) -> QMessageBox | None:
         """Ask before ending the process holding ``row``'s socket (non-blocking)."""
         owner = owner_of(row)
         if owner is None:
             return None
         return self.ask_end_process_of(owner, connection_label(row))
+
+
+def _short_reason(reason: str) -> str:
+    """The menu's few words for a refusal (the tooltip has the whole sentence)."""
+    lowered = reason.lower()
+    if "administrator" in lowered:
+        return "needs administrator rights"
+    if "udp" in lowered:
+        return "UDP has no connection"
+    if "already closed" in lowered:
+        return "already closed"
+    return "not possible here"

@@ -40,15 +40,15 @@ class ConnColumn(int, enum.Enum):
     STATE = 6
     PROCESS = 7
     PID = 8
-    BYTES_IN = 9
-    BYTES_OUT = 10
-    RATE_IN = 11
-    RATE_OUT = 12
-    AGE = 13
+    AGE = 9
+    BYTES_IN = 10
+    BYTES_OUT = 11
+    RATE_IN = 12
+    RATE_OUT = 13
 
 
 CONN_HEADERS = {
-    ConnColumn.PROTO: "Protocol",
+    ConnColumn.PROTO: "Proto",
     ConnColumn.LOCAL_ADDRESS: "Local address",
     ConnColumn.LOCAL_PORT: "Local port",
     ConnColumn.REMOTE_ADDRESS: "Remote address",
@@ -57,11 +57,11 @@ CONN_HEADERS = {
     ConnColumn.STATE: "State",
     ConnColumn.PROCESS: "Process",
     ConnColumn.PID: "PID",
+    ConnColumn.AGE: "Age",
     ConnColumn.BYTES_IN: "Received",
     ConnColumn.BYTES_OUT: "Sent",
     ConnColumn.RATE_IN: "In/s",
     ConnColumn.RATE_OUT: "Out/s",
-    ConnColumn.AGE: "Age",
 }
 
 HEADER_TIPS = {
@@ -199,7 +199,7 @@ class ConnectionTableModel(ChangingRowsModel):
             return state_words(row)
         if column is ConnColumn.PROCESS:
             if c.pid is None:
-                return "(hidden by the OS)"
+                return "(no process shown)"
             return visible(c.process) or "(no name)"
         if column is ConnColumn.PID:
             return str(c.pid) if c.pid is not None else ""
@@ -224,7 +224,10 @@ class ConnectionTableModel(ChangingRowsModel):
             return (where, name) if name else (where,)
         if column in (ConnColumn.PROCESS, ConnColumn.PID):
             if c.pid is None:
-                return ("The OS does not say which process holds this socket.",)
+                return (
+                    "The OS does not say which process holds this socket: its program has "
+                    "not accepted it yet, or it belongs to another user.",
+                )
             return (f"{c.process or '(no name)'} (pid {c.pid}, user {c.user or 'unknown'})",)
         if column in (
             ConnColumn.BYTES_IN,

@@ -93,8 +93,16 @@ class ConnectionsTab(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.summary)
-        self._sized = False
+        self._sized_polls = 0
         self.snapshot: ConnectionsSnapshot | None = None
+        # The host column only while names are looked up: the table needs the width.
+        self._show_host_names(settings.current.reverse_dns)
+        settings.changed.connect(lambda new: self._show_host_names(new.reverse_dns))
+
+    def _show_host_names(self, shown: bool) -> None:
+        self.table.setColumnHidden(ConnColumn.REMOTE_HOST, not shown)
+        if self.snapshot is not None:
+            self.summary.setText(self.summary_text(self.snapshot, shown))
 
     @property
     def every_port(self) -> bool:
@@ -105,6 +113,8 @@ class ConnectionsTab(QWidget):
         current = self._settings.current
         if current.connections_all_ports != every:
             self._settings.apply(dataclasses.replace(current, connections_all_ports=every))
+        # Other rows (and watched ones in bold then): fit the columns to them again.
+        self._sized_polls = 0
         self.wanted_changed.emit(every)
 
     @Slot(object)
@@ -112,19 +122,24 @@ class ConnectionsTab(QWidget):
         """Show one poll of the connections (runs on the GUI thread)."""
         if snapshot.all_ports != self.every_port:
             return  # listed before the switch moved; the next poll follows it
-        self.snapshot = snapshot
+        previous, self.snapshot = self.snapshot, snapshot
         self.model.emphasise_watched = snapshot.all_ports
         if snapshot.error is not None:
             self.summary.setText(f"Connections could not be listed: {snapshot.error}")
             return
-        self.model.update(snapshot.rows)
-        if not self._sized and snapshot.rows:
-            self._sized = True
+        if previous is not None and previous.all_ports != snapshot.all_ports:
+            # Rows that came into view with the switch are not new connections.
+            self.model.refill(snapshot.rows)
+        else:
+            self.model.update(snapshot.rows)
+        # Rates show from the second poll on: fit the columns to the first two with rows.
+        if self._sized_polls < 2 and snapshot.rows:
+            self._sized_polls += 1
             self.table.resizeColumnsToContents()
-        self.summary.setText(self.summary_text(snapshot))
+        self.summary.setText(self.summary_text(snapshot, self._settings.current.reverse_dns))
 
     @staticmethod
-    def summary_text(snapshot: ConnectionsSnapshot) -> str:
+    def summary_text(snapshot: ConnectionsSnapshot, host_names: bool = False) -> str:
         where = "every port" if snapshot.all_ports else "watched ports"
         count = snapshot.connection_count
         sockets = len(snapshot.rows)
@@ -132,7 +147,8 @@ class ConnectionsTab(QWidget):
         if sockets != count:
             # Both ends of a connection inside this computer are rows of their own.
             words += f" ({sockets} sockets: both ends of local connections are listed)"
-        return f"{words}. {bytes_source_note()}"
+        names = "" if host_names else " Host names: off (Settings)."
+        return f"{words}. {bytes_source_note()}{names}"
 
     def stop_timers(self) -> None:
         self.model.stop_timers()

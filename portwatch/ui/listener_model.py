@@ -149,7 +149,10 @@ def cell_text(view: Any, column: Column) -> str:
             f"{visible(owner.parents[0][0])} (pid {owner.parents[0][1]})" if owner.parents else ""
         )
     if column is Column.REACHABLE:
-        return reachable_from(listener.exposure, visible)
+        text = reachable_from(listener.exposure, visible)
+        if listener.exposure is not None and listener.exposure.bypasses_firewall:
+            text += " (Docker: bypasses the host firewall)"
+        return text
     return status_words(view)
 
 
@@ -189,6 +192,11 @@ class ListenerTableModel(ChangingRowsModel):
 
     def key_of(self, row: Any) -> tuple[Any, ...]:
         return row_key(row)
+
+    def same_row(self, old: Any, new: Any) -> bool:
+        # A listener's exposure takes no part in its equality (it follows the host's
+        # addresses and firewall), but the Reachable from column shows it.
+        return bool(old == new) and old.listener.exposure == new.listener.exposure
 
     # -- Qt model interface -------------------------------------------------------------
     def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008

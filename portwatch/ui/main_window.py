@@ -49,7 +49,8 @@ from portwatch.services.watchlist_file import WatchListFile
 from portwatch.ui.actions import CHART_WINDOWS, MENU_BAR, ActionRegistry
 from portwatch.ui.alert_log import AlertLog
 from portwatch.ui.banner import Banner
-from portwatch.ui.chart import ActivityChart, rows_to_points
+from portwatch.ui.chart import ActivityChart
+from portwatch.ui.chart_data import sum_port_rows
 from portwatch.ui.column_chooser import ColumnChooser
 from portwatch.ui.connections_tab import ConnectionsTab
 from portwatch.ui.history_dialog import HistoryDialog
@@ -518,7 +519,7 @@ class MainWindow(QMainWindow):
     def _fill_chart_from_history(self, window_s: float) -> None:
         """Ask the pool for the window's history; :meth:`_chart_history_loaded` draws it."""
         # History comes in buckets (10 s, 1 min, ...); a missing bucket is a real gap.
-        step = max(self._history.bucket_seconds(window_s), self._settings.current.poll_interval_s)
+        step = self._history.bucket_seconds(window_s)
         self._chart_history.request(self.chart.specs(), window_s, step, time.time())
 
     @Slot(object)
@@ -528,7 +529,9 @@ class MainWindow(QMainWindow):
         specs = set(self.chart.specs())
         for spec, rows in history.rows.items():
             if spec in specs:
-                self.chart.load_history(spec, rows_to_points(rows, history.step_s))
+                self.chart.load_history(
+                    spec, sum_port_rows([rows]), history.step_s, history.window_s
+                )
         self.chart.redraw()
 
     # -- selection and the side panel ---------------------------------------------------
@@ -549,6 +552,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _spec_selected(self, spec: WatchSpec) -> None:
+        # The chart follows the list: the selected port is the one drawn large.
+        self.chart.choose(spec)
         if self._syncing_selection:
             return
         proto = spec.protos[0] if len(spec.protos) == 1 else None

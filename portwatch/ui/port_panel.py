@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,22 +24,13 @@ from PySide6.QtWidgets import (
 from portwatch.core.types import Endpoint, Proto, Status
 from portwatch.core.why import parents_text, reach_phrase, sentence, started_phrase
 from portwatch.services.plain_text import visible
-from portwatch.services.port_names import PortDescription
+from portwatch.services.port_names import PortDescription, check_command
 from portwatch.ui.icons import state_icon
 from portwatch.ui.listener_model import REACH_WORDS, STATUS_STATES, status_words
 
 Describer = Callable[[int, "Proto | None"], PortDescription]
 # (first seen, last seen) wall times for an endpoint, or None when history has nothing.
 SeenLookup = Callable[[Endpoint], "tuple[float, float] | None"]
-
-
-def check_command(port: int, platform: str = sys.platform) -> str:
-    """The command a user can run by hand to see who holds ``port``."""
-    if platform.startswith("win"):
-        return f"netstat -ano | findstr :{port}"
-    if platform == "darwin":
-        return f"lsof -nP -i :{port}"
-    return f"ss -ltnup 'sport = :{port}'"
 
 
 def fit_to_panel(html: str) -> str:
@@ -102,6 +92,10 @@ def group_by_program(views: Sequence[Any]) -> list[list[Any]]:
         key = owner.instance if owner is not None else None
         groups.setdefault(key, []).append(view)
     return list(groups.values())
+
+
+def _exposures(views: Sequence[Any]) -> list[Any]:
+    return [view.listener.exposure for view in views]
 
 
 def _reach_key(view: Any) -> tuple[str, str] | None:
@@ -332,7 +326,13 @@ class PortPanel(QWidget):
     def set_views(self, views: Sequence[Any]) -> None:
         """Refresh the owner cards and seen times (each tick, for the shown port)."""
         views = list(views)
-        if views == self._views and self.owner_cards():
+        # Exposure takes no part in a listener's equality: a changed address or firewall
+        # reading must still reach the cards' sentences.
+        if (
+            views == self._views
+            and _exposures(views) == _exposures(self._views)
+            and self.owner_cards()
+        ):
             return
         self._views = views
         for card in self.owner_cards():

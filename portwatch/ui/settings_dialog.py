@@ -81,6 +81,12 @@ class SettingsDialog(QDialog):
                 self.login.setToolTip(f"Written to {login_start.location}")
         self.login.setChecked(self.login_was)
         self.cooldown = _minutes_box("alert_cooldown_s", current.alert_cooldown_s)
+        self.reverse_dns = QCheckBox(_label("reverse_dns"))
+        self.reverse_dns.setChecked(current.reverse_dns)
+        self.reverse_dns.setToolTip(
+            "Names of the remote addresses in the Connections tab, looked up in the "
+            "background. Each lookup tells your DNS server an address this computer talks to."
+        )
 
         form = QFormLayout()
         form.addRow(f"&{_label('poll_interval_s')}:", self.interval)
@@ -88,6 +94,7 @@ class SettingsDialog(QDialog):
         form.addRow("", self.minimized)
         form.addRow("", self.login)
         form.addRow(f"{_label('alert_cooldown_s')}:", self.cooldown)
+        form.addRow("", self.reverse_dns)
         note = QLabel("The alert log in the window always keeps every alert.")
         note.setWordWrap(True)
         buttons = QDialogButtonBox(
@@ -114,4 +121,5 @@ class SettingsDialog(QDialog):
             notifications=self.notifications.isChecked(),
             start_minimized=self.minimized.isChecked(),
             alert_cooldown_s=float(self.cooldown.value()) * 60,
+            reverse_dns=self.reverse_dns.isChecked(),
         )

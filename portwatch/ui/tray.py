@@ -123,9 +123,14 @@ class Tray(QObject):
         self.icon = QSystemTrayIcon(tray_icon(alert=False), self)
         self.icon.setToolTip("portwatch")
         self.menu = QMenu()
-        # First, what is going on (not a command: greyed out).
+        # First, what is going on, in bold. Not greyed out: a disabled entry is drawn in a
+        # faint grey that is hard to read; choosing it opens the window, which explains it.
         self.status_action = self.menu.addAction("Waiting for the first check\u2026")
-        self.status_action.setEnabled(False)
+        bold = self.status_action.font()
+        bold.setBold(True)
+        self.status_action.setFont(bold)
+        self.status_action.setToolTip("Open the window to see the watched ports")
+        self.status_action.triggered.connect(self.open_window)
         self.menu.addSeparator()
         self.open_action = self.menu.addAction("&Show window")
         self.open_action.triggered.connect(self.open_window)

@@ -41,10 +41,10 @@ open(sys.argv[1], "w").write("up")
 time.sleep(90)
 PY
 nice -n 5 timeout 600 wine 'C:\py311\python.exe' 'C:\lane\src\scripts\windows-installer-check.py' \
-  'C:\lane\nsis\setup-amd64.exe' --stand-in 'C:\lane\nsis\running.py' </dev/null 2>&1 | tr -d '\r' >"$LOG/installer.log"
+  'C:\lane\nsis\setup-amd64.exe' --stand-in 'C:\lane\nsis\running.py' --wine-shortcut-limit </dev/null 2>&1 | tr -d '\r' >"$LOG/installer.log"
 while IFS= read -r line; do
   case "$line" in
-  "installer: PASS "* | "installer: FAIL "*)
+  "installer: PASS "* | "installer: FAIL "* | "installer: LIMIT "*)
     read -r _ kind name detail <<<"$line"
     out "$kind" "nsis-$name" "$detail"
     ;;

@@ -40,6 +40,7 @@ def make_desktop(
         start: bool = True,
         settings: Settings | None = None,
         autostart: Any = None,
+        resolver: Any = None,
     ) -> DesktopApp:
         paths = prepare_data_dir(folder or data_dir, specs, settings)
         desktop = DesktopApp(
@@ -52,6 +53,8 @@ def make_desktop(
             trust_reload_ms=100,
             # Never the real ~/.config/autostart from a test.
             autostart=autostart or XdgAutostart(paths.config_dir / "xdg-config"),
+            # Reverse DNS at its seam (None: the system's resolver; the setting is off).
+            resolver=resolver,
         )
         created.append(desktop)
         if start:

@@ -8,6 +8,7 @@ from typing import Any
 
 from childsockets import ChildSockets, free_port
 from guikit import RecordingBackend, prepare_data_dir, wait_ticks
+from platforms import wine_gives_pid_0
 from PySide6.QtWidgets import QApplication
 
 from portwatch.app import DesktopApp
@@ -46,6 +47,7 @@ def _review_desktop(data_dir: Path, specs: list[str], backend: RecordingBackend)
     )
 
 
+@wine_gives_pid_0
 def test_first_start_goes_to_the_review_and_only_what_comes_later_alerts(
     qtbot: Any, data_dir: Path, child_sockets: list
 ) -> None:
@@ -73,6 +75,7 @@ def test_first_start_goes_to_the_review_and_only_what_comes_later_alerts(
         desktop.shutdown()
 
 
+@wine_gives_pid_0
 def test_the_review_trusts_only_the_ticked_protocol(
     qtbot: Any, data_dir: Path, child_sockets: list
 ) -> None:
@@ -103,6 +106,7 @@ def test_the_review_trusts_only_the_ticked_protocol(
         desktop.shutdown()
 
 
+@wine_gives_pid_0
 def test_trust_from_the_panel_covers_the_listener_shown_unless_more_is_chosen(
     qtbot: Any, make_desktop: Any, data_dir: Path, child_sockets: list
 ) -> None:

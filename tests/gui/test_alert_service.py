@@ -72,6 +72,20 @@ def test_one_tick_is_judged_at_once_and_shortened_for_the_desktop(qtbot: Any) ->
     assert opened.args[0].port == 3653
 
 
+def test_a_toast_fits_windows_in_utf16_units_with_its_ellipsis() -> None:
+    # Windows' toast keeps 63 UTF-16 units of the title and 255 of the text (64 and 256 with
+    # the NUL); an emoji is two. Text cut to 256 characters lost its ellipsis there, and
+    # emoji made it longer still.
+    clock = FakeClock()
+    backend = RecordingBackend()
+    service = _service(backend, clock)
+    service.on_tick(Tick((_alert(3653, name="\U0001f600" * 300),)))
+    _token, title, text, _urgency = backend.shown[0]
+    assert "\U0001f600" in text and text.endswith("\u2026")
+    assert len(text.encode("utf-16-le")) // 2 <= 255 == TEXT_LIMIT
+    assert len(title.encode("utf-16-le")) // 2 <= 63 == TITLE_LIMIT
+
+
 def test_a_burst_gives_three_alerts_then_one_summary_and_the_log_keeps_all() -> None:
     clock = FakeClock()
     backend = RecordingBackend()

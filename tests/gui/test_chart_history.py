@@ -2,33 +2,44 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
+import numpy as np
+
 from portwatch.services.history_lookup import HistoryLookup
-from portwatch.ui.chart import is_gap, rows_to_points
+from portwatch.ui.chart_data import bucket_counts, is_gap, step_xy, sum_port_rows
 
 
-def test_consecutive_history_buckets_draw_as_a_line() -> None:
+def _drawn_breaks(buckets: np.ndarray, step: float) -> int:
+    counts = bucket_counts(buckets, step)
+    _xs, ys = step_xy(counts[:, 0], counts[:, 1], counts[:, 2])
+    return int(np.isnan(ys).sum())
+
+
+def test_consecutive_history_buckets_draw_as_one_stepped_line() -> None:
     step = HistoryLookup.bucket_seconds(3600)
     assert step == 10
-    rows = [(1000.0 + i * step, 1, 2) for i in range(30)]
-    points = rows_to_points([rows], step)
-    assert len(points) == 30
-    assert not any(math.isnan(v) for v in points[:, 1])
+    rows = [(1000.0 + i * step, 1, i % 3, None, None) for i in range(30)]
+    buckets = sum_port_rows([rows])
+    assert len(buckets) == 30
+    assert _drawn_breaks(buckets, step) == 0
+    counts = bucket_counts(buckets, step)
+    xs, ys = step_xy(counts[:, 0], counts[:, 1], counts[:, 3])
+    # Steps, not ramps: every value is flat across its bucket.
+    assert all(xs[i] == xs[i + 1] or ys[i] == ys[i + 1] for i in range(len(xs) - 1) if i % 2 == 0)
 
 
-def test_a_missing_stretch_of_buckets_is_one_gap() -> None:
-    rows = [(1000.0, 1, 0), (1010.0, 1, 0), (1500.0, 1, 0), (1510.0, 1, 0)]
-    points = rows_to_points([rows], 10.0)
-    assert sum(math.isnan(v) for v in points[:, 1]) == 1
+def test_a_missing_stretch_of_buckets_is_one_gap_not_a_ramp() -> None:
+    rows = [(1000.0, 1, 0, None, None), (1010.0, 1, 0, None, None)]
+    rows += [(1500.0, 1, 0, None, None), (1510.0, 1, 0, None, None)]
+    assert _drawn_breaks(sum_port_rows([rows]), 10.0) == 1
 
 
 def test_several_ports_of_a_range_are_summed_per_bucket() -> None:
-    a = [(1000.0, 1, 1), (1010.0, 1, 0)]
-    b = [(1000.0, 0, 3)]
-    points = rows_to_points([a, b], 10.0)
-    assert points[0].tolist() == [1000.0, 1.0, 4.0]
+    a = [(1000.0, 1, 1, 10, 20), (1010.0, 1, 0, 0, 0)]
+    b = [(1000.0, 0, 3, None, None)]
+    points = sum_port_rows([a, b])
+    assert points[0].tolist() == [1000.0, 1.0, 4.0, 10.0, 20.0]
 
 
 def test_a_clock_set_backwards_is_a_gap_not_a_line_back_in_time() -> None:

@@ -4,8 +4,10 @@ switch, change marks, the row menu and untrusted text."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +16,16 @@ from typing import Any
 import pytest
 from connpeers import Peers
 from guikit import wait_ticks
+from platforms import wine_gives_pid_0
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QMessageBox
 
 from portwatch.core.types import Proto
 from portwatch.core.watchlist import WatchList, parse_spec
 from portwatch.engine.connection_track import ConnectionsSnapshot, ConnectionTracker
 from portwatch.paths import rooted
+from portwatch.probe.connection_control import has_net_admin
 from portwatch.probe.connections import Connection
 from portwatch.services import settings as settings_file
 from portwatch.services.settings_service import SettingsService
@@ -93,6 +98,7 @@ def test_ages_count_from_the_first_sight_and_rates_from_counter_changes() -> Non
     assert later.age_is_lower_bound
 
 
+@wine_gives_pid_0
 def test_a_loopback_connection_counts_once_though_both_ends_are_rows(peers: Peers) -> None:
     watch = WatchList((parse_spec(str(peers.server_port)),))
     snapshot = ConnectionTracker(lambda: watch).poll(False)
@@ -106,6 +112,7 @@ def test_a_loopback_connection_counts_once_though_both_ends_are_rows(peers: Peer
     assert ConnectionsSnapshot(tuple(ours), False, 0.0).connection_count == 1
 
 
+@wine_gives_pid_0
 def test_the_model_passes_the_model_tester_with_real_connections(
     qtbot: Any, qtmodeltester: Any
 ) -> None:
@@ -200,6 +207,7 @@ def _select_pid(tab: Any, pid: int) -> bool:
     return found
 
 
+@wine_gives_pid_0
 def test_the_tab_lists_real_connections_from_the_sampler_thread(
     qtbot: Any, make_desktop: Any, peers: Peers, data_dir: Path
 ) -> None:
@@ -236,6 +244,7 @@ def test_the_tab_lists_real_connections_from_the_sampler_thread(
     assert len(asked) == count
 
 
+@wine_gives_pid_0
 def test_the_every_port_switch_is_one_click_and_remembered(
     qtbot: Any, make_desktop: Any, peers: Peers, data_dir: Path, tmp_path: Path
 ) -> None:
@@ -255,3 +264,94 @@ def test_the_every_port_switch_is_one_click_and_remembered(
     again = ConnectionsTab(service)
     qtbot.addWidget(again)
     assert again.every_port
+
+
+def _menu_entry(menu: Any, start: str) -> Any:
+    return next(a for a in menu.actions() if a.text().replace("&", "").startswith(start))
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or not has_net_admin(), reason="needs Linux and root"
+)
+def test_close_connection_asks_naming_the_connection_and_program_then_closes_it(
+    qtbot: Any, make_desktop: Any, peers: Peers
+) -> None:
+    desktop = make_desktop([str(peers.server_port)])
+    window = desktop.window
+    tab = window.connections_tab
+    window.show_connections_tab()
+    qtbot.waitUntil(lambda: _select_pid(tab, peers.client.pid), timeout=15_000)
+    (row,) = tab.row_actions.selected_views()
+    entry = _menu_entry(tab.row_actions.menu(), "Close connection")
+    assert entry.isEnabled()
+    box = tab.row_actions.ask_close_connection(row)
+    qtbot.waitUntil(box.isVisible)
+    text = box.text()
+    assert f"127.0.0.1:{peers.client_port} \u2192 127.0.0.1:{peers.server_port}" in text
+    assert f"(pid {peers.client.pid})" in text and "python" in text
+    assert box.defaultButton() is box.button(QMessageBox.StandardButton.Cancel)
+    close_button = next(b for b in box.buttons() if b.text() == "Close connection")
+    with qtbot.waitSignal(tab.row_actions.connection_close_finished, timeout=10_000) as done:
+        close_button.click()
+    assert done.args[0].closed, done.args[0].message
+    assert peers.server_outcome()["ended"] == "reset"
+    # The next poll shows the row closed (red, struck) before it goes.
+    qtbot.waitUntil(
+        lambda: any(
+            tab.model.change_of_row(r) is Change.CLOSED
+            and tab.model.views()[r].connection.pid == peers.client.pid
+            for r in range(tab.model.rowCount())
+        ),
+        timeout=10_000,
+    )
+
+
+def test_where_closing_is_not_possible_the_entry_is_disabled_and_says_why(qtbot: Any) -> None:
+    from PySide6.QtWidgets import QTableView
+
+    from portwatch.probe.connection_control import close_refusal
+    from portwatch.ui.connection_actions import ConnectionActions
+
+    lister = FakeLister()
+    tracker = ConnectionTracker(lambda: WatchList(()), lister)
+    udp = dataclasses.replace(_conn(5353, 5353), proto=Proto.UDP, state="NONE")
+    lister.now = [_conn(5000, 40000), udp]
+    model = ConnectionTableModel()
+    model.update(tracker.poll(True).rows)
+    table = QTableView()
+    qtbot.addWidget(table)
+    table.setModel(model)
+    not_root = ConnectionActions(
+        table, refusal=lambda c: close_refusal(c, "linux", privileged=lambda: False)
+    )
+    table.selectRow(0)
+    entry = _menu_entry(not_root.menu(), "Close connection")
+    assert not entry.isEnabled()
+    assert entry.text() == "Close connection (needs administrator rights)"
+    assert "CAP_NET_ADMIN" in entry.toolTip() and "sudo" in entry.toolTip()
+    table.selectRow(1)
+    entry = _menu_entry(not_root.menu(), "Close connection")
+    assert not entry.isEnabled() and "UDP" in entry.text()
+
+
+def test_rows_that_come_into_view_with_the_switch_are_not_marked_new(
+    qtbot: Any, tmp_path: Path
+) -> None:
+    paths = rooted(tmp_path)
+    paths.ensure()
+    tab = ConnectionsTab(SettingsService(paths.settings_file, settings_file.Settings()))
+    qtbot.addWidget(tab)
+    lister = FakeLister()
+    tracker = ConnectionTracker(lambda: WatchList((parse_spec("5000"),)), lister)
+    lister.now = [_conn(5000, 40000)]
+    tab.show_snapshot(tracker.poll(False))
+    tab.all_ports.setChecked(True)
+    lister.now = [_conn(5000, 40000), _conn(6000, 40001, pid=11)]
+    tab.show_snapshot(tracker.poll(True))
+    model = tab.model
+    assert model.rowCount() == 2
+    assert all(model.change_of_row(r) is None for r in range(2))
+    # A connection that really opens afterwards is new.
+    lister.now = [*lister.now, _conn(7000, 40002, pid=12)]
+    tab.show_snapshot(tracker.poll(True))
+    assert [model.change_of_row(r) for r in range(3)] == [None, None, Change.NEW]

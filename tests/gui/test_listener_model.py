@@ -127,6 +127,7 @@ def test_hostile_text_is_plain_and_invisible_characters_show(qtbot: Any) -> None
     assert model.data(QModelIndex()) is None
 
 
+@wine_gives_pid_0
 def test_unwatched_listeners_are_neutral_in_the_table(qtbot: Any, child_sockets: list) -> None:
     """Off the watch list there is no warning icon and no "unknown owner": the engine's
     view of a real, untrusted listener on an unwatched port reads "unwatched"."""
@@ -159,3 +160,66 @@ def test_unwatched_listeners_are_neutral_in_the_table(qtbot: Any, child_sockets:
     assert model.data(other) == "unwatched"
     assert model.data(other, Qt.ItemDataRole.DecorationRole) is None
     assert "unknown" not in model.data(other, Qt.ItemDataRole.ToolTipRole)
+
+
+def test_started_by_and_reachable_from_columns(qtbot: Any) -> None:
+    from portwatch.core.exposure import Exposure
+
+    endpoint = Endpoint(Proto.TCP, Family.IPV4, "0.0.0.0", 8080)
+    proxy = Owner(
+        pid=901,
+        create_time=1.0,
+        name="docker-proxy",
+        started_by="docker-proxy for docker container <b>web</b> (3f4e8a1b2c3d), its port 80/tcp",
+        parents=(("dockerd", 700), ("systemd", 1)),
+    )
+    exposure = Exposure(
+        "public", addresses=("203.0.113.7",), everywhere=True, bypasses_firewall=True
+    )
+    child = Owner(pid=902, create_time=1.0, name="app", parents=(("bash", 77),))
+    model = ListenerTableModel()
+    model.update(
+        [
+            ListenerView(CoreListener(endpoint, proxy, exposure=exposure), True, Status.UNKNOWN),
+            ListenerView(
+                CoreListener(Endpoint(Proto.TCP, Family.IPV4, "127.0.0.1", 9), child),
+                False,
+                Status.UNWATCHED,
+            ),
+        ]
+    )
+    assert model.data(model.index(0, Column.STARTED_BY)).startswith(
+        "docker-proxy for docker container <b>web</b>"
+    )
+    assert model.data(model.index(0, Column.REACHABLE)) == (
+        "all interfaces, including a public address: 203.0.113.7"
+        " (Docker: bypasses the host firewall)"
+    )
+    tip = model.data(model.index(0, Column.STARTED_BY), Qt.ItemDataRole.ToolTipRole)
+    assert "&lt;b&gt;web" in tip and "parents: dockerd (700) &lt; systemd (1)" in tip
+    # Nothing named it: the nearest parent is what is known; reach not worked out is "".
+    assert model.data(model.index(1, Column.STARTED_BY)) == "bash (pid 77)"
+    assert model.data(model.index(1, Column.REACHABLE)) == ""
+    model.stop_timers()
+
+
+def test_a_changed_exposure_redraws_the_row(qtbot: Any) -> None:
+    """Exposure takes no part in a listener's equality, yet the table shows it: a new
+    firewall reading or address must reach the Reachable from column."""
+    from portwatch.core.exposure import Exposure
+
+    endpoint = Endpoint(Proto.TCP, Family.IPV4, "0.0.0.0", 8080)
+    owner = Owner(pid=5, create_time=1.0, name="app")
+    before = Exposure("network", addresses=("192.168.1.5",), everywhere=True)
+    after = Exposure("network", addresses=("192.168.1.5",), everywhere=True, firewall="x")
+    model = ListenerTableModel(linger_s=0.0)
+    model.update(
+        [ListenerView(CoreListener(endpoint, owner, exposure=before), True, Status.UNKNOWN)]
+    )
+    with qtbot.waitSignal(model.dataChanged, timeout=1000):
+        model.update(
+            [ListenerView(CoreListener(endpoint, owner, exposure=after), True, Status.UNKNOWN)]
+        )
+    tip = model.data(model.index(0, Column.REACHABLE), Qt.ItemDataRole.ToolTipRole)
+    assert "x" in tip.split("<br>")[-1]
+    model.stop_timers()

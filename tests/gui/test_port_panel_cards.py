@@ -6,10 +6,12 @@ import os
 from typing import Any
 
 from childsockets import ChildSockets, free_port
+from platforms import wine_gives_pid_0
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QFontInfo
 
 
+@wine_gives_pid_0
 def test_one_process_on_four_sockets_is_one_card_with_the_actions_on_screen(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -138,3 +140,27 @@ def test_sockets_reached_differently_each_say_who_reaches_them(qtbot: Any) -> No
     details = card.details_label.text()
     assert "127.0.0.1:8080 (reachable from this computer only)" in details
     assert "192.168.1.5:8080 (reachable from the local network at 192.168.1.5)" in details
+
+
+def test_the_sentence_follows_a_new_firewall_reading(qtbot: Any) -> None:
+    from portwatch.core.exposure import Exposure
+    from portwatch.core.types import Endpoint, Family, Listener, ListenerView, Owner, Proto, Status
+    from portwatch.services.port_names import PortDescription
+    from portwatch.ui.port_panel import PortPanel
+
+    panel = PortPanel(lambda _p, _q: PortDescription(plain="x"), lambda _e: None)
+    qtbot.addWidget(panel)
+    endpoint = Endpoint(Proto.TCP, Family.IPV4, "0.0.0.0", 80)
+    owner = Owner(pid=9, create_time=1.0, name="app", started_by="systemd unit app.service")
+
+    def view(firewall: str | None) -> ListenerView:
+        exposure = Exposure(
+            "network", addresses=("192.168.1.5",), everywhere=True, firewall=firewall
+        )
+        return ListenerView(Listener(endpoint, owner, exposure=exposure), True, Status.KNOWN)
+
+    panel.show_port(80, Proto.TCP, [view(None)])
+    assert panel.owner_cards()[0].why_label.text().endswith("Firewall not checked.")
+    panel.set_views([view("no firewall rules loaded")])
+    cards = [c for c in panel.owner_cards() if c.parent() is not None]
+    assert cards[-1].why_label.text().endswith("No firewall rules loaded.")

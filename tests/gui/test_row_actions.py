@@ -10,6 +10,7 @@ from typing import Any
 
 from childsockets import ChildSockets, free_port
 from guikit import wait_ticks
+from platforms import wine_gives_pid_0
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QMessageBox
@@ -63,6 +64,7 @@ def _texts(menu: Any) -> list[str]:
     return [a.text().replace("&", "") for a in menu.actions() if not a.isSeparator()]
 
 
+@wine_gives_pid_0
 def test_the_row_menu_offers_copy_describe_trust_history_and_end(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -87,6 +89,7 @@ def test_the_row_menu_offers_copy_describe_trust_history_and_end(
     assert any("Snooze" in t for t in watch_texts)
 
 
+@wine_gives_pid_0
 def test_several_rows_are_selected_and_copied_with_ctrl_c_and_as_csv(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -112,6 +115,7 @@ def test_several_rows_are_selected_and_copied_with_ctrl_c_and_as_csv(
     assert sorted(r[Column.PORT] for r in rows[1:]) == sorted([str(first), str(second)])
 
 
+@wine_gives_pid_0
 def test_a_csv_copy_neutralises_formula_like_names(
     qtbot: Any, make_desktop: Any, child_sockets: list, tmp_path: Path
 ) -> None:
@@ -119,13 +123,14 @@ def test_a_csv_copy_neutralises_formula_like_names(
     import shutil
     import sys
 
-    hostile = tmp_path / "=cmd"
+    # Windows runs only a program whose name ends in .exe (and shows it in the name).
+    hostile = tmp_path / ("=cmd.exe" if sys.platform == "win32" else "=cmd")
     shutil.copy(os.path.realpath(sys.executable), hostile)
     desktop, child, _port = _listening(qtbot, make_desktop, child_sockets, executable=str(hostile))
     _select_rows_of(desktop, child.pid)
     text = desktop.window.row_actions.selection_as_csv()
     row = list(csv.reader(io.StringIO(text)))[1]
-    assert row[Column.PROCESS] == "'=cmd"
+    assert row[Column.PROCESS] == "'" + hostile.name
 
 
 def test_columns_are_chosen_on_the_header_and_remembered_after_a_restart(
@@ -159,6 +164,7 @@ def test_columns_are_chosen_on_the_header_and_remembered_after_a_restart(
     assert not again.window.table.isColumnHidden(Column.PID)
 
 
+@wine_gives_pid_0
 def test_end_process_asks_naming_program_pid_and_user_then_ends_it(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -185,6 +191,7 @@ def test_end_process_asks_naming_program_pid_and_user_then_ends_it(
     qtbot.waitUntil(lambda: not _rows_of(desktop, child.pid), timeout=15_000)
 
 
+@wine_gives_pid_0
 def test_selecting_a_row_selects_its_port_in_the_watched_list(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -210,6 +217,7 @@ def test_selecting_a_row_selects_its_port_in_the_watched_list(
     assert window.row_actions.selected_rows() == _rows_of(desktop, holder.pid)
 
 
+@wine_gives_pid_0
 def test_the_status_column_is_on_screen_at_the_default_size(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
@@ -221,3 +229,25 @@ def test_the_status_column_is_on_screen_at_the_default_size(
     assert right <= table.viewport().width()
     # The watched mark is narrow: not a word repeated on every row.
     assert table.columnWidth(Column.WATCHED) < table.fontMetrics().horizontalAdvance("watched")
+
+
+def test_a_choice_saved_before_the_why_columns_keeps_them_hidden(
+    qtbot: Any, make_desktop: Any, data_dir: Path
+) -> None:
+    from portwatch.services import settings as settings_file
+    from portwatch.services.settings import Settings
+
+    # A settings file from before the columns existed: it hid the PID, nothing else.
+    old = Settings(hidden_columns=("pid",), columns_known=())
+    desktop = make_desktop(settings=old)
+    table = desktop.window.table
+    assert table.isColumnHidden(Column.PID)
+    assert table.isColumnHidden(Column.STARTED_BY) and table.isColumnHidden(Column.REACHABLE)
+    desktop.window.column_chooser.set_shown(Column.STARTED_BY, True)
+    desktop.shutdown()
+    kept = settings_file.load(data_dir / "settings.json")
+    assert not kept.problems
+    again = make_desktop(folder=data_dir, settings=kept.settings)
+    table = again.window.table
+    assert not table.isColumnHidden(Column.STARTED_BY)  # the user's choice now
+    assert table.isColumnHidden(Column.REACHABLE) and table.isColumnHidden(Column.PID)

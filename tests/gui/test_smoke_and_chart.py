@@ -13,7 +13,8 @@ import numpy as np
 from PySide6.QtGui import QImage
 
 from portwatch.core.watchlist import WatchList, parse_spec
-from portwatch.ui.chart import ActivityChart, SeriesBuffer, rows_to_points
+from portwatch.ui.chart import ActivityChart
+from portwatch.ui.chart_data import SeriesBuffer, compose, sum_port_rows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,20 +54,25 @@ def test_a_long_gap_becomes_a_break_in_the_line() -> None:
     assert points[2, 0] == 104.0
 
 
-def test_history_rows_are_summed_per_time_with_gaps() -> None:
-    points = rows_to_points([[(10.0, 1, 2), (12.0, 1, 0)], [(10.0, 1, 1), (500.0, 0, 0)]], 2.0)
-    assert points[0].tolist() == [10.0, 2.0, 3.0]
-    assert math.isnan(points[2, 1])
-    assert points[-1].tolist() == [500.0, 0.0, 0.0]
+def test_history_rows_are_summed_per_bucket_and_unmeasured_bytes_stay_unknown() -> None:
+    a = [(10.0, 1, 2, 100, 5), (20.0, 1, 0, None, None)]
+    b = [(10.0, 1, 1, None, None), (500.0, 0, 0, 7, 8)]
+    points = sum_port_rows([a, b])
+    assert points[0].tolist() == [10.0, 2.0, 3.0, 100.0, 5.0]
+    assert points[1, :3].tolist() == [20.0, 1.0, 0.0]
+    assert math.isnan(points[1, 3]) and math.isnan(points[1, 4])
+    assert points[-1].tolist() == [500.0, 0.0, 0.0, 7.0, 8.0]
 
 
-def test_history_goes_before_live_points() -> None:
+def test_history_goes_before_live_points_and_never_replaces_them() -> None:
     buffer = SeriesBuffer(capacity=10)
-    buffer.append(50.0, 3, 0)
-    buffer.replace_before(np.array([[10.0, 1, 0], [20.0, 2, 0], [60.0, 9, 9]]))
-    assert buffer.ordered()[:, 0].tolist() == [10.0, 20.0, 60.0]
-    buffer.append(70.0, 1, 0)
-    assert buffer.last_time() == 70.0
+    buffer.append(55.0, 3, 0)
+    buffer.append(57.0, 4, 0)
+    history = np.array([[10.0, 1, 0, 0, 0], [20.0, 2, 0, 0, 0], [50.0, 9, 9, 0, 0]])
+    drawn = compose(buffer.ordered(), history, 10.0, 2.0, since=0.0, bucket_s=None)
+    # History up to the first live point (the bucket of 50-60 overlaps the live ones).
+    assert drawn.count_points()[:, 0].tolist() == [20.0, 30.0, 55.0, 57.0]
+    assert buffer.ordered()[:, 0].tolist() == [55.0, 57.0]
 
 
 def test_chart_redraws_on_its_own_timer_not_per_sample(qtbot: Any) -> None:
@@ -142,10 +148,17 @@ def test_hover_reads_out_the_values_under_the_pointer(qtbot: Any) -> None:
         chart.add_sample(Sample)
     chart.redraw()
     view = chart.plot.viewport()
-    qtbot.mouseMove(view, QPoint(view.width() // 2, view.height() // 2))
-    qtbot.mouseMove(view, QPoint(view.width() // 2 + 5, view.height() // 2))
+    # The data covers the right half of the one-minute axis.
+    qtbot.mouseMove(view, QPoint(view.width() * 3 // 4, view.height() // 2))
+    qtbot.mouseMove(view, QPoint(view.width() * 3 // 4 + 5, view.height() // 2))
     qtbot.waitUntil(lambda: "3653:" in chart.readout.text(), timeout=3000)
     assert "listening" in chart.readout.text()
+    # Once the pointer leaves, the read-out no longer claims a value.
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.sendEvent(chart.plot, QEvent(QEvent.Type.Leave))
+    assert chart.readout.text() == "Point at the chart to read values."
 
 
 def test_count_axis_ticks_are_whole_numbers(qtbot: Any) -> None:
@@ -157,7 +170,9 @@ def test_count_axis_ticks_are_whole_numbers(qtbot: Any) -> None:
     chart.resize(600, 300)
     spec = parse_spec("3653")
     chart.set_watchlist(WatchList((spec,)))
-    chart.load_history(spec, np.array([[1000.0, 1, 1], [1002.0, 1, 3], [1004.0, 1, 2]]))
+    nan = math.nan
+    buckets = [[970.0, 1, 1, nan, nan], [980.0, 1, 3, nan, nan], [990.0, 1, 2, nan, nan]]
+    chart.load_history(spec, np.array(buckets), 10.0)
     chart.redraw()
     axis = chart.plot.getPlotItem().getAxis("left")
     low, high = chart.plot.getPlotItem().getViewBox().viewRange()[1]

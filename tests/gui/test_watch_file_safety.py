@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from guikit import wait_ticks
+from platforms import needs_posix
 
 from portwatch.core.watchlist import parse_spec
 
@@ -29,6 +30,7 @@ def test_a_failed_write_never_says_now_watching(
     assert parse_spec("4444/tcp") not in desktop.watch_file.watchlist.specs
 
 
+@needs_posix  # a symbolic link to /dev/zero
 def test_an_unusable_file_keeps_the_list_in_use(
     qtbot: Any, make_desktop: Any, data_dir: Path
 ) -> None:

@@ -150,12 +150,6 @@ def test_problems_in_the_watch_list_file_are_shown(
     assert not banner.isVisibleTo(desktop.window)
 
 
-@pytest.mark.xfail(
-    sys.platform == "win32",
-    reason="open defect on Windows: the window's own read-only history connection holds the "
-    "damaged file, so it cannot be moved aside (sharing violation)",
-    strict=False,
-)
 def test_a_damaged_history_is_reported_in_the_banner(
     qtbot: Any, make_desktop: Any, data_dir: Path
 ) -> None:

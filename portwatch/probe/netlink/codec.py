@@ -24,6 +24,9 @@ NLM_F_MULTI = 0x02
 NLM_F_DUMP = 0x300  # NLM_F_ROOT | NLM_F_MATCH
 # linux/sock_diag.h
 SOCK_DIAG_BY_FAMILY = 20
+# Asks the kernel to abort one socket (needs CAP_NET_ADMIN and CONFIG_INET_DIAG_DESTROY).
+SOCK_DESTROY = 21
+NLM_F_ACK = 0x04
 # linux/inet_diag.h: the original TCP-only request. The kernel answers it for IPv4 and
 # IPv6 together (family AF_UNSPEC), walking its TCP tables once instead of twice.
 TCPDIAG_GETSOCK = 18
@@ -128,6 +131,21 @@ def encode_request(
         body += bytes(align4(attr_len) - attr_len)
     header = NLMSGHDR.pack(NLMSGHDR.size + len(body), msg_type, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
     return header + body
+
+
+def encode_destroy(family: int, protocol: int, sockid: bytes, seq: int = 0) -> bytes:
+    """A ``SOCK_DESTROY`` request for the one socket whose ``inet_diag_sockid`` (ports,
+    addresses, interface and cookie, as a dump reported it) is ``sockid``.
+
+    The cookie matters: without it the kernel looks the 4-tuple up like an incoming
+    packet would, and a connection that has just closed would match its port's
+    *listener*; with it, anything but that very socket is refused (``ESTALE``).
+    """
+    if len(sockid) != 48:
+        raise ValueError("inet_diag_sockid is 48 bytes")
+    body = INET_DIAG_REQ_V2.pack(family, protocol, 0, 0, ALL_STATES, sockid)
+    flags = NLM_F_REQUEST | NLM_F_ACK
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), SOCK_DESTROY, flags, seq, 0) + body
 
 
 def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:

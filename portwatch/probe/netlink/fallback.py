@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from portwatch.core.types import Sample
 from portwatch.core.watchlist import WatchList
+from portwatch.files import ResourceShortage
 from portwatch.probe.base import Probe
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,8 @@ class FirstPollFallback:
             return self._current.poll(watched)
         try:
             sample = self._current.poll(watched)
+        except ResourceShortage:
+            raise  # this process ran short, not the netlink probe: it stays
         except Exception as exc:
             # Anything at the first poll (a refused request, a reply we cannot parse)
             # means this kernel is not one the netlink probe can read: use psutil.

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from portwatch.files import raise_if_short
+
 
 def _kernel_counts_fds(proc_root: str) -> bool:
     """Whether ``stat`` on ``/proc/<pid>/fd`` gives the number of open descriptors as
@@ -30,7 +32,8 @@ class FdTables:
         """Every process now, ascending; [] if ``/proc`` cannot be listed."""
         try:
             names = os.listdir(self.root)
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)
             return []
         return sorted(int(name) for name in names if name.isdigit())
 
@@ -39,7 +42,8 @@ class FdTables:
         try:
             with open(f"{self.root}/{pid}/stat", "rb") as fh:
                 raw = fh.read()
-        except OSError:
+        except OSError as exc:
+            raise_if_short(exc)  # else the process would be taken for gone
             return None
         # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
         fields = raw[raw.rfind(b")") + 2 :].split()
@@ -60,8 +64,13 @@ class FdTables:
 
     def fd_names(self, pid: int) -> list[str]:
         """The process's open descriptor numbers (one directory read). Raises
-        PermissionError for another user's process, OSError when it is gone."""
-        return os.listdir(f"{self.root}/{pid}/fd")
+        PermissionError for another user's process, OSError when it is gone, and
+        ResourceShortage when this process has no descriptor left to read it."""
+        try:
+            return os.listdir(f"{self.root}/{pid}/fd")
+        except OSError as exc:
+            raise_if_short(exc)  # else its sockets would look ownerless
+            raise
 
     def fd_target(self, pid: int, name: str) -> str:
         """What descriptor ``name`` refers to (``socket:[INODE]`` for a socket)."""

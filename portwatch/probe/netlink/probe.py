@@ -18,8 +18,10 @@ from dataclasses import dataclass, replace
 from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList
+from portwatch.files import ResourceShortage, raise_if_short, shortage
 from portwatch.probe.base import ProbeError
 from portwatch.probe.exposure import device_name, endpoint_of, host_interfaces, listener_exposure
+from portwatch.probe.firewall import FirewallState, FirewallWatch
 from portwatch.probe.identity import OwnerReader
 from portwatch.probe.netlink import codec
 from portwatch.probe.netlink.inodes import InodeResolver
@@ -95,6 +97,8 @@ class _Assembled:
     udp_connections: dict[tuple[int, Proto], int]
     # The machine's addresses the listeners' exposure was worked out from.
     interfaces: dict[str, list[str]]
+    # The firewall reading it was worked out with.
+    firewall: FirewallState | None = None
 
 
 def _plan(watched: WatchList) -> _WatchPlan:
@@ -129,8 +133,11 @@ class NetlinkProbe:
         clock: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
         cpu: Callable[[], float] = time.thread_time,
+        firewall: FirewallWatch | None = None,
     ) -> None:
         self.owners = owners or OwnerReader()
+        # The firewall's rules, read rarely and in the background (never on each poll).
+        self.firewall = firewall if firewall is not None else FirewallWatch()
         self._clock = clock
         self._mono = mono
         self._cpu = cpu
@@ -181,15 +188,33 @@ class NetlinkProbe:
         """One reading: every TCP/UDP listener, and activity on the watched ports."""
         try:
             return self._poll(watched)
+        except ResourceShortage:
+            self._forget_partial()
+            raise
         except (OSError, ValueError) as exc:
+            if shortage(exc) is not None:
+                self._forget_partial()
+                raise_if_short(exc)
             # A netlink socket can be left in a bad state (overrun, interrupted dump,
             # a reply cut short): open a fresh one and try once more before giving up.
             log.warning("socket diagnostics failed (%s); reopening the netlink socket", exc)
             self._reopen()
         try:
             return self._poll(watched)
+        except ResourceShortage:
+            self._forget_partial()
+            raise
         except (OSError, ValueError) as exc:
+            if shortage(exc) is not None:
+                self._forget_partial()
+                raise_if_short(exc)
             raise ProbeError(f"kernel socket diagnostics failed: {exc}") from exc
+
+    def _forget_partial(self) -> None:
+        # A poll cut short for want of descriptors or memory may have left the socket
+        # holders half-read: the next poll starts again from what the kernel says.
+        self.resolver.forget()
+        self._forget_rows()
 
     def _reopen(self) -> None:
         if self._diag is not None:
@@ -235,19 +260,23 @@ class NetlinkProbe:
 
         assembled = self._assembled
         interfaces = host_interfaces()
-        if assembled is not None and assembled.interfaces != interfaces:
+        firewall = self.firewall.state()
+        moved = assembled is not None and (
+            assembled.interfaces != interfaces or assembled.firewall is not firewall
+        )
+        if moved:
             self._built = {}  # every exposure is to be worked out again
         if unchanged and assembled is not None:
             self.resolver.update(None)
             if (
                 self.resolver.generation != assembled.generation
-                or assembled.interfaces != interfaces
+                or moved
                 or any(self.owners.owner(pid) != owner for pid, owner in assembled.owners.items())
             ):
-                assembled = self._assemble(plan, tables, interfaces)
+                assembled = self._assemble(plan, tables, interfaces, firewall)
         else:
             self.resolver.update([row.inode for row in self._listening(tables)])
-            assembled = self._assemble(plan, tables, interfaces)
+            assembled = self._assemble(plan, tables, interfaces, firewall)
         self._assembled = assembled
         self.owners.forget_unused()
         for key, count in assembled.udp_connections.items():
@@ -308,6 +337,7 @@ class NetlinkProbe:
         plan: _WatchPlan,
         tables: list[tuple[Proto, list[tuple[_Row, ...]]]],
         interfaces: dict[str, list[str]],
+        firewall: FirewallState | None = None,
     ) -> _Assembled:
         """Listeners, their counts and UDP connection counts from the decoded rows.
 
@@ -383,7 +413,9 @@ class NetlinkProbe:
                 or reused[1] is not owner
                 or reused[2].shared_with != listener.shared_with
             ):
-                exposure = listener_exposure(row.endpoint, interfaces, row.v6only)
+                exposure = listener_exposure(
+                    row.endpoint, interfaces, row.v6only, owner=owner, firewall=firewall
+                )
                 reused = (row, owner, replace(listener, exposure=exposure))
             built[ident] = reused
             listeners.append(reused[2])
@@ -396,6 +428,7 @@ class NetlinkProbe:
             listener_counts=listener_counts,
             udp_connections=udp_connections,
             interfaces=interfaces,
+            firewall=firewall,
         )
 
     def _gone_unowned(self, inodes: list[int]) -> set[int]:
