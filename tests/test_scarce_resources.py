@@ -222,17 +222,24 @@ def test_full_disk_while_monitoring_is_one_line_and_history_catches_up(tmp_path:
 
 
 @linux_root
+@pytest.mark.parametrize("filled", [False, True], ids=["too small", "already full"])
 def test_data_folder_too_small_for_the_history_monitors_without_recording(
-    tmp_path: Path,
+    tmp_path: Path, filled: bool
 ) -> None:
     with tmpfs(tmp_path / "tiny", "64k") as data:
         port = free_port()
         watch(data, port)
+        if filled:  # not even the history's lock file can be written
+            subprocess.run(
+                ["dd", "if=/dev/zero", f"of={data / 'filler'}", "bs=4k"],
+                capture_output=True,
+                check=False,
+            )
         with listening(port), monitoring(data, "--probe", "netlink") as monitor:
             wait_for(lambda: monitor.events_for(port, "unknown-owner"), timeout=SLOW_S)
         assert_no_traceback(monitor)
         (line,) = monitor.errors_with("monitoring goes on without recording history")
-        assert "full" in line
+        assert "full" in line or "No space left" in line
 
 
 # -- little memory ------------------------------------------------------------------------
