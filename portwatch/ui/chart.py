@@ -592,7 +592,10 @@ class ActivityChart(QWidget):
             self.title.setText("No watched ports to chart")
             self.unmeasured.setText("")
             return
-        self.title.setText(f"{series.spec}: connections and traffic")
+        title = f"{series.spec}: connections and traffic"
+        if Proto.UDP in series.spec.protos and Proto.TCP in series.spec.protos:
+            title += " (traffic of TCP only: UDP sockets have no byte counters)"
+        self.title.setText(title)
         counts = drawn.counts
         for key, column in (("listening", 2), ("connected", 3)):
             xs, ys = step_xy(counts[:, 0], counts[:, 1], counts[:, column])
