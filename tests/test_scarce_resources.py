@@ -151,6 +151,46 @@ def test_descriptor_limit_at_start_is_one_line_each_and_no_traceback(tmp_path: P
     assert not [line for line in mine if "uninspectable" in line or "unattributed" in line]
 
 
+@linux_root
+@pytest.mark.parametrize(
+    ("command", "needs_more"),
+    [
+        (("scan",), True),
+        (("export", "-o", "-"), True),
+        # These two need no more than Python itself: they work with the least it takes.
+        (("trust", "list"), False),
+        (("watch", "list"), False),
+    ],
+)
+def test_commands_short_of_descriptors_say_so_in_one_line(
+    tmp_path: Path, command: tuple[str, ...], needs_more: bool
+) -> None:
+    data = tmp_path / "data"
+    watch(data, free_port())
+    assert run(data, "monitor", "--duration", "0.3").returncode == 0  # a history to export
+    said = 0
+    for limit in range(5, 13):
+
+        def limited(limit: int = limit) -> None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+        result = subprocess.run(
+            [*portwatch_cmd(), "--data-dir", str(data), *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=limited,  # only setrlimit, before exec
+            check=False,
+        )
+        assert "Traceback" not in result.stderr, (limit, result.stderr)
+        if result.returncode != 0:
+            errors = [line for line in result.stderr.splitlines() if "error:" in line]
+            assert len(errors) == 1, (limit, result.stderr)
+            assert "out of file descriptors" in errors[0], (limit, result.stderr)
+            said += 1
+    assert bool(said) is needs_more
+
+
 # -- a full disk ------------------------------------------------------------------------
 
 

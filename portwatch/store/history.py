@@ -236,7 +236,7 @@ def _reading(method: Callable[P, R]) -> Callable[P, R]:
         try:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the history: {exc}") from exc
+            raise StoreError(f"cannot read the history: {files.shortage_now() or exc}") from exc
 
     return wrapper
 
@@ -580,7 +580,8 @@ class HistoryStore(HistoryReader):
         try:
             return HistoryReader(_connect(Path(path), readonly=True))
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the history file {path}: {exc}") from exc
+            why = files.shortage_now() or exc
+            raise StoreError(f"cannot read the history file {path}: {why}") from exc
 
     # -- writing ---------------------------------------------------------------------
 
