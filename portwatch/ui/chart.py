@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QObject, QPointF, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import (
     QColor,
     QHideEvent,
@@ -73,10 +73,11 @@ TOGGLE_TIPS = {
     "in": "bytes per second received by this computer's sockets on the port",
     "out": "bytes per second sent (and acknowledged) by this computer's sockets on the port",
 }
-# Solid lines 2 px; dashed ones 1 px: Qt strokes a wide dashed line many times slower
-# (a day of buckets took 0.3 s a redraw at 2 px; see benchmarks/bench_chart.py).
+# Bold lines 2 px, solid: Qt strokes a wide dashed line many times slower (a day of
+# buckets took 0.3 s a redraw with 2 px dashes; see benchmarks/bench_chart.py).
 LINE_WIDTH = 2
-LINE_WIDTH_DASHED = 1
+SHADED_LINE_WIDTH = 1
+SHADE_ALPHA = 70
 READOUT_HINT = "Point at the chart to read values."
 # Points in a strip row's sparkline (about one per two pixels).
 SKETCH_COLUMNS = 96
@@ -84,13 +85,15 @@ SKETCH_COLUMNS = 96
 RATE_FLOOR = 1000.0
 # How many intervals a traffic rate stands when polls between byte counts carry none.
 TRAFFIC_HOLD_INTERVALS = 12
-# The chosen spec's lines: key, legend text, colour, dashed. Okabe-Ito colours, told
-# apart with common colour-vision deficiencies on light and dark, and dashes besides.
+# The chosen spec's lines: key, legend text, colour, shaded. Okabe-Ito colours, told
+# apart with common colour-vision deficiencies on light and dark; besides, the first of
+# each plot is a shaded area under a thin line and the second a bold line drawn over it,
+# so equal values never hide one another.
 SERIES: tuple[tuple[str, str, str, bool], ...] = (
-    ("listening", "listening", "#0072B2", False),
-    ("connected", "connected", "#D55E00", True),
-    ("in", "in", "#009E73", False),
-    ("out", "out", "#CC79A7", True),
+    ("listening", "listening", "#0072B2", True),
+    ("connected", "connected", "#D55E00", False),
+    ("in", "in", "#009E73", True),
+    ("out", "out", "#CC79A7", False),
 )
 
 
@@ -200,18 +203,24 @@ def rate_step(top: float, most: int = 4) -> float:
 
 
 def sketch_points(
-    ends: np.ndarray, values: np.ndarray, since: float, until: float, columns: int = SKETCH_COLUMNS
+    counts: np.ndarray, since: float, until: float, columns: int = SKETCH_COLUMNS
 ) -> np.ndarray:
-    """(time, value) for a sparkline: the most in each of ``columns`` slices of the time,
-    NaN where a slice has no data, so a day of polls costs a row a few dozen points."""
-    keep = (ends > since) & np.isfinite(values)
-    if not keep.any() or until <= since:
+    """(time, connections) for a sparkline from count rows (start, end, listeners,
+    established): the value held at each of ``columns`` times, raised to the most seen
+    in that slice so short peaks show; NaN only where there is no data (a gap)."""
+    if not len(counts) or until <= since:
         return np.empty((0, 2))
-    slot = ((ends[keep] - since) / (until - since) * columns).astype(int).clip(0, columns - 1)
-    most = np.full(columns, np.nan)
-    np.fmax.at(most, slot, values[keep])
+    starts, ends, values = counts[:, 0], counts[:, 1], counts[:, 3]
     times = since + (np.arange(columns) + 1) * (until - since) / columns
-    return np.column_stack((times, most))
+    index = np.searchsorted(ends, times, side="left")
+    inside = index < len(ends)
+    held = np.full(columns, np.nan)
+    rows = index[inside]
+    held[inside] = np.where(starts[rows] < times[inside], values[rows], np.nan)
+    keep = (ends > since) & np.isfinite(values)
+    slot = ((ends[keep] - since) / (until - since) * columns).astype(int).clip(0, columns - 1)
+    np.fmax.at(held, slot, values[keep])
+    return np.column_stack((times, held))
 
 
 class RateAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints
@@ -224,11 +233,11 @@ class RateAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hint
 class SeriesToggle(QCheckBox):
     """A legend entry: the line's look and name; clicking hides or shows the line."""
 
-    def __init__(self, key: str, label: str, colour: QColor, dashed: bool, height: int) -> None:
+    def __init__(self, key: str, label: str, colour: QColor, shaded: bool, height: int) -> None:
         super().__init__(label)
         self.key = key
         self.setChecked(True)
-        self.setIcon(QIcon(_swatch(colour, dashed, height)))
+        self.setIcon(QIcon(_swatch(colour, shaded, height)))
         self.setIconSize(QSize(height * 2, height))
         self.setToolTip(f"Show or hide the line: {TOGGLE_TIPS.get(key, label)}")
 
@@ -245,19 +254,23 @@ class _Series:
     drawn: Drawn | None = None
 
 
-def _swatch(colour: QColor, dashed: bool, height: int) -> QPixmap:
-    """A short line sample for the legend, drawn like the curve it names."""
+def _swatch(colour: QColor, shaded: bool, height: int) -> QPixmap:
+    """A short sample for the legend, drawn like the curve it names."""
     ratio = 2.0
     pixmap = QPixmap(int(height * 2 * ratio), int(height * ratio))
     pixmap.setDevicePixelRatio(ratio)
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    pen = QPen(colour, LINE_WIDTH_DASHED if dashed else LINE_WIDTH)
-    if dashed:
-        pen.setStyle(Qt.PenStyle.DashLine)
-    painter.setPen(pen)
-    painter.drawLine(QPointF(1, height / 2), QPointF(height * 2 - 1, height / 2))
+    if shaded:
+        shade = QColor(colour)
+        shade.setAlpha(SHADE_ALPHA)
+        painter.fillRect(QRectF(1, height * 0.3, height * 2 - 2, height * 0.6), shade)
+        painter.setPen(QPen(colour, SHADED_LINE_WIDTH))
+        painter.drawLine(QPointF(1, height * 0.3), QPointF(height * 2 - 1, height * 0.3))
+    else:
+        painter.setPen(QPen(colour, LINE_WIDTH))
+        painter.drawLine(QPointF(1, height / 2), QPointF(height * 2 - 1, height / 2))
     painter.end()
     return pixmap
 
@@ -337,14 +350,23 @@ class ActivityChart(QWidget):
         self.toggles: dict[str, SeriesToggle] = {}
         legend = QHBoxLayout()
         legend.setContentsMargins(0, 0, 0, 0)
-        for key, label, colour_name, dashed in SERIES:
+        for key, label, colour_name, shaded in SERIES:
             colour = QColor(colour_name)
-            style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
             target = self.plot if key in ("listening", "connected") else self.traffic_plot
-            width = LINE_WIDTH_DASHED if dashed else LINE_WIDTH
-            curve = target.plot(pen=pg.mkPen(colour, width=width, style=style), connect="finite")
+            if shaded:
+                shade = QColor(colour)
+                shade.setAlpha(SHADE_ALPHA)
+                curve = target.plot(
+                    pen=pg.mkPen(colour, width=SHADED_LINE_WIDTH),
+                    brush=pg.mkBrush(shade),
+                    fillLevel=0,
+                    connect="finite",
+                )
+            else:
+                curve = target.plot(pen=pg.mkPen(colour, width=LINE_WIDTH), connect="finite")
+                curve.setZValue(5)  # over the shaded one
             self.curves[key] = curve
-            toggle = SeriesToggle(key, label, colour, dashed, line)
+            toggle = SeriesToggle(key, label, colour, shaded, line)
             toggle.toggled.connect(curve.setVisible)
             toggle.toggled.connect(self._mark_dirty)
             self.toggles[key] = toggle
@@ -647,7 +669,10 @@ class ActivityChart(QWidget):
             self.title.setText("No watched ports to chart")
             self.unmeasured.setText("")
             return
-        self.title.setText(f"{series.spec}: connections and traffic")
+        title = f"{series.spec}: connections and traffic"
+        if Proto.UDP in series.spec.protos and Proto.TCP in series.spec.protos:
+            title += " (traffic of TCP only: UDP sockets have no byte counters)"
+        self.title.setText(title)
         counts = drawn.counts
         for key, column in (("listening", 2), ("connected", 3)):
             xs, ys = step_xy(counts[:, 0], counts[:, 1], counts[:, column])
@@ -700,7 +725,7 @@ class ActivityChart(QWidget):
             parts.append(f"in {readable_rate(rates[-1, 2])}, out {readable_rate(rates[-1, 3])}")
         elif not drawn.measured:
             parts.append("traffic not measured")
-        sketch = sketch_points(counts[:, 1], counts[:, 3], since, until)
+        sketch = sketch_points(counts, since, until)
         return StripRow("\n".join(parts), sketch, since, until)
 
     def _set_tick_spacing(self, axis: Any, spacing: float) -> None:
