@@ -502,11 +502,14 @@ class ActivityChart(QWidget):
         for spec, series in self._series.items():
             listeners, established = spec_activity(spec, sample)
             got_in, got_out = spec_bytes(spec, sample)
-            # NaN (not counted) is never equal to itself: compare it as None.
-            values = tuple(
-                None if math.isnan(v) else v for v in (listeners, established, got_in, got_out)
-            )
-            if self._last_values.get(spec) != values:
+            # A poll that did not count bytes (the probe counts them every few polls on a
+            # busy machine) brings no news of them: compare the last counted values.
+            last = self._last_values.get(spec)
+            if math.isnan(got_in) or math.isnan(got_out):
+                values = (listeners, established, *(last[2:] if last else (None, None)))
+            else:
+                values = (listeners, established, got_in, got_out)
+            if last != values:
                 steady = False
                 self._last_values[spec] = values
             series.buffer.append_sample(

@@ -240,14 +240,23 @@ def test_steady_counts_redraw_when_time_has_moved_on_not_every_poll(qtbot: Any) 
     chart.redraw()
     step_s = chart.window_s * STEADY_STEP
 
+    # Idle connections on the watched port; the probe counts their bytes (none moved)
+    # only every other poll, as it does on a busy machine: no news is not a change.
+    counted = SimpleNamespace(
+        port=3653, proto=Proto.TCP, listeners=1, established=2, bytes_in_delta=0,
+        bytes_out_delta=0,
+    )  # fmt: skip
+    uncounted = SimpleNamespace(port=3653, proto=Proto.TCP, listeners=1, established=2)
+
     class Sample:
         wall = 1000.0
         listeners = ()
-        activity = ()
+        activity: tuple[Any, ...] = (uncounted,)
 
     def poll() -> None:
         now[0] += 2.0
         Sample.wall = now[0]
+        Sample.activity = (counted,) if Sample.activity[0] is uncounted else (uncounted,)
         chart.add_sample(Sample)
         chart.redraw_when_due()
 
@@ -259,6 +268,6 @@ def test_steady_counts_redraw_when_time_has_moved_on_not_every_poll(qtbot: Any) 
         polls += 1
     assert polls == math.ceil(step_s / 2.0)
     drawn = chart.redraw_count
-    Sample.activity = (SimpleNamespace(port=3653, proto=Proto.TCP, listeners=1, established=2),)
+    counted.established = uncounted.established = 3  # a count changed
     poll()
     assert chart.redraw_count == drawn + 1
