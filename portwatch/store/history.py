@@ -519,6 +519,8 @@ class HistoryStore(HistoryReader):
             lock = guard.claim_writer(path)
         except guard.HistoryBusy as exc:
             raise StoreBusy(str(exc)) from exc
+        except guard.HistoryUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from exc
         except guard.UnsafeHistory as exc:
             raise StoreError(str(exc)) from exc
         try:
