@@ -66,7 +66,7 @@ REDRAW_MS = 1000
 MIN_SPAN_S = 60.0
 # While the counts and traffic stay the same, only time moves on: the timer then redraws
 # (a costly repaint of the time axes) once time has moved this part of the window.
-STEADY_STEP = 0.02
+STEADY_STEP = 0.04
 TOGGLE_TIPS = {
     "listening": "sockets listening on the port",
     "connected": "established connections (a loopback connection counts once)",
