@@ -45,6 +45,7 @@ from harness import (
     Holders,
     HolderSpec,
     load,
+    other_sockets,
     own_network,
     portwatch_process,
     timed,
@@ -132,9 +133,7 @@ def monitor_process(args: argparse.Namespace) -> tuple[float | None, float]:
 def case(name: str, tcp: int, udp: int, pairs: int, args: argparse.Namespace) -> None:
     with Holders([HolderSpec(tcp, udp, pairs, WATCHED_PORT)]) as held:
         print(f"\n{name}: {tcp:,} TCP + {udp:,} UDP listeners, {2 * pairs:,} connection sockets")
-        print(
-            f"  ({held.sockets:,} sockets held by the children, plus the machine's own; {load()})"
-        )
+        print(f"  ({held.sockets:,} sockets held by the children, {other_sockets()}; {load()})")
         print(f"  {'':34}{'first':>10}{'CPU median':>12}{'CPU mean':>10}")
         rows: dict[str, tuple[float, float, float]] = {}
         with tempfile.TemporaryDirectory() as data:

@@ -22,7 +22,15 @@ import resource
 import sys
 import time
 
-from harness import WATCHED_PORT, Holders, HolderSpec, load, own_network, portwatch_process
+from harness import (
+    WATCHED_PORT,
+    Holders,
+    HolderSpec,
+    load,
+    other_sockets,
+    own_network,
+    portwatch_process,
+)
 
 from portwatch.services.settings import Settings
 
@@ -74,7 +82,7 @@ def main() -> int:
     )
     print(network)
     with Holders([SOCKETS]) as held:
-        print(f"{held.sockets:,} sockets held by a child, plus the machine's own; {load()}")
+        print(f"{held.sockets:,} sockets held by a child, {other_sockets()}; {load()}")
         for label, extra in (("window shown", []), ("minimised to the tray", ["--minimized"])):
             percent, dpkg_changed = idle_cpu(extra, args)
             note = "  (dpkg's database changed meanwhile)" if dpkg_changed else ""

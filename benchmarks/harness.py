@@ -252,6 +252,14 @@ class Running:
         return Measured(self.first_line, cpu, time.monotonic() - t0)
 
 
+_network = {"own": False}
+
+
+def other_sockets() -> str:
+    """What else is on the measured network, for the lines that count sockets."""
+    return "and no others" if _network["own"] else "plus the machine's own"
+
+
 def own_network(wanted: bool) -> str:
     """With ``wanted``, move this process (and every child it starts from now on) into a
     network namespace of its own with only loopback up: other programs' sockets (other
@@ -261,6 +269,7 @@ def own_network(wanted: bool) -> str:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.unshare(_CLONE_NEWNET) == 0:
             subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+            _network["own"] = True
             return "network: a namespace of its own (only the benchmark's sockets)"
     return "network: the machine's (its other sockets, and their changes, included)"
 
