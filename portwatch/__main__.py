@@ -75,7 +75,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         from portwatch.app import run_app
 
-        return run_app(where, args)
+        try:
+            return run_app(where, args)
+        except (MemoryError, files.ResourceShortage) as exc:
+            return _error(f"{files.shortage(exc)}; portwatch stopped")
     try:
         status = int(args.handler(args, where))
         sys.stdout.flush()  # here, where a failure can still be reported
@@ -93,6 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # A full disk on stdout, no file descriptors left, ...: one line, not a traceback.
         _drop_stdout()
+        short = files.shortage(exc)
+        if short is not None:
+            return _error(f"{short}; portwatch stopped")
         where_ = f" ({exc.filename})" if exc.filename else ""
         return _error(f"{exc.strerror or exc}{where_}")
 

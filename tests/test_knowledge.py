@@ -16,6 +16,7 @@ import portwatch
 from portwatch.core.types import Proto
 from portwatch.knowledge import KnowledgeBase
 from portwatch.knowledge.base import MAX_USER_FILE_BYTES, read_user_file
+from portwatch.knowledge.registry import Registry
 
 
 @pytest.fixture(scope="module")
@@ -291,3 +292,29 @@ def test_the_copied_windows_command_matches_only_the_exact_port() -> None:
     assert {line: needle in line for line in lines} == lines
     assert check_command(3653, "darwin") == "lsof -nP -i :3653"
     assert check_command(3653, "linux") == "ss -ltnup 'sport = :3653'"
+
+
+def test_out_of_memory_for_the_registry_names_ports_from_our_own_descriptions(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Little memory: IANA's registry cannot be parsed; the watch goes on with a line
+    saying so, and a curated port is still named."""
+    calls = []
+
+    def no_memory() -> Registry:
+        calls.append(1)
+        raise MemoryError
+
+    empty = Registry(exact={}, range_starts={}, ranges={}, header=())
+    ours_only = KnowledgeBase.load(None, load_registry=lambda: empty)[0]
+    short = KnowledgeBase.load(None, load_registry=no_memory)[0]
+    with caplog.at_level("WARNING", logger="portwatch.knowledge.base"):
+        named = short.service_name(3653, Proto.TCP)
+        for port in range(1024, 1100):  # ports only IANA's registry names, too
+            short.service_name(port, Proto.TCP)
+    assert named and named == ours_only.service_name(3653, Proto.TCP)
+    assert calls == [1]  # said once, not tried again every poll
+    assert [r.message for r in caplog.records] == [
+        "out of memory reading IANA's port registry; ports are named from portwatch's own"
+        " descriptions only"
+    ]

@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from portwatch.core.trust import (
     TrustJudge,
     TrustList,
     entry_for_listener,
+    with_versions,
 )
 from portwatch.core.types import Owner, PackageInfo, SignerInfo, Status
 from portwatch.core.watchlist import parse_spec
@@ -66,6 +68,57 @@ def test_upgrade_stays_known_and_says_so_plainly() -> None:
     upgraded = judge.judge(listener(80, packaged(V10, "v10")))
     assert upgraded.status is Status.KNOWN
     assert upgraded.upgraded == "nginx-core 1.22.1-9 \u2192 1.22.1-10, verified by dpkg"
+
+
+def test_an_upgrade_is_said_once_however_many_processes_and_recorded_as_asked() -> None:
+    judge = trusted_by_package()
+    (entry,) = judge.trust_list.entries
+    first = judge.judge(listener(80, packaged(V10, "v10")))
+    assert first.upgraded is not None
+    # Another process of the new version (another pid): still known, nothing new to say.
+    again = judge.judge(listener(80, replace(packaged(V10, "v10"), pid=4321)))
+    assert again.status is Status.KNOWN and again.upgraded is None
+    assert again.reason == "trusted for 80/tcp: nginx-core 1.22.1-10, verified by dpkg"
+    upgrades = judge.take_upgrades()
+    assert upgrades == [(entry, V10.version)]
+    assert judge.take_upgrades() == []
+    recorded = with_versions(judge.trust_list, upgrades)
+    assert [e.package_version for e in recorded.entries] == [V10.version]
+    # An entry the user changed meanwhile is theirs: left as they have it.
+    edited = TrustList().with_entry(replace(entry, note="mine"))
+    assert with_versions(edited, upgrades) is edited
+
+
+def test_a_process_still_running_the_earlier_version_is_no_step_back() -> None:
+    entry = entry_for_listener(listener(80, packaged(V10, "v10")), SPEC, 1.0)
+    judge = TrustJudge(TrustList().with_entry(entry))
+    # Started before the upgrade: its file was replaced on disk by the new version's.
+    old = replace(packaged(V9), replaced="the executable was replaced or deleted on disk")
+    verdict = judge.judge(listener(80, old))
+    assert verdict.status is Status.KNOWN and verdict.upgraded is None
+    assert "\u2192" not in (verdict.reason or "")
+    assert judge.take_upgrades() == []
+
+
+def test_the_upgraded_version_is_written_once_and_a_file_with_problems_never(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "trust.json"
+    entry = entry_for_listener(listener(80, packaged(V9)), SPEC, 1.0)
+    trustfile.save(path, TrustList().with_entry(entry))
+    recorded = trustfile.record_upgrades(path, [(entry, V10.version)])
+    assert recorded is not None
+    assert [e.package_version for e in trustfile.load(path).trust_list] == [V10.version]
+    # Already recorded: nothing to write.
+    stamp = path.stat().st_mtime_ns, path.stat().st_ino
+    assert trustfile.record_upgrades(path, [(entry, V10.version)]) is None
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == stamp
+    # A file with a problem in it is the user's to fix: never rewritten by the monitor.
+    broken = path.read_text().replace('"entries": [', '"entries": [{"port": "x"}, ', 1)
+    path.write_text(broken)
+    bumped = replace(entry, package_version=V10.version)
+    assert trustfile.record_upgrades(path, [(bumped, "1.22.1-11")]) is None
+    assert path.read_text() == broken
 
 
 def test_changed_file_copy_and_removed_package_are_unknown() -> None:
@@ -221,6 +274,35 @@ def test_dpkg_builds_its_index_only_after_the_first_lookups(tmp_path: Path) -> N
     tool = PackageInfo("tool", "1", "dpkg", None)
     assert found == [tool, False] * 3 + [tool, True] * 3
     assert db.index_builds == 2  # the lists read once, then the index
+
+
+@pytest.mark.parametrize("state", ["half-installed", "unpacked", "half-configured"])
+def test_a_process_of_the_earlier_version_is_not_changed_while_dpkg_upgrades(
+    tmp_path: Path, state: str
+) -> None:
+    """While dpkg swaps the files and configures the new version, a program still running
+    the earlier version's (deleted) file is that version, not a changed binary."""
+    admin, root = tmp_path / "dpkg", tmp_path / "root"
+    old, new = b"tool 1.0", b"tool 2.0"
+    _write(admin / "status", "Package: tool\nStatus: install ok installed\nVersion: 1.0\n")
+    _write(admin / "info/tool.list", "/usr/bin/tool\n")
+    _write(admin / "info/tool.md5sums", f"{_md5(old)}  usr/bin/tool\n")
+    _write(root / "usr/bin/tool", old)
+    verifier = PackageVerifier([DpkgDatabase(str(admin), str(root))])
+    with open(root / "usr/bin/tool", "rb") as running:  # what a process runs: kept open
+        through = f"/proc/self/fd/{running.fileno()}"
+        assert verifier.check("/usr/bin/tool", through).package == PackageInfo(
+            "tool", "1.0", "dpkg", None
+        )
+        # dpkg mid-upgrade: the new file in place of the old (deleted), the new records,
+        # the package in a transitional state.
+        (root / "usr/bin/tool").unlink()
+        _write(root / "usr/bin/tool", new)
+        _write(admin / "info/tool.md5sums", f"{_md5(new)}  usr/bin/tool\n")
+        _write(admin / "status", f"Package: tool\nStatus: install ok {state}\nVersion: 2.0\n")
+        during = verifier.check("/usr/bin/tool", through)
+        assert during.package == PackageInfo("tool", "1.0", "dpkg", None)
+        assert during.problem is None
 
 
 class FailingDatabase:

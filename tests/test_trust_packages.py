@@ -7,11 +7,14 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from childsockets import free_port, wait_for
+from cli_runner import RunningMonitor, monitoring
 from test_trust_cli import cli
 from trust_processes import REAL_PYTHON, listening
 
@@ -20,6 +23,9 @@ from portwatch.core.watchlist import WatchList, WatchSpec
 from portwatch.probe.identity import OwnerReader
 from portwatch.probe.packages import DpkgDatabase, FileRecord, PackageVerifier
 from portwatch.probe.psutil_probe import PsutilProbe
+
+SLOW_S = 40.0
+ALERTS = {"unknown-owner", "unattributed-owner", "binary-changed"}
 
 # One package name per test run: several runs of this suite may share a machine.
 PACKAGE = f"portwatch-test-listener-{os.getpid()}"
@@ -235,3 +241,94 @@ def test_steady_polls_never_read_the_package_database(
         gone = owner_of(probe, watched, child.pid)
         assert gone.package is None
     probe.close()
+
+
+def _two_free_ports() -> int:
+    """A port whose next one is free too (one trust entry covers both)."""
+    for _ in range(100):
+        port = free_port()
+        if port < 65535 and _bindable(port + 1):
+            return port
+    raise AssertionError("no two consecutive free ports")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _seen(monitor: RunningMonitor, port: int, pid: int, kind: str | None = None) -> bool:
+    return any(e["pid"] == pid for e in monitor.events_for(port, kind))
+
+
+def test_an_upgrade_is_said_once_and_its_version_recorded(
+    install: Callable[[str, bytes], None], data_dir: Path
+) -> None:
+    install("1.0", b"")
+    port = _two_free_ports()
+    spec = f"{port}-{port + 1}/tcp"
+    assert cli(data_dir, "watch", "add", spec).returncode == 0
+    with listening([INSTALLED, "-c", SERVE, str(port)]):
+        added = cli(data_dir, "trust", "add", spec, "--exe", INSTALLED, "--by", "package")
+        assert added.returncode == 0, added.stderr
+        with monitoring(data_dir) as monitor:
+            wait_for(lambda: monitor.events_for(port, "listener-opened"), timeout=SLOW_S)
+            # Upgraded while it runs: this process goes on running 1.0 (its file deleted),
+            # new processes run 2.0.
+            install("2.0", b"\0version 2")
+            for _ in range(2):  # two processes of the new version, one after the other
+                with listening([INSTALLED, "-c", SERVE, str(port + 1)]) as new:
+                    wait_for(lambda pid=new.pid: _seen(monitor, port + 1, pid), timeout=SLOW_S)
+                wait_for(
+                    lambda pid=new.pid: _seen(monitor, port + 1, pid, "listener-closed"),
+                    timeout=SLOW_S,
+                )
+            recorded = f"package {PACKAGE} (trusted at 2.0)"
+            wait_for(lambda: recorded in cli(data_dir, "trust", "list").stdout, timeout=SLOW_S)
+        # Said once, for the first process of the new version.
+        upgrades = [e for e in monitor.events if e["event"] == "package-upgraded"]
+        assert [(e["port"], e["detail"]) for e in upgrades] == [
+            (port + 1, f"{PACKAGE} 1.0 \u2192 2.0, verified by dpkg")
+        ]
+        # The process of the earlier version, judged against the recorded 2.0, stayed
+        # trusted, and never read as an upgrade "2.0 \u2192 1.0".
+        # (Only these two ports: the default watch list may see other programs here.)
+        alerts = [
+            e for e in monitor.events if e["event"] in ALERTS and e["port"] in (port, port + 1)
+        ]
+        assert not alerts, [(e["port"] - port, e["pid"], e.get("detail")) for e in alerts]
+        assert "\u2192 1.0" not in "".join(monitor.raw)
+        assert "Traceback" not in "".join(monitor.raw)
+        # The next run has nothing more to say about it.
+        with listening([INSTALLED, "-c", SERVE, str(port + 1)]):
+            out = _monitor_once(data_dir)
+        assert "package-upgraded" not in out
+        assert "\u2192" not in out
+
+
+def test_a_trust_file_with_problems_is_not_rewritten_to_record_an_upgrade(
+    install: Callable[[str, bytes], None], data_dir: Path
+) -> None:
+    install("1.0", b"")
+    serve = [INSTALLED, "-c", SERVE, "0"]
+    with listening(serve) as v1:
+        port = v1.port
+        assert cli(data_dir, "watch", "add", f"{port}/tcp").returncode == 0
+        added = cli(data_dir, "trust", "add", f"{port}/tcp", "--exe", INSTALLED)
+        assert added.returncode == 0, added.stderr
+    # The user's hand-edited file has a mistake in it: it is theirs to fix.
+    trust_file = data_dir / "trust.json"
+    content = json.loads(trust_file.read_text())
+    content["entries"].append({"port": "not a port", "exe": "/usr/bin/x"})
+    trust_file.write_text(json.dumps(content, indent=2))
+    before = trust_file.read_bytes()
+    install("2.0", b"\0version 2")
+    with listening([INSTALLED, "-c", SERVE, str(port)]):
+        out = _monitor_once(data_dir)
+    assert f"{PACKAGE} 1.0 \u2192 2.0, verified by dpkg" in out
+    assert out.count("package-upgraded") == 1
+    assert trust_file.read_bytes() == before

@@ -19,6 +19,7 @@ from portwatch.config.follow import Follower
 from portwatch.core.alerts import ALERTING_KINDS
 from portwatch.core.problems import Outage
 from portwatch.core.text import visible
+from portwatch.core.trust import TrustJudge
 from portwatch.core.types import EventKind, PortEvent
 from portwatch.core.watchlist import WatchList
 from portwatch.engine import jsonl
@@ -159,6 +160,21 @@ def _text(event: PortEvent) -> str:
     return line
 
 
+def _record_upgrades(path: Path, judge: TrustJudge) -> None:
+    """Record in the trust file the new version of packages seen upgraded, so the upgrade
+    is said once; the reloader then picks the file up like any other edit."""
+    upgrades = judge.take_upgrades()
+    if not upgrades:
+        return
+    try:
+        trustfile.record_upgrades(path, upgrades)
+    except OSError as exc:
+        common.warn(
+            f"could not record the package upgrade in {path}: {exc.strerror or exc};"
+            " the next start says it once more"
+        )
+
+
 def run(args: argparse.Namespace, paths: Paths) -> int:
     watchlist = common.load_watchlist(paths)
     # The sinks follow the monitor's watch list, which follows the watch-list file; they
@@ -236,6 +252,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
                 print(json.dumps(common.event_fields(event, service=name)), flush=True)
             else:
                 print(_text(event), flush=True)
+        _record_upgrades(paths.trust_file, judge)
         if result.duration_s > schedule.interval_s:
             common.warn(
                 f"a poll took {result.duration_s:.2f} s, longer than the"

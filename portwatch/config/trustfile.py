@@ -30,17 +30,24 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from portwatch import files
 from portwatch.config import atomic, jsontext
-from portwatch.config.follow import Follower
+from portwatch.config.follow import Follower, stamp_of
 from portwatch.core.identity import is_absolute_path, is_sha256
 from portwatch.core.problems import summarise
-from portwatch.core.trust import KINDS, TrustEntry, TrustError, TrustList
+from portwatch.core.trust import (
+    KINDS,
+    PackageUpgrade,
+    TrustEntry,
+    TrustError,
+    TrustList,
+    with_versions,
+)
 from portwatch.core.types import SignerInfo
 from portwatch.core.watchlist import SpecError, parse_spec
 
@@ -351,6 +358,29 @@ def update(path: Path, change: Callable[[TrustList], TrustList]) -> LoadedTrust:
         problems.append(f"the original file was kept as {kept}")
     save(path, updated)
     return LoadedTrust(updated, tuple(problems), kept)
+
+
+def record_upgrades(path: Path, upgrades: Sequence[PackageUpgrade]) -> LoadedTrust | None:
+    """Record in the file the new version of packages seen upgraded, so each upgrade is
+    said once; the updated list, or None when nothing was written.
+
+    A monitor must not fight the person editing the file: it writes only a file that
+    loads without a problem (one with problems is the user's to fix, never rewritten),
+    changes only entries still exactly as they were judged with, and gives up (the
+    upgrade has been said; the next run says it once more) when the file changed
+    between reading and writing. Raises OSError when it cannot be written.
+    """
+    before = stamp_of(path)
+    loaded = load(path)
+    if loaded.problems or not loaded.complete:
+        return None
+    updated = with_versions(loaded.trust_list, upgrades)
+    if updated is loaded.trust_list:
+        return None
+    if stamp_of(path) != before:
+        return None  # edited meanwhile: theirs stands
+    save(path, updated)
+    return LoadedTrust(updated)
 
 
 class Reloader(Follower[LoadedTrust]):

@@ -18,6 +18,7 @@ executable could not be read is unattributed, never known.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -327,6 +328,11 @@ class TrustJudge:
     def __init__(self, trust_list: TrustList, signer_of: SignerLookup | None = None) -> None:
         self.trust_list = trust_list
         self._signer_of = signer_of
+        # Package upgrades said already, by (entry slot, version): each is said once,
+        # however many processes of the new version start (and before it is recorded).
+        self._said: set[tuple[object, str]] = set()
+        # Upgrades to record in the trust file, taken by whoever owns the file.
+        self._upgrades: deque[PackageUpgrade] = deque()
 
     def set_trust_list(self, trust_list: TrustList) -> None:
         """Use an updated list from the next judgement on (e.g. after the user trusts one).
@@ -370,6 +376,27 @@ class TrustJudge:
         reason = f"the socket is also held by {names}, not trusted: {first.reason}"
         return replace(first, status=status, reason=reason)
 
+    def take_upgrades(self) -> list[PackageUpgrade]:
+        """The package upgrades seen since the last call, for the trust file's owner to
+        record (:func:`with_versions`). Safe to call from another thread."""
+        taken: list[PackageUpgrade] = []
+        while self._upgrades:
+            taken.append(self._upgrades.popleft())
+        return taken
+
+    def _is_news(self, entry: TrustEntry, owner: Owner) -> bool:
+        """Whether ``owner`` runs an upgrade of ``entry``'s package not said before."""
+        package = owner.package
+        if upgrade_line(entry, package, owner) is None:
+            return False
+        assert package is not None
+        key = (entry.slot, package.version)
+        if key in self._said:
+            return False
+        self._said.add(key)
+        self._upgrades.append((entry, package.version))
+        return True
+
     def _judge_holder(self, listener: Listener) -> Verdict:
         """The verdict for the listener's ``owner`` alone."""
         owner = listener.owner
@@ -399,7 +426,7 @@ class TrustJudge:
             owner = replace(owner, signer=self._signer_of(owner))
         matched = trust_list.match(identity, port, proto, owner=owner)
         if matched is not None:
-            return _known_verdict(matched, owner, port, proto)
+            return _known_verdict(matched, owner, port, proto, self._is_news(matched, owner))
         if script_is_file(identity.script) and identity.script_sha256 is None:
             return Verdict(
                 Status.UNKNOWN,
@@ -426,19 +453,51 @@ def _holder_label(owner: Owner) -> str:
     return f"{what} (pid {owner.pid})"
 
 
-def upgrade_line(entry: TrustEntry, package: PackageInfo) -> str | None:
+# An upgrade seen: the entry as it was judged with, and the version now installed.
+PackageUpgrade = tuple[TrustEntry, str]
+
+
+def upgrade_line(
+    entry: TrustEntry, package: PackageInfo | None, owner: Owner | None = None
+) -> str | None:
     """``nginx-core 1.22.1-9 → 1.22.1-10, verified by dpkg`` when the trusted package
-    was upgraded since it was trusted; None otherwise."""
+    was upgraded since it was trusted; None otherwise.
+
+    A process still running the file of an earlier version (replaced or deleted on disk
+    by the upgrade, ``owner.replaced``) is not an upgrade of what is installed: after
+    the new version is recorded, it must not read as a step back."""
+    if package is None or entry.package is None:
+        return None
     if entry.package_version is None or entry.package_version == package.version:
+        return None
+    if owner is not None and owner.replaced:
         return None
     return (
         f"{package.name} {entry.package_version} → {package.version}, verified by {package.manager}"
     )
 
 
-def _known_verdict(entry: TrustEntry, owner: Owner, port: int, proto: Proto) -> Verdict:
+def with_versions(trust_list: TrustList, upgrades: Iterable[PackageUpgrade]) -> TrustList:
+    """``trust_list`` with each upgraded entry recording its new version, so the upgrade
+    is said once. An entry that is no longer exactly the one judged with (the user
+    edited or removed it meanwhile) is left as the user has it. Returns ``trust_list``
+    itself when nothing changes."""
+    updated = trust_list
+    for entry, version in upgrades:
+        if entry.package_version == version or entry not in updated.entries:
+            continue
+        bumped = replace(entry, package_version=version)
+        updated = replace(
+            updated, entries=tuple(bumped if e == entry else e for e in updated.entries)
+        )
+    return updated
+
+
+def _known_verdict(
+    entry: TrustEntry, owner: Owner, port: int, proto: Proto, announce: bool = True
+) -> Verdict:
     if entry.package is not None and owner.package is not None:
-        upgraded = upgrade_line(entry, owner.package)
+        upgraded = upgrade_line(entry, owner.package, owner) if announce else None
         if upgraded is not None:
             return Verdict(
                 Status.KNOWN, f"trusted for {port}/{proto}: {upgraded}", upgraded=upgraded

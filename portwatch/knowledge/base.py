@@ -7,7 +7,7 @@ import logging
 import socket
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -93,6 +93,7 @@ class KnowledgeBase:
         user: Iterable[Entry] = (),
         registry: Registry | None = None,
         system: str | None = None,
+        load_registry: Callable[[], Registry] = load_registry,
     ) -> None:
         # Descriptions true only on another OS (Linux's temporary-port range, say) are
         # left out: the answer follows the OS portwatch runs on.
@@ -104,6 +105,7 @@ class KnowledgeBase:
         self._ranges = PortTable(e for e in curated if e.is_range)
         # IANA's registry (14,000 rows) is parsed on the first port asked, not at start.
         self._registry = registry
+        self._load_registry = load_registry
         self._os_names: dict[tuple[int, Proto], str | None] = {}
         self._cached = functools.lru_cache(maxsize=CACHE_SIZE)(self._build)
         self._names = functools.lru_cache(maxsize=CACHE_SIZE)(self._name)
@@ -112,12 +114,23 @@ class KnowledgeBase:
     def registry(self) -> Registry:
         """IANA's registry, parsed on first use (once per process, shared)."""
         if self._registry is None:
-            self._registry = load_registry()
+            try:
+                self._registry = self._load_registry()
+            except MemoryError:
+                # Port names are a help, not the watch: go on with our own descriptions.
+                log.warning(
+                    "out of memory reading IANA's port registry; ports are named from"
+                    " portwatch's own descriptions only"
+                )
+                self._registry = Registry(exact={}, range_starts={}, ranges={}, header=())
         return self._registry
 
     @classmethod
     def load(
-        cls, user_file: Path | None = None, system: str | None = None
+        cls,
+        user_file: Path | None = None,
+        system: str | None = None,
+        load_registry: Callable[[], Registry] = load_registry,
     ) -> tuple[KnowledgeBase, tuple[str, ...]]:
         """The embedded descriptions plus ``user_file``; returns the base and the
         problems found in the user's file (each a line for the user). Problems in the
@@ -130,7 +143,8 @@ class KnowledgeBase:
         for problem in duplicates(curated):
             log.warning("embedded port descriptions: %s", problem)
         user = read_user_file(user_file) if user_file is not None else ParsedFile((), ())
-        return cls(curated, user.entries, system=system), user.problems
+        base = cls(curated, user.entries, system=system, load_registry=load_registry)
+        return base, user.problems
 
     def entry_for(self, port: int, proto: Proto) -> Entry | None:
         """The user's or curated description that answers for the port, if any: the

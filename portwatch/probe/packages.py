@@ -51,6 +51,9 @@ FileKey = tuple[int, int, int, int, int]
 _CHUNK = 1 << 20
 # The states in which dpkg considers a package's files in place and its records valid.
 _INSTALLED_STATES = frozenset({"installed", "triggers-pending", "triggers-awaited"})
+# dpkg's states while it upgrades a package: the files are being swapped, the package
+# is still there (a process of the earlier version is not a changed binary).
+_CHANGING_STATES = frozenset({"half-installed", "unpacked", "half-configured"})
 # The top-level directories merged into /usr on current systems: a package may list
 # /bin/foo while the kernel names the running file /usr/bin/foo.
 _MERGED_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
@@ -108,7 +111,8 @@ class PackageDatabase(Protocol):
         ...
 
     def installed(self, name: str) -> bool:
-        """Whether a package of that name is installed now."""
+        """Whether a package of that name is installed now, or being upgraded (its
+        processes of the earlier version keep running through the upgrade)."""
         ...
 
 
@@ -158,6 +162,7 @@ class DpkgDatabase:
         self._lists_read_at = 0.0
         self._searches = 0
         self._versions: dict[str, PackageInfo] = {}
+        self._changing: set[str] = set()
         self._divert_from: dict[str, tuple[str, str]] = {}
         self._divert_to: dict[str, tuple[str, str]] = {}
         self._aliases = self._merged_aliases()
@@ -268,8 +273,10 @@ class DpkgDatabase:
         self.index_builds += 1
 
     def _read_status(self) -> dict[str, PackageInfo]:
-        """Installed packages by ``name`` and ``name:arch``."""
+        """Installed packages by ``name`` and ``name:arch``; those dpkg is unpacking or
+        configuring (an upgrade under way) go to ``_changing``."""
         out: dict[str, PackageInfo] = {}
+        changing: set[str] = set()
         with open(os.path.join(self.admin_dir, "status"), "rb") as handle:
             text = handle.read().decode("utf-8", errors="replace")
         for stanza in text.split("\n\n"):
@@ -281,6 +288,8 @@ class DpkgDatabase:
                 fields[key.strip().lower()] = value.strip()
             name = fields.get("package")
             state = fields.get("status", "").split()
+            if name and state and state[-1] in _CHANGING_STATES:
+                changing.add(name)
             if not name or not state or state[-1] not in _INSTALLED_STATES:
                 continue
             arch = fields.get("architecture") or None
@@ -293,6 +302,7 @@ class DpkgDatabase:
             out.setdefault(name, info)
             if arch:
                 out[f"{name}:{arch}"] = info
+        self._changing = changing
         return out
 
     def _read_diversions(self) -> None:
@@ -314,7 +324,7 @@ class DpkgDatabase:
 
     def installed(self, name: str) -> bool:
         self._ensure_current()
-        return name in self._versions
+        return name in self._versions or name in self._changing
 
     # -- answering ---------------------------------------------------------------------
 

@@ -203,8 +203,10 @@ class TrustService(QObject):
 
     @Slot()
     def reload_if_changed(self) -> None:
-        """Pick up edits made by the command line while the window runs."""
+        """Pick up edits made by the command line while the window runs (and record
+        package upgrades the judge has seen, which the reload then picks up)."""
         try:
+            self._record_upgrades()
             loaded = self._reloader.poll()
         except (ResourceShortage, MemoryError):
             return  # read again on the next look; the sampler's poll says what ran out
@@ -216,6 +218,17 @@ class TrustService(QObject):
             return  # a file that cannot be used at all: keep judging with the last good list
         self.judge.set_trust_list(loaded.trust_list)
         self.changed.emit(loaded.trust_list)
+
+    def _record_upgrades(self) -> None:
+        upgrades = self.judge.take_upgrades()
+        if not upgrades:
+            return
+        try:
+            trustfile.record_upgrades(self._path, upgrades)
+        except OSError as exc:
+            self.notices.emit(
+                [f"could not record the package upgrade in {self._path}: {exc.strerror or exc}"]
+            )
 
     def stop(self) -> None:
         self._timer.stop()

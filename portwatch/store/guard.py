@@ -8,16 +8,24 @@ everything twice.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 from portwatch import files
 
 SIDE_FILES = ("-wal", "-shm", "-journal")
+# A full disk, or a full quota.
+_NO_ROOM = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
 LOCK_SUFFIX = ".lock"
 
 
 class UnsafeHistory(OSError):
     """The history file or its folder cannot be used safely; the message says why."""
+
+
+class HistoryUnavailable(UnsafeHistory):
+    """The history cannot be written for now (a full disk, no descriptors left): not a
+    safety matter, so watching can go on without recording."""
 
 
 class HistoryBusy(UnsafeHistory):
@@ -50,6 +58,11 @@ def claim_writer(path: Path) -> files.FolderLock:
     try:
         lock = files.FolderLock.acquire(lock_path)
     except OSError as exc:
+        short = files.shortage(exc)
+        if short is not None or exc.errno in _NO_ROOM:
+            raise HistoryUnavailable(
+                f"cannot take the history lock {lock_path}: {short or exc.strerror}"
+            ) from exc
         raise UnsafeHistory(
             f"cannot take the history lock {lock_path}: {exc.strerror or exc}"
         ) from exc

@@ -236,7 +236,7 @@ def _reading(method: Callable[P, R]) -> Callable[P, R]:
         try:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the history: {exc}") from exc
+            raise StoreError(f"cannot read the history: {files.shortage_now() or exc}") from exc
 
     return wrapper
 
@@ -519,6 +519,8 @@ class HistoryStore(HistoryReader):
             lock = guard.claim_writer(path)
         except guard.HistoryBusy as exc:
             raise StoreBusy(str(exc)) from exc
+        except guard.HistoryUnavailable as exc:
+            raise StoreUnavailable(str(exc)) from exc
         except guard.UnsafeHistory as exc:
             raise StoreError(str(exc)) from exc
         try:
@@ -580,7 +582,8 @@ class HistoryStore(HistoryReader):
         try:
             return HistoryReader(_connect(Path(path), readonly=True))
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the history file {path}: {exc}") from exc
+            why = files.shortage_now() or exc
+            raise StoreError(f"cannot read the history file {path}: {why}") from exc
 
     # -- writing ---------------------------------------------------------------------
 

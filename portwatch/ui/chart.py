@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QPointF, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -60,17 +60,27 @@ TOGGLE_TIPS = {
     "in": "bytes per second received by this computer's sockets on the port",
     "out": "bytes per second sent (and acknowledged) by this computer's sockets on the port",
 }
+# Bold lines 2 px, solid: Qt strokes a wide dashed line many times slower (a day of
+# buckets took 0.3 s a redraw with 2 px dashes; see benchmarks/bench_chart.py).
+LINE_WIDTH = 2
+SHADED_LINE_WIDTH = 1
+SHADE_ALPHA = 70
+READOUT_HINT = "Point at the chart to read values."
+# Points in a strip row's sparkline (about one per two pixels).
+SKETCH_COLUMNS = 96
 # The traffic axis reaches at least this (bytes/s): idle is a flat line at 0, not noise.
 RATE_FLOOR = 1000.0
 # How many intervals a traffic rate stands when polls between byte counts carry none.
 TRAFFIC_HOLD_INTERVALS = 12
-# The chosen spec's lines: key, legend text, colour, dashed. Okabe-Ito colours, told
-# apart with common colour-vision deficiencies on light and dark, and dashes besides.
+# The chosen spec's lines: key, legend text, colour, shaded. Okabe-Ito colours, told
+# apart with common colour-vision deficiencies on light and dark; besides, the first of
+# each plot is a shaded area under a thin line and the second a bold line drawn over it,
+# so equal values never hide one another.
 SERIES: tuple[tuple[str, str, str, bool], ...] = (
-    ("listening", "listening", "#0072B2", False),
-    ("connected", "connected", "#D55E00", True),
-    ("in", "in", "#009E73", False),
-    ("out", "out", "#CC79A7", True),
+    ("listening", "listening", "#0072B2", True),
+    ("connected", "connected", "#D55E00", False),
+    ("in", "in", "#009E73", True),
+    ("out", "out", "#CC79A7", False),
 )
 
 
@@ -179,6 +189,27 @@ def rate_step(top: float, most: int = 4) -> float:
         scale *= 10
 
 
+def sketch_points(
+    counts: np.ndarray, since: float, until: float, columns: int = SKETCH_COLUMNS
+) -> np.ndarray:
+    """(time, connections) for a sparkline from count rows (start, end, listeners,
+    established): the value held at each of ``columns`` times, raised to the most seen
+    in that slice so short peaks show; NaN only where there is no data (a gap)."""
+    if not len(counts) or until <= since:
+        return np.empty((0, 2))
+    starts, ends, values = counts[:, 0], counts[:, 1], counts[:, 3]
+    times = since + (np.arange(columns) + 1) * (until - since) / columns
+    index = np.searchsorted(ends, times, side="left")
+    inside = index < len(ends)
+    held = np.full(columns, np.nan)
+    rows = index[inside]
+    held[inside] = np.where(starts[rows] < times[inside], values[rows], np.nan)
+    keep = (ends > since) & np.isfinite(values)
+    slot = ((ends[keep] - since) / (until - since) * columns).astype(int).clip(0, columns - 1)
+    np.fmax.at(held, slot, values[keep])
+    return np.column_stack((times, held))
+
+
 class RateAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hints
     """A bytes-per-second axis labelled B/s, KB/s, MB/s rather than 1e6."""
 
@@ -189,11 +220,11 @@ class RateAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph has no type hint
 class SeriesToggle(QCheckBox):
     """A legend entry: the line's look and name; clicking hides or shows the line."""
 
-    def __init__(self, key: str, label: str, colour: QColor, dashed: bool, height: int) -> None:
+    def __init__(self, key: str, label: str, colour: QColor, shaded: bool, height: int) -> None:
         super().__init__(label)
         self.key = key
         self.setChecked(True)
-        self.setIcon(QIcon(_swatch(colour, dashed, height)))
+        self.setIcon(QIcon(_swatch(colour, shaded, height)))
         self.setIconSize(QSize(height * 2, height))
         self.setToolTip(f"Show or hide the line: {TOGGLE_TIPS.get(key, label)}")
 
@@ -210,19 +241,23 @@ class _Series:
     drawn: Drawn | None = None
 
 
-def _swatch(colour: QColor, dashed: bool, height: int) -> QPixmap:
-    """A short line sample for the legend, drawn like the curve it names."""
+def _swatch(colour: QColor, shaded: bool, height: int) -> QPixmap:
+    """A short sample for the legend, drawn like the curve it names."""
     ratio = 2.0
     pixmap = QPixmap(int(height * 2 * ratio), int(height * ratio))
     pixmap.setDevicePixelRatio(ratio)
     pixmap.fill(Qt.GlobalColor.transparent)
     painter = QPainter(pixmap)
     painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-    pen = QPen(colour, 2)
-    if dashed:
-        pen.setStyle(Qt.PenStyle.DashLine)
-    painter.setPen(pen)
-    painter.drawLine(QPointF(1, height / 2), QPointF(height * 2 - 1, height / 2))
+    if shaded:
+        shade = QColor(colour)
+        shade.setAlpha(SHADE_ALPHA)
+        painter.fillRect(QRectF(1, height * 0.3, height * 2 - 2, height * 0.6), shade)
+        painter.setPen(QPen(colour, SHADED_LINE_WIDTH))
+        painter.drawLine(QPointF(1, height * 0.3), QPointF(height * 2 - 1, height * 0.3))
+    else:
+        painter.setPen(QPen(colour, LINE_WIDTH))
+        painter.drawLine(QPointF(1, height / 2), QPointF(height * 2 - 1, height / 2))
     painter.end()
     return pixmap
 
@@ -296,13 +331,23 @@ class ActivityChart(QWidget):
         self.toggles: dict[str, SeriesToggle] = {}
         legend = QHBoxLayout()
         legend.setContentsMargins(0, 0, 0, 0)
-        for key, label, colour_name, dashed in SERIES:
+        for key, label, colour_name, shaded in SERIES:
             colour = QColor(colour_name)
-            style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
             target = self.plot if key in ("listening", "connected") else self.traffic_plot
-            curve = target.plot(pen=pg.mkPen(colour, width=2, style=style), connect="finite")
+            if shaded:
+                shade = QColor(colour)
+                shade.setAlpha(SHADE_ALPHA)
+                curve = target.plot(
+                    pen=pg.mkPen(colour, width=SHADED_LINE_WIDTH),
+                    brush=pg.mkBrush(shade),
+                    fillLevel=0,
+                    connect="finite",
+                )
+            else:
+                curve = target.plot(pen=pg.mkPen(colour, width=LINE_WIDTH), connect="finite")
+                curve.setZValue(5)  # over the shaded one
             self.curves[key] = curve
-            toggle = SeriesToggle(key, label, colour, dashed, line)
+            toggle = SeriesToggle(key, label, colour, shaded, line)
             toggle.toggled.connect(curve.setVisible)
             toggle.toggled.connect(self._mark_dirty)
             self.toggles[key] = toggle
@@ -312,10 +357,12 @@ class ActivityChart(QWidget):
         self.legend.setLayout(legend)
         self.legend.setAccessibleName("Chart legend: click to hide or show a line")
 
-        self.readout = QLabel("Point at the chart to read values.")
+        self.readout = QLabel(READOUT_HINT)
         self.readout.setTextFormat(Qt.TextFormat.PlainText)
         self.readout.setAccessibleName("Chart read-out")
         self.readout.setWordWrap(True)
+        for plot in (self.plot, self.traffic_plot):
+            plot.installEventFilter(self)  # the read-out is cleared when the pointer leaves
         self._mouse_proxies = [
             pg.SignalProxy(plot.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse_moved)
             for plot in (self.plot, self.traffic_plot)
@@ -437,7 +484,11 @@ class ActivityChart(QWidget):
             series.buffer.append_sample(
                 wall, listeners, established, self._interval_s, got_in, got_out
             )
-        self._dirty = True
+        # The long windows draw buckets: redrawn when a bucket is complete (every 10 s
+        # or minute), not at every poll; a day of points costs too much to redraw often.
+        bucket_s = self._bucket_s()
+        if bucket_s is None or previous is None or wall // bucket_s != previous // bucket_s:
+            self._dirty = True
         self.traffic.setText(self._traffic_line(sample, wall, previous))
 
     def _traffic_line(self, sample: Any, wall: float, previous: float | None) -> str:
@@ -520,12 +571,13 @@ class ActivityChart(QWidget):
         history = series.history
         if bucket_s is not None and series.history_step_s != bucket_s:
             history = None  # loaded for another window; its own answer follows
+        since = now - self._window_s
         return compose(
-            series.buffer.ordered(),
+            series.buffer.since(since),
             history,
             series.history_step_s if bucket_s is None else bucket_s,
             self._interval_s,
-            now - self._window_s,
+            since,
             bucket_s,
         )
 
@@ -562,7 +614,10 @@ class ActivityChart(QWidget):
             self.title.setText("No watched ports to chart")
             self.unmeasured.setText("")
             return
-        self.title.setText(f"{series.spec}: connections and traffic")
+        title = f"{series.spec}: connections and traffic"
+        if Proto.UDP in series.spec.protos and Proto.TCP in series.spec.protos:
+            title += " (traffic of TCP only: UDP sockets have no byte counters)"
+        self.title.setText(title)
         counts = drawn.counts
         for key, column in (("listening", 2), ("connected", 3)):
             xs, ys = step_xy(counts[:, 0], counts[:, 1], counts[:, column])
@@ -615,7 +670,7 @@ class ActivityChart(QWidget):
             parts.append(f"in {readable_rate(rates[-1, 2])}, out {readable_rate(rates[-1, 3])}")
         elif not drawn.measured:
             parts.append("traffic not measured")
-        sketch = np.column_stack((counts[:, 1], counts[:, 3])) if len(counts) else np.empty((0, 2))
+        sketch = sketch_points(counts, since, until)
         return StripRow("\n".join(parts), sketch, since, until)
 
     def _on_mouse_moved(self, event: tuple[QPointF]) -> None:
@@ -665,6 +720,11 @@ class ActivityChart(QWidget):
                 axis.setTextPen(pg.mkPen(foreground))
         self.unmeasured.setColor(foreground)
         self._dirty = True
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave and watched in (self.plot, self.traffic_plot):
+            self.readout.setText(READOUT_HINT)
+        return super().eventFilter(watched, event)
 
     def changeEvent(self, event: QEvent) -> None:
         if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):

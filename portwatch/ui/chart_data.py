@@ -97,6 +97,25 @@ class SeriesBuffer:
             self.append(last + interval_s, math.nan, math.nan)
         self.append(wall, listeners, established, bytes_in, bytes_out)
 
+    def since(self, wall: float) -> np.ndarray:
+        """The points from ``wall`` on, and the one before (a step needs its start),
+        without copying the whole ring when the window is a small part of it."""
+        if self._size < self.capacity:
+            runs = [self._data[: self._size]]
+        else:
+            # Wrapped: the older run is at the back of the array, the newer at the front.
+            runs = [self._data[self._head :], self._data[: self._head]]
+        for index, run in enumerate(runs):
+            if not len(run) or run[-1, WALL] < wall:
+                continue
+            first = int(np.searchsorted(run[:, WALL], wall, side="left"))
+            if first > 0 or index == 0:
+                tail = run[max(0, first - 1) :]
+            else:  # the point before is the last of the older run
+                tail = np.concatenate((runs[0][-1:], run))
+            return np.concatenate((tail, *runs[index + 1 :])) if index + 1 < len(runs) else tail
+        return self._data[:0] if self._size == 0 else self.ordered()[-1:]
+
     def ordered(self) -> np.ndarray:
         """All points, oldest first, as an (n, 5) array."""
         if self._size < self.capacity:
@@ -237,17 +256,22 @@ def bucket_traffic(buckets: np.ndarray, step_s: float) -> np.ndarray:
     """(start, end, bytes in, bytes out) spans of buckets: a bucket with bytes covers its
     own width and those of uncounted buckets just before it (polls that re-used the last
     connection count); a missing bucket breaks the run."""
-    out: list[tuple[float, float, float, float]] = []
-    since: float | None = None
-    last: float | None = None
-    for start, _listeners, _established, got_in, got_out in buckets:
-        if since is None or (last is not None and start - last > step_s * 1.5):
-            since = start
-        last = start
-        if not math.isnan(got_in) and not math.isnan(got_out):
-            out.append((since, start + step_s, got_in, got_out))
-            since = start + step_s
-    return np.array(out, dtype=float).reshape(-1, 4)
+    if not len(buckets):
+        return np.empty((0, 4))
+    starts = buckets[:, WALL]
+    ends = starts + step_s
+    # Where a run of consecutive buckets begins, and the start of each bucket's run.
+    breaks = np.r_[True, np.diff(starts) > step_s * 1.5]
+    run_start = np.maximum.accumulate(np.where(breaks, starts, -np.inf))
+    counted = np.isfinite(buckets[:, BYTES_IN]) & np.isfinite(buckets[:, BYTES_OUT])
+    # The end of the last counted bucket before each one (in an earlier run it is
+    # older than this run's start, so the run's start wins).
+    counted_ends = np.maximum.accumulate(np.where(counted, ends, -np.inf))
+    previous = np.r_[-np.inf, counted_ends[:-1]]
+    since = np.maximum(previous, run_start)
+    spans: np.ndarray = np.column_stack((since, ends, buckets[:, BYTES_IN], buckets[:, BYTES_OUT]))
+    kept: np.ndarray = spans[counted]
+    return kept
 
 
 def compose(

@@ -190,3 +190,48 @@ def test_a_thirty_port_range_does_not_squash_a_quiet_port(qtbot: Any) -> None:
     chart.redraw()
     assert chart.plot.getPlotItem().getViewBox().viewRange()[1][1] > 30
     assert "30 listening" in chart.strip.row_of(busy).summary
+
+
+def test_the_ring_hands_out_the_window_with_the_point_before_it() -> None:
+    buffer = SeriesBuffer(5)
+    assert len(buffer.since(0.0)) == 0
+    for wall in range(7):  # wraps: holds 2..6
+        buffer.append(float(wall), 1, 1)
+    for since, expected in ((0.0, [2, 3, 4, 5, 6]), (4.5, [4, 5, 6]), (5.0, [4, 5, 6])):
+        assert buffer.since(since)[:, 0].tolist() == expected
+    assert buffer.since(99.0)[:, 0].tolist() == [6]
+    for wall in range(7, 9):  # head at 4: older run 6..? then newer 7, 8
+        buffer.append(float(wall), 1, 1)
+    assert buffer.since(6.5)[:, 0].tolist() == [6, 7, 8]
+    assert buffer.since(3.0)[:, 0].tolist() == [4, 5, 6, 7, 8]
+
+
+def test_a_tcp_and_udp_port_says_its_traffic_is_tcp_only(qtbot: Any) -> None:
+    both = parse_spec("3653")
+    chart = ActivityChart(capacity=100, clock=lambda: 1010.0)
+    qtbot.addWidget(chart)
+    chart.set_watchlist(WatchList((both,)))
+    for wall in (1000.0, 1002.0):
+        chart.add_sample(
+            _sample(
+                wall,
+                PortActivity(3653, Proto.TCP, 1, 1, 20, 10, 10),
+                PortActivity(3653, Proto.UDP, 1, 0),
+            )
+        )
+    chart.redraw()
+    assert "TCP only" in chart.title.text()
+    assert chart.traffic_points(both)[:, 2].sum() == 10
+
+
+def test_a_sparkline_is_unbroken_over_data_and_broken_over_a_gap() -> None:
+    from portwatch.ui.chart import sketch_points
+
+    ends = np.r_[np.arange(101.0, 131.0), np.arange(171.0, 201.0)]  # 1 s polls, a gap
+    starts = ends - 1.0
+    counts = np.column_stack((starts, ends, np.ones(60), np.where(ends == 120.0, 5.0, 1.0)))
+    sketch = sketch_points(counts, 100.0, 200.0, columns=96)
+    times, values = sketch[:, 0], sketch[:, 1]
+    assert not np.isnan(values[(times > 101.0) & (times <= 130.0)]).any()
+    assert np.isnan(values[(times > 132.0) & (times < 170.0)]).all()
+    assert np.nanmax(values) == 5.0  # a one-poll peak still shows

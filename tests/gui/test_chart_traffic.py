@@ -102,3 +102,33 @@ def test_ten_megabytes_each_way_agree_in_history_and_chart(
         assert np.median(back) == pytest.approx(np.median(live_steps), rel=0.5)
         assert np.median(back) < 5
         assert _chart_bytes(chart, spec)[0] == pytest.approx(TEN_MB, rel=0.05)
+
+
+@linux_only
+def test_the_hour_after_a_restart_shows_the_traffic_history_holds(
+    qtbot: Any, make_desktop: Any, data_dir: Path
+) -> None:
+    with LoopbackTraffic() as traffic:
+        spec = parse_spec(f"{traffic.port}/tcp")
+        first = make_desktop([str(spec)])
+        wait_ticks(qtbot, first, 3)
+        if first.window.chart.probe_name != "netlink":
+            pytest.skip("the netlink probe is not available here")
+        traffic.send(TEN_MB, TEN_MB // 2)
+        qtbot.waitUntil(
+            lambda: _history_bytes(data_dir, traffic.port, 10)[0] >= TEN_MB * 0.95,
+            timeout=15_000,
+        )
+        first.shutdown()
+
+        # A new window on the same data folder: the hour comes from the history.
+        second = make_desktop([str(spec)])
+        chart = second.window.chart
+        chart.set_window(3600.0)
+        qtbot.waitUntil(lambda: chart.history_loaded(spec), timeout=10_000)
+        got_in, got_out = _chart_bytes(chart, spec)
+        assert got_in == pytest.approx(TEN_MB, rel=0.05)
+        assert got_out == pytest.approx(TEN_MB // 2, rel=0.05)
+        points = chart.series_points(spec)
+        assert (points[:, 2] == 1).any()  # the connection, once
+        assert not (chart.traffic_points(spec)[:, 1] - chart.traffic_points(spec)[:, 0] > 60).any()

@@ -124,6 +124,12 @@ def test_hover_reads_out_the_values_under_the_pointer(qtbot: Any) -> None:
     qtbot.mouseMove(view, QPoint(view.width() * 3 // 4 + 5, view.height() // 2))
     qtbot.waitUntil(lambda: "3653:" in chart.readout.text(), timeout=3000)
     assert "listening" in chart.readout.text()
+    # Once the pointer leaves, the read-out no longer claims a value.
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    QApplication.sendEvent(chart.plot, QEvent(QEvent.Type.Leave))
+    assert chart.readout.text() == "Point at the chart to read values."
 
 
 def test_count_axis_ticks_are_whole_numbers(qtbot: Any) -> None:
