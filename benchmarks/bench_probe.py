@@ -24,18 +24,14 @@ Run from the repository root (as root for the full picture; any user works):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psutil
+from harness import WATCHED_PORT, Holders, HolderSpec, load, portwatch_process, timed
 
 from portwatch.core.watchlist import WatchList
 from portwatch.probe.netlink import NetlinkProbe
@@ -44,110 +40,28 @@ from portwatch.probe.psutil_probe import PsutilProbe
 SIZES = (100, 1_000, 10_000, 20_000)
 FD_HEADROOM = 64  # stdin/stdout/stderr, the interpreter's own files, the watched extras
 
-HOLDER = r"""
-import json, resource, socket, struct, sys
-# Reset on close: no TIME_WAIT sockets left behind to slow the next measurement.
-RESET = struct.pack("ii", 1, 0)
-n, with_watched, mix = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-keep = []
-listeners = max(1, n // 20) if mix == "server" else n // 2
-udp = max(1, n // 20) if mix == "server" else n - listeners
-pairs = max(0, (n - listeners - udp) // 2)
-lst = []
-for _ in range(listeners):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4096); lst.append(s)
-for _ in range(udp):
-    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0)); keep.append(u)
-for i in range(pairs):
-    target = lst[i % len(lst)]
-    c = socket.create_connection(target.getsockname())
-    a, _ = target.accept()
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
-    a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
-    keep += [c, a]
-watched = []
-if with_watched:
-    w = socket.socket(); w.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    w.bind(("127.0.0.1", 3653)); w.listen(64); keep.append(w)
-    for _ in range(10):
-        c = socket.create_connection(("127.0.0.1", 3653)); a, _ = w.accept()
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
-        a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, RESET)
-        keep += [c, a]; watched.append((c, a))
-keep += lst
-print(json.dumps({"sockets": len(keep)}), flush=True)
-for line in sys.stdin:  # "traffic": move a few KB on the watched connections
-    for c, a in watched:
-        c.sendall(b"x" * 4096); got = 0
-        while got < 4096:
-            got += len(a.recv(4096))
-    print("ok", flush=True)
-"""
 
-
-class Holders:
-    """Child processes holding ``total`` sockets between them."""
-
-    def __init__(self, total: int, per_child: int, mix: str = "server") -> None:
-        self.procs: list[subprocess.Popen[str]] = []
-        self.sockets = 0
-        remaining = total
-        first = True
-        while remaining > 0:
-            n = min(remaining, per_child)
-            proc = subprocess.Popen(
-                [sys.executable, "-c", HOLDER, str(n), "1" if first else "0", mix],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert proc.stdout is not None
-            line = proc.stdout.readline()
-            if not line:
-                self.close()
-                raise RuntimeError(f"a socket holder failed to open {n} sockets")
-            self.sockets += json.loads(line)["sockets"]
-            self.procs.append(proc)
-            remaining -= n
-            first = False
-
-    def traffic(self) -> None:
-        proc = self.procs[0]
-        assert proc.stdin is not None and proc.stdout is not None
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        proc.stdout.readline()
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            proc.wait(timeout=60)
-            if proc.stdout is not None:
-                proc.stdout.close()
-
-
-def measure(poll: Callable[[], object], rounds: int) -> tuple[float, float, float]:
-    """(first poll ms, median wall ms, median CPU ms) over ``rounds`` steady polls."""
-    t0 = time.perf_counter()
-    poll()
-    first = (time.perf_counter() - t0) * 1000
-    walls, cpus = [], []
-    for _ in range(rounds):
-        c0, t0 = time.process_time(), time.perf_counter()
-        poll()
-        walls.append((time.perf_counter() - t0) * 1000)
-        cpus.append((time.process_time() - c0) * 1000)
-    return first, statistics.median(walls), statistics.median(cpus)
+def holder_specs(n: int, per_child: int, mix: str) -> list[HolderSpec]:
+    """Children holding ``n`` sockets between them, at most ``per_child`` each: a busy
+    server's mix (5% TCP listeners, 5% UDP, the rest connection pairs) or all
+    listeners; the first child also listens on the watched port with 10 connections."""
+    specs: list[HolderSpec] = []
+    remaining = n
+    while remaining > 0:
+        size = min(remaining, per_child)
+        tcp = max(1, size // 20) if mix == "server" else size // 2
+        udp = max(1, size // 20) if mix == "server" else size - tcp
+        pairs = max(0, (size - tcp - udp) // 2)
+        first = not specs
+        specs.append(HolderSpec(tcp, udp, pairs, WATCHED_PORT if first else 0, 10 if first else 0))
+        remaining -= size
+    return specs
 
 
 def bench_size(
     n: int, per_child: int, watched: WatchList, mix: str = "server"
 ) -> dict[str, tuple[float, float, float]]:
-    holders = Holders(n, per_child, mix)
-    try:
+    with Holders(holder_specs(n, per_child, mix)) as holders:
         rows: dict[str, tuple[float, float, float]] = {}
         slow_rounds = 5 if n >= 10_000 else 11
         netlink = NetlinkProbe()
@@ -160,8 +74,12 @@ def bench_size(
         rows["bare net_connections"] = measure(lambda: psutil.net_connections("inet"), slow_rounds)
         rows["_sockets"] = (float(holders.sockets), 0.0, 0.0)
         return rows
-    finally:
-        holders.close()
+
+
+def measure(poll: Callable[[], object], rounds: int) -> tuple[float, float, float]:
+    """(first poll ms, median wall ms, median CPU ms) over ``rounds`` steady polls."""
+    timing = timed(poll, rounds)
+    return timing.first_ms, timing.wall_ms, timing.cpu_ms
 
 
 def print_size(n: int, rows: dict[str, tuple[float, float, float]]) -> None:
@@ -185,69 +103,33 @@ def print_size(n: int, rows: dict[str, tuple[float, float, float]]) -> None:
 
 def probe_cpu(kind: str, sockets: int, per_child: int, seconds: int) -> float:
     """CPU of this process polling one probe once a second for ``seconds``, % of a core."""
-    holders = Holders(sockets, per_child)
     probe = NetlinkProbe() if kind == "netlink" else PsutilProbe()
     watched = WatchList.default()
-    try:
-        probe.poll(watched)  # the first poll fills the caches; steady state is measured
-        c0, t0 = time.process_time(), time.monotonic()
-        for tick in range(1, seconds + 1):
-            holders.traffic()
-            probe.poll(watched)
-            time.sleep(max(0.0, t0 + tick - time.monotonic()))
-        return (time.process_time() - c0) / (time.monotonic() - t0) * 100
-    finally:
-        probe.close()
-        holders.close()
+    with Holders(holder_specs(sockets, per_child, "server")) as holders:
+        try:
+            probe.poll(watched)  # the first poll fills the caches; steady state is measured
+            c0, t0 = time.process_time(), time.monotonic()
+            for tick in range(1, seconds + 1):
+                holders.traffic()
+                probe.poll(watched)
+                time.sleep(max(0.0, t0 + tick - time.monotonic()))
+            return (time.process_time() - c0) / (time.monotonic() - t0) * 100
+        finally:
+            probe.close()
 
 
 def monitor_cpu(kind: str, sockets: int, per_child: int, seconds: int) -> float:
     """Own CPU of a ``portwatch monitor --probe kind`` process over ``seconds``, % of a core.
 
     The command polls once a second, diffs, writes history and prints events; its CPU
-    time is read from outside after a warm-up (imports, first poll, history creation).
+    time is read from outside (``/proc/PID/stat``) after its first poll and a warm-up.
     """
-    holders = Holders(sockets, per_child)
-    warm_up = 6
-    try:
-        with tempfile.TemporaryDirectory() as data:
-            repo = Path(__file__).resolve().parents[1]
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "portwatch",
-                    "--data-dir",
-                    data,
-                    "--probe",
-                    kind,
-                    "monitor",
-                    "--interval",
-                    "1",
-                    "--duration",
-                    str(warm_up + seconds + 5),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": str(repo)},
-            )
-            try:
-                time.sleep(warm_up)
-                ps = psutil.Process(proc.pid)
-                before = ps.cpu_times()
-                t0 = time.monotonic()
-                for tick in range(1, seconds + 1):
-                    holders.traffic()
-                    time.sleep(max(0.0, t0 + tick - time.monotonic()))
-                after = ps.cpu_times()
-                elapsed = time.monotonic() - t0
-            finally:
-                proc.terminate()
-                proc.wait(timeout=30)
-        used = (after.user - before.user) + (after.system - before.system)
-        return used / elapsed * 100
-    finally:
-        holders.close()
+    with Holders(holder_specs(sockets, per_child, "server")) as holders:
+        args = ["--probe", kind, "monitor", "--interval", "1"]
+        with portwatch_process(args) as run:
+            run.wait_first_line(60)
+            time.sleep(3)
+            return run.measure(seconds, holders.traffic).percent
 
 
 def main() -> int:
@@ -277,6 +159,7 @@ def main() -> int:
         "Socket mix: 5% TCP listeners, 5% bound UDP, 90% both ends of established TCP "
         "connections, plus a listener on watched port 3653 with 10 connections."
     )
+    print(f"Machine: {load()}")
     watched = WatchList.default()
     for n in (int(s) for s in args.sizes.split(",")):
         if n > per_child * max_children:

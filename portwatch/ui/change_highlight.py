@@ -126,6 +126,9 @@ class ChangingRowsModel(QAbstractTableModel):
         self.marks = ChangeMarks(clock, linger_s)
         self._updated = False
         self._stopped = False
+        # The last update's rows as given: the engine hands over the very same tuple while
+        # nothing changed, and then there is nothing to compare or repaint.
+        self._last_input: object = None
         # Ends marks between updates (a slow poll interval would keep them for too long).
         self._expiry = QTimer(self)
         self._expiry.setInterval(250)
@@ -164,6 +167,9 @@ class ChangingRowsModel(QAbstractTableModel):
 
         Rows that went stay for a few seconds marked closed; rows that came are marked
         new (not on the first update: everything is new then)."""
+        if views is self._last_input and isinstance(views, tuple):
+            return  # marks end on the expiry timer, not here
+        self._last_input = views
         now = self.marks.now()
         incoming: dict[Hashable, Any] = {}
         for view in views:
@@ -183,7 +189,10 @@ class ChangingRowsModel(QAbstractTableModel):
                 continue
             if self.marks.is_closed(key):
                 self.marks.mark(key, Change.NEW, now)  # back again
-            if not self.same_row(self._rows[row], fresh) or self.marks.change_of(key) is not None:
+            old = self._rows[row]
+            if (fresh is not old and not self.same_row(old, fresh)) or self.marks.change_of(
+                key
+            ) is not None:
                 self._rows[row] = fresh
                 self.dataChanged.emit(self.index(row, 0), self.index(row, last_column))
         known = set(self._keys)

@@ -21,7 +21,16 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QObject, QPointF, QRectF, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QHideEvent,
+    QIcon,
+    QPainter,
+    QPalette,
+    QPen,
+    QPixmap,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -40,6 +49,7 @@ from portwatch.ui.chart_data import (
     Drawn,
     SeriesBuffer,
     compose,
+    is_gap,
     step_xy,
 )
 from portwatch.ui.port_strip import PortStrip, StripRow
@@ -54,6 +64,9 @@ DEFAULT_CAPACITY = 50_000
 REDRAW_MS = 1000
 # Until the data covers the chosen window, the axis spans at least this much.
 MIN_SPAN_S = 60.0
+# While the counts and traffic stay the same, only time moves on: the timer then redraws
+# (a costly repaint of the time axes) once time has moved this part of the window.
+STEADY_STEP = 0.04
 TOGGLE_TIPS = {
     "listening": "sockets listening on the port",
     "connected": "established connections (a loopback connection counts once)",
@@ -295,6 +308,12 @@ class ActivityChart(QWidget):
         self._window_s = WINDOWS[0][1]
         self._interval_s = 2.0
         self._dirty = False
+        # Whether more than time moved on since the last redraw, and when (on the
+        # chart's clock) that was; each spec's values at the last poll.
+        self._changed = False
+        self._drawn_at = -math.inf
+        self._last_values: dict[WatchSpec, tuple[float | None, ...]] = {}
+        self._tick_spacing: dict[int, float] = {}
         self._latest_wall: float | None = None
         self._probe_name = ""
         # Per spec: when bytes were last counted, and the rate they gave.
@@ -407,10 +426,11 @@ class ActivityChart(QWidget):
         self.traffic.setWordWrap(True)
         layout.addWidget(self.traffic)
 
+        # Runs only while the chart is shown: hidden (in the tray, another tab) it only
+        # collects samples, and draws them when it is shown again.
         self._timer = QTimer(self)
         self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self.redraw)
-        self._timer.start()
+        self._timer.timeout.connect(self.redraw_when_due)
         self.apply_palette()
 
     # -- configuration ------------------------------------------------------------------
@@ -424,7 +444,7 @@ class ActivityChart(QWidget):
             if value == seconds:
                 self.window_buttons.button(index).setChecked(True)
         self._window_s = seconds
-        self._dirty = True
+        self._dirty = self._changed = True
         self.window_changed.emit(seconds)
         self.redraw()
 
@@ -435,7 +455,7 @@ class ActivityChart(QWidget):
     def set_interval(self, interval_s: float) -> None:
         """The poll interval, which decides what counts as a gap."""
         self._interval_s = interval_s
-        self._dirty = True
+        self._dirty = self._changed = True
 
     def set_watchlist(self, watchlist: WatchList) -> None:
         """One strip row per watched spec; the data of removed specs goes away."""
@@ -448,7 +468,7 @@ class ActivityChart(QWidget):
             if spec not in self._series:
                 self._series[spec] = _Series(spec, SeriesBuffer(self._capacity))
         self.strip.set_specs(wanted)
-        self._dirty = True
+        self._dirty = self._changed = True
 
     def specs(self) -> list[WatchSpec]:
         return list(self._series)
@@ -464,12 +484,12 @@ class ActivityChart(QWidget):
 
     @Slot(int)
     def _strip_changed(self, _row: int) -> None:
-        self._dirty = True
+        self._dirty = self._changed = True
         self.redraw()
 
     @Slot()
     def _mark_dirty(self) -> None:
-        self._dirty = True
+        self._dirty = self._changed = True
 
     # -- data ---------------------------------------------------------------------------
     def add_sample(self, sample: Any) -> None:
@@ -478,9 +498,20 @@ class ActivityChart(QWidget):
         previous = self._latest_wall
         self._latest_wall = wall
         self._probe_name = str(getattr(sample, "probe_name", "") or "")
+        steady = previous is not None and not is_gap(wall - previous, self._interval_s)
         for spec, series in self._series.items():
             listeners, established = spec_activity(spec, sample)
             got_in, got_out = spec_bytes(spec, sample)
+            # A poll that did not count bytes (the probe counts them every few polls on a
+            # busy machine) brings no news of them: compare the last counted values.
+            last = self._last_values.get(spec)
+            if math.isnan(got_in) or math.isnan(got_out):
+                values = (listeners, established, *(last[2:] if last else (None, None)))
+            else:
+                values = (listeners, established, got_in, got_out)
+            if last != values:
+                steady = False
+                self._last_values[spec] = values
             series.buffer.append_sample(
                 wall, listeners, established, self._interval_s, got_in, got_out
             )
@@ -489,6 +520,8 @@ class ActivityChart(QWidget):
         bucket_s = self._bucket_s()
         if bucket_s is None or previous is None or wall // bucket_s != previous // bucket_s:
             self._dirty = True
+            # In the poll-by-poll window, a poll that changed nothing only moves time on.
+            self._changed = self._changed or not steady or bucket_s is not None
         self.traffic.setText(self._traffic_line(sample, wall, previous))
 
     def _traffic_line(self, sample: Any, wall: float, previous: float | None) -> str:
@@ -515,7 +548,7 @@ class ActivityChart(QWidget):
         self._latest_wall = wall
         for series in self._series.values():
             series.buffer.append(wall, math.nan, math.nan)
-        self._dirty = True
+        self._dirty = self._changed = True
 
     def load_history(
         self,
@@ -532,7 +565,7 @@ class ActivityChart(QWidget):
             series.history = np.asarray(buckets, dtype=float).reshape(-1, POINT_COLUMNS)
             series.history_step_s = step_s
             series.history_window_s = self._window_s if window_s is None else window_s
-            self._dirty = True
+            self._dirty = self._changed = True
 
     def history_loaded(self, spec: WatchSpec) -> bool:
         """Whether the history read for the current window has arrived for ``spec``."""
@@ -582,12 +615,37 @@ class ActivityChart(QWidget):
         )
 
     # -- drawing ------------------------------------------------------------------------
+    @property
+    def redraw_timer_running(self) -> bool:
+        """Whether the redraw timer runs (only while the chart is shown)."""
+        return self._timer.isActive()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.redraw()
+        self._timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        super().hideEvent(event)
+        self._timer.stop()
+
+    @Slot()
+    def redraw_when_due(self) -> None:
+        """The timer's redraw: at once when something changed, but when polls only
+        moved time on (an idle desktop), once time has moved :data:`STEADY_STEP` of
+        the window: repainting the time axes every poll was most of the idle cost."""
+        if self._dirty and (
+            self._changed or self._clock() - self._drawn_at >= self._window_s * STEADY_STEP
+        ):
+            self.redraw()
+
     @Slot()
     def redraw(self) -> None:
         """Draw the chosen spec large and every spec's strip row, if anything changed."""
         if not self._dirty:
             return
-        self._dirty = False
+        self._dirty = self._changed = False
+        self._drawn_at = self._clock()
         self.redraw_count += 1
         now = self._now()
         start = now - self._window_s
@@ -636,7 +694,7 @@ class ActivityChart(QWidget):
         self.plot.setYRange(-top * 0.08 - 0.15, top * 1.15 + 0.5, padding=0)
         # Counts are whole numbers: ticks at whole steps, never 0.5 of a connection.
         step = count_step(top)
-        self.plot.getPlotItem().getAxis("left").setTickSpacing(major=step, minor=step)
+        self._set_tick_spacing(self.plot.getPlotItem().getAxis("left"), step)
         axis = self.traffic_plot.getPlotItem().getAxis("left")
         if drawn.measured:
             peak = RATE_FLOOR
@@ -646,7 +704,7 @@ class ActivityChart(QWidget):
                     peak = max(peak, float(np.nanmax(values)))
             spacing = rate_step(peak)
             self.traffic_plot.setYRange(-peak * 0.08, peak * 1.15, padding=0)
-            axis.setTickSpacing(major=spacing, minor=spacing)
+            self._set_tick_spacing(axis, spacing)
             axis.setStyle(showValues=True)
             self.unmeasured.setText("")
         else:
@@ -672,6 +730,12 @@ class ActivityChart(QWidget):
             parts.append("traffic not measured")
         sketch = sketch_points(counts, since, until)
         return StripRow("\n".join(parts), sketch, since, until)
+
+    def _set_tick_spacing(self, axis: Any, spacing: float) -> None:
+        """Set an axis's tick spacing only when it changes: setting it repaints the axis."""
+        if self._tick_spacing.get(id(axis)) != spacing:
+            self._tick_spacing[id(axis)] = spacing
+            axis.setTickSpacing(major=spacing, minor=spacing)
 
     def _on_mouse_moved(self, event: tuple[QPointF]) -> None:
         position = event[0]
@@ -719,7 +783,7 @@ class ActivityChart(QWidget):
                 axis.setPen(pg.mkPen(foreground))
                 axis.setTextPen(pg.mkPen(foreground))
         self.unmeasured.setColor(foreground)
-        self._dirty = True
+        self._dirty = self._changed = True
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() == QEvent.Type.Leave and watched in (self.plot, self.traffic_plot):

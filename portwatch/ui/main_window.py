@@ -395,19 +395,23 @@ class MainWindow(QMainWindow):
             return
         self._failed_wall = None
         views = tuple(result.views)
+        # The engine hands over the same tuple while no listener changed: the table and
+        # the panels already show it (only the chart and the status line move on).
+        same = views is self._views and self._ticks > 0
         self._views = views
         sample = result.sample
         self._last_sample = sample
-        was_empty = self.model.rowCount() == 0
-        self.model.update(views)
-        if was_empty and views:
-            self.table.resizeColumnsToContents()
-        self.watch_panel.set_views(views)
+        if not same:
+            was_empty = self.model.rowCount() == 0
+            self.model.update(views)
+            if was_empty and views:
+                self.table.resizeColumnsToContents()
+            self.watch_panel.set_views(views)
+            if self.port_panel.port is not None:
+                self.port_panel.set_views(
+                    views_for_port(views, self.port_panel.port, self._shown_proto)
+                )
         self.chart.add_sample(sample)
-        if self.port_panel.port is not None:
-            self.port_panel.set_views(
-                views_for_port(views, self.port_panel.port, self._shown_proto)
-            )
         if sample.partial:
             self.partial_banner.show_messages([partial_advice(sample.partial_reason)])
         else:

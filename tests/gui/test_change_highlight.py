@@ -124,3 +124,29 @@ def test_the_colours_keep_the_text_readable_on_light_and_dark_palettes() -> None
             # And the mark is visibly different from an unmarked row.
             assert _contrast(colour, base) >= 1.15, (change, colour.name())
     assert change_colour(Change.NEW, light) != change_colour(Change.NEW, dark)
+
+
+def test_the_same_rows_handed_over_again_are_not_compared_again(qapp: Any) -> None:
+    # The engine hands over the very same tuple while nothing changed (every steady
+    # poll of an idle desktop): the model neither walks nor compares its rows then.
+    asked: list[Any] = []
+
+    class Counting(ListenerTableModel):
+        def key_of(self, row: Any) -> Any:
+            asked.append(row)
+            return super().key_of(row)
+
+    clock = Clock()
+    model = Counting(clock=clock, linger_s=5.0)
+    views = (_view(1001, 1), _view(1002, 2))
+    model.update(views)
+    asked.clear()
+    changed: list[Any] = []
+    model.dataChanged.connect(lambda *args: changed.append(args))
+    clock.now += 1
+    model.update(views)
+    assert asked == [] and changed == []
+    # A new tuple with an equal row is still compared (and not repainted).
+    model.update((views[0], _view(1002, 2)))
+    assert asked and changed == []
+    assert [v.listener.port for v in model.views()] == [1001, 1002]

@@ -132,3 +132,17 @@ def test_the_hour_after_a_restart_shows_the_traffic_history_holds(
         points = chart.series_points(spec)
         assert (points[:, 2] == 1).any()  # the connection, once
         assert not (chart.traffic_points(spec)[:, 1] - chart.traffic_points(spec)[:, 0] > 60).any()
+
+
+def test_the_port_selected_in_the_watched_list_is_the_one_charted_large(
+    qtbot: Any, make_desktop: Any
+) -> None:
+    desktop = make_desktop(["3321/tcp", "40000-40029/tcp"])
+    window = desktop.window
+    wait_ticks(qtbot, desktop)
+    assert window.watch_panel.select_port(40005, Proto.TCP)
+    qtbot.waitUntil(lambda: window.chart.chosen == parse_spec("40000-40029/tcp"), timeout=5000)
+    assert "40000-40029/tcp" in window.chart.title.text()
+    # And the strip row chooses it the other way.
+    window.chart.strip.setCurrentRow(0)
+    assert window.chart.chosen == parse_spec("3321/tcp")

@@ -39,6 +39,27 @@ def _select(table: Any, rows: list[int]) -> None:
         table.selectionModel().select(table.model().index(row, 0), flags)
 
 
+def _listening(
+    qtbot: Any, make_desktop: Any, child_sockets: list, extra: tuple[Any, ...] = (), **start: Any
+) -> tuple[Any, ChildSockets, int]:
+    """The app watching a free port, a child listening on it (with ``extra`` sockets),
+    once the child's rows are in the table: (desktop, child, port)."""
+    port = free_port()
+    desktop = make_desktop([str(port)])
+    child = ChildSockets.start(
+        [("tcp", "127.0.0.1", port, "listen"), *extra], registry=child_sockets, **start
+    )
+    rows = 1 + len(extra)
+    qtbot.waitUntil(lambda: len(_rows_of(desktop, child.pid)) == rows, timeout=15_000)
+    return desktop, child, port
+
+
+def _select_rows_of(desktop: Any, pid: int) -> Any:
+    """Select ``pid``'s rows in the table; returns the row menu they open."""
+    _select(desktop.window.table, _rows_of(desktop, pid))
+    return desktop.window.row_actions.menu()
+
+
 def _texts(menu: Any) -> list[str]:
     return [a.text().replace("&", "") for a in menu.actions() if not a.isSeparator()]
 
@@ -47,13 +68,9 @@ def _texts(menu: Any) -> list[str]:
 def test_the_row_menu_offers_copy_describe_trust_history_and_end(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
-    port = free_port()
-    desktop = make_desktop([str(port)])
-    child = ChildSockets.start([("tcp", "127.0.0.1", port, "listen")], registry=child_sockets)
-    qtbot.waitUntil(lambda: bool(_rows_of(desktop, child.pid)), timeout=15_000)
+    desktop, child, port = _listening(qtbot, make_desktop, child_sockets)
     window = desktop.window
-    _select(window.table, _rows_of(desktop, child.pid))
-    menu = window.row_actions.menu()
+    menu = _select_rows_of(desktop, child.pid)
     texts = _texts(menu)
     assert texts[:2] == ["Copy row", "Copy selection as CSV"]
     assert f"Describe port {port}/tcp" in texts
@@ -76,16 +93,13 @@ def test_the_row_menu_offers_copy_describe_trust_history_and_end(
 def test_several_rows_are_selected_and_copied_with_ctrl_c_and_as_csv(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
-    first, second = free_port(), free_port()
-    desktop = make_desktop([str(first)])
-    child = ChildSockets.start(
-        [("tcp", "127.0.0.1", first, "listen"), ("udp", "127.0.0.1", second, "listen")],
-        registry=child_sockets,
+    second = free_port()
+    desktop, child, first = _listening(
+        qtbot, make_desktop, child_sockets, (("udp", "127.0.0.1", second, "listen"),)
     )
-    qtbot.waitUntil(lambda: len(_rows_of(desktop, child.pid)) == 2, timeout=15_000)
     window = desktop.window
     table = window.table
-    _select(table, _rows_of(desktop, child.pid))
+    _select_rows_of(desktop, child.pid)
     assert len(window.row_actions.selected_rows()) == 2
     table.setFocus()
     QGuiApplication.clipboard().clear()
@@ -112,15 +126,9 @@ def test_a_csv_copy_neutralises_formula_like_names(
     # Windows runs only a program whose name ends in .exe (and shows it in the name).
     hostile = tmp_path / ("=cmd.exe" if sys.platform == "win32" else "=cmd")
     shutil.copy(os.path.realpath(sys.executable), hostile)
-    port = free_port()
-    desktop = make_desktop([str(port)])
-    child = ChildSockets.start(
-        [("tcp", "127.0.0.1", port, "listen")], executable=str(hostile), registry=child_sockets
-    )
-    qtbot.waitUntil(lambda: bool(_rows_of(desktop, child.pid)), timeout=15_000)
-    window = desktop.window
-    _select(window.table, _rows_of(desktop, child.pid))
-    text = window.row_actions.selection_as_csv()
+    desktop, child, _port = _listening(qtbot, make_desktop, child_sockets, executable=str(hostile))
+    _select_rows_of(desktop, child.pid)
+    text = desktop.window.row_actions.selection_as_csv()
     row = list(csv.reader(io.StringIO(text)))[1]
     assert row[Column.PROCESS] == "'" + hostile.name
 
@@ -160,10 +168,7 @@ def test_columns_are_chosen_on_the_header_and_remembered_after_a_restart(
 def test_end_process_asks_naming_program_pid_and_user_then_ends_it(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
-    port = free_port()
-    desktop = make_desktop([str(port)])
-    child = ChildSockets.start([("tcp", "127.0.0.1", port, "listen")], registry=child_sockets)
-    qtbot.waitUntil(lambda: bool(_rows_of(desktop, child.pid)), timeout=15_000)
+    desktop, child, _port = _listening(qtbot, make_desktop, child_sockets)
     window = desktop.window
     actions = window.row_actions
     actions.grace_s = 5.0
@@ -216,10 +221,7 @@ def test_selecting_a_row_selects_its_port_in_the_watched_list(
 def test_the_status_column_is_on_screen_at_the_default_size(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
-    port = free_port()
-    desktop = make_desktop([str(port)])
-    child = ChildSockets.start([("tcp", "127.0.0.1", port, "listen")], registry=child_sockets)
-    qtbot.waitUntil(lambda: bool(_rows_of(desktop, child.pid)), timeout=15_000)
+    desktop, _child, _port = _listening(qtbot, make_desktop, child_sockets)
     wait_ticks(qtbot, desktop)
     table = desktop.window.table
     right = table.columnViewportPosition(Column.STATUS) + table.columnWidth(Column.STATUS)

@@ -80,7 +80,8 @@ def test_chart_redraws_on_its_own_timer_not_per_sample(qtbot: Any) -> None:
     chart = ActivityChart(capacity=100, clock=lambda: now[0])
     qtbot.addWidget(chart)
     chart.set_watchlist(WatchList((parse_spec("3653"),)))
-    chart.redraw()
+    chart.show()
+    qtbot.waitExposed(chart)
     drawn = chart.redraw_count
 
     class Sample:
@@ -94,6 +95,34 @@ def test_chart_redraws_on_its_own_timer_not_per_sample(qtbot: Any) -> None:
     assert chart.redraw_count == drawn  # samples only mark the chart dirty
     qtbot.waitUntil(lambda: chart.redraw_count == drawn + 1, timeout=3000)
     assert len(chart.series_points(parse_spec("3653"))) == 20
+
+
+def test_a_hidden_chart_does_not_redraw_until_it_is_shown(qtbot: Any) -> None:
+    # The window hidden in the tray costs no redraws; shown again, it is up to date.
+    chart = ActivityChart(capacity=100, clock=lambda: 1000.0)
+    qtbot.addWidget(chart)
+    spec = parse_spec("3653")
+    chart.set_watchlist(WatchList((spec,)))
+    chart.show()
+    qtbot.waitExposed(chart)
+    assert chart.redraw_timer_running
+    chart.hide()
+    drawn = chart.redraw_count
+
+    class Sample:
+        wall = 1000.0
+        listeners = ()
+        activity = ()
+
+    for i in range(3):
+        Sample.wall = 1000.0 + i
+        chart.add_sample(Sample)
+    assert not chart.redraw_timer_running
+    assert chart.redraw_count == drawn
+    chart.show()
+    assert chart.redraw_timer_running
+    assert chart.redraw_count == drawn + 1
+    assert len(chart.series_points(spec)) == 3
 
 
 def test_hover_reads_out_the_values_under_the_pointer(qtbot: Any) -> None:
@@ -193,3 +222,52 @@ def test_traffic_is_shown_in_readable_units_and_unmeasured_is_not_zero(qtbot: An
     # The bytes of a later count cover the time since the last count.
     chart.add_sample(sample(1006.0, 4_000_000))
     assert "in 1.0 MB/s" in chart.traffic.text()
+
+
+def test_steady_counts_redraw_when_time_has_moved_on_not_every_poll(qtbot: Any) -> None:
+    # An idle desktop: the counts stay the same poll after poll, and redrawing the time
+    # axis every poll was most of the window's CPU. It redraws once time has moved a
+    # small part of the window; a count that changes is drawn at the next timer tick.
+    from types import SimpleNamespace
+
+    from portwatch.core.types import Proto
+    from portwatch.ui.chart import STEADY_STEP
+
+    now = [1000.0]
+    chart = ActivityChart(capacity=100, clock=lambda: now[0])
+    qtbot.addWidget(chart)
+    chart.set_watchlist(WatchList((parse_spec("3653"),)))
+    chart.redraw()
+    step_s = chart.window_s * STEADY_STEP
+
+    # Idle connections on the watched port; the probe counts their bytes (none moved)
+    # only every other poll, as it does on a busy machine: no news is not a change.
+    counted = SimpleNamespace(
+        port=3653, proto=Proto.TCP, listeners=1, established=2, bytes_in_delta=0,
+        bytes_out_delta=0,
+    )  # fmt: skip
+    uncounted = SimpleNamespace(port=3653, proto=Proto.TCP, listeners=1, established=2)
+
+    class Sample:
+        wall = 1000.0
+        listeners = ()
+        activity: tuple[Any, ...] = (uncounted,)
+
+    def poll() -> None:
+        now[0] += 2.0
+        Sample.wall = now[0]
+        Sample.activity = (counted,) if Sample.activity[0] is uncounted else (uncounted,)
+        chart.add_sample(Sample)
+        chart.redraw_when_due()
+
+    poll()  # the first point is a change
+    drawn = chart.redraw_count
+    polls = 0
+    while chart.redraw_count == drawn:
+        poll()
+        polls += 1
+    assert polls == math.ceil(step_s / 2.0)
+    drawn = chart.redraw_count
+    counted.established = uncounted.established = 3  # a count changed
+    poll()
+    assert chart.redraw_count == drawn + 1
