@@ -70,6 +70,10 @@ POSIX_ONLY_NAMES = (
     "SIGUSR1",
     "SIGHUP",
     "O_NOFOLLOW",
+    "AF_UNIX",
+    "UnixStreamServer",
+    "UnixDatagramServer",
+    "ThreadingUnixStreamServer",
 )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from childsockets import free_port
+from platforms import wine_gives_pid_0
 from trust_processes import REAL_PYTHON, listener_of, listening, python_copy, watch
 
 from portwatch.core.trust import TrustJudge, TrustList, entry_for_listener
@@ -32,6 +33,10 @@ s.listen()
 print(s.getsockname()[1], flush=True)
 sys.stdin.read()
 """
+
+
+# Every test waits for the listener of a child it started, found by its pid.
+pytestmark = wine_gives_pid_0
 
 
 @pytest.fixture(params=["psutil", "netlink"])

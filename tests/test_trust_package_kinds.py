@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from platforms import needs_posix
+from platforms import needs_linux, needs_posix
 from trust_fixtures import listener, owner, sha
 
 from portwatch.config import trustfile
@@ -276,6 +276,7 @@ def test_dpkg_builds_its_index_only_after_the_first_lookups(tmp_path: Path) -> N
     assert db.index_builds == 2  # the lists read once, then the index
 
 
+@needs_linux  # reads the running image through /proc/self/fd
 @pytest.mark.parametrize("state", ["half-installed", "unpacked", "half-configured"])
 def test_a_process_of_the_earlier_version_is_not_changed_while_dpkg_upgrades(
     tmp_path: Path, state: str
