@@ -63,6 +63,11 @@ class Settings:
     # The columns the table had when the choice above was saved: a column added later
     # that starts hidden stays hidden for someone who chose before it existed.
     columns_known: tuple[str, ...] = _names("Columns of the listeners table when chosen")
+    # The connections table's columns the user hid, and the columns it had then (as above).
+    connection_hidden_columns: tuple[str, ...] = _names("Hidden columns of the connections table")
+    connection_columns_known: tuple[str, ...] = _names(
+        "Columns of the connections table when chosen"
+    )
     # The connections tab's one switch: every port, not only the watched ones.
     connections_all_ports: bool = _flag(False, "Show connections on every port")
     # Off by default: a lookup tells the DNS server which addresses this computer talks to.

@@ -25,10 +25,19 @@ from PySide6.QtWidgets import (
 
 from portwatch.engine.connection_track import ConnectionsSnapshot
 from portwatch.services.background import JobRunner
+from portwatch.services.settings import Settings
 from portwatch.services.settings_service import SettingsService
+from portwatch.ui.column_chooser import CONNECTION_COLUMNS, ColumnChooser
 from portwatch.ui.connection_actions import ConnectionActions
 from portwatch.ui.connection_model import ConnColumn, ConnectionTableModel, HostNamer
 from portwatch.ui.listener_model import ListenerFilterModel
+
+
+def _columns_needing_a_setting(settings: Settings) -> dict[Any, str]:
+    """The host column shows names only while reverse DNS is on in the settings."""
+    if settings.reverse_dns:
+        return {}
+    return {ConnColumn.REMOTE_HOST: "Turn on remote host names in Settings to show this column"}
 
 
 def bytes_source_note(platform: str = sys.platform) -> str:
@@ -95,12 +104,14 @@ class ConnectionsTab(QWidget):
         layout.addWidget(self.summary)
         self._sized_polls = 0
         self.snapshot: ConnectionsSnapshot | None = None
-        # The host column only while names are looked up: the table needs the width.
-        self._show_host_names(settings.current.reverse_dns)
+        # Columns the user hides are remembered; the host column is there only while
+        # names are looked up (the table needs the width).
+        self.column_chooser = ColumnChooser(
+            self.table, settings, CONNECTION_COLUMNS, _columns_needing_a_setting
+        )
         settings.changed.connect(lambda new: self._show_host_names(new.reverse_dns))
 
     def _show_host_names(self, shown: bool) -> None:
-        self.table.setColumnHidden(ConnColumn.REMOTE_HOST, not shown)
         if self.snapshot is not None:
             self.summary.setText(self.summary_text(self.snapshot, shown))
 

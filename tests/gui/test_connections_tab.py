@@ -306,6 +306,14 @@ def test_close_connection_asks_naming_the_connection_and_program_then_closes_it(
     )
 
 
+def _select_only(table: Any, row: int) -> None:
+    # Not selectRow: it reads the keyboard modifiers, and a Ctrl left held by an
+    # earlier test's key events would add the row to the selection instead.
+    flags = QItemSelectionModel.SelectionFlag.ClearAndSelect
+    flags |= QItemSelectionModel.SelectionFlag.Rows
+    table.selectionModel().select(table.model().index(row, 0), flags)
+
+
 def test_where_closing_is_not_possible_the_entry_is_disabled_and_says_why(qtbot: Any) -> None:
     from PySide6.QtWidgets import QTableView
 
@@ -324,12 +332,12 @@ def test_where_closing_is_not_possible_the_entry_is_disabled_and_says_why(qtbot:
     not_root = ConnectionActions(
         table, refusal=lambda c: close_refusal(c, "linux", privileged=lambda: False)
     )
-    table.selectRow(0)
+    _select_only(table, 0)
     entry = _menu_entry(not_root.menu(), "Close connection")
     assert not entry.isEnabled()
     assert entry.text() == "Close connection (needs administrator rights)"
     assert "CAP_NET_ADMIN" in entry.toolTip() and "sudo" in entry.toolTip()
-    table.selectRow(1)
+    _select_only(table, 1)
     entry = _menu_entry(not_root.menu(), "Close connection")
     assert not entry.isEnabled() and "UDP" in entry.text()
 
@@ -355,3 +363,35 @@ def test_rows_that_come_into_view_with_the_switch_are_not_marked_new(
     lister.now = [*lister.now, _conn(7000, 40002, pid=12)]
     tab.show_snapshot(tracker.poll(True))
     assert [model.change_of_row(r) for r in range(3)] == [None, None, Change.NEW]
+
+
+def test_the_connections_columns_are_chosen_on_the_header_and_remembered(
+    qtbot: Any, make_desktop: Any, data_dir: Path
+) -> None:
+    desktop = make_desktop()
+    tab = desktop.window.connections_tab
+    menu = tab.column_chooser.menu()
+    entries = {a.text(): a for a in menu.actions()}
+    # The remote address tells rows apart; the host column waits for reverse DNS.
+    assert not entries["Remote address"].isEnabled()
+    host = entries["Remote host"]
+    assert not host.isEnabled() and "Settings" in host.toolTip()
+    assert tab.table.isColumnHidden(ConnColumn.REMOTE_HOST)
+    entries["Age"].setChecked(False)
+    assert tab.table.isColumnHidden(ConnColumn.AGE)
+    saved = json.loads((data_dir / "settings.json").read_text())
+    assert saved["connection_hidden_columns"] == ["age"]
+    # Host names turned on: the host column comes back, the hidden age stays hidden.
+    service = desktop.settings_service
+    service.apply(dataclasses.replace(service.current, reverse_dns=True))
+    assert not tab.table.isColumnHidden(ConnColumn.REMOTE_HOST)
+    assert tab.table.isColumnHidden(ConnColumn.AGE)
+    desktop.shutdown()
+
+    kept = settings_file.load(data_dir / "settings.json")
+    assert not kept.problems
+    again = make_desktop(folder=data_dir, settings=kept.settings).window.connections_tab
+    assert again.table.isColumnHidden(ConnColumn.AGE)
+    assert not again.table.isColumnHidden(ConnColumn.PID)
+    again.column_chooser.show_all()
+    assert not again.table.isColumnHidden(ConnColumn.AGE)
