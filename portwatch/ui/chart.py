@@ -30,6 +30,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
     QShowEvent,
+    QTextOption,
 )
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -52,6 +53,7 @@ from portwatch.ui.chart_data import (
     is_gap,
     step_xy,
 )
+from portwatch.ui.elided_label import ElidedLabel
 from portwatch.ui.port_strip import PortStrip, StripRow
 
 WINDOWS: tuple[tuple[str, float], ...] = (
@@ -321,8 +323,8 @@ class ActivityChart(QWidget):
         self.redraw_count = 0
         line = self.fontMetrics().height()
 
-        self.title = QLabel("")
-        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        # Elided at the chart's width (a long range spec must not widen the column).
+        self.title = ElidedLabel("")
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
@@ -344,7 +346,12 @@ class ActivityChart(QWidget):
         self.plot.getPlotItem().getAxis("bottom").setStyle(showValues=False)
         self.unmeasured = pg.TextItem("", anchor=(0.5, 0.5))
         self.unmeasured.setZValue(10)
+        centred = QTextOption(Qt.AlignmentFlag.AlignHCenter)
+        centred.setWrapMode(QTextOption.WrapMode.WordWrap)
+        self.unmeasured.textItem.document().setDefaultTextOption(centred)
         self.traffic_plot.addItem(self.unmeasured, ignoreBounds=True)
+        # The reason is wrapped inside the plot's box, whatever the window's width.
+        self.traffic_plot.getPlotItem().getViewBox().sigResized.connect(self._fit_unmeasured)
 
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.toggles: dict[str, SeriesToggle] = {}
@@ -401,9 +408,8 @@ class ActivityChart(QWidget):
 
         self.strip = PortStrip()
         self.strip.currentRowChanged.connect(self._strip_changed)
-        # As wide as its lines need when there is room, narrower on a small screen.
-        self.strip.setMinimumWidth(line * 11)
-        self.strip.setMaximumWidth(line * 17)
+        # Never so narrow that a row's lines are cut (the window's minimum width follows).
+        self.strip.setFixedWidth(self.strip.text_width_needed())
 
         plots = QVBoxLayout()
         plots.setSpacing(0)
@@ -670,12 +676,16 @@ class ActivityChart(QWidget):
             for curve in self.curves.values():
                 curve.setData([], [])
             self.title.setText("No watched ports to chart")
+            self.title.setToolTip("")
             self.unmeasured.setText("")
             return
         title = f"{series.spec}: connections and traffic"
+        tip = title
         if Proto.UDP in series.spec.protos and Proto.TCP in series.spec.protos:
-            title += " (traffic of TCP only: UDP sockets have no byte counters)"
+            title += " (traffic: TCP only)"
+            tip += " (traffic of TCP only: UDP sockets have no byte counters)"
         self.title.setText(title)
+        self.title.setToolTip(tip)
         counts = drawn.counts
         for key, column in (("listening", 2), ("connected", 3)):
             xs, ys = step_xy(counts[:, 0], counts[:, 1], counts[:, column])
@@ -714,18 +724,26 @@ class ActivityChart(QWidget):
             self.unmeasured.setText(unmeasured_reason(series.spec, self._probe_name))
             self.unmeasured.setPos((shown_from + now) / 2, 0.5)
 
+    @Slot()
+    def _fit_unmeasured(self) -> None:
+        box = self.traffic_plot.getPlotItem().getViewBox().boundingRect()
+        margin = self.fontMetrics().height()
+        self.unmeasured.setTextWidth(max(margin * 4, box.width() - 2 * margin))
+
     def _strip_row(self, drawn: Drawn, since: float, until: float) -> StripRow:
         counts = drawn.counts
         finite = counts[np.isfinite(counts[:, 2])]
         parts = []
         if len(finite):
             listeners, established = int(finite[-1, 2]), int(finite[-1, 3])
-            parts.append(f"{listeners} listening, {established} connected")
+            parts.append(f"{listeners} listening \u00b7 {established} conn.")
         else:
             parts.append("no data")
         rates = drawn.rates()
         if len(rates) and rates[-1, 1] >= until - TRAFFIC_HOLD_INTERVALS * self._interval_s:
-            parts.append(f"in {readable_rate(rates[-1, 2])}, out {readable_rate(rates[-1, 3])}")
+            parts.append(
+                f"in {readable_rate(rates[-1, 2])} \u00b7 out {readable_rate(rates[-1, 3])}"
+            )
         elif not drawn.measured:
             parts.append("traffic not measured")
         sketch = sketch_points(counts, since, until)

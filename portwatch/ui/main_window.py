@@ -237,8 +237,9 @@ class MainWindow(QMainWindow):
         self.middle = QSplitter(Qt.Orientation.Vertical)
         self.middle.addWidget(self.chart)
         self.middle.addWidget(self.tabs)
-        self.middle.setStretchFactor(0, 2)
-        self.middle.setStretchFactor(1, 3)
+        # Chart and tables share the height alike (see _size_to_screen for the start).
+        self.middle.setStretchFactor(0, 1)
+        self.middle.setStretchFactor(1, 1)
         self.middle.setChildrenCollapsible(False)
 
         # Left: the watched ports with the selected port's details under them; the chart
@@ -323,6 +324,9 @@ class MainWindow(QMainWindow):
         left = line * 28
         self.columns.setSizes([left, width - left])
         self.left.setSizes([line * 12, height - line * 12])
+        # Near half and half, the tables a little more: they show a screenful of rows
+        # (about eight at the default size) and the chart keeps both of its plots.
+        self.middle.setSizes([height * 9 // 20, height * 11 // 20])
 
     def _wire_actions(self) -> None:
         actions = self.commands

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, QSize, Qt
-from PySide6.QtGui import QColor, QPainter, QPainterPath, QPalette, QPen
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPalette, QPen
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListWidget,
@@ -28,6 +28,10 @@ SPEC_ROLE = Qt.ItemDataRole.UserRole
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 ACCENT = "#D55E00"  # the chart's "connected" colour
 LEFT_MIDDLE = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+# The widest lines a row normally shows: the strip is never narrower than these need.
+WIDEST_LINES = ("99 listening \u00b7 999 conn.", "in 99.9 MB/s \u00b7 out 99.9 MB/s")
+# Pixels around a row's text (the delegate's margins, the list's frame and spacing).
+ROW_MARGIN = 6
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class _RowPainter(QStyledItemDelegate):
         if style is not None:
             style.drawControl(QStyle.ControlElement.CE_ItemViewItem, option, painter, option.widget)
         row: StripRow | None = index.data(ROW_ROLE)
-        rect: QRect = option.rect.adjusted(6, 4, -6, -4)
+        rect: QRect = option.rect.adjusted(ROW_MARGIN, 4, -ROW_MARGIN, -4)
         metrics = option.fontMetrics
         line = metrics.height()
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
@@ -71,7 +75,9 @@ class _RowPainter(QStyledItemDelegate):
         colour = option.palette.color(group)
         painter.save()
         painter.setPen(colour)
-        bold = option.font
+        # A copy: bolding ``option.font`` itself would draw the summary lines bold too,
+        # wider than the metrics they were fitted with.
+        bold = QFont(option.font)
         bold.setBold(True)
         painter.setFont(bold)
         name_width = min(
@@ -141,9 +147,15 @@ class PortStrip(QListWidget):
         self.setUniformItemSizes(True)
 
     def sizeHint(self) -> QSize:
-        # Room for "1 listening, 12 connected" and "in 999.9 KB/s, out 999.9 KB/s".
         line = self.fontMetrics().height()
-        return QSize(line * 16, line * 12)
+        return QSize(self.text_width_needed(), line * 12)
+
+    def text_width_needed(self) -> int:
+        """The width in which the widest usual row lines fit whole, scroll bar included."""
+        metrics = QFontMetrics(self.font())
+        text = max(metrics.horizontalAdvance(words) for words in WIDEST_LINES)
+        scroll_bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        return text + 2 * ROW_MARGIN + 2 * self.frameWidth() + scroll_bar + 4
 
     def set_specs(self, specs: list[WatchSpec]) -> None:
         """One row per spec, in watch-list order; keeps the current one if still there."""
