@@ -18,11 +18,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from shot_app import grabber, start_app, wait_until  # noqa: E402
 
 # A child that listens on the given ports, connects to some of them, and waits.
 CHILD = r"""
@@ -106,9 +106,8 @@ def stop_children(children: list[subprocess.Popen[str]]) -> None:
 
 
 def run(out: Path, scale_only: bool) -> None:
-    from PySide6.QtCore import QEventLoop, Qt, QTimer
+    from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication, QPalette
-    from PySide6.QtWidgets import QApplication, QWidget
 
     from portwatch.app import DesktopApp
     from portwatch.config import watchfile
@@ -118,25 +117,8 @@ def run(out: Path, scale_only: bool) -> None:
     from portwatch.services.notify import NullBackend
     from portwatch.services.settings import Settings
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    app.setApplicationName("portwatch")
-    app.setStyle("Fusion")
-
-    def wait_until(condition: object, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        loop = QEventLoop()
-        while not condition():  # type: ignore[operator]
-            if time.monotonic() > deadline:
-                raise SystemExit("timed out waiting for the app")
-            QTimer.singleShot(50, loop.quit)
-            loop.exec()
-
-    def grab(widget: QWidget, name: str) -> None:
-        widget.window().repaint()
-        path = out / name
-        if not widget.grab().save(str(path)):
-            raise SystemExit(f"could not save {path}")
-        print(f"saved {path}")
+    app = start_app()
+    grab = grabber(out)
 
     def use_scheme(dark: bool) -> None:
         hints = QGuiApplication.styleHints()

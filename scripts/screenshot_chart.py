@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from loopback_traffic import LoopbackTraffic  # noqa: E402
+from shot_app import grabber, pause, start_app, wait_until  # noqa: E402
 
 # Listeners on a range, a UDP socket, and a quiet port with two connections.
 HOLDER = r"""
@@ -123,8 +124,6 @@ def simulate_history(db: Path, traffic_port: int, quiet_port: int, now: float) -
 
 
 def run(out: Path, minutes: float) -> None:
-    from PySide6.QtCore import QEventLoop, QTimer
-    from PySide6.QtWidgets import QApplication, QWidget
 
     from portwatch.app import DesktopApp
     from portwatch.config import watchfile
@@ -134,29 +133,8 @@ def run(out: Path, minutes: float) -> None:
     from portwatch.services.notify import NullBackend
     from portwatch.services.settings import Settings
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    app.setApplicationName("portwatch")
-    app.setStyle("Fusion")
-
-    def wait_until(condition: object, timeout_s: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        loop = QEventLoop()
-        while not condition():  # type: ignore[operator]
-            if time.monotonic() > deadline:
-                raise SystemExit("timed out waiting for the app")
-            QTimer.singleShot(50, loop.quit)
-            loop.exec()
-
-    def pause(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        wait_until(lambda: time.monotonic() >= end, seconds + 5)
-
-    def grab(widget: QWidget, name: str) -> None:
-        widget.window().repaint()
-        path = out / name
-        if not widget.grab().save(str(path)):
-            raise SystemExit(f"could not save {path}")
-        print(f"saved {path}", flush=True)
+    _app = start_app()  # held: the application lives as long as the run
+    grab = grabber(out)
 
     with tempfile.TemporaryDirectory(prefix="portwatch-chart-") as folder:
         paths = rooted(Path(folder))
@@ -201,7 +179,7 @@ def run(out: Path, minutes: float) -> None:
             try:
                 desktop.start()
                 window = desktop.window
-                wait_until(lambda: window.ticks_shown >= 3)
+                wait_until(lambda: window.ticks_shown >= 3, 60.0)
                 pumper.start()
                 print(f"recording {minutes} min of real traffic", flush=True)
                 pause(minutes * 60)
@@ -230,16 +208,16 @@ def run(out: Path, minutes: float) -> None:
                 desktop.start()
                 window = desktop.window
                 chart = window.chart
-                wait_until(lambda: window.ticks_shown >= 5)
+                wait_until(lambda: window.ticks_shown >= 5, 60.0)
                 chart.choose(specs[0])
                 chart.set_window(3600.0)
-                wait_until(lambda: chart.history_loaded(specs[0]))
+                wait_until(lambda: chart.history_loaded(specs[0]), 60.0)
                 chart.redraw()
                 pause(1.5)
                 grab(window, "window-1hour-after-restart.png")
                 grab(chart, "chart-1hour-after-restart.png")
                 chart.set_window(86400.0)
-                wait_until(lambda: chart.history_loaded(specs[0]))
+                wait_until(lambda: chart.history_loaded(specs[0]), 60.0)
                 chart.redraw()
                 pause(1.0)
                 grab(chart, "chart-24hours-after-restart.png")

@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +25,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "scripts"))
 
 from screenshot import choose_plan, start_children, stop_children  # noqa: E402
+from shot_app import grabber, start_app, wait_until  # noqa: E402
 
 # A child that serves one port and streams to itself through it (both ends in one
 # process): steady traffic for the byte and rate columns.
@@ -60,8 +60,8 @@ def start_pump() -> tuple[subprocess.Popen[str], int]:
 
 
 def run(out: Path) -> None:
-    from PySide6.QtCore import QEventLoop, QPoint, QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
+    from PySide6.QtCore import QPoint
+    from PySide6.QtWidgets import QMessageBox
 
     from portwatch.app import DesktopApp
     from portwatch.config import watchfile
@@ -72,25 +72,8 @@ def run(out: Path) -> None:
     from portwatch.services.settings import Settings
     from portwatch.ui.listener_model import ViewRole
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    app.setApplicationName("portwatch")
-    app.setStyle("Fusion")
-
-    def wait_until(condition: object, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        loop = QEventLoop()
-        while not condition():  # type: ignore[operator]
-            if time.monotonic() > deadline:
-                raise SystemExit("timed out waiting for the app")
-            QTimer.singleShot(50, loop.quit)
-            loop.exec()
-
-    def grab(widget: QWidget, name: str) -> None:
-        widget.repaint()
-        path = out / name
-        if not widget.grab().save(str(path)):
-            raise SystemExit(f"could not save {path}")
-        print(f"saved {path}")
+    _app = start_app()  # held: the application lives as long as the run
+    grab = grabber(out, whole_window=False)
 
     with tempfile.TemporaryDirectory(prefix="portwatch-shots-") as folder:
         paths = rooted(Path(folder))

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,10 +21,11 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from childsockets import ChildSockets, free_port  # noqa: E402
 from screenshot import _dark_palette  # type: ignore[import-not-found]  # noqa: E402
+from shot_app import pause, start_app, wait_until  # noqa: E402
 
 
 def main(out: Path) -> None:
-    from PySide6.QtCore import QEventLoop, QPoint, QTimer
+    from PySide6.QtCore import QPoint
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication, QWidget
 
@@ -38,32 +38,17 @@ def main(out: Path) -> None:
     from portwatch.services.settings import Settings
     from portwatch.ui.listener_model import Column
 
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    app.setApplicationName("portwatch")
-    app.setStyle("Fusion")
+    app = start_app()
     out.mkdir(parents=True, exist_ok=True)
-
-    def wait_until(condition: object, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        loop = QEventLoop()
-        while not condition():  # type: ignore[operator]
-            if time.monotonic() > deadline:
-                raise SystemExit("timed out waiting for the app")
-            QTimer.singleShot(50, loop.quit)
-            loop.exec()
-
-    def settle(seconds: float = 0.4) -> None:
-        end = time.monotonic() + seconds
-        wait_until(lambda: time.monotonic() >= end)
 
     def grab(widget: QWidget, name: str) -> None:
         widget.window().repaint()
-        settle(0.2)
+        pause(0.2)
         widget.grab().save(str(out / name))
         print(f"saved {out / name}")
 
     def grab_screen(name: str) -> None:
-        settle(0.4)
+        pause(0.4)
         screen = QGuiApplication.primaryScreen()
         screen.grabWindow(0).save(str(out / name))
         print(f"saved {out / name}")
@@ -127,12 +112,12 @@ def main(out: Path) -> None:
                     wait_until(
                         lambda: any(v.listener.port == closing for v in window.model.live_views())
                     )
-                    settle(6.0)  # the "new" mark of its return ends
+                    pause(6.0)  # the "new" mark of its return ends
                     if newcomer is not None:
                         children.remove(newcomer)
                         newcomer.stop()
                     wait_until(lambda: window.model.row_of(coming) < 0)
-                    settle(6.0)
+                    pause(6.0)
                 newcomer = ChildSockets.start([("tcp", "127.0.0.1", coming, "listen")])
                 children.append(newcomer)
                 goner.stop()
