@@ -142,3 +142,42 @@ def test_netlink_bytes_match_psutil_listings_counters(child: SocketChild) -> Non
     assert netlink == psutil_view
     # bytes_acked counts the SYN too.
     assert netlink[(pair["client_port"], pair["port"])][1] in (200_000, 200_001)
+
+
+def test_a_refused_first_netlink_listing_falls_back_to_psutil_for_good(
+    child: SocketChild, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portwatch.probe.netlink import codec
+    from portwatch.probe.netlink.connections import NetlinkConnections
+
+    def refused(*_args: object) -> object:
+        raise codec.DiagError(22, "socket diagnostics request refused: errno 22")
+
+    lister = ConnectionLister()
+    pair = next(item for item in child.opened if item["kind"] == "tcp-pair")
+    watch = WatchList((parse_spec(str(pair["port"])),))
+    with monkeypatch.context() as patch:
+        patch.setattr(NetlinkConnections, "read", refused)
+        found = lister(watch)
+    assert lister.source == "psutil"
+    assert {(c.local_port, c.remote_port) for c in found} == {
+        (pair["port"], pair["client_port"]),
+        (pair["client_port"], pair["port"]),
+    }
+
+
+def test_a_netlink_failure_after_a_good_listing_is_reported(
+    child: SocketChild, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portwatch.probe.netlink import codec
+    from portwatch.probe.netlink.connections import NetlinkConnections
+
+    def refused(*_args: object) -> object:
+        raise codec.DiagError(22, "socket diagnostics request refused: errno 22")
+
+    lister = ConnectionLister()
+    assert lister(None)
+    monkeypatch.setattr(NetlinkConnections, "read", refused)
+    with pytest.raises(OSError, match="refused"):
+        lister(None)
+    assert lister.source == "netlink"
