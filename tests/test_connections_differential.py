@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -59,6 +60,21 @@ def closing() -> Iterator[list[int]]:
         else:
             keep.append(accepted)  # stays in CLOSE_WAIT
         server.close()
+    # The closing handshakes run in the kernel: wait until they are done, so both
+    # listings see the same states (TIME_WAIT, and FIN_WAIT2 / CLOSE_WAIT).
+    want = {(ports[0], "TIME_WAIT"), (ports[1], "FIN_WAIT2"), (ports[1], "CLOSE_WAIT")}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        now = {
+            (port, c.state)
+            for c in psutil_connections(None)
+            for port in (c.local_port, c.remote_port)
+            if port in ports
+        }
+        settled = {state for port, state in now if port == ports[0]} == {"TIME_WAIT"}
+        if want <= now and settled:
+            break
+        time.sleep(0.05)
     yield ports
     for sock in keep:
         sock.close()
