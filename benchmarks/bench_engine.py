@@ -7,7 +7,8 @@ Two machines are imitated with sockets held by child processes:
 * a listener-heavy host: 6,000 listeners (3,000 TCP, 3,000 UDP).
 
 For each it prints the CPU of one steady tick of the whole engine (netlink probe, diff,
-verdicts, views, history written to a real SQLite file, alert policy), as the median
+verdicts, views, history written to a real SQLite file, alert policy), and of a change
+tick (the tick right after another process opened one listener), as the median
 and as the mean over every tick (the mean includes the history's periodic last-seen
 flushes and the socket-holder checks), then the same for a bare
 ``psutil.net_connections('inet')`` and for running ``ss -tuanp`` (its own CPU, read from
@@ -83,6 +84,39 @@ def engine_ticks(
     return stats(steady or [float("nan")]), stats(changed) if changed else None
 
 
+OPENER = r"""
+import socket, sys
+held = []
+for line in sys.stdin:
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16); held.append(s)
+    print(s.getsockname()[1], flush=True)
+"""
+
+
+def change_ticks(monitor: Monitor, rounds: int) -> tuple[float, float, float]:
+    """(first, median, mean) CPU ms of a tick right after another program opened one
+    listener (a child process here, as on a real machine; two steady ticks between)."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", OPENER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        cpus = []
+        for _ in range(rounds):
+            monitor.tick()
+            monitor.tick()
+            child.stdin.write("open\n")
+            child.stdin.flush()
+            child.stdout.readline()
+            c0 = time.process_time()
+            monitor.tick()
+            cpus.append((time.process_time() - c0) * 1000)
+    finally:
+        child.stdin.close()
+        child.wait(timeout=10)
+    return cpus[0], statistics.median(cpus), statistics.fmean(cpus)
+
+
 def ss_cpu(rounds: int) -> tuple[float, float, float] | None:
     """The same for running ``ss -tuanp``: its own CPU, from the children's rusage."""
     ss = shutil.which("ss")
@@ -140,11 +174,13 @@ def case(name: str, tcp: int, udp: int, pairs: int, args: argparse.Namespace) ->
             monitor = engine(Path(data))
             try:
                 steady, changed = engine_ticks(monitor, args.ticks)
+                opened = change_ticks(monitor, args.change_ticks)
             finally:
                 monitor.close()
         rows["portwatch engine tick, steady"] = steady
         if changed is not None:
             rows["  ticks where listeners changed"] = changed
+        rows["change tick: one listener opened"] = opened
         psutil_call = timed(lambda: psutil.net_connections("inet"), args.slow_rounds)
         rows["bare psutil.net_connections"] = (
             psutil_call.first_ms,
@@ -205,6 +241,9 @@ def start_to_first_data() -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=200, help="steady engine ticks per case")
+    parser.add_argument(
+        "--change-ticks", type=int, default=20, help="ticks after one listener opened, per case"
+    )
     parser.add_argument("--slow-rounds", type=int, default=5, help="psutil and ss runs per case")
     parser.add_argument("--monitor-seconds", type=float, default=20.0, help="0: skip")
     parser.add_argument("--interval", type=float, default=1.0, help="monitor process interval")

@@ -22,17 +22,31 @@ def listeners_with_holders(rows: Sequence[SocketRow]) -> list[Listener]:
     """One listener per row, each with ``shared_with`` set to every other process
     holding a socket on the same endpoint (its own socket's other holders, and the
     holders of the other sockets of an SO_REUSEPORT group)."""
+    return [
+        Listener(endpoint, owner, shared)
+        for (endpoint, owner, _others), shared in zip(rows, shared_holders(rows), strict=True)
+    ]
+
+
+def shared_holders(rows: Sequence[SocketRow]) -> list[tuple[Owner, ...]]:
+    """Per row, the ``shared_with`` of its listener (see :func:`listeners_with_holders`),
+    for a probe that builds a listener only when something about it changed."""
     by_endpoint: dict[Endpoint, dict[int, Owner]] = {}
     for endpoint, owner, others in rows:
-        holders = by_endpoint.setdefault(endpoint, {})
-        for holder in (owner, *others):
-            if holder is not None:
-                holders.setdefault(holder.pid, holder)
-    out: list[Listener] = []
+        holders = by_endpoint.get(endpoint)
+        if holders is None:
+            holders = by_endpoint[endpoint] = {}
+        if owner is not None:
+            holders.setdefault(owner.pid, owner)
+        for holder in others:
+            holders.setdefault(holder.pid, holder)
+    out: list[tuple[Owner, ...]] = []
     for endpoint, owner, _others in rows:
+        holders = by_endpoint[endpoint]
+        if not holders or (len(holders) == 1 and owner is not None and owner.pid in holders):
+            # Most sockets have one holder, their owner: nothing to sort or share.
+            out.append(())
+            continue
         mine = owner.pid if owner is not None else None
-        shared = tuple(
-            holder for pid, holder in sorted(by_endpoint[endpoint].items()) if pid != mine
-        )
-        out.append(Listener(endpoint, owner, shared))
+        out.append(tuple(holder for pid, holder in sorted(holders.items()) if pid != mine))
     return out

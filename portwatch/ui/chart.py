@@ -29,6 +29,7 @@ from PySide6.QtGui import (
     QPalette,
     QPen,
     QPixmap,
+    QResizeEvent,
     QShowEvent,
     QTextOption,
 )
@@ -342,8 +343,10 @@ class ActivityChart(QWidget):
         # Both left axes the same width, so the two plots' times line up.
         for plot in (self.plot, self.traffic_plot):
             plot.getPlotItem().getAxis("left").setWidth(line * 6)
-        # The upper plot's time labels would repeat the lower one's.
+        # The upper plot's time labels would repeat the lower one's; its bottom axis keeps
+        # half a line, so the lowest count label ("0") is not cut at the plot's edge.
         self.plot.getPlotItem().getAxis("bottom").setStyle(showValues=False)
+        self.plot.getPlotItem().getAxis("bottom").setHeight(line // 2 + 2)
         self.unmeasured = pg.TextItem("", anchor=(0.5, 0.5))
         self.unmeasured.setZValue(10)
         centred = QTextOption(Qt.AlignmentFlag.AlignHCenter)
@@ -408,7 +411,9 @@ class ActivityChart(QWidget):
 
         self.strip = PortStrip()
         self.strip.currentRowChanged.connect(self._strip_changed)
-        # Never so narrow that a row's lines are cut (the window's minimum width follows).
+        # As wide as its lines need while the plots keep most of the chart's width; in a
+        # narrow chart (a small or 200 % screen) it narrows, its lines elided (whole in
+        # each row's tooltip). See resizeEvent.
         self.strip.setFixedWidth(self.strip.text_width_needed())
 
         plots = QVBoxLayout()
@@ -438,6 +443,28 @@ class ActivityChart(QWidget):
         self._timer.setInterval(REDRAW_MS)
         self._timer.timeout.connect(self.redraw_when_due)
         self.apply_palette()
+
+    # -- room -------------------------------------------------------------------------
+    def strip_width_for(self, width: int) -> int:
+        """The strip's width in a chart ``width`` wide: what its lines need, or two fifths
+        of the chart when that would leave the plots less than half (never below the
+        width of twelve digits, so its usual short lines still fit)."""
+        needed = self.strip.text_width_needed()
+        if width >= needed * 2:
+            return needed
+        narrowest = self.fontMetrics().horizontalAdvance("0") * 12
+        return max(narrowest, min(needed, width * 2 // 5))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        self.strip.setFixedWidth(self.strip_width_for(event.size().width()))
+        super().resizeEvent(event)
+
+    def set_short(self, short: bool) -> None:
+        """In a short window each plot needs only three lines, so the tables below keep
+        a few rows; otherwise six (room for the plots' labels)."""
+        line = self.fontMetrics().height()
+        for plot in (self.plot, self.traffic_plot):
+            plot.setMinimumHeight(line * (3 if short else 6))
 
     # -- configuration ------------------------------------------------------------------
     @property

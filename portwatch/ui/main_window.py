@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, QRect, QStandardPaths, Qt, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QGuiApplication, QHideEvent, QKeySequence, QShowEvent
+from PySide6.QtGui import (
+    QCloseEvent,
+    QGuiApplication,
+    QHideEvent,
+    QKeySequence,
+    QResizeEvent,
+    QShowEvent,
+)
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
@@ -24,6 +31,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QMessageBox,
+    QSizePolicy,
     QSplitter,
     QTableView,
     QTabWidget,
@@ -53,6 +61,7 @@ from portwatch.ui.chart import ActivityChart
 from portwatch.ui.chart_data import sum_port_rows
 from portwatch.ui.column_chooser import ColumnChooser
 from portwatch.ui.connections_tab import ConnectionsTab
+from portwatch.ui.elided_label import ElidedLabel
 from portwatch.ui.history_dialog import HistoryDialog
 from portwatch.ui.icons import app_icon
 from portwatch.ui.listener_model import (
@@ -66,6 +75,7 @@ from portwatch.ui.port_panel import Describer, PortPanel
 from portwatch.ui.row_actions import RowActions, WatchListMenu, select_port_rows
 from portwatch.ui.settings_dialog import SettingsDialog
 from portwatch.ui.status import status_line
+from portwatch.ui.status_bar import StatusBar
 from portwatch.ui.watch_panel import ServiceNamer, WatchPanel
 
 log = logging.getLogger(__name__)
@@ -277,8 +287,11 @@ class MainWindow(QMainWindow):
 
         # The permanent line: what was last seen and every state that silences something
         # (paused monitoring, paused alerts, snoozed ports, the pending review).
-        self.status_text = QLabel("Waiting for the first check\u2026")
-        self.status_text.setTextFormat(Qt.TextFormat.PlainText)
+        # Whole when there is room; shortened with "…" (whole in its tooltip) only when the
+        # window is too narrow for it, and passing messages are elided to its left.
+        self.setStatusBar(StatusBar(self))
+        self.status_text = ElidedLabel("Waiting for the first check\u2026")
+        self.status_text.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.status_text.setObjectName("statusLine")
         self.statusBar().addPermanentWidget(self.status_text)
 
@@ -390,6 +403,12 @@ class MainWindow(QMainWindow):
         super().hideEvent(event)
         self._follow_connections()
 
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        # Below about 36 lines the chart's plots give up half their minimum height, so
+        # the tables keep a few rows (a small screen, or 200 % scaling).
+        self.chart.set_short(event.size().height() < self.fontMetrics().height() * 36)
+        super().resizeEvent(event)
+
     # -- ticks --------------------------------------------------------------------------
     @Slot(object)
     def show_tick(self, result: TickResult) -> None:
@@ -447,16 +466,16 @@ class MainWindow(QMainWindow):
 
     def _show_status(self) -> None:
         sample = self._last_sample
-        self.status_text.setText(
-            status_line(
-                sample.wall if sample is not None else None,
-                len(self._views),
-                sum(1 for v in self._views if v.watched),
-                monitoring_paused=self._paused,
-                alerts=self._alert_state,
-                failed_wall=self._failed_wall,
-            )
+        line = status_line(
+            sample.wall if sample is not None else None,
+            len(self._views),
+            sum(1 for v in self._views if v.watched),
+            monitoring_paused=self._paused,
+            alerts=self._alert_state,
+            failed_wall=self._failed_wall,
         )
+        self.status_text.setText(line)
+        self.status_text.setToolTip(line)
 
     @Slot(list)
     def show_notices(self, lines: list[str]) -> None:

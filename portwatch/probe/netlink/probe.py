@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
@@ -35,7 +35,7 @@ from portwatch.probe.netlink.sockdiag import (
     tcp_listeners_request,
     udp_request,
 )
-from portwatch.probe.sharing import SocketRow, listeners_with_holders
+from portwatch.probe.sharing import SocketRow, shared_holders
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +145,8 @@ class NetlinkProbe:
         self._connections: tuple[_WatchPlan, dict[tuple[int, Proto], int]] | None = None
         self._connection_skip = 0
         self.connection_reads = 0
+        # Listeners built anew (not re-used from the last poll): for tests and benchmarks.
+        self.listeners_built = 0
         self._diag: SockDiag | None = SockDiag()
         self.resolver = InodeResolver(proc_root)
         # TCP is asked for both families in one request where the kernel allows it.
@@ -392,7 +394,9 @@ class NetlinkProbe:
                     # (the psutil probe drops it too).
                     continue
             # Every other holder of the socket can accept on it too.
-            others = [o for o in (owner_of(p) for p in pids[:-1]) if o is not None]
+            others: list[Owner] = []
+            if len(pids) > 1:
+                others = [o for o in (owner_of(p) for p in pids[:-1]) if o is not None]
             ordered.append(
                 (row.order, owner.pid if owner else -1, (row.endpoint, owner, others), row)
             )
@@ -402,8 +406,11 @@ class NetlinkProbe:
                 listener_counts[key] = listener_counts.get(key, 0) + 1
         ordered.sort(key=_sort_key)
         listeners: list[Listener] = []
-        for (_order, _pid, (_ep, owner, _others), row), listener in zip(
-            ordered, listeners_with_holders([item[2] for item in ordered]), strict=True
+        # A listener is built only for a socket that is new, has another owner or is
+        # shared otherwise; the others keep last poll's object (and the engine, seeing
+        # the same object, keeps its view and verdict).
+        for (_order, _pid, (endpoint, owner, _others), row), shared in zip(
+            ordered, shared_holders([item[2] for item in ordered]), strict=True
         ):
             ident = (id(row), id(owner))
             reused = built_before.get(ident)
@@ -411,12 +418,13 @@ class NetlinkProbe:
                 reused is None
                 or reused[0] is not row
                 or reused[1] is not owner
-                or reused[2].shared_with != listener.shared_with
+                or reused[2].shared_with != shared
             ):
                 exposure = listener_exposure(
-                    row.endpoint, interfaces, row.v6only, owner=owner, firewall=firewall
+                    endpoint, interfaces, row.v6only, owner=owner, firewall=firewall
                 )
-                reused = (row, owner, replace(listener, exposure=exposure))
+                reused = (row, owner, Listener(endpoint, owner, shared, exposure))
+                self.listeners_built += 1
             built[ident] = reused
             listeners.append(reused[2])
         self._built = built
