@@ -105,7 +105,8 @@ class ChangingRowsModel(QAbstractTableModel):
     """A table of rows matched by key from update to update, with new and closed rows
     marked for a few seconds (every table of the window shows changes this one way).
 
-    Subclasses say how many columns there are (:meth:`columnCount`), what a row's key is
+    Subclasses say how many columns there are (:attr:`column_count`), their headers
+    (:meth:`header`), what a row's key is
     (:meth:`key_of`) and what its cells hold (``data``, asking :meth:`change_data` first).
     An update inserts, removes and changes only the rows that differ, so selection and
     scroll position survive.
@@ -123,6 +124,8 @@ class ChangingRowsModel(QAbstractTableModel):
         self._keys: list[Hashable] = []
         self._struck = QFont()
         self._struck.setStrikeOut(True)
+        self._bold = QFont()
+        self._bold.setBold(True)
         self.marks = ChangeMarks(clock, linger_s)
         self._updated = False
         self._stopped = False
@@ -142,8 +145,36 @@ class ChangingRowsModel(QAbstractTableModel):
         """Whether a row shows the same either way (a row that differs is redrawn)."""
         return bool(old == new)
 
+    column_count = 0
+    """How many columns the table has (each subclass says)."""
+
+    def header(self, column: int, role: int) -> Any:
+        """The horizontal header's say in ``role`` for ``column`` (already in range)."""
+        return None
+
+    def is_cell(self, index: Index) -> bool:
+        """Whether ``index`` names a row and column this table has."""
+        return (
+            index.isValid()
+            and 0 <= index.row() < len(self._rows)
+            and 0 <= index.column() < self.column_count
+        )
+
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else self.column_count
+
+    def headerData(
+        self,
+        section: int,
+        orientation: Qt.Orientation,
+        role: int = Qt.ItemDataRole.DisplayRole,
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and 0 <= section < self.column_count:
+            return self.header(section, role)
+        return None
 
     def change_data(self, row: int, role: int, tip_lines: Callable[[], Iterable[str]]) -> Any:
         """The change mark's say in ``role`` for ``row`` (None: the cell decides)."""

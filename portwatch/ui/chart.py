@@ -461,10 +461,12 @@ class ActivityChart(QWidget):
 
     def set_short(self, short: bool) -> None:
         """In a short window each plot needs only three lines, so the tables below keep
-        a few rows; otherwise six (room for the plots' labels)."""
+        a few rows; otherwise six. The sideways "count" and "traffic" names are longer
+        than a three-line plot is high (they would run into each other): hidden then."""
         line = self.fontMetrics().height()
         for plot in (self.plot, self.traffic_plot):
             plot.setMinimumHeight(line * (3 if short else 6))
+            plot.getPlotItem().getAxis("left").showLabel(not short)
 
     # -- configuration ------------------------------------------------------------------
     @property
@@ -749,6 +751,7 @@ class ActivityChart(QWidget):
             self.traffic_plot.setYRange(0, 1, padding=0)
             axis.setStyle(showValues=False)
             self.unmeasured.setText(unmeasured_reason(series.spec, self._probe_name))
+            self._fit_unmeasured()
             self.unmeasured.setPos((shown_from + now) / 2, 0.5)
 
     @Slot()
@@ -756,6 +759,10 @@ class ActivityChart(QWidget):
         box = self.traffic_plot.getPlotItem().getViewBox().boundingRect()
         margin = self.fontMetrics().height()
         self.unmeasured.setTextWidth(max(margin * 4, box.width() - 2 * margin))
+        # In a plot too short for it (a short window) it would be cut at the plot's edges;
+        # the strip row and the "Traffic now" line still say "not measured".
+        fits = self.unmeasured.textItem.boundingRect().height() <= box.height()
+        self.unmeasured.setVisible(fits)
 
     def _strip_row(self, drawn: Drawn, since: float, until: float) -> StripRow:
         counts = drawn.counts

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QMenu, QMessageBox, QTableView, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QMenu, QMessageBox, QTableView
 
 from portwatch.core.types import Owner
 from portwatch.engine.connection_track import ConnectionRow
@@ -116,57 +116,33 @@ class ConnectionActions(TableRowActions):
             if c.pid is not None
             else "a program the OS does not name"
         )
-        parent = self._table.window()
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
+        return self.confirm(
             "Close connection",
             f"Close the connection {connection_label(row)} held by {program}?",
-            QMessageBox.StandardButton.Cancel,
-            parent if isinstance(parent, QWidget) else None,
-        )
-        box.setObjectName("closeConnectionBox")
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setInformativeText(
             "The OS aborts it at once: the program sees the connection aborted and the other "
             f"end ({endpoint_text(c.remote_address, c.remote_port)}) sees it reset. Data not "
-            "yet delivered is lost. The program keeps running and may connect again."
+            "yet delivered is lost. The program keeps running and may connect again.",
+            "closeConnectionBox",
+            "Close connection",
+            lambda: self.close_connection(row),
         )
-        close_button = box.addButton("Close connection", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.buttonClicked.connect(
-            lambda button: self.close_connection(row) if button is close_button else None
-        )
-        box.open()
-        return box
 
     def close_connection(self, row: ConnectionRow) -> None:
         """Close ``row``'s connection off the GUI thread; the outcome is announced."""
         connection, closer = row.connection, self._closer
         label = connection_label(row)
-        self.message.emit(f"Closing {label}\u2026")
-        self._jobs.submit(
+        self.run_announced(
+            f"Closing {label}\u2026",
             lambda: closer(connection),
             self._closed,
-            lambda exc: self._closed(None, f"Could not close {label}: {exc}"),
+            f"Could not close {label}",
         )
 
     def _closed(self, result: CloseResult | None, failure: str = "") -> None:
         text = result.message if result is not None else failure
         self.message.emit(text)
         if result is None or not result.closed:
-            parent = self._table.window()
-            box = QMessageBox(
-                QMessageBox.Icon.Warning,
-                "Connection not closed",
-                text,
-                QMessageBox.StandardButton.Ok,
-                parent if isinstance(parent, QWidget) else None,
-            )
-            box.setObjectName("closeConnectionFailed")
-            box.setTextFormat(Qt.TextFormat.PlainText)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.open()
+            self.warn("Connection not closed", text, "closeConnectionFailed")
         self.connection_close_finished.emit(result)
 
     def ask_end_process(self, row: ConnectionRow) -> QMessageBox | None:

@@ -149,6 +149,8 @@ def state_words(row: ConnectionRow) -> str:
 class ConnectionTableModel(ChangingRowsModel):
     """Current connections; call :meth:`update` with each poll's rows."""
 
+    column_count = len(ConnColumn)
+
     def __init__(
         self,
         parent: QObject | None = None,
@@ -261,27 +263,15 @@ class ConnectionTableModel(ChangingRowsModel):
         return self.cell_text(row, column).casefold()
 
     # -- Qt model interface -------------------------------------------------------------
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(ConnColumn)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(ConnColumn):
-            column = ConnColumn(section)
-            if role == Qt.ItemDataRole.DisplayRole:
-                return CONN_HEADERS[column]
-            if role == Qt.ItemDataRole.ToolTipRole and column in HEADER_TIPS:
-                return HEADER_TIPS[column]
+    def header(self, column: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return CONN_HEADERS[ConnColumn(column)]
+        if role == Qt.ItemDataRole.ToolTipRole and column in HEADER_TIPS:
+            return HEADER_TIPS[ConnColumn(column)]
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        if not 0 <= index.column() < len(ConnColumn):
+        if not self.is_cell(index):
             return None
         row: ConnectionRow = self._rows[index.row()]
         column = ConnColumn(index.column())

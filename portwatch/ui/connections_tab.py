@@ -15,10 +15,8 @@ from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +29,7 @@ from portwatch.ui.column_chooser import CONNECTION_COLUMNS, ColumnChooser
 from portwatch.ui.connection_actions import ConnectionActions
 from portwatch.ui.connection_model import ConnColumn, ConnectionTableModel, HostNamer
 from portwatch.ui.listener_model import ListenerFilterModel
+from portwatch.ui.row_table import row_table
 
 
 def _columns_needing_a_setting(settings: Settings) -> dict[Any, str]:
@@ -65,19 +64,10 @@ class ConnectionsTab(QWidget):
         self.model = ConnectionTableModel(self, host_name=host_name)
         self.proxy = ListenerFilterModel(self)
         self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
+        self.table = row_table(
+            self.proxy, "Connections", ConnColumn.LOCAL_PORT, Qt.SortOrder.AscendingOrder
+        )
         self.table.setObjectName("connectionsTable")
-        self.table.setAccessibleName("Connections")
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(ConnColumn.LOCAL_PORT, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
         self.row_actions = ConnectionActions(self.table, jobs)
 
         self.all_ports = QCheckBox("Show connections on &every port")

@@ -21,7 +21,6 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QFont
 
 from portwatch.core.types import Status
 from portwatch.core.why import parents_text, reachable_from
@@ -179,6 +178,8 @@ def _tooltip_lines(view: Any, column: Column) -> tuple[str, ...]:
 class ListenerTableModel(ChangingRowsModel):
     """Current listeners; call :meth:`update` with each tick's views."""
 
+    column_count = len(Column)
+
     def __init__(
         self,
         parent: QObject | None = None,
@@ -187,8 +188,6 @@ class ListenerTableModel(ChangingRowsModel):
         linger_s: float = HIGHLIGHT_S,
     ) -> None:
         super().__init__(parent, clock=clock, linger_s=linger_s)
-        self._bold = QFont()
-        self._bold.setBold(True)
 
     def key_of(self, row: Any) -> tuple[Any, ...]:
         return row_key(row)
@@ -199,27 +198,15 @@ class ListenerTableModel(ChangingRowsModel):
         return bool(old == new) and old.listener.exposure == new.listener.exposure
 
     # -- Qt model interface -------------------------------------------------------------
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
-
-    def headerData(
-        self,
-        section: int,
-        orientation: Qt.Orientation,
-        role: int = Qt.ItemDataRole.DisplayRole,
-    ) -> Any:
-        if orientation == Qt.Orientation.Horizontal and 0 <= section < len(Column):
-            column = Column(section)
-            if role == Qt.ItemDataRole.DisplayRole:
-                return WATCHED_MARK if column is Column.WATCHED else HEADERS[column]
-            if role == Qt.ItemDataRole.ToolTipRole and column is Column.WATCHED:
-                return WATCHED_TIP
+    def header(self, column: int, role: int) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole:
+            return WATCHED_MARK if column == Column.WATCHED else HEADERS[Column(column)]
+        if role == Qt.ItemDataRole.ToolTipRole and column == Column.WATCHED:
+            return WATCHED_TIP
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows):
-            return None
-        if not 0 <= index.column() < len(Column):
+        if not self.is_cell(index):
             return None
         view = self._rows[index.row()]
         column = Column(index.column())

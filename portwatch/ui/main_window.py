@@ -26,14 +26,12 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QMainWindow,
     QMessageBox,
     QSizePolicy,
     QSplitter,
-    QTableView,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -73,6 +71,7 @@ from portwatch.ui.listener_model import (
 )
 from portwatch.ui.port_panel import Describer, PortPanel
 from portwatch.ui.row_actions import RowActions, WatchListMenu, select_port_rows
+from portwatch.ui.row_table import row_table
 from portwatch.ui.settings_dialog import SettingsDialog
 from portwatch.ui.status import status_line
 from portwatch.ui.status_bar import StatusBar
@@ -182,19 +181,10 @@ class MainWindow(QMainWindow):
         self.model = ListenerTableModel(self)
         self.proxy = ListenerFilterModel(self)
         self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(Column.WATCHED, Qt.SortOrder.DescendingOrder)
-        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.table.setAlternatingRowColors(True)
-        self.table.setWordWrap(False)
-        self.table.verticalHeader().setVisible(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
+        self.table = row_table(
+            self.proxy, "Listeners", Column.WATCHED, Qt.SortOrder.DescendingOrder
+        )
         self.table.selectionModel().selectionChanged.connect(self._table_selection_changed)
-        self.table.setAccessibleName("Listeners")
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter listeners (port, program, user, address\u2026)")
         self.filter_edit.setClearButtonEnabled(True)

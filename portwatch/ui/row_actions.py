@@ -161,58 +161,91 @@ class TableRowActions(QObject):
         the socket the user acted on."""
         name = visible(owner.name) or "(no name)"
         user = visible(owner.user) or "an unknown user"
-        parent = self._table.window()
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
+        return self.confirm(
             "End process",
             f"End {name} (pid {owner.pid}, run by {user})?",
-            QMessageBox.StandardButton.Cancel,
-            parent if isinstance(parent, QWidget) else None,
-        )
-        box.setObjectName("endProcessBox")
-        box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setInformativeText(
             f"It is asked to stop and given {self.grace_s:g} s to close its files, then "
             f"forced to stop. Every socket it holds closes with it "
-            f"(this one: {visible(socket_label)})."
+            f"(this one: {visible(socket_label)}).",
+            "endProcessBox",
+            "End process",
+            lambda: self.end_process(owner),
         )
-        end_button = box.addButton("End process", QMessageBox.ButtonRole.DestructiveRole)
-        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.buttonClicked.connect(
-            lambda button: self.end_process(owner) if button is end_button else None
-        )
-        box.open()
-        return box
 
     def end_process(self, owner: Any) -> None:
         """End ``owner``'s process off the GUI thread; the outcome is announced."""
         pid, started, grace = owner.pid, owner.create_time, self.grace_s
         name = visible(owner.name) or "(no name)"
-        self.message.emit(f"Ending {name} (pid {pid})\u2026")
-        self._jobs.submit(
+        self.run_announced(
+            f"Ending {name} (pid {pid})\u2026",
             lambda: end_process(pid, started, grace),
             self._ended,
-            lambda exc: self._ended(None, f"Could not end process {pid}: {exc}"),
+            f"Could not end process {pid}",
         )
 
     def _ended(self, result: EndResult | None, failure: str = "") -> None:
         text = result.message if result is not None else failure
         self.message.emit(text)
         if result is None or not result.ended:
-            parent = self._table.window()
-            box = QMessageBox(
-                QMessageBox.Icon.Warning,
-                "Process not ended",
-                text,
-                QMessageBox.StandardButton.Ok,
-                parent if isinstance(parent, QWidget) else None,
-            )
-            box.setObjectName("endProcessFailed")
-            box.setTextFormat(Qt.TextFormat.PlainText)
-            box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-            box.open()
+            self.warn("Process not ended", text, "endProcessFailed")
         self.process_end_finished.emit(result)
+
+    # -- the shared shape of a destructive action ---------------------------------------
+    def confirm(
+        self,
+        title: str,
+        question: str,
+        details: str,
+        object_name: str,
+        button_text: str,
+        on_confirm: Callable[[], None],
+    ) -> QMessageBox:
+        """Open a non-blocking warning box asking ``question``; Cancel is the default and
+        only ``button_text`` (a destructive button) runs ``on_confirm``. All text is plain."""
+        parent = self._table.window()
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            title,
+            question,
+            QMessageBox.StandardButton.Cancel,
+            parent if isinstance(parent, QWidget) else None,
+        )
+        box.setObjectName(object_name)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setInformativeText(details)
+        button = box.addButton(button_text, QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.buttonClicked.connect(lambda clicked: on_confirm() if clicked is button else None)
+        box.open()
+        return box
+
+    def run_announced(
+        self,
+        start: str,
+        work: Callable[[], Any],
+        done: Callable[..., None],
+        failure_prefix: str,
+    ) -> None:
+        """Announce ``start``, run ``work`` off the GUI thread and hand its result to
+        ``done``; an exception becomes ``done(None, "<failure_prefix>: <exc>")``."""
+        self.message.emit(start)
+        self._jobs.submit(work, done, lambda exc: done(None, f"{failure_prefix}: {exc}"))
+
+    def warn(self, title: str, text: str, object_name: str) -> None:
+        """Show a non-blocking plain-text warning that an action did not happen."""
+        parent = self._table.window()
+        box = QMessageBox(
+            QMessageBox.Icon.Warning,
+            title,
+            text,
+            QMessageBox.StandardButton.Ok,
+            parent if isinstance(parent, QWidget) else None,
+        )
+        box.setObjectName(object_name)
+        box.setTextFormat(Qt.TextFormat.PlainText)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
 
 
 class RowActions(TableRowActions):

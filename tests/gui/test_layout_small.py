@@ -77,3 +77,30 @@ def test_a_short_window_keeps_table_rows_and_whole_count_labels(
     for rect, _flags, text in texts:
         placed = axis.mapRectToScene(rect)
         assert inside.contains(placed), (text, placed, inside)
+    # The sideways axis names would run into each other in plots this short: hidden.
+    assert not axis.label.isVisible()
+    window.resize(700, 900)
+    qtbot.waitUntil(lambda: window.height() > 600)
+    assert axis.label.isVisible()
+
+
+def test_the_unmeasured_note_shows_only_where_it_fits(
+    qtbot: Any, make_desktop: Callable[..., DesktopApp]
+) -> None:
+    desktop = make_desktop(["3321"])  # nobody listens: traffic is not measured
+    window = desktop.window
+    window.show()
+    qtbot.waitExposed(window)
+    wait_ticks(qtbot, desktop, 2)
+    chart = window.chart
+    for width, height in ((700, 480), (1200, 900)):
+        window.resize(width, height)
+        qtbot.wait(50)
+        chart.redraw()
+        qtbot.wait(50)
+        note = chart.unmeasured
+        assert note.toPlainText()
+        box = chart.traffic_plot.getPlotItem().getViewBox().sceneBoundingRect()
+        if note.isVisible():
+            assert box.contains(note.sceneBoundingRect()), (width, height)
+    assert note.isVisible()  # a plot tall enough shows it
