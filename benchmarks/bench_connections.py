@@ -2,9 +2,11 @@
 
 Child processes hold ``--pairs`` established loopback connections (two sockets each) on
 one watched port. For the watched-ports view and the every-port view this prints the CPU
-of one connection poll on the sampler thread (``ConnectionTracker.poll``: psutil's socket
-table, process names, the kernel's tcp_info counters) and of one update of the table's
-model on the GUI thread (offscreen Qt), as medians over ``--polls`` polls.
+of one connection poll on the sampler thread (``ConnectionTracker.poll``) with each
+listing side by side: netlink socket diagnostics (what Linux uses: the kernel's dump,
+tcp_info counters from the same dump, owners from the inode resolver) and psutil's
+socket table (the fallback elsewhere; bytes still from tcp_info), and of one update of
+the table's model on the GUI thread (offscreen Qt), as medians over ``--polls`` polls.
 
     PYTHONPATH=$PWD python benchmarks/bench_connections.py [--pairs 500] [--polls 30]
 """
@@ -56,6 +58,7 @@ def main() -> int:
 
     from portwatch.core.watchlist import WatchList, parse_spec
     from portwatch.engine.connection_track import ConnectionTracker
+    from portwatch.probe.connections import ConnectionLister
     from portwatch.ui.connection_model import ConnectionTableModel
 
     child = subprocess.Popen(
@@ -71,22 +74,32 @@ def main() -> int:
     try:
         watch = WatchList((parse_spec(str(port)),))
         print(f"{args.pairs} loopback connections ({2 * args.pairs} sockets) on port {port}")
+        netlink_lister = ConnectionLister()
+        if netlink_lister.source != "netlink":
+            print("  (netlink socket diagnostics unavailable here: both columns are psutil)")
+        listers = {"netlink": netlink_lister, "psutil": ConnectionLister(use_netlink=False)}
+        print(f"  {'view':<13} {'rows':>6}  " + "  ".join(f"{n + ' poll':>14}" for n in listers))
         for every in (False, True):
-            tracker = ConnectionTracker(lambda: watch)
+            polls: dict[str, float] = {}
+            rows = 0
+            for name, lister in listers.items():
+                tracker = ConnectionTracker(lambda: watch, lister)
+                rows = len(tracker.poll(every).rows)
+                polls[name] = cpu_ms(lambda t=tracker, e=every: t.poll(e), args.polls)
+            # The model's update costs the same whichever listing fed it.
+            tracker = ConnectionTracker(lambda: watch, netlink_lister)
             model = ConnectionTableModel(linger_s=0)
-            snapshot = tracker.poll(every)
-            rows = len(snapshot.rows)
-            poll = cpu_ms(lambda t=tracker, e=every: t.poll(e), args.polls)
-            model.update(snapshot.rows)
+            model.update(tracker.poll(every).rows)
 
             def update(t: ConnectionTracker = tracker, e: bool = every, m: Any = model) -> None:
                 m.update(t.poll(e).rows)
 
             both = cpu_ms(update, args.polls)
             view = "every port" if every else "watched ports"
+            cells = "  ".join(f"{polls[n]:8.1f} ms CPU" for n in listers)
             print(
-                f"  {view:<13} {rows:>6} rows: poll {poll:6.1f} ms CPU (sampler thread), "
-                f"model update {max(0.0, both - poll):6.1f} ms CPU (GUI thread)"
+                f"  {view:<13} {rows:>6}  {cells}   (sampler thread); model update "
+                f"{max(0.0, both - polls['netlink']):6.1f} ms CPU (GUI thread)"
             )
         app.processEvents()
     finally:

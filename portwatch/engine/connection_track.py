@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from portwatch.core.pairs import connection_pair
 from portwatch.core.types import Proto
 from portwatch.core.watchlist import WatchList
-from portwatch.probe.connections import Connection, list_connections
+from portwatch.probe.connections import Connection, ConnectionLister
 
 # A connection is one socket seen from its local end, held by one process.
 RowKey = tuple[Proto, str, int, str, int, int | None]
@@ -95,12 +95,14 @@ class ConnectionTracker:
     def __init__(
         self,
         watchlist: Callable[[], WatchList],
-        lister: Lister = list_connections,
+        lister: Lister | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._watchlist = watchlist
-        self._lister = lister
+        # One lister for every poll: its inode resolver is kept from poll to poll, so
+        # later polls read only the descriptor tables that may have changed.
+        self._lister: Lister = lister if lister is not None else ConnectionLister()
         self._clock = clock
         self._wall = wall
         self._seen: dict[RowKey, _Seen] = {}

@@ -1,24 +1,35 @@
 """A list of connections: TCP in every state but LISTEN, and UDP sockets with a remote.
 
-psutil gives the sockets and their processes on every OS. Byte counters come from the
-kernel's ``tcp_info`` on Linux (``bytes_received`` and ``bytes_acked`` through
-``NETLINK_SOCK_DIAG``, the numbers ``ss -ti`` prints); elsewhere, for UDP, and for
-connections in TIME_WAIT they are unknown (None), never zero.
+On Linux the kernel's socket diagnostics (``NETLINK_SOCK_DIAG``) list them, filtered
+in the kernel to the watched ports, with byte counters from the same answer's
+``tcp_info`` (``bytes_received`` and ``bytes_acked``, the numbers ``ss -ti`` prints)
+and owners from an inode resolver that re-reads only changed descriptor tables.
+Elsewhere, or where netlink is unavailable, psutil's socket table lists them (bytes
+from netlink's ``tcp_info`` still, where it answers). For UDP, connections in
+TIME_WAIT and other OSes bytes are unknown (None), never zero.
 """
 
 from __future__ import annotations
 
+import errno
+import logging
 import socket
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from portwatch.core.text import clean
 from portwatch.core.types import Proto
 from portwatch.core.watchlist import WatchList
+from portwatch.files import shortage
+
+if TYPE_CHECKING:
+    from portwatch.probe.netlink.connections import NetlinkConnections
+
+log = logging.getLogger(__name__)
 
 # (local address, local port, remote address, remote port) of a TCP socket.
 _TcpKey = tuple[str, int, str, int]
@@ -52,8 +63,133 @@ class Connection:
     user: str | None = None
 
 
-def list_connections(watched: WatchList | None, ps: Any = psutil) -> list[Connection]:
-    """Connections with a watched local or remote port; every one if ``watched`` is None."""
+def list_connections(watched: WatchList | None) -> list[Connection]:
+    """Connections with a watched local or remote port; every one if ``watched`` is None.
+
+    A one-shot listing (the CLI); something that lists again and again keeps a
+    :class:`ConnectionLister`, whose later listings cost less.
+    """
+    lister = ConnectionLister()
+    try:
+        return lister(watched)
+    finally:
+        lister.close()
+
+
+class ConnectionLister:
+    """Lists connections through netlink socket diagnostics on Linux, psutil elsewhere.
+
+    The netlink listing is psutil's without its machine-wide socket table: the kernel
+    answers for the watched ports only, bytes come from the same answer, and owners
+    from a resolver that re-reads only descriptor tables that may have changed. Where
+    netlink cannot be opened, or its first listing fails, psutil lists from then on;
+    after a good first listing a failure is reported (``OSError``), not hidden.
+    Not thread-safe: one thread (the sampler's, or the CLI's) lists.
+    """
+
+    def __init__(self, ps: Any = psutil, *, use_netlink: bool | None = None) -> None:
+        self._ps = ps
+        self._netlink: NetlinkConnections | None = None
+        self._proven = False
+        if use_netlink is None:
+            use_netlink = ps is psutil and sys.platform.startswith("linux")
+        if use_netlink:
+            from portwatch.probe.netlink.connections import NetlinkConnections
+
+            try:
+                self._netlink = NetlinkConnections()
+            except OSError as exc:
+                log.warning(
+                    "kernel socket diagnostics (netlink) are not available (%s); "
+                    "listing connections with psutil",
+                    exc.strerror or exc,
+                )
+
+    @property
+    def source(self) -> str:
+        """Where the listing comes from: "netlink" or "psutil"."""
+        return "psutil" if self._netlink is None else "netlink"
+
+    def close(self) -> None:
+        """Stop using netlink (its listings hold no socket open between calls)."""
+        if self._netlink is not None:
+            self._netlink.close()
+            self._netlink = None
+
+    def __call__(self, watched: WatchList | None) -> list[Connection]:
+        if self._netlink is None:
+            return psutil_connections(watched, self._ps)
+        try:
+            found = netlink_connections(self._netlink, watched, self._ps)
+        except (OSError, ValueError) as exc:
+            # Out of descriptors or memory says nothing about netlink: report it, keep it.
+            if self._proven or shortage(exc) is not None:
+                if isinstance(exc, OSError):
+                    raise
+                raise OSError(errno.EIO, f"kernel socket diagnostics: {exc}") from exc
+            log.warning(
+                "listing connections through netlink failed (%s: %s); using psutil instead",
+                type(exc).__name__,
+                exc,
+            )
+            self.close()
+            return psutil_connections(watched, self._ps)
+        self._proven = True
+        return found
+
+
+def netlink_connections(
+    source: NetlinkConnections, watched: WatchList | None, ps: Any = psutil
+) -> list[Connection]:
+    """:func:`psutil_connections`'s list, read through netlink socket diagnostics."""
+    ports = watched.ports() if watched is not None else None
+    if watched is None:
+        tcp_ranges: list[tuple[int, int]] | None = None
+        with_udp = True
+    else:
+        tcp_ranges = [(spec.lo, spec.hi) for spec in watched.specs if Proto.TCP in spec.protos]
+        with_udp = any(Proto.UDP in spec.protos for spec in watched.specs)
+    names: dict[int, tuple[str | None, float | None, str | None]] = {}
+    seen: set[tuple[Proto, str, int, str, int]] = set()
+    found: list[Connection] = []
+    for item, pid in source.read(tcp_ranges, with_udp):
+        proto = item.proto
+        if ports is not None and not ((item.sport, proto) in ports or (item.dport, proto) in ports):
+            continue
+        key = (proto, item.src, item.sport, item.dst, item.dport)
+        if key in seen:
+            continue
+        seen.add(key)
+        if pid is not None and pid not in names:
+            names[pid] = _process_facts(ps, pid)
+        name, started, user = names[pid] if pid is not None else (None, None, None)
+        found.append(
+            Connection(
+                proto=proto,
+                family="IPv6" if item.family == socket.AF_INET6 else "IPv4",
+                local_address=item.src,
+                local_port=item.sport,
+                remote_address=item.dst,
+                remote_port=item.dport,
+                state=item.state,
+                pid=pid,
+                process=name,
+                bytes_in=item.bytes[0] if item.bytes is not None else None,
+                bytes_out=item.bytes[1] if item.bytes is not None else None,
+                create_time=started,
+                user=user,
+            )
+        )
+    found.sort(key=_order)
+    return found
+
+
+def _order(c: Connection) -> tuple[int, int, str, str]:
+    return (c.local_port, c.remote_port, c.local_address, c.proto.value)
+
+
+def psutil_connections(watched: WatchList | None, ps: Any = psutil) -> list[Connection]:
+    """Connections from psutil's socket table (bytes from netlink's tcp_info on Linux)."""
     ports = watched.ports() if watched is not None else None
     rows = ps.net_connections(kind="inet")
     names: dict[int, tuple[str | None, float | None, str | None]] = {}
@@ -98,7 +234,7 @@ def list_connections(watched: WatchList | None, ps: Any = psutil) -> list[Connec
     # connection of the machine; a long list is asked as a few wider ranges.
     counters = tcp_byte_counters([(p, p) for p in tcp_ports]) if tcp_ports else {}
     with_bytes = [_with_bytes(item, counters) for item in found]
-    with_bytes.sort(key=lambda c: (c.local_port, c.remote_port, c.local_address, c.proto.value))
+    with_bytes.sort(key=_order)
     return with_bytes
 
 
