@@ -47,7 +47,7 @@ from harness import (
     HolderSpec,
     load,
     other_sockets,
-    own_network,
+    parse_and_isolate,
     portwatch_process,
     timed,
 )
@@ -247,15 +247,7 @@ def main() -> int:
     parser.add_argument("--slow-rounds", type=int, default=5, help="psutil and ss runs per case")
     parser.add_argument("--monitor-seconds", type=float, default=20.0, help="0: skip")
     parser.add_argument("--interval", type=float, default=1.0, help="monitor process interval")
-    parser.add_argument(
-        "--machine-network",
-        action="store_true",
-        help="measure in the machine's network namespace, not one of its own (root only)",
-    )
-    args = parser.parse_args()
-    network = own_network(not args.machine_network)
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args, network, hard = parse_and_isolate(parser)
     print(
         f"portwatch engine benchmark: {os.cpu_count()} CPUs, Linux {os.uname().release},"
         f" uid {os.getuid()}, RLIMIT_NOFILE {hard:,}"

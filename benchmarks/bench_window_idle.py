@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import sys
 import time
 
@@ -28,7 +27,7 @@ from harness import (
     HolderSpec,
     load,
     other_sockets,
-    own_network,
+    parse_and_isolate,
     portwatch_process,
 )
 
@@ -65,15 +64,7 @@ def main() -> int:
     parser.add_argument("--warm-up", type=float, default=15.0, help="seconds before measuring")
     parser.add_argument("--probe", default="auto", choices=("auto", "netlink", "psutil"))
     parser.add_argument("--display", action="store_true", help="use $DISPLAY, not offscreen")
-    parser.add_argument(
-        "--machine-network",
-        action="store_true",
-        help="measure in the machine's network namespace, not one of its own (root only)",
-    )
-    args = parser.parse_args()
-    network = own_network(not args.machine_network)
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    args, network, _hard = parse_and_isolate(parser)
     interval = Settings().poll_interval_s
     platform = f"DISPLAY={os.environ.get('DISPLAY')}" if args.display else "offscreen"
     print(

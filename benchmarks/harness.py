@@ -6,9 +6,11 @@ Not a benchmark itself; the ``bench_*.py`` scripts beside it import it.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import json
 import os
+import resource
 import select
 import statistics
 import subprocess
@@ -272,6 +274,23 @@ def own_network(wanted: bool) -> str:
             _network["own"] = True
             return "network: a namespace of its own (only the benchmark's sockets)"
     return "network: the machine's (its other sockets, and their changes, included)"
+
+
+def parse_and_isolate(parser: argparse.ArgumentParser) -> tuple[argparse.Namespace, str, int]:
+    """Add ``--machine-network`` to ``parser``, parse the command line, then measure in a
+    network of its own (unless asked not to) with RLIMIT_NOFILE raised to its hard limit
+    (the socket holders need many). Returns the arguments, the network line to print
+    and that limit."""
+    parser.add_argument(
+        "--machine-network",
+        action="store_true",
+        help="measure in the machine's network namespace, not one of its own (root only)",
+    )
+    args = parser.parse_args()
+    network = own_network(not args.machine_network)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return args, network, hard
 
 
 def load() -> str:
