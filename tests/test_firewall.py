@@ -25,7 +25,7 @@ from portwatch.probe.psutil_probe import PsutilProbe
 REPO = Path(__file__).resolve().parents[1]
 
 # A typical hand-written host firewall (nft syntax), and what `nft -j list ruleset`
-# printed for it (nftables 1.0.6, Debian 12).
+# printed for it (nftables 1.0.6, Debian 12), kept as data in tests/snapshots/.
 RULES = """
 table inet filter {
   chain input {
@@ -38,110 +38,9 @@ table inet filter {
   }
 }
 """
-RECORDED: dict[str, Any] = {
-    "nftables": [
-        {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
-        {"table": {"family": "inet", "name": "filter", "handle": 1}},
-        {
-            "chain": {
-                "family": "inet",
-                "table": "filter",
-                "name": "input",
-                "handle": 1,
-                "type": "filter",
-                "hook": "input",
-                "prio": 0,
-                "policy": "drop",
-            }
-        },
-        {
-            "rule": {
-                "family": "inet",
-                "table": "filter",
-                "chain": "input",
-                "expr": [
-                    {
-                        "match": {
-                            "op": "in",
-                            "left": {"ct": {"key": "state"}},
-                            "right": ["established", "related"],
-                        }
-                    },
-                    {"accept": None},
-                ],
-            }
-        },
-        {
-            "rule": {
-                "family": "inet",
-                "table": "filter",
-                "chain": "input",
-                "expr": [
-                    {"match": {"op": "==", "left": {"meta": {"key": "iif"}}, "right": "lo"}},
-                    {"accept": None},
-                ],
-            }
-        },
-        {
-            "rule": {
-                "family": "inet",
-                "table": "filter",
-                "chain": "input",
-                "expr": [
-                    {
-                        "match": {
-                            "op": "==",
-                            "left": {"payload": {"protocol": "tcp", "field": "dport"}},
-                            "right": {"set": [22, 80]},
-                        }
-                    },
-                    {"accept": None},
-                ],
-            }
-        },
-        {
-            "rule": {
-                "family": "inet",
-                "table": "filter",
-                "chain": "input",
-                "expr": [
-                    {
-                        "match": {
-                            "op": "==",
-                            "left": {"payload": {"protocol": "udp", "field": "dport"}},
-                            "right": {"range": [5000, 5100]},
-                        }
-                    },
-                    {"accept": None},
-                ],
-            }
-        },
-        {
-            "rule": {
-                "family": "inet",
-                "table": "filter",
-                "chain": "input",
-                "expr": [
-                    {
-                        "match": {
-                            "op": "==",
-                            "left": {"payload": {"protocol": "ip", "field": "saddr"}},
-                            "right": {"prefix": {"addr": "10.0.0.0", "len": 8}},
-                        }
-                    },
-                    {
-                        "match": {
-                            "op": "==",
-                            "left": {"payload": {"protocol": "tcp", "field": "dport"}},
-                            "right": 8080,
-                        }
-                    },
-                    {"accept": None},
-                ],
-            }
-        },
-    ]
-}
+RECORDED: dict[str, Any] = json.loads(
+    (REPO / "tests" / "snapshots" / "nft-ruleset-debian12.json").read_text(encoding="utf-8")
+)
 EXPECTED = {
     ("tcp", 80): "the firewall lets it in (rule tcp dport {22,80} accept in inet filter input)",
     ("udp", 5050): "the firewall lets it in (rule udp dport 5000-5100 accept in inet filter input)",
