@@ -202,16 +202,7 @@ class TableRowActions(QObject):
     ) -> QMessageBox:
         """Open a non-blocking warning box asking ``question``; Cancel is the default and
         only ``button_text`` (a destructive button) runs ``on_confirm``. All text is plain."""
-        parent = self._table.window()
-        box = QMessageBox(
-            QMessageBox.Icon.Warning,
-            title,
-            question,
-            QMessageBox.StandardButton.Cancel,
-            parent if isinstance(parent, QWidget) else None,
-        )
-        box.setObjectName(object_name)
-        box.setTextFormat(Qt.TextFormat.PlainText)
+        box = self._warning_box(title, question, QMessageBox.StandardButton.Cancel, object_name)
         box.setInformativeText(details)
         button = box.addButton(button_text, QMessageBox.ButtonRole.DestructiveRole)
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
@@ -234,18 +225,25 @@ class TableRowActions(QObject):
 
     def warn(self, title: str, text: str, object_name: str) -> None:
         """Show a non-blocking plain-text warning that an action did not happen."""
+        box = self._warning_box(title, text, QMessageBox.StandardButton.Ok, object_name)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+
+    def _warning_box(
+        self, title: str, text: str, button: QMessageBox.StandardButton, object_name: str
+    ) -> QMessageBox:
+        """A warning box over the table's window showing ``text`` as plain text."""
         parent = self._table.window()
         box = QMessageBox(
             QMessageBox.Icon.Warning,
             title,
             text,
-            QMessageBox.StandardButton.Ok,
+            button,
             parent if isinstance(parent, QWidget) else None,
         )
         box.setObjectName(object_name)
         box.setTextFormat(Qt.TextFormat.PlainText)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
+        return box
 
 
 class RowActions(TableRowActions):
