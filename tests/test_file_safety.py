@@ -165,6 +165,51 @@ def test_a_failed_export_on_a_full_disk_leaves_the_previous_file(
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "out.csv"]
 
 
+def test_export_never_writes_over_portwatchs_own_files(data_dir: Path, tmp_path: Path) -> None:
+    assert run(data_dir, "monitor", "--duration", "0.2").returncode == 0
+    (data_dir / "trust.json").write_text("{}")
+    before = {p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
+    hard = tmp_path / "hard-link.csv"
+    os.link(data_dir / "trust.json", hard)
+    for target in (data_dir / "history.sqlite3", data_dir / "logs" / "portwatch.log", hard):
+        result = run(data_dir, "export", "-o", str(target))
+        assert result.returncode == 1
+        assert "portwatch's own" in one_line(result.stderr)
+    assert {p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file()} == before
+
+
+def test_export_refuses_a_folder_name_and_a_read_only_file(
+    data_dir: Path, history: Path, tmp_path: Path
+) -> None:
+    result = run(data_dir, "export", "-o", f"{tmp_path / 'new'}/")
+    assert result.returncode == 1
+    assert "names a folder" in one_line(result.stderr)
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept.csv"
+    kept.write_text("keep me\n")
+    kept.chmod(0o444)
+    result = run(data_dir, "export", "-o", str(kept))
+    assert result.returncode == 1
+    assert "read-only" in one_line(result.stderr)
+    assert kept.read_text() == "keep me\n"
+
+
+def test_reading_the_history_adds_no_file(data_dir: Path) -> None:
+    """export after monitor: a read-only reader of a WAL database created -wal and -shm."""
+    assert run(data_dir, "monitor", "--duration", "0.2").returncode == 0
+
+    def listing() -> dict[str, tuple[int, int]]:
+        return {
+            str(p.relative_to(data_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in data_dir.rglob("*")
+        }
+
+    before = listing()
+    result = run(data_dir, "export", "-o", "-")
+    assert result.returncode == 0, result.stderr
+    assert listing() == before
+
+
 def test_export_of_rows_with_impossible_times(data_dir: Path, history: Path) -> None:
     with sqlite3.connect(history) as conn:
         conn.execute(

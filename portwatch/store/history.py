@@ -910,6 +910,11 @@ class HistoryStore(HistoryReader):
                 self._conn.execute("COMMIT")
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA optimize")
+        with contextlib.suppress(sqlite3.Error):
+            # Back to a rollback journal while nothing records: the -wal and -shm files go,
+            # and a read-only reader (export) then opens the file without creating them
+            # (reading never writes). The next writer turns WAL on again.
+            self._conn.execute("PRAGMA journal_mode = DELETE")
         self._conn.close()
         if self._lock is not None:
             self._lock.release()
