@@ -480,7 +480,7 @@ class FolderLock:
             text = read_bytes(path, 64).decode("ascii", errors="replace").strip()
         except OSError:
             return None
-        return int(text) if text.isdigit() and len(text) <= 10 else None
+        return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
 
     @property
     def held(self) -> bool:
