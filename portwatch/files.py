@@ -410,6 +410,38 @@ def check_folder(folder: str | os.PathLike[str]) -> None:
         )
 
 
+def prepare_folder(folder: str | os.PathLike[str], *, link_ok: bool = True) -> None:
+    """Create ``folder`` if it is missing, then :func:`check_folder` it.
+
+    A symbolic link there is refused when ``link_ok`` is False (a folder portwatch made
+    inside its own, such as ``logs``: a link would send its files elsewhere). Otherwise
+    (a folder the user named) it is followed only when we or root own the link, as the
+    kernel's protected_symlinks does in shared folders: another user could repoint it.
+    """
+    path = Path(folder)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        path.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        if not link_ok:
+            raise RefusedFile(path, "it is a symbolic link; portwatch does not follow links")
+        if os.name == "posix" and st.st_uid not in (os.geteuid(), 0):
+            raise RefusedFile(
+                path,
+                f"it is a symbolic link owned by {_user_name(st.st_uid)}, who could point it"
+                " elsewhere; give the folder itself",
+            )
+        if not path.exists():
+            raise RefusedFile(
+                path, f"it is a symbolic link to {os.readlink(path)}, which does not exist"
+            )
+    elif not stat.S_ISDIR(st.st_mode):
+        raise RefusedFile(path, f"it is {kind_of(st.st_mode)}, not a folder")
+    check_folder(path)
+
+
 def _user_name(uid: int) -> str:
     try:
         import pwd

@@ -307,6 +307,42 @@ def test_a_data_folder_of_another_user_is_refused(tmp_path: Path) -> None:
 
 
 @posix_only
+def test_a_logs_link_in_the_data_folder_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (data_dir / "logs").symlink_to(elsewhere)
+    result = run(data_dir, "watch", "list")
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert "log folder" in line and "symbolic link" in line
+    assert list(elsewhere.iterdir()) == []
+
+
+@posix_only
+def test_a_data_folder_that_is_not_one_is_named_for_what_it_is(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name, reason in (("file", "a regular file, not a folder"), ("dangling", "does not exist")):
+        result = run(tmp_path / name, "watch", "list")
+        assert result.returncode == 1
+        assert reason in one_line(result.stderr)
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="giving a link to another user needs root")
+def test_a_data_folder_link_another_user_owns_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert run(link, "watch", "list").returncode == 0  # our own link: followed
+    os.lchown(link, 65534, 65534)  # nobody could point it anywhere
+    result = run(link, "watch", "list")
+    assert result.returncode == 1
+    assert "symbolic link owned by" in one_line(result.stderr)
+
+
+@posix_only
 def test_a_private_folder_is_fine(tmp_path: Path) -> None:
     folder = tmp_path / "mine"
     folder.mkdir(mode=0o700)
