@@ -198,12 +198,24 @@ def read_bytes(path: str | os.PathLike[str], limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_BOMS = ((UTF8_BOM, "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def encoding_of(raw: bytes) -> tuple[bytes, str]:
+    """The text without its byte-order mark, and its encoding: UTF-8 unless a mark says
+    UTF-16 (Notepad's "Unicode", PowerShell 5's ``>`` and ``Out-File`` write that)."""
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            return raw[len(bom) :], codec
+    return raw, "utf-8"
+
+
 def decode_text(raw: bytes) -> str:
-    """UTF-8 text with a leading byte-order mark dropped (editors on Windows add one);
-    undecodable bytes become U+FFFD so that the parser can name the line."""
-    if raw.startswith(UTF8_BOM):
-        raw = raw[len(UTF8_BOM) :]
-    return raw.decode("utf-8", errors="replace")
+    """Text with a leading byte-order mark dropped (editors on Windows add one; a UTF-16
+    one is read as UTF-16); undecodable bytes become U+FFFD so that the parser can name
+    the line."""
+    body, codec = encoding_of(raw)
+    return body.decode(codec, errors="replace")
 
 
 def read_text(path: str | os.PathLike[str], limit: int) -> str:

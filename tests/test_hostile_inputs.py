@@ -301,3 +301,29 @@ def test_a_byte_order_mark_is_accepted_everywhere(tmp_path: Path) -> None:
         "trust.json",
         "watchlist.txt",
     ]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_with_its_mark_is_read_too(tmp_path: Path, codec: str) -> None:
+    # What Notepad saves as "Unicode" and PowerShell 5's `>` writes.
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.write_bytes("\ufeff".encode(codec) + text.encode(codec))
+        return path
+
+    loaded = watchfile.load(write("watchlist.txt", "3653\r\n4000/udp\r\n"))
+    assert [str(s) for s in loaded.watchlist] == ["3653", "4000/udp"] and not loaded.problems
+    trust = trustfile.load(write("trust.json", trust_text()))
+    assert len(trust.trust_list) == 1 and not trust.problems
+    assert (
+        settings.load(write("settings.json", '{"poll_interval_s": 5}')).settings.poll_interval_s
+        == 5
+    )
+    base, problems = KnowledgeBase.load(
+        write(
+            "ports.toml",
+            '[[entry]]\nport = 4999\nprotocols = ["tcp"]\nname = "mine"\nsummary = "s"\n',
+        )
+    )
+    assert not problems
+    assert base.service_name(4999, parse_spec("1/tcp").protos[0]) == "mine"
