@@ -85,8 +85,29 @@ def test_a_huge_number_in_ports_toml_is_one_problem(data_dir: Path) -> None:
         ("monitor", "--interval", "1e10"),
         ("monitor", "--interval", "0.01"),
         ("monitor", "--duration", "inf"),
+        ("monitor", "--jsonl-max-bytes", HUGE),
+        ("monitor", "--jsonl-max-bytes", "99999999999999999999G"),
+        ("monitor", "--jsonl-keep", HUGE),
+        ("monitor", "--jsonl-keep", "\u00b2"),
+        ("monitor", "--jsonl-keep", "\u0663"),
+        ("monitor", "--interval", "\u0661"),
+        ("monitor", "--interval", "1_0"),
     ],
-    ids=["watch-add", "describe", "interval-digits", "interval-1e10", "interval-tiny", "inf"],
+    ids=[
+        "watch-add",
+        "describe",
+        "interval-digits",
+        "interval-1e10",
+        "interval-tiny",
+        "inf",
+        "size-digits",
+        "size-absurd",
+        "keep-digits",
+        "keep-superscript",
+        "keep-arabic",
+        "interval-arabic",
+        "interval-underscore",
+    ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(data_dir: Path, args: tuple[str, ...]) -> None:
     result = run(data_dir, *args, timeout=20)
@@ -94,6 +115,7 @@ def test_bad_arguments_are_one_line_and_exit_2(data_dir: Path, args: tuple[str, 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and len(lines[0]) < 400, result.stderr
+    assert "invalid" not in lines[0]  # argparse's words when a type fails unexpectedly
 
 
 def test_a_review_choice_of_many_digits_is_refused() -> None:

@@ -126,6 +126,9 @@ def test_non_utf8_executable_name_is_escaped_not_dropped(
         (3653, "3653"),
         (None, ""),
         (True, "yes"),
+        # Bytes in a history row written by another program: text, not b'...'.
+        (b"=x", "'=x"),
+        (b"a\xffb", "a\\xffb"),
     ],
 )
 def test_formula_cells_are_neutralised(value: object, expected: str) -> None:
