@@ -137,23 +137,33 @@ def _require_regular(path: str | os.PathLike[str], mode: int) -> None:
         raise _not_regular(path, mode)
 
 
-def open_regular(path: str | os.PathLike[str], flags: int, mode: int = 0o600) -> int:
-    """``os.open`` that only ever yields a regular file, never through a link.
+def open_regular(
+    path: str | os.PathLike[str], flags: int, mode: int = 0o600, *, follow: bool = False
+) -> int:
+    """``os.open`` that only ever yields a regular file, never through a link (unless
+    ``follow``: a program the user names, such as ``/bin/ls``, may be one).
 
     Opening is non-blocking so that a FIFO is refused instead of waiting for a writer.
     Raises :class:`RefusedFile` for links and special files, OSError for the rest.
     """
-    if not _O_NOFOLLOW:
+    nofollow = 0 if follow else _O_NOFOLLOW
+    if not _O_NOFOLLOW and not follow:
         # No O_NOFOLLOW (Windows): check first; the folder checks keep others out.
         check_target(path)
     try:
         fd = os.open(
-            path, flags | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_NOCTTY | _O_BINARY, mode
+            path, flags | nofollow | _O_NONBLOCK | _O_CLOEXEC | _O_NOCTTY | _O_BINARY, mode
         )
     except OSError as exc:
-        if exc.errno == errno.ELOOP or (exc.errno == errno.ENXIO and _O_NONBLOCK):
-            with contextlib.suppress(OSError):
-                raise _not_regular(path, os.lstat(path).st_mode) from None
+        # The OS's words for these ("Too many levels of symbolic links", "No such device
+        # or address", "Is a directory") do not say what is wrong: say what is there.
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            try:
+                found = os.stat(path) if follow else os.lstat(path)
+            except OSError:
+                raise exc from None
+            if not stat.S_ISREG(found.st_mode):
+                raise _not_regular(path, found.st_mode) from None
         raise
     try:
         _require_regular(path, os.fstat(fd).st_mode)
@@ -188,12 +198,24 @@ def read_bytes(path: str | os.PathLike[str], limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_BOMS = ((UTF8_BOM, "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def encoding_of(raw: bytes) -> tuple[bytes, str]:
+    """The text without its byte-order mark, and its encoding: UTF-8 unless a mark says
+    UTF-16 (Notepad's "Unicode", PowerShell 5's ``>`` and ``Out-File`` write that)."""
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            return raw[len(bom) :], codec
+    return raw, "utf-8"
+
+
 def decode_text(raw: bytes) -> str:
-    """UTF-8 text with a leading byte-order mark dropped (editors on Windows add one);
-    undecodable bytes become U+FFFD so that the parser can name the line."""
-    if raw.startswith(UTF8_BOM):
-        raw = raw[len(UTF8_BOM) :]
-    return raw.decode("utf-8", errors="replace")
+    """Text with a leading byte-order mark dropped (editors on Windows add one; a UTF-16
+    one is read as UTF-16); undecodable bytes become U+FFFD so that the parser can name
+    the line."""
+    body, codec = encoding_of(raw)
+    return body.decode(codec, errors="replace")
 
 
 def read_text(path: str | os.PathLike[str], limit: int) -> str:
@@ -400,6 +422,38 @@ def check_folder(folder: str | os.PathLike[str]) -> None:
         )
 
 
+def prepare_folder(folder: str | os.PathLike[str], *, link_ok: bool = True) -> None:
+    """Create ``folder`` if it is missing, then :func:`check_folder` it.
+
+    A symbolic link there is refused when ``link_ok`` is False (a folder portwatch made
+    inside its own, such as ``logs``: a link would send its files elsewhere). Otherwise
+    (a folder the user named) it is followed only when we or root own the link, as the
+    kernel's protected_symlinks does in shared folders: another user could repoint it.
+    """
+    path = Path(folder)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        path.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        if not link_ok:
+            raise RefusedFile(path, "it is a symbolic link; portwatch does not follow links")
+        if os.name == "posix" and st.st_uid not in (os.geteuid(), 0):
+            raise RefusedFile(
+                path,
+                f"it is a symbolic link owned by {_user_name(st.st_uid)}, who could point it"
+                " elsewhere; give the folder itself",
+            )
+        if not path.exists():
+            raise RefusedFile(
+                path, f"it is a symbolic link to {os.readlink(path)}, which does not exist"
+            )
+    elif not stat.S_ISDIR(st.st_mode):
+        raise RefusedFile(path, f"it is {kind_of(st.st_mode)}, not a folder")
+    check_folder(path)
+
+
 def _user_name(uid: int) -> str:
     try:
         import pwd
@@ -470,7 +524,7 @@ class FolderLock:
             text = read_bytes(path, 64).decode("ascii", errors="replace").strip()
         except OSError:
             return None
-        return int(text) if text.isdigit() and len(text) <= 10 else None
+        return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
 
     @property
     def held(self) -> bool:

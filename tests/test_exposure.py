@@ -13,6 +13,7 @@ from test_netlink_children import start_child
 
 from portwatch.core.exposure import canonical_address, exposure_of
 from portwatch.core.types import Endpoint, Family, Proto
+from portwatch.core.why import reach_phrase
 from portwatch.probe.netlink import codec
 from portwatch.probe.psutil_probe import normalise_address
 
@@ -93,6 +94,27 @@ def test_device_bound_wildcard_is_reached_through_that_device_only() -> None:
     assert seen.summary() == "local network: 172.17.0.1 (bound to device docker0)"
     ep = Endpoint(Proto.TCP, Family.IPV4, "0.0.0.0", 53, "docker0")
     assert ep.label() == "tcp 0.0.0.0:53 on docker0"
+    assert ep.reach == "interface"  # one device's, never "all"
+
+
+def test_a_device_bound_socket_nothing_reaches_says_so() -> None:
+    """A device with no address, or a loopback address bound to another device (loopback
+    traffic only arrives on ``lo``): no one can connect, and the words do not claim a
+    reason that is false."""
+    bare = exposure_of("0.0.0.0", False, {**HOST, "ifb0": []}, device="ifb0")
+    assert bare.scope == "local" and bare.addresses == ()
+    assert bare.summary() == (
+        "this computer only (bound to device ifb0, which has no address: nothing reaches it)"
+    )
+    looped = exposure_of("127.0.0.1", False, HOST, device="eth0")
+    assert looped.scope == "local"
+    assert looped.summary() == (
+        "this computer only (a loopback address bound to device eth0: nothing reaches it)"
+    )
+    assert reach_phrase(looped) == (
+        "reachable from this computer only"
+        " (a loopback address bound to device eth0: nothing reaches it)"
+    )
 
 
 def test_the_netlink_reply_carries_the_device_and_ipv6_only_flag() -> None:
@@ -137,5 +159,6 @@ def test_scan_shows_a_device_bound_socket_by_its_device(tmp_path: Path, probe: s
         text = run(tmp_path, "--probe", probe, "scan", "--all").stdout
         line = next(ln for ln in text.splitlines() if f":{bound} " in ln)
         assert "reachable from: this computer only" in line
+        assert f" 0.0.0.0%lo:{bound} " in line  # the device, spelt as ss spells it
     finally:
         child.stop()

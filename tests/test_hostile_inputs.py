@@ -85,8 +85,29 @@ def test_a_huge_number_in_ports_toml_is_one_problem(data_dir: Path) -> None:
         ("monitor", "--interval", "1e10"),
         ("monitor", "--interval", "0.01"),
         ("monitor", "--duration", "inf"),
+        ("monitor", "--jsonl-max-bytes", HUGE),
+        ("monitor", "--jsonl-max-bytes", "99999999999999999999G"),
+        ("monitor", "--jsonl-keep", HUGE),
+        ("monitor", "--jsonl-keep", "\u00b2"),
+        ("monitor", "--jsonl-keep", "\u0663"),
+        ("monitor", "--interval", "\u0661"),
+        ("monitor", "--interval", "1_0"),
     ],
-    ids=["watch-add", "describe", "interval-digits", "interval-1e10", "interval-tiny", "inf"],
+    ids=[
+        "watch-add",
+        "describe",
+        "interval-digits",
+        "interval-1e10",
+        "interval-tiny",
+        "inf",
+        "size-digits",
+        "size-absurd",
+        "keep-digits",
+        "keep-superscript",
+        "keep-arabic",
+        "interval-arabic",
+        "interval-underscore",
+    ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(data_dir: Path, args: tuple[str, ...]) -> None:
     result = run(data_dir, *args, timeout=20)
@@ -94,6 +115,7 @@ def test_bad_arguments_are_one_line_and_exit_2(data_dir: Path, args: tuple[str, 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and len(lines[0]) < 400, result.stderr
+    assert "invalid" not in lines[0]  # argparse's words when a type fails unexpectedly
 
 
 def test_a_review_choice_of_many_digits_is_refused() -> None:
@@ -279,3 +301,29 @@ def test_a_byte_order_mark_is_accepted_everywhere(tmp_path: Path) -> None:
         "trust.json",
         "watchlist.txt",
     ]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_with_its_mark_is_read_too(tmp_path: Path, codec: str) -> None:
+    # What Notepad saves as "Unicode" and PowerShell 5's `>` writes.
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.write_bytes("\ufeff".encode(codec) + text.encode(codec))
+        return path
+
+    loaded = watchfile.load(write("watchlist.txt", "3653\r\n4000/udp\r\n"))
+    assert [str(s) for s in loaded.watchlist] == ["3653", "4000/udp"] and not loaded.problems
+    trust = trustfile.load(write("trust.json", trust_text()))
+    assert len(trust.trust_list) == 1 and not trust.problems
+    assert (
+        settings.load(write("settings.json", '{"poll_interval_s": 5}')).settings.poll_interval_s
+        == 5
+    )
+    base, problems = KnowledgeBase.load(
+        write(
+            "ports.toml",
+            '[[entry]]\nport = 4999\nprotocols = ["tcp"]\nname = "mine"\nsummary = "s"\n',
+        )
+    )
+    assert not problems
+    assert base.service_name(4999, parse_spec("1/tcp").protos[0]) == "mine"

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 CHILD = r"""
 import json, socket, sys
@@ -160,14 +160,20 @@ def python_for(user: int | None) -> str | None:
     return None
 
 
-def start_child(specs: list[dict[str, Any]], user: int | None = None) -> SocketChild:
-    """Start a child holding ``specs`` sockets (as ``user`` if given) and read its report."""
+def start_child(
+    specs: list[dict[str, Any]], user: int | None = None, stderr: IO[Any] | None = None
+) -> SocketChild:
+    """Start a child holding ``specs`` sockets (as ``user`` if given) and read its report.
+
+    ``stderr``: an open file for the child's standard error (a daemon's log), else ours.
+    """
     python = python_for(user)
     assert python is not None, f"no interpreter runnable as uid {user}"
     proc = subprocess.Popen(
         [python, "-c", CHILD, json.dumps(specs)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=stderr,
         text=True,
         user=user,
         cwd="/",

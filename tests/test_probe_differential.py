@@ -126,11 +126,18 @@ print(json.dumps(out))
 
 
 @pytest.fixture(scope="module")
-def children() -> Iterator[dict[str, SocketChild]]:
+def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, SocketChild]]:
     started: dict[str, SocketChild] = {}
+    # The unprivileged child logs to a file its starter (root) made in a folder only
+    # root may search, then deleted, as a daemon started from a root shell may: its
+    # descriptor table names a path its own user cannot look up.
+    logs = tmp_path_factory.mktemp("root-only")
+    logs.chmod(0o700)
+    log = (logs / "daemon.log").open("w")
     try:
         started["root"] = start_child(_root_specs())
-        started["nobody"] = start_child(SPECS[:4] + SPECS[6:7] + SPECS[8:], user=NOBODY)
+        started["nobody"] = start_child(SPECS[:4] + SPECS[6:7] + SPECS[8:], user=NOBODY, stderr=log)
+        (logs / "daemon.log").unlink()
         # A pre-fork server: one listener, two processes holding it.
         started["forked"] = start_child(
             [{"kind": "tcp-listen", "host": "127.0.0.1"}, {"kind": "fork", "host": ""}]
@@ -139,6 +146,7 @@ def children() -> Iterator[dict[str, SocketChild]]:
     finally:
         for child in started.values():
             child.stop()
+        log.close()
 
 
 def _ports(children: dict[str, SocketChild]) -> list[int]:

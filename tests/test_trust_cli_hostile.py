@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -145,3 +146,38 @@ def test_a_module_trusted_by_name_reads_as_weaker_in_the_review() -> None:
         now_wall=1.0,
     )
     assert "module -m http.server (by name only" in out.getvalue()
+
+
+def test_trusting_a_device_or_fifo_is_refused_at_once(data_dir: Path, tmp_path: Path) -> None:
+    # Hashing /dev/zero read for ever; a FIFO waited for a writer that never came.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for exe, kind in (("/dev/zero", "character device"), (str(fifo), "FIFO")):
+        added = cli(data_dir, "trust", "add", "3653", "--exe", exe)
+        assert added.returncode == 1
+        assert "Traceback" not in added.stderr
+        (line,) = added.stderr.splitlines()
+        assert exe in line and kind in line
+    assert not (data_dir / "trust.json").exists()
+
+
+def test_messages_quoting_what_the_user_or_a_file_gave_show_it_escaped(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # Paths and arguments land in errors and warnings; an escape sequence in one must
+    # not reach the terminal (clear the screen, retitle the window, forge a line).
+    hostile = "/x\x1b[2J\x1b]0;owned\x07\u202e\n2. forged"
+    (data_dir / "ports.toml").write_text(f'[[entry]]\nport = 1\nname = "{hostile[:3]}"\n')
+    for args in (
+        ("trust", "remove", "3653", "--exe", hostile),
+        ("trust", "add", "3653", "--exe", hostile),
+        ("export", "-o", str(tmp_path / hostile.lstrip("/")) + "/x.csv"),
+        ("monitor", "--jsonl", hostile + "/x"),
+        ("monitor", "--interval", hostile),
+        ("describe", "3653"),
+    ):
+        result = cli(data_dir, *args)
+        assert result.returncode != 0 or args[0] == "describe", result
+        assert not RAW.search(result.stderr.replace("\n", "")), (args, result.stderr)
+        assert "\\x1b" in result.stderr or args[0] == "describe", (args, result.stderr)
+        assert "\n2. forged" not in result.stderr

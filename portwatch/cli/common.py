@@ -194,6 +194,8 @@ def text_row(view: ListenerView) -> str:
     endpoint = view.listener.endpoint
     owner = view.listener.owner
     host = f"[{endpoint.address}]" if ":" in endpoint.address else endpoint.address
+    if endpoint.device and "%" not in endpoint.address:
+        host += f"%{visible(endpoint.device)}"  # bound to a device, spelt as ss does
     who = "-"
     if owner is not None:
         who = f"{visible(owner.name) or '?'} (pid {owner.pid}"

@@ -42,13 +42,16 @@ def _seconds(low: float, high: float) -> Callable[[str], float]:
     (exit status 2), never clamped."""
 
     def parse(text: str) -> float:
-        shown = text if len(text) <= 30 else f"{text[:30]}... ({len(text):,} characters)"
+        shown = _shown(text)
         try:
-            value = float(text)
+            # float() also reads Arabic-Indic digits and "1_0"; seconds are written in ASCII.
+            value = float(text) if text.isascii() and "_" not in text else math.nan
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{shown!r} is not a number of seconds") from None
+            raise argparse.ArgumentTypeError(f"{shown} is not a number of seconds") from None
+        if math.isnan(value) and text.strip().lower().lstrip("+-") != "nan":
+            raise argparse.ArgumentTypeError(f"{shown} is not a number of seconds")
         if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{shown!r} is outside {low:g}-{high:g} seconds")
+            raise argparse.ArgumentTypeError(f"{shown} is outside {low:g}-{high:g} seconds")
         return value
 
     return parse
@@ -101,22 +104,41 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=run)
 
 
+# Larger than any disk a rotated event file could need; a bound, so no value is absurd.
+MAX_JSONL_BYTES = 1024**4
+
+
+def _shown(text: str) -> str:
+    """An argument as quoted in a message: a value of thousands of characters is cut."""
+    return repr(text) if len(text) <= 30 else f"{text[:30]!r}... ({len(text):,} characters)"
+
+
+def _whole(text: str) -> int | None:
+    """ASCII digits only (not "²", other scripts' digits or "1_000"), and few enough to
+    be a real value: Python's int() takes all those, and fails on thousands of digits."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
+
+
 def _size(text: str) -> int:
     units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
     body = text.strip().upper().removesuffix("B").removesuffix("I")
     unit = body[-1:] if body[-1:] in ("K", "M", "G") else ""
-    number = body[: len(body) - len(unit)]
-    if not number.isdigit() or int(number) * units[unit] < 1024:
+    number = _whole(body[: len(body) - len(unit)])
+    if number is None or not 1024 <= number * units[unit] <= MAX_JSONL_BYTES:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a size of at least 1024 bytes (like 1048576 or 10M)"
+            f"{_shown(text)} is not a size from 1024 bytes to 1024G (like 1048576 or 10M)"
         )
-    return int(number) * units[unit]
+    return number * units[unit]
 
 
 def _count(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of files from 1 to 1000")
-    return int(text)
+    number = _whole(text)
+    if number is None or not 1 <= number <= 1000:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number of files from 1 to 1000")
+    return number
 
 
 def _sinks(args: argparse.Namespace, watchlist: Callable[[], WatchList]) -> list[TickSink]:

@@ -10,7 +10,7 @@ reach the socket, so "local network" and "public" are facts about this host.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 # Scopes, from narrowest to widest.
@@ -107,13 +107,22 @@ class Exposure:
             return "published by Docker, which bypasses the host firewall's input rules"
         return self.firewall or NOT_CHECKED
 
+    def device_note(self, show: Callable[[str], str] = str) -> str:
+        """For a socket bound to a device other than loopback that no address of this
+        machine reaches, why: `` (bound to device ifb0, which has no address: nothing
+        reaches it)``; "" otherwise. Loopback traffic never arrives on another device,
+        so a loopback address bound to one is not even this computer's to reach."""
+        if self.scope != LOCAL or not self.device or self.device in LOOPBACK_DEVICES:
+            return ""
+        device = show(self.device)
+        if self.everywhere:  # a wildcard: the device has no address of its family
+            return f" (bound to device {device}, which has no address: nothing reaches it)"
+        return f" (a loopback address bound to device {device}: nothing reaches it)"
+
     def summary(self) -> str:
         """``local network: 192.168.1.5`` / ``all interfaces, including a public address: …``."""
         if self.scope == LOCAL:
-            text = SCOPE_WORDS[LOCAL]
-            if self.device and self.device not in LOOPBACK_DEVICES:
-                text += f" (bound to {self.device}, which has no other address)"
-            return text
+            return SCOPE_WORDS[LOCAL] + self.device_note()
         named = ", ".join(self.addresses[:MAX_NAMED])
         if len(self.addresses) > MAX_NAMED:
             named += f" and {len(self.addresses) - MAX_NAMED} more"

@@ -169,9 +169,12 @@ class Endpoint:
 
     @property
     def reach(self) -> str:
-        """Who can connect: ``loopback``, ``all`` interfaces, or one ``interface``."""
+        """Who can connect: ``loopback``, ``all`` interfaces, or one ``interface``
+        (a socket bound to a device other than loopback, whatever its address)."""
         if self.device in ("lo", "lo0"):
             return "loopback"
+        if self.device:
+            return "interface"
         if self.address in ("0.0.0.0", "::", "*", "", "::ffff:0.0.0.0"):
             return "all"
         if self.address.startswith("127.") or self.address in ("::1", "localhost"):

@@ -52,10 +52,7 @@ def reach_phrase(exposure: Exposure | None, show: Show = _same) -> str:
     if exposure is None:
         return "who can reach it was not worked out"
     if exposure.scope == LOCAL:
-        text = f"reachable from {SCOPE_WORDS[LOCAL]}"
-        if exposure.device and exposure.device not in ("lo", "lo0"):
-            text += f" (bound to {show(exposure.device)}, which has no other address)"
-        return text
+        return f"reachable from {SCOPE_WORDS[LOCAL]}{exposure.device_note(show)}"
     named = _named(exposure.addresses, show)
     if exposure.scope == PUBLIC:
         if exposure.everywhere:

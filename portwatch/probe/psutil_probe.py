@@ -70,6 +70,10 @@ def normalise_address(address: str, family: Family, device: str = "") -> str:
 # What the kernel says of one socket that psutil does not: its device and IPV6_V6ONLY.
 _Detail = tuple[int, bool | None]
 
+# One listening socket as read: where, its owner and pid (None: unattributed), its inode
+# (0: unknown).
+_Found = tuple[Endpoint, Owner | None, int | None, int]
+
 
 class _KernelDetails:
     """Device binding and IPv6-only flag of the listening sockets, from the kernel.
@@ -117,17 +121,21 @@ class _KernelDetails:
             matches.sort()
         self.known = True
 
-    def detail(self, endpoint: Endpoint, inode: int, taken: set[int]) -> _Detail | None:
-        """The socket's detail by inode, or the first unclaimed socket at ``endpoint``."""
+    def detail(self, endpoint: Endpoint, inode: int, taken: set[int]) -> tuple[int, _Detail] | None:
+        """The socket's inode and detail: by inode, or the first unclaimed socket at
+        ``endpoint``."""
         if inode and inode in self.by_inode:
             taken.add(inode)
-            return self.by_inode[inode]
-        key = (endpoint.proto, endpoint.family, endpoint.address, endpoint.port)
-        for other, detail in self.by_endpoint.get(key, ()):
-            if other not in taken:
-                taken.add(other)
-                return detail
+            return inode, self.by_inode[inode]
+        for other, detail in self.unclaimed(endpoint, taken):
+            taken.add(other)
+            return other, detail
         return None
+
+    def unclaimed(self, endpoint: Endpoint, taken: set[int]) -> list[tuple[int, _Detail]]:
+        """The sockets at ``endpoint`` (psutil's spelling: no device) not yet claimed."""
+        key = (endpoint.proto, endpoint.family, endpoint.address, endpoint.port)
+        return [item for item in self.by_endpoint.get(key, ()) if item[0] not in taken]
 
 
 class PsutilProbe:
@@ -271,9 +279,10 @@ class PsutilProbe:
         established_status = self._ps.CONN_ESTABLISHED
         watched_ports = watched.ports()
         seen: set[tuple[Endpoint, int | None]] = set()
-        found: list[tuple[Endpoint, Owner | None, int | None, int]] = []
+        found: list[_Found] = []
+        # Listening endpoints psutil named no process for (see _unnamed_sockets).
+        unnamed: list[Endpoint] = []
         owners_this_poll: dict[int | None, Owner | None] = {}
-        listener_counts: Counter[tuple[int, Proto]] = Counter()
         established: Counter[tuple[int, Proto]] = Counter()
         # Both ends of a connection between two local sockets are listed; count it once.
         pairs: set[PairKey] = set()
@@ -290,7 +299,9 @@ class PsutilProbe:
                 endpoint = Endpoint(
                     proto, family, normalise_address(row.laddr.ip, family), row.laddr.port
                 )
-                endpoint = self._bound_device(endpoint, row.pid, row.fd)
+                if row.pid is None:
+                    unnamed.append(endpoint)
+                endpoint, inode = self._bound_device(endpoint, _socket_inode(row.pid, row.fd))
                 key = (endpoint, row.pid)
                 if key in seen:  # the same socket shared by threads or forked workers
                     continue
@@ -302,9 +313,7 @@ class PsutilProbe:
                 if owner is None and row.pid is not None and row.pid > 0:
                     # The process exited between the listing and now; its socket goes too.
                     continue
-                found.append((endpoint, owner, row.pid, row.fd))
-                if (endpoint.port, proto) in watched_ports:
-                    listener_counts[(endpoint.port, proto)] += 1
+                found.append((endpoint, owner, row.pid, inode))
                 continue
             if not raddr:
                 continue
@@ -325,15 +334,44 @@ class PsutilProbe:
             for port in {row.laddr.port, raddr.port}:
                 if (port, proto) in watched_ports:
                     established[(port, proto)] += 1
-        activity = [
-            PortActivity(port, proto, listener_counts[(port, proto)], established[(port, proto)])
-            for port, proto in sorted(set(listener_counts) | set(established))
-        ]
+        found.extend(self._unnamed_sockets(unnamed))
         found = self._settle_unowned(found)
         listeners = listeners_with_holders(self._with_other_holders(found, owners_this_poll))
         listeners = [self._exposed(listener) for listener in listeners]
         listeners.sort(key=lambda item: (item.endpoint, item.owner.pid if item.owner else -1))
+        listener_counts = Counter(
+            (item.endpoint.port, item.endpoint.proto)
+            for item in listeners
+            if (item.endpoint.port, item.endpoint.proto) in watched_ports
+        )
+        activity = [
+            PortActivity(port, proto, listener_counts[(port, proto)], established[(port, proto)])
+            for port, proto in sorted(set(listener_counts) | set(established))
+        ]
         return listeners, activity
+
+    def _unnamed_sockets(self, unnamed: list[Endpoint]) -> list[_Found]:
+        """The other sockets at endpoints psutil named no process for.
+
+        psutil gives up on a whole process when one of its descriptors points to a
+        deleted file in a folder this user may not search (it checks the path), so
+        even this user's own sockets can come back without a pid; and it returns its
+        rows as a set, so the unnamed sockets of one endpoint (an SO_REUSEPORT group)
+        collapse into one row. The kernel lists each of them: every one not yet
+        claimed becomes a row of its own, for the holders lookup to name (as the
+        netlink probe does); those nobody visible holds stay one unattributed row.
+        """
+        details = self._details
+        if details is None or not details.known:
+            return []
+        extra: list[_Found] = []
+        for endpoint in dict.fromkeys(unnamed):
+            for inode, (ifindex, v6only) in details.unclaimed(endpoint, self._taken):
+                self._taken.add(inode)
+                bound = endpoint_of(endpoint, device_name(ifindex))
+                self._v6only[bound] = v6only
+                extra.append((bound, None, None, inode))
+        return extra
 
     def _listener_endpoint(self, row: Any) -> Endpoint | None:
         """The endpoint of a listening row (TCP LISTEN, UDP without a peer), else None."""
@@ -347,15 +385,13 @@ class PsutilProbe:
             return None
         return Endpoint(proto, family, normalise_address(row.laddr.ip, family), row.laddr.port)
 
-    def _settle_unowned(
-        self, found: list[tuple[Endpoint, Owner | None, int | None, int]]
-    ) -> list[tuple[Endpoint, Owner | None, int | None, int]]:
+    def _settle_unowned(self, found: list[_Found]) -> list[_Found]:
         """Listeners no process was named for: asked once more. psutil reads the
         processes' sockets before the socket tables, so a socket can be listed after
         its process closed it or exited (gone: dropped), or before its new process
         was read (named now). One still unnamed is genuinely unattributed; each is
         asked about once, so a steady poll costs nothing more."""
-        current = {ep for ep, owner, pid, _fd in found if owner is None and pid is None}
+        current = {ep for ep, owner, pid, _inode in found if owner is None and pid is None}
         fresh = current - self._unowned_checked
         if not fresh:
             self._unowned_checked &= current
@@ -372,35 +408,38 @@ class PsutilProbe:
             endpoint = self._listener_endpoint(row)
             if endpoint in fresh_rows and now.get(endpoint, (None, -1))[0] is None:
                 now[endpoint] = (row.pid, row.fd)
-        settled: list[tuple[Endpoint, Owner | None, int | None, int]] = []
-        for endpoint, owner, pid, fd in found:
+        settled: list[_Found] = []
+        for endpoint, owner, pid, inode in found:
             if owner is not None or pid is not None or endpoint not in fresh:
-                settled.append((endpoint, owner, pid, fd))
+                settled.append((endpoint, owner, pid, inode))
             elif _without_device(endpoint) in now:
                 new_pid, new_fd = now[_without_device(endpoint)]
                 new_owner = self.owners.owner(new_pid) if new_pid is not None else None
                 if new_pid is None:
-                    settled.append((endpoint, None, None, fd))
+                    settled.append((endpoint, None, None, inode))
                 elif new_owner is not None:
-                    settled.append((endpoint, new_owner, new_pid, new_fd))
+                    settled.append(
+                        (endpoint, new_owner, new_pid, _socket_inode(new_pid, new_fd) or inode)
+                    )
         self._unowned_checked = {
-            ep for ep, owner, pid, _fd in settled if owner is None and pid is None
+            ep for ep, owner, pid, _inode in settled if owner is None and pid is None
         }
         return settled
 
-    def _bound_device(self, endpoint: Endpoint, pid: int | None, fd: int) -> Endpoint:
-        """``endpoint`` with the device its socket is bound to, where readable; keeps
+    def _bound_device(self, endpoint: Endpoint, inode: int) -> tuple[Endpoint, int]:
+        """``endpoint`` with the device its socket is bound to, where readable, and the
+        socket's inode (``inode``, or the one the kernel lists there; 0: unknown); keeps
         the socket's IPv6-only flag for its exposure."""
         details = self._details
         if details is None or not details.known:
-            return endpoint
-        detail = details.detail(endpoint, _socket_inode(pid, fd), self._taken)
-        if detail is None:
-            return endpoint
-        ifindex, v6only = detail
+            return endpoint, inode
+        found = details.detail(endpoint, inode, self._taken)
+        if found is None:
+            return endpoint, inode
+        inode, (ifindex, v6only) = found
         endpoint = endpoint_of(endpoint, device_name(ifindex))
         self._v6only[endpoint] = v6only
-        return endpoint
+        return endpoint, inode
 
     def _exposed(self, listener: Listener) -> Listener:
         endpoint = listener.endpoint
@@ -417,29 +456,39 @@ class PsutilProbe:
         return replace(listener, exposure=exposure)
 
     def _with_other_holders(
-        self,
-        found: list[tuple[Endpoint, Owner | None, int | None, int]],
-        owners: dict[int | None, Owner | None],
+        self, found: list[_Found], owners: dict[int | None, Owner | None]
     ) -> list[SocketRow]:
-        """Each listener row with the other processes holding the same socket."""
+        """Each listener row with the other processes holding the same socket; a
+        socket psutil named no process for gets its holders from ``/proc`` (the
+        highest pid as owner, as psutil would have named it)."""
         if self._holders is None:
-            return [(endpoint, owner, ()) for endpoint, owner, _pid, _fd in found]
-        inodes: list[int] = []
-        for _endpoint, _owner, pid, fd in found:
-            inodes.append(_socket_inode(pid, fd))
-        self._holders.update(inodes)
+            return [(endpoint, owner, ()) for endpoint, owner, _pid, _inode in found]
+        self._holders.update([inode for _endpoint, _owner, _pid, inode in found])
         holders = self._holders.holders
+
+        def owner_of(pid: int) -> Owner | None:
+            if pid not in owners:
+                owners[pid] = self.owners.owner(pid)
+            return owners[pid]
+
         rows: list[SocketRow] = []
-        for (endpoint, owner, pid, _fd), inode in zip(found, inodes, strict=True):
-            others: list[Owner] = []
-            for other in holders.get(inode, ()):
-                if other == pid:
-                    continue
-                if other not in owners:
-                    owners[other] = self.owners.owner(other)
-                held_by = owners[other]
-                if held_by is not None:
-                    others.append(held_by)
+        seen: set[tuple[Endpoint, int | None]] = set()
+        for endpoint, named, named_pid, inode in found:
+            owner, pid = named, named_pid
+            pids = holders.get(inode, ())
+            if pid is None and pids:
+                pid = pids[-1]
+                owner = owner_of(pid)
+                if owner is None:
+                    continue  # exited since /proc was read: its socket goes too
+            if (endpoint, pid) in seen:
+                continue  # one listener per endpoint and owner (or unattributed)
+            seen.add((endpoint, pid))
+            others = [
+                held_by
+                for held_by in (owner_of(other) for other in pids if other != pid)
+                if held_by is not None
+            ]
             rows.append((endpoint, owner, others))
         return rows
 

@@ -35,7 +35,8 @@ _FLAG = "CAST(CASE WHEN watched THEN '1' ELSE '0' END AS TEXT)"
 _STATUS = "CAST(CASE WHEN watched THEN COALESCE(status, '') ELSE 'unwatched' END AS TEXT)"
 
 
-# The same rule as Endpoint.reach (a test holds the two together).
+# The same rule as Endpoint.reach for a socket bound to no device (a test holds the
+# two together); history does not record the device.
 _REACH = (
     "CAST(CASE WHEN address IN ('0.0.0.0', '::', '*', '', '::ffff:0.0.0.0') THEN 'all'"
     " WHEN address LIKE '127.%' OR address IN ('::1', 'localhost')"
