@@ -24,7 +24,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # Not every OS has these; 0 makes them no-ops and the lstat checks below do the work.
@@ -244,6 +244,28 @@ def check_target(path: str | os.PathLike[str]) -> bool:
         return False
     _require_regular(path, st.st_mode)
     return True
+
+
+def one_of(target: Path, candidates: Iterable[Path]) -> Path | None:
+    """The candidate that ``target`` names, if any: the same entry in the same folder
+    (whatever links lead there), or a hard link to the same file. For refusing to write
+    a report over a file of portwatch's own."""
+    try:
+        here = os.path.realpath(target.parent)
+        found = os.lstat(target)
+    except OSError:
+        found = None
+        here = None
+    for candidate in candidates:
+        if candidate.name == target.name and os.path.realpath(candidate.parent) == here:
+            return candidate
+        if found is not None:
+            try:
+                if os.path.samestat(found, os.lstat(candidate)):
+                    return candidate
+            except OSError:
+                continue
+    return None
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:

@@ -490,3 +490,36 @@ def test_rows_of_any_type_do_not_stop_the_monitor_or_the_readers(
         assert all(isinstance(e.wall, float) for e in reader.recent_events())
     finally:
         reader.close()
+
+
+# -- the monitor's event file ------------------------------------------------------------
+
+
+@posix_only
+def test_the_event_file_is_never_one_of_portwatchs_own_nor_a_special_file(
+    data_dir: Path, history: Path, tmp_path: Path
+) -> None:
+    # --jsonl history.sqlite3 appended JSON to the database; --jsonl trust.json emptied
+    # what was trusted; a link, FIFO or device only warned, then ran without writing.
+    (data_dir / "trust.json").write_text("{}")
+    kept = (history, data_dir / "trust.json")
+    before = [p.read_bytes() for p in kept]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "events")
+    for target, reason in (
+        (history, "portwatch's own history.sqlite3"),
+        (data_dir / "trust.json", "portwatch's own trust.json"),
+        (fifo, "FIFO"),
+        (link, "symbolic link"),
+        (tmp_path, "a folder"),
+    ):
+        result = run(data_dir, "monitor", "--duration", "0.2", "--jsonl", str(target))
+        assert result.returncode == 1
+        assert reason in one_line(result.stderr)
+    assert [p.read_bytes() for p in kept] == before
+    result = run(data_dir, "monitor", "--duration", "0.2", "--jsonl", f"{tmp_path}/new/")
+    assert result.returncode == 2
+    assert "names a folder" in one_line(result.stderr)
+    assert not (tmp_path / "events").exists() and not (tmp_path / "new").exists()
