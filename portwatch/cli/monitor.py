@@ -6,12 +6,10 @@ import argparse
 import json
 import math
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from portwatch import files
 from portwatch.cli import CommandError, common
@@ -32,6 +30,7 @@ from portwatch.engine.sinks import Sinks, TickSink
 from portwatch.engine.textfile import TextfileSink
 from portwatch.files import ResourceShortage
 from portwatch.paths import Paths
+from portwatch.stop_requests import StopRequests
 from portwatch.store.history import HistoryStore, StoreError, StoreUnavailable
 
 MAX_INTERVAL_S = 3600.0
@@ -248,11 +247,6 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     )
     running.append(monitor)
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     schedule = TickSchedule(max(args.interval, MIN_INTERVAL_S))
 
     # Out of descriptors or memory outside the poll (reading a changed config file,
@@ -301,15 +295,16 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
                 f" {schedule.interval_s:g} s interval; the next one waits for it"
             )
 
-    try:
-        schedule_run(step, schedule, stop.wait, args.duration)
-    finally:
+    # Ctrl+C, SIGTERM, and on Windows Ctrl+Break and a closing console, all end in the same
+    # final flush below; a closing console is held open until it is written.
+    with StopRequests(stop):
         try:
-            for warning in sinks.close():
-                common.warn(warning)
+            schedule_run(step, schedule, stop.wait, args.duration)
         finally:
-            monitor.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        sys.stdout.flush()
+            try:
+                for warning in sinks.close():
+                    common.warn(warning)
+            finally:
+                monitor.close()
+            sys.stdout.flush()
     return 0
