@@ -137,11 +137,35 @@ def _require_regular(path: str | os.PathLike[str], mode: int) -> None:
         raise _not_regular(path, mode)
 
 
+def _require_single_link(path: str | os.PathLike[str], links: int) -> None:
+    # A file written in place (the history, its lock, the log) with a second name is
+    # another file too: a hard link planted there would have root write into it.
+    if links > 1:
+        raise RefusedFile(
+            path,
+            f"it has {links} hard links (it is also another file); portwatch does not write"
+            " through a link",
+        )
+
+
+def check_in_place(path: str | os.PathLike[str]) -> bool:
+    """:func:`check_target` for a file that is written in place rather than replaced
+    (SQLite's database and side files): also refused when it has another hard link."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    _require_regular(path, st.st_mode)
+    _require_single_link(path, st.st_nlink)
+    return True
+
+
 def open_regular(
     path: str | os.PathLike[str], flags: int, mode: int = 0o600, *, follow: bool = False
 ) -> int:
     """``os.open`` that only ever yields a regular file, never through a link (unless
-    ``follow``: a program the user names, such as ``/bin/ls``, may be one).
+    ``follow``: a program the user names, such as ``/bin/ls``, may be one); opened for
+    writing, never one with a second hard link.
 
     Opening is non-blocking so that a FIFO is refused instead of waiting for a writer.
     Raises :class:`RefusedFile` for links and special files, OSError for the rest.
@@ -166,7 +190,10 @@ def open_regular(
                 raise _not_regular(path, found.st_mode) from None
         raise
     try:
-        _require_regular(path, os.fstat(fd).st_mode)
+        found = os.fstat(fd)
+        _require_regular(path, found.st_mode)
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            _require_single_link(path, found.st_nlink)
         if _O_NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:

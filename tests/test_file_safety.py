@@ -523,3 +523,31 @@ def test_the_event_file_is_never_one_of_portwatchs_own_nor_a_special_file(
     assert result.returncode == 2
     assert "names a folder" in one_line(result.stderr)
     assert not (tmp_path / "events").exists() and not (tmp_path / "new").exists()
+
+
+# -- hard links ---------------------------------------------------------------------------
+
+
+@posix_only
+@pytest.mark.parametrize(
+    "name", ["history.sqlite3", "history.sqlite3.lock", "history.sqlite3-wal", "logs/portwatch.log"]
+)
+def test_a_file_written_in_place_is_never_a_hard_link(
+    data_dir: Path, tmp_path: Path, name: str
+) -> None:
+    """The lock was truncated to a pid, the history got portwatch's tables, the log was
+    appended to: through a second name for another file."""
+    victim = tmp_path / "victim"
+    if name == "history.sqlite3":
+        with sqlite3.connect(victim) as conn:
+            conn.execute("CREATE TABLE mine (x)")
+        conn.close()
+    else:
+        victim.write_bytes(b"precious\n")
+    before = victim.read_bytes()
+    (data_dir / "logs").mkdir(mode=0o700)
+    os.link(victim, data_dir / name)
+    result = run(data_dir, "-v", "monitor", "--duration", "0.2")
+    assert "Traceback" not in result.stderr
+    assert "hard links" in result.stderr, result.stderr
+    assert victim.read_bytes() == before
