@@ -24,7 +24,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # Not every OS has these; 0 makes them no-ops and the lstat checks below do the work.
@@ -137,11 +137,35 @@ def _require_regular(path: str | os.PathLike[str], mode: int) -> None:
         raise _not_regular(path, mode)
 
 
+def _require_single_link(path: str | os.PathLike[str], links: int) -> None:
+    # A file written in place (the history, its lock, the log) with a second name is
+    # another file too: a hard link planted there would have root write into it.
+    if links > 1:
+        raise RefusedFile(
+            path,
+            f"it has {links} hard links (it is also another file); portwatch does not write"
+            " through a link",
+        )
+
+
+def check_in_place(path: str | os.PathLike[str]) -> bool:
+    """:func:`check_target` for a file that is written in place rather than replaced
+    (SQLite's database and side files): also refused when it has another hard link."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    _require_regular(path, st.st_mode)
+    _require_single_link(path, st.st_nlink)
+    return True
+
+
 def open_regular(
     path: str | os.PathLike[str], flags: int, mode: int = 0o600, *, follow: bool = False
 ) -> int:
     """``os.open`` that only ever yields a regular file, never through a link (unless
-    ``follow``: a program the user names, such as ``/bin/ls``, may be one).
+    ``follow``: a program the user names, such as ``/bin/ls``, may be one); opened for
+    writing, never one with a second hard link.
 
     Opening is non-blocking so that a FIFO is refused instead of waiting for a writer.
     Raises :class:`RefusedFile` for links and special files, OSError for the rest.
@@ -166,7 +190,10 @@ def open_regular(
                 raise _not_regular(path, found.st_mode) from None
         raise
     try:
-        _require_regular(path, os.fstat(fd).st_mode)
+        found = os.fstat(fd)
+        _require_regular(path, found.st_mode)
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            _require_single_link(path, found.st_nlink)
         if _O_NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:
@@ -244,6 +271,28 @@ def check_target(path: str | os.PathLike[str]) -> bool:
         return False
     _require_regular(path, st.st_mode)
     return True
+
+
+def one_of(target: Path, candidates: Iterable[Path]) -> Path | None:
+    """The candidate that ``target`` names, if any: the same entry in the same folder
+    (whatever links lead there), or a hard link to the same file. For refusing to write
+    a report over a file of portwatch's own."""
+    try:
+        here = os.path.realpath(target.parent)
+        found = os.lstat(target)
+    except OSError:
+        found = None
+        here = None
+    for candidate in candidates:
+        if candidate.name == target.name and os.path.realpath(candidate.parent) == here:
+            return candidate
+        if found is not None:
+            try:
+                if os.path.samestat(found, os.lstat(candidate)):
+                    return candidate
+            except OSError:
+                continue
+    return None
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -83,9 +84,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--jsonl",
-        type=Path,
+        type=_file_path,
         metavar="FILE",
-        help="append each event to FILE as one JSON object per line, rotated by size",
+        help="append each event to FILE as one JSON object per line, rotated by size (a"
+        " regular file or a new one: links, devices, FIFOs and portwatch's own files are"
+        " refused)",
     )
     parser.add_argument(
         "--jsonl-max-bytes",
@@ -141,7 +144,16 @@ def _count(text: str) -> int:
     return number
 
 
-def _sinks(args: argparse.Namespace, watchlist: Callable[[], WatchList]) -> list[TickSink]:
+def _file_path(text: str) -> Path:
+    if text.endswith(("/", os.sep)):
+        # Path() drops the slash: "events/" would become a file named "events".
+        raise argparse.ArgumentTypeError(f"{_shown(text)} names a folder, not a file")
+    return Path(text).expanduser()
+
+
+def _sinks(
+    args: argparse.Namespace, watchlist: Callable[[], WatchList], paths: Paths
+) -> list[TickSink]:
     """The files other tools read, checked before the first poll so mistakes are clear."""
     out: list[TickSink] = []
     if args.textfile is not None:
@@ -152,8 +164,16 @@ def _sinks(args: argparse.Namespace, watchlist: Callable[[], WatchList]) -> list
     if args.jsonl is not None:
         if not args.jsonl.parent.is_dir():
             raise CommandError(f"the folder of the event file {args.jsonl} does not exist")
-        if args.jsonl.is_dir():
-            raise CommandError(f"the event file {args.jsonl} is a folder")
+        try:
+            files.check_target(args.jsonl)  # a link, a device, a FIFO, a folder: refused
+        except OSError as exc:
+            raise CommandError(f"will not write {args.jsonl}: {exc.strerror or exc}") from exc
+        own = files.one_of(args.jsonl, paths.own_files())
+        if own is not None:
+            raise CommandError(
+                f"will not write {args.jsonl}: it is portwatch's own {own.name}; choose"
+                " another file"
+            )
         _check_folder(args.jsonl.parent)
         out.append(JsonlSink(args.jsonl, args.jsonl_max_bytes, args.jsonl_keep))
     return out
@@ -201,7 +221,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     # The sinks follow the monitor's watch list, which follows the watch-list file; they
     # are checked first so a bad --textfile or --jsonl is reported before anything opens.
     running: list[Monitor] = []
-    sinks = Sinks(_sinks(args, lambda: running[0].watchlist if running else watchlist))
+    sinks = Sinks(_sinks(args, lambda: running[0].watchlist if running else watchlist, paths))
     store: HistoryStore | None
     try:
         store = HistoryStore.open(paths.history_db)
