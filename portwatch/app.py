@@ -111,7 +111,9 @@ class DesktopApp:
         self.watch_file = WatchListFile(paths.watchlist_file)
         self.history = HistoryLookup(paths.history_db)
         self.jobs = jobs or JobRunner()
-        self.exports = ExportService(make_exporter(paths.history_db, self.names), self.jobs)
+        self.exports = ExportService(
+            make_exporter(paths.history_db, self.names, paths.own_files()), self.jobs
+        )
         self.chart_history = ChartHistoryLoader(paths.history_db, self.jobs)
         self.window = window = MainWindow(
             watch_file=self.watch_file,

@@ -137,23 +137,33 @@ def _require_regular(path: str | os.PathLike[str], mode: int) -> None:
         raise _not_regular(path, mode)
 
 
-def open_regular(path: str | os.PathLike[str], flags: int, mode: int = 0o600) -> int:
-    """``os.open`` that only ever yields a regular file, never through a link.
+def open_regular(
+    path: str | os.PathLike[str], flags: int, mode: int = 0o600, *, follow: bool = False
+) -> int:
+    """``os.open`` that only ever yields a regular file, never through a link (unless
+    ``follow``: a program the user names, such as ``/bin/ls``, may be one).
 
     Opening is non-blocking so that a FIFO is refused instead of waiting for a writer.
     Raises :class:`RefusedFile` for links and special files, OSError for the rest.
     """
-    if not _O_NOFOLLOW:
+    nofollow = 0 if follow else _O_NOFOLLOW
+    if not _O_NOFOLLOW and not follow:
         # No O_NOFOLLOW (Windows): check first; the folder checks keep others out.
         check_target(path)
     try:
         fd = os.open(
-            path, flags | _O_NOFOLLOW | _O_NONBLOCK | _O_CLOEXEC | _O_NOCTTY | _O_BINARY, mode
+            path, flags | nofollow | _O_NONBLOCK | _O_CLOEXEC | _O_NOCTTY | _O_BINARY, mode
         )
     except OSError as exc:
-        if exc.errno == errno.ELOOP or (exc.errno == errno.ENXIO and _O_NONBLOCK):
-            with contextlib.suppress(OSError):
-                raise _not_regular(path, os.lstat(path).st_mode) from None
+        # The OS's words for these ("Too many levels of symbolic links", "No such device
+        # or address", "Is a directory") do not say what is wrong: say what is there.
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            try:
+                found = os.stat(path) if follow else os.lstat(path)
+            except OSError:
+                raise exc from None
+            if not stat.S_ISREG(found.st_mode):
+                raise _not_regular(path, found.st_mode) from None
         raise
     try:
         _require_regular(path, os.fstat(fd).st_mode)

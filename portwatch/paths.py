@@ -47,6 +47,21 @@ class Paths:
     def log_file(self) -> Path:
         return self.log_dir / "portwatch.log"
 
+    def own_files(self) -> tuple[Path, ...]:
+        """Every file portwatch keeps, for refusing to write anything else over one (an
+        export named ``history.sqlite3`` would replace the history)."""
+        history = self.history_db
+        return (
+            self.watchlist_file,
+            self.trust_file,
+            self.settings_file,
+            self.knowledge_file,
+            history,
+            *(history.with_name(history.name + s) for s in ("-wal", "-shm", "-journal", ".lock")),
+            self.log_file,
+            *(self.log_file.with_name(f"{self.log_file.name}.{n}") for n in (1, 2, 3)),
+        )
+
     @property
     def runtime_dir(self) -> Path:
         """Lock file and local socket for the single-instance guard."""

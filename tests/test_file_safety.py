@@ -165,6 +165,51 @@ def test_a_failed_export_on_a_full_disk_leaves_the_previous_file(
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "out.csv"]
 
 
+def test_export_never_writes_over_portwatchs_own_files(data_dir: Path, tmp_path: Path) -> None:
+    assert run(data_dir, "monitor", "--duration", "0.2").returncode == 0
+    (data_dir / "trust.json").write_text("{}")
+    before = {p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file()}
+    hard = tmp_path / "hard-link.csv"
+    os.link(data_dir / "trust.json", hard)
+    for target in (data_dir / "history.sqlite3", data_dir / "logs" / "portwatch.log", hard):
+        result = run(data_dir, "export", "-o", str(target))
+        assert result.returncode == 1
+        assert "portwatch's own" in one_line(result.stderr)
+    assert {p: p.read_bytes() for p in data_dir.rglob("*") if p.is_file()} == before
+
+
+def test_export_refuses_a_folder_name_and_a_read_only_file(
+    data_dir: Path, history: Path, tmp_path: Path
+) -> None:
+    result = run(data_dir, "export", "-o", f"{tmp_path / 'new'}/")
+    assert result.returncode == 1
+    assert "names a folder" in one_line(result.stderr)
+    assert not (tmp_path / "new").exists()
+    kept = tmp_path / "kept.csv"
+    kept.write_text("keep me\n")
+    kept.chmod(0o444)
+    result = run(data_dir, "export", "-o", str(kept))
+    assert result.returncode == 1
+    assert "read-only" in one_line(result.stderr)
+    assert kept.read_text() == "keep me\n"
+
+
+def test_reading_the_history_adds_no_file(data_dir: Path) -> None:
+    """export after monitor: a read-only reader of a WAL database created -wal and -shm."""
+    assert run(data_dir, "monitor", "--duration", "0.2").returncode == 0
+
+    def listing() -> dict[str, tuple[int, int]]:
+        return {
+            str(p.relative_to(data_dir)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in data_dir.rglob("*")
+        }
+
+    before = listing()
+    result = run(data_dir, "export", "-o", "-")
+    assert result.returncode == 0, result.stderr
+    assert listing() == before
+
+
 def test_export_of_rows_with_impossible_times(data_dir: Path, history: Path) -> None:
     with sqlite3.connect(history) as conn:
         conn.execute(
@@ -346,3 +391,66 @@ def test_writing_replaces_a_regular_file_but_never_a_link(tmp_path: Path) -> Non
         files.write_text(link, "three")
     assert link.is_symlink() and target.read_text() == "two"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f", "l"]
+
+
+@posix_only
+def test_what_is_refused_is_named_not_the_oses_words(tmp_path: Path) -> None:
+    # ELOOP, ENXIO and EISDIR read "Too many levels of symbolic links", "No such device
+    # or address" and "Is a directory": the reason must say what is at the name.
+    import socket
+
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock"))
+        for name, kind in (("dangling", "symbolic link"), ("sock", "a socket")):
+            with pytest.raises(files.RefusedFile, match=kind):
+                files.read_bytes(tmp_path / name, 1024)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(files.RefusedFile, match="a folder"):
+        files.open_regular(tmp_path / "folder", os.O_WRONLY | os.O_APPEND)
+    assert not (tmp_path / "nowhere").exists()
+
+
+@posix_only
+def test_a_dangling_trust_link_is_named_as_a_link(data_dir: Path, tmp_path: Path) -> None:
+    (data_dir / "trust.json").symlink_to(tmp_path / "nowhere")
+    result = run(data_dir, "trust", "list")
+    assert "trust.json: it is a symbolic link" in result.stderr, result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_rows_of_any_type_do_not_stop_the_monitor_or_the_readers(
+    data_dir: Path, history: Path
+) -> None:
+    """The history is a file anyone with root may have edited: a time that is text, a
+    count that is text, infinities. Recording goes on; readers skip what is not a value."""
+    with sqlite3.connect(history) as conn:
+        conn.execute(
+            "INSERT INTO listeners (proto, family, address, port, exe, sha256, user, script,"
+            " process, last_pid, watched, status, first_seen, last_seen) VALUES"
+            " ('tcp', 'ipv4', '127.0.0.1', 3653, '', '', '', '', 'x', 1, 1, 'unknown',"
+            " 'then', 'soon')"
+        )
+        conn.execute(
+            "INSERT INTO events (wall, kind, proto, family, address, port)"
+            " VALUES ('late', 'listener-opened', 'tcp', 'ipv4', '127.0.0.1', 3653)"
+        )
+    conn.close()
+    result = run(data_dir, "monitor", "--duration", "0.3")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    with sqlite3.connect(history) as conn:
+        conn.execute("INSERT INTO polls VALUES (60, 1, 1)")
+        conn.execute(
+            "INSERT INTO activity (resolution, bucket, port, proto, listeners, established,"
+            " bytes) VALUES (60, 1, 3653, 'tcp', 'many', 'x', 'lots')"
+        )
+    conn.close()
+    reader = HistoryStore.open_readonly(history)
+    try:
+        assert reader.first_last_seen(port=3653) is None
+        (point,) = reader.activity(3653, "tcp", 60.0, 119.0, resolution=60)
+        assert (point.listeners, point.established, point.bytes) == (0, 0, None)
+        assert all(isinstance(e.wall, float) for e in reader.recent_events())
+    finally:
+        reader.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -145,3 +146,16 @@ def test_a_module_trusted_by_name_reads_as_weaker_in_the_review() -> None:
         now_wall=1.0,
     )
     assert "module -m http.server (by name only" in out.getvalue()
+
+
+def test_trusting_a_device_or_fifo_is_refused_at_once(data_dir: Path, tmp_path: Path) -> None:
+    # Hashing /dev/zero read for ever; a FIFO waited for a writer that never came.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for exe, kind in (("/dev/zero", "character device"), (str(fifo), "FIFO")):
+        added = cli(data_dir, "trust", "add", "3653", "--exe", exe)
+        assert added.returncode == 1
+        assert "Traceback" not in added.stderr
+        (line,) = added.stderr.splitlines()
+        assert exe in line and kind in line
+    assert not (data_dir / "trust.json").exists()

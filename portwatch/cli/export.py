@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         metavar="FILE",
         help="the CSV file to write, or - for standard output. A regular file is replaced"
         " atomically; a symbolic link is refused (never followed or replaced), and so are"
-        " devices, FIFOs and folders",
+        " devices, FIFOs, folders, read-only files and portwatch's own files",
     )
     parser.add_argument(
         "--watched-only", action="store_true", help="only listeners on watched ports"
@@ -31,9 +32,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace, paths: Paths) -> int:
     target = None if args.output == "-" else Path(args.output).expanduser()
+    if target is not None and args.output.endswith(("/", os.sep)):
+        # Path() drops the slash: "out/" would become a file named "out".
+        raise CommandError(f"cannot write {args.output}: it names a folder, not a file")
+    keep = paths.own_files()
     if target is not None:
         try:
-            check_target(target)  # before any work: a refused target changes nothing
+            check_target(target, keep)  # before any work: a refused target changes nothing
         except ExportError as exc:
             raise CommandError(str(exc)) from exc
     if not paths.history_db.exists():
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         if target is None:
             export_csv(reader, sys.stdout, args.watched_only, services)
             return 0
-        count = export_csv(reader, target, args.watched_only, services)
+        count = export_csv(reader, target, args.watched_only, services, keep)
     except (ExportError, StoreError) as exc:
         raise CommandError(str(exc)) from exc
     finally:

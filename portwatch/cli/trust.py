@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from portwatch import files
 from portwatch.cli import CommandError, common
 from portwatch.config import trustfile, watchfile
 from portwatch.core.identity import (
@@ -124,7 +125,10 @@ def _hash_or_exit(value: str, what: str) -> str:
 def _hash_file(path: str) -> str:
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
+        # Links are followed (/bin/ls may be one); a FIFO or a device such as /dev/zero
+        # is refused at once instead of waiting or reading for ever.
+        fd = files.open_regular(path, os.O_RDONLY, follow=True)
+        with open(fd, "rb") as handle:
             while chunk := handle.read(1 << 20):
                 digest.update(chunk)
     except OSError as exc:

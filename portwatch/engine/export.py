@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol, TextIO
 
@@ -26,15 +29,48 @@ class ExportError(RuntimeError):
     """The export could not be written; the message carries the OS's reason."""
 
 
-def check_target(target: Path) -> None:
+def check_target(target: Path, keep: Sequence[Path] = ()) -> None:
     """Raise :class:`ExportError` unless ``target`` is a regular file or nothing yet,
-    in an existing folder (checked before any work is done)."""
+    in an existing folder, that is none of the files in ``keep`` (portwatch's own) and
+    not read-only (checked before any work is done)."""
     try:
-        files.check_target(target)
+        exists = files.check_target(target)
     except OSError as exc:
         raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
     if not target.parent.is_dir():
         raise ExportError(f"cannot write {target}: the folder {target.parent} does not exist")
+    own = _own_file(target, keep)
+    if own is not None:
+        raise ExportError(
+            f"cannot write {target}: it is portwatch's own {own.name}; choose another file"
+        )
+    if exists:
+        mode = stat.S_IMODE(os.lstat(target).st_mode)
+        # Root may replace anything; a file marked read-only is still not to be changed.
+        if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            raise ExportError(
+                f"cannot write {target}: it is read-only (mode {mode:o}); choose another file"
+            )
+
+
+def _own_file(target: Path, keep: Sequence[Path]) -> Path | None:
+    """The file of ``keep`` that ``target`` names (the same folder entry, or a hard link
+    to the same file), if any."""
+    try:
+        here = os.path.realpath(target.parent)
+        found = os.lstat(target)
+    except OSError:
+        found = None
+    for own in keep:
+        if os.path.realpath(own.parent) == here and own.name == target.name:
+            return own
+        if found is not None:
+            try:
+                if os.path.samestat(found, os.lstat(own)):
+                    return own
+            except OSError:
+                continue
+    return None
 
 
 def render_csv(
@@ -89,6 +125,7 @@ def export_csv(
     target: Path | TextIO | BinaryIO,
     watched_only: bool = False,
     services: ServiceNames | None = None,
+    keep: Sequence[Path] = (),
 ) -> int:
     """Write the CSV to a path (atomically) or an open stream; returns the row count.
 
@@ -98,11 +135,12 @@ def export_csv(
     stream has a binary side, so Windows' text mode cannot turn each CR LF into CR CR LF.
 
     A path must be a regular file or not exist yet: a symbolic link is not followed and
-    never replaced, a device, FIFO or folder is refused (:func:`check_target`). A failed
-    write leaves no partial file and any previous export intact.
+    never replaced, a device, FIFO or folder is refused, and so are the files in ``keep``
+    and a read-only file (:func:`check_target`). A failed write leaves no partial file
+    and any previous export intact.
     """
     if isinstance(target, Path):
-        check_target(target)
+        check_target(target, keep)
     text, count = render_csv(reader, watched_only, services)
     if isinstance(target, Path):
         try:

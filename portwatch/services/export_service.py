@@ -6,7 +6,7 @@ it before returning; the result comes back on the GUI thread as a signal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -19,11 +19,14 @@ from portwatch.services.history_lookup import open_readonly
 ExportFunction = Callable[[Path, bool], int]
 
 
-def make_exporter(history_db: Path, services: ServiceNames | None = None) -> ExportFunction:
+def make_exporter(
+    history_db: Path, services: ServiceNames | None = None, keep: Sequence[Path] = ()
+) -> ExportFunction:
     """A function that exports the history at ``history_db`` to a CSV path.
 
     It runs on a worker thread, so it opens its own read-only connection and closes it
-    before returning. Raises ``ExportError``/``StoreError``/``OSError`` with the reason.
+    before returning. Raises ``ExportError``/``StoreError``/``OSError`` with the reason;
+    the files in ``keep`` (portwatch's own) are never written over.
     """
 
     def export(path: Path, watched_only: bool) -> int:
@@ -31,7 +34,7 @@ def make_exporter(history_db: Path, services: ServiceNames | None = None) -> Exp
             raise FileNotFoundError(2, "no history has been recorded yet", str(history_db))
         reader = open_readonly(history_db)
         try:
-            return export_csv(reader, Path(path), watched_only, services)
+            return export_csv(reader, Path(path), watched_only, services, keep)
         finally:
             reader.close()
 

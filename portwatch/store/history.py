@@ -11,6 +11,7 @@ import contextlib
 import functools
 import itertools
 import logging
+import math
 import os
 import sqlite3
 import time
@@ -241,6 +242,36 @@ def _reading(method: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+def _time_value(value: object) -> float | None:
+    """A time read back from the file, or None when the row holds no usable one: the
+    file may have been written by anything (text, NULL, an infinity)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    seconds = float(value)
+    return seconds if math.isfinite(seconds) else None
+
+
+def _amount(value: object) -> int | None:
+    """A count or byte total read back from the file; None for what is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return max(0, int(value))
+
+
+def _activity_point(res: int, bucket: object, *values: object) -> ActivityPoint:
+    listeners, established, total, bytes_in, bytes_out = (_amount(v) for v in values)
+    return ActivityPoint(
+        (_time_value(bucket) or 0.0) * res,
+        listeners or 0,
+        established or 0,
+        total,
+        bytes_in,
+        bytes_out,
+    )
+
+
 def _spelled(family: object, address: object) -> Any:
     """A recorded address in its one spelling (``::ffff:7f00:1`` → ``::ffff:127.0.0.1``)."""
     if family == "ipv6" and isinstance(address, str):
@@ -333,10 +364,7 @@ class HistoryReader:
             " WHERE p.resolution = ? AND p.bucket BETWEEN ? AND ? ORDER BY p.bucket",
             (port, proto_text, res, int(since_wall // res), int(until_wall // res)),
         )
-        return [
-            ActivityPoint(float(b * res), int(li), int(es), by, bi, bo)
-            for b, li, es, by, bi, bo in rows
-        ]
+        return [_activity_point(res, *row) for row in rows]
 
     @_reading
     def activity_span(
@@ -370,10 +398,7 @@ class HistoryReader:
                 int(until_wall // res),
             ),
         )
-        return [
-            ActivityPoint(float(b * res), int(li), int(es), by, bi, bo)
-            for b, li, es, by, bi, bo in rows
-        ]
+        return [_activity_point(res, *row) for row in rows]
 
     @_reading
     def recent_events(
@@ -398,7 +423,9 @@ class HistoryReader:
         args.append(limit)
         return [
             StoredEvent(
-                wall=r[0],
+                # A row the file holds may not be what portwatch wrote: no time reads
+                # as the epoch rather than failing the whole list.
+                wall=_time_value(r[0]) or 0.0,
                 kind=r[1],
                 proto=r[2],
                 family=r[3],
@@ -442,9 +469,11 @@ class HistoryReader:
                 sql += " AND proto = ?"
                 args.append(proto.value)
             row = self._conn.execute(sql, args).fetchone()
-        if row is None or row[0] is None:
+        first = _time_value(row[0]) if row is not None else None
+        last = _time_value(row[1]) if row is not None else None
+        if first is None or last is None:
             return None
-        return (float(row[0]), float(row[1]))
+        return (first, last)
 
     def close(self) -> None:
         self._conn.close()
@@ -501,7 +530,7 @@ class HistoryStore(HistoryReader):
             "SELECT MAX(w) FROM (SELECT MAX(wall) AS w FROM events"
             " UNION ALL SELECT MAX(last_seen) FROM listeners)"
         ).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        return None if row is None else _time_value(row[0])
 
     # -- opening ---------------------------------------------------------------------
 
@@ -881,6 +910,11 @@ class HistoryStore(HistoryReader):
                 self._conn.execute("COMMIT")
         with contextlib.suppress(sqlite3.Error):
             self._conn.execute("PRAGMA optimize")
+        with contextlib.suppress(sqlite3.Error):
+            # Back to a rollback journal while nothing records: the -wal and -shm files go,
+            # and a read-only reader (export) then opens the file without creating them
+            # (reading never writes). The next writer turns WAL on again.
+            self._conn.execute("PRAGMA journal_mode = DELETE")
         self._conn.close()
         if self._lock is not None:
             self._lock.release()
