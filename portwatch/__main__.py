@@ -60,9 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     folders = {where.log_dir: "log", where.config_dir: "config", where.data_dir: "data"}
     for folder, role in sorted(folders.items(), key=lambda item: len(item[0].parts)):
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            # Another user who can write here could swap our files for links.
-            files.check_folder(folder)
+            # Another user who can write here could swap our files for links; a folder
+            # portwatch makes inside its own (logs) is never a link.
+            inside = any(other in folder.parents for other in folders)
+            files.prepare_folder(folder, link_ok=not inside)
         except OSError as exc:
             return _error(f"cannot use the {role} folder {folder}: {exc.strerror or exc}")
     logs.configure(where.log_file, verbose=args.verbose, console=args.command is not None)

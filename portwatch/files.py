@@ -24,7 +24,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 # Not every OS has these; 0 makes them no-ops and the lstat checks below do the work.
@@ -137,11 +137,35 @@ def _require_regular(path: str | os.PathLike[str], mode: int) -> None:
         raise _not_regular(path, mode)
 
 
+def _require_single_link(path: str | os.PathLike[str], links: int) -> None:
+    # A file written in place (the history, its lock, the log) with a second name is
+    # another file too: a hard link planted there would have root write into it.
+    if links > 1:
+        raise RefusedFile(
+            path,
+            f"it has {links} hard links (it is also another file); portwatch does not write"
+            " through a link",
+        )
+
+
+def check_in_place(path: str | os.PathLike[str]) -> bool:
+    """:func:`check_target` for a file that is written in place rather than replaced
+    (SQLite's database and side files): also refused when it has another hard link."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    _require_regular(path, st.st_mode)
+    _require_single_link(path, st.st_nlink)
+    return True
+
+
 def open_regular(
     path: str | os.PathLike[str], flags: int, mode: int = 0o600, *, follow: bool = False
 ) -> int:
     """``os.open`` that only ever yields a regular file, never through a link (unless
-    ``follow``: a program the user names, such as ``/bin/ls``, may be one).
+    ``follow``: a program the user names, such as ``/bin/ls``, may be one); opened for
+    writing, never one with a second hard link.
 
     Opening is non-blocking so that a FIFO is refused instead of waiting for a writer.
     Raises :class:`RefusedFile` for links and special files, OSError for the rest.
@@ -166,7 +190,10 @@ def open_regular(
                 raise _not_regular(path, found.st_mode) from None
         raise
     try:
-        _require_regular(path, os.fstat(fd).st_mode)
+        found = os.fstat(fd)
+        _require_regular(path, found.st_mode)
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            _require_single_link(path, found.st_nlink)
         if _O_NONBLOCK:
             os.set_blocking(fd, True)
     except BaseException:
@@ -198,12 +225,24 @@ def read_bytes(path: str | os.PathLike[str], limit: int) -> bytes:
     return b"".join(chunks)
 
 
+_BOMS = ((UTF8_BOM, "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+
+
+def encoding_of(raw: bytes) -> tuple[bytes, str]:
+    """The text without its byte-order mark, and its encoding: UTF-8 unless a mark says
+    UTF-16 (Notepad's "Unicode", PowerShell 5's ``>`` and ``Out-File`` write that)."""
+    for bom, codec in _BOMS:
+        if raw.startswith(bom):
+            return raw[len(bom) :], codec
+    return raw, "utf-8"
+
+
 def decode_text(raw: bytes) -> str:
-    """UTF-8 text with a leading byte-order mark dropped (editors on Windows add one);
-    undecodable bytes become U+FFFD so that the parser can name the line."""
-    if raw.startswith(UTF8_BOM):
-        raw = raw[len(UTF8_BOM) :]
-    return raw.decode("utf-8", errors="replace")
+    """Text with a leading byte-order mark dropped (editors on Windows add one; a UTF-16
+    one is read as UTF-16); undecodable bytes become U+FFFD so that the parser can name
+    the line."""
+    body, codec = encoding_of(raw)
+    return body.decode(codec, errors="replace")
 
 
 def read_text(path: str | os.PathLike[str], limit: int) -> str:
@@ -232,6 +271,28 @@ def check_target(path: str | os.PathLike[str]) -> bool:
         return False
     _require_regular(path, st.st_mode)
     return True
+
+
+def one_of(target: Path, candidates: Iterable[Path]) -> Path | None:
+    """The candidate that ``target`` names, if any: the same entry in the same folder
+    (whatever links lead there), or a hard link to the same file. For refusing to write
+    a report over a file of portwatch's own."""
+    try:
+        here = os.path.realpath(target.parent)
+        found = os.lstat(target)
+    except OSError:
+        found = None
+        here = None
+    for candidate in candidates:
+        if candidate.name == target.name and os.path.realpath(candidate.parent) == here:
+            return candidate
+        if found is not None:
+            try:
+                if os.path.samestat(found, os.lstat(candidate)):
+                    return candidate
+            except OSError:
+                continue
+    return None
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
@@ -410,6 +471,38 @@ def check_folder(folder: str | os.PathLike[str]) -> None:
         )
 
 
+def prepare_folder(folder: str | os.PathLike[str], *, link_ok: bool = True) -> None:
+    """Create ``folder`` if it is missing, then :func:`check_folder` it.
+
+    A symbolic link there is refused when ``link_ok`` is False (a folder portwatch made
+    inside its own, such as ``logs``: a link would send its files elsewhere). Otherwise
+    (a folder the user named) it is followed only when we or root own the link, as the
+    kernel's protected_symlinks does in shared folders: another user could repoint it.
+    """
+    path = Path(folder)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        path.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        if not link_ok:
+            raise RefusedFile(path, "it is a symbolic link; portwatch does not follow links")
+        if os.name == "posix" and st.st_uid not in (os.geteuid(), 0):
+            raise RefusedFile(
+                path,
+                f"it is a symbolic link owned by {_user_name(st.st_uid)}, who could point it"
+                " elsewhere; give the folder itself",
+            )
+        if not path.exists():
+            raise RefusedFile(
+                path, f"it is a symbolic link to {os.readlink(path)}, which does not exist"
+            )
+    elif not stat.S_ISDIR(st.st_mode):
+        raise RefusedFile(path, f"it is {kind_of(st.st_mode)}, not a folder")
+    check_folder(path)
+
+
 def _user_name(uid: int) -> str:
     try:
         import pwd
@@ -480,7 +573,7 @@ class FolderLock:
             text = read_bytes(path, 64).decode("ascii", errors="replace").strip()
         except OSError:
             return None
-        return int(text) if text.isdigit() and len(text) <= 10 else None
+        return int(text) if text.isascii() and text.isdigit() and len(text) <= 10 else None
 
     @property
     def held(self) -> bool:

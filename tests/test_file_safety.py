@@ -307,6 +307,42 @@ def test_a_data_folder_of_another_user_is_refused(tmp_path: Path) -> None:
 
 
 @posix_only
+def test_a_logs_link_in_the_data_folder_is_refused(data_dir: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o700)
+    (data_dir / "logs").symlink_to(elsewhere)
+    result = run(data_dir, "watch", "list")
+    assert result.returncode == 1
+    line = one_line(result.stderr)
+    assert "log folder" in line and "symbolic link" in line
+    assert list(elsewhere.iterdir()) == []
+
+
+@posix_only
+def test_a_data_folder_that_is_not_one_is_named_for_what_it_is(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name, reason in (("file", "a regular file, not a folder"), ("dangling", "does not exist")):
+        result = run(tmp_path / name, "watch", "list")
+        assert result.returncode == 1
+        assert reason in one_line(result.stderr)
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="giving a link to another user needs root")
+def test_a_data_folder_link_another_user_owns_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert run(link, "watch", "list").returncode == 0  # our own link: followed
+    os.lchown(link, 65534, 65534)  # nobody could point it anywhere
+    result = run(link, "watch", "list")
+    assert result.returncode == 1
+    assert "symbolic link owned by" in one_line(result.stderr)
+
+
+@posix_only
 def test_a_private_folder_is_fine(tmp_path: Path) -> None:
     folder = tmp_path / "mine"
     folder.mkdir(mode=0o700)
@@ -454,3 +490,64 @@ def test_rows_of_any_type_do_not_stop_the_monitor_or_the_readers(
         assert all(isinstance(e.wall, float) for e in reader.recent_events())
     finally:
         reader.close()
+
+
+# -- the monitor's event file ------------------------------------------------------------
+
+
+@posix_only
+def test_the_event_file_is_never_one_of_portwatchs_own_nor_a_special_file(
+    data_dir: Path, history: Path, tmp_path: Path
+) -> None:
+    # --jsonl history.sqlite3 appended JSON to the database; --jsonl trust.json emptied
+    # what was trusted; a link, FIFO or device only warned, then ran without writing.
+    (data_dir / "trust.json").write_text("{}")
+    kept = (history, data_dir / "trust.json")
+    before = [p.read_bytes() for p in kept]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "events")
+    for target, reason in (
+        (history, "portwatch's own history.sqlite3"),
+        (data_dir / "trust.json", "portwatch's own trust.json"),
+        (fifo, "FIFO"),
+        (link, "symbolic link"),
+        (tmp_path, "a folder"),
+    ):
+        result = run(data_dir, "monitor", "--duration", "0.2", "--jsonl", str(target))
+        assert result.returncode == 1
+        assert reason in one_line(result.stderr)
+    assert [p.read_bytes() for p in kept] == before
+    result = run(data_dir, "monitor", "--duration", "0.2", "--jsonl", f"{tmp_path}/new/")
+    assert result.returncode == 2
+    assert "names a folder" in one_line(result.stderr)
+    assert not (tmp_path / "events").exists() and not (tmp_path / "new").exists()
+
+
+# -- hard links ---------------------------------------------------------------------------
+
+
+@posix_only
+@pytest.mark.parametrize(
+    "name", ["history.sqlite3", "history.sqlite3.lock", "history.sqlite3-wal", "logs/portwatch.log"]
+)
+def test_a_file_written_in_place_is_never_a_hard_link(
+    data_dir: Path, tmp_path: Path, name: str
+) -> None:
+    """The lock was truncated to a pid, the history got portwatch's tables, the log was
+    appended to: through a second name for another file."""
+    victim = tmp_path / "victim"
+    if name == "history.sqlite3":
+        with sqlite3.connect(victim) as conn:
+            conn.execute("CREATE TABLE mine (x)")
+        conn.close()
+    else:
+        victim.write_bytes(b"precious\n")
+    before = victim.read_bytes()
+    (data_dir / "logs").mkdir(mode=0o700)
+    os.link(victim, data_dir / name)
+    result = run(data_dir, "-v", "monitor", "--duration", "0.2")
+    assert "Traceback" not in result.stderr
+    assert "hard links" in result.stderr, result.stderr
+    assert victim.read_bytes() == before

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_runner import portwatch_cmd, run
+from childsockets import ChildSockets, free_port, wait_for
+from cli_runner import monitoring, portwatch_cmd, run
 from trust_fixtures import sha
 
 from portwatch.config import trustfile, watchfile
@@ -85,8 +86,29 @@ def test_a_huge_number_in_ports_toml_is_one_problem(data_dir: Path) -> None:
         ("monitor", "--interval", "1e10"),
         ("monitor", "--interval", "0.01"),
         ("monitor", "--duration", "inf"),
+        ("monitor", "--jsonl-max-bytes", HUGE),
+        ("monitor", "--jsonl-max-bytes", "99999999999999999999G"),
+        ("monitor", "--jsonl-keep", HUGE),
+        ("monitor", "--jsonl-keep", "\u00b2"),
+        ("monitor", "--jsonl-keep", "\u0663"),
+        ("monitor", "--interval", "\u0661"),
+        ("monitor", "--interval", "1_0"),
     ],
-    ids=["watch-add", "describe", "interval-digits", "interval-1e10", "interval-tiny", "inf"],
+    ids=[
+        "watch-add",
+        "describe",
+        "interval-digits",
+        "interval-1e10",
+        "interval-tiny",
+        "inf",
+        "size-digits",
+        "size-absurd",
+        "keep-digits",
+        "keep-superscript",
+        "keep-arabic",
+        "interval-arabic",
+        "interval-underscore",
+    ],
 )
 def test_bad_arguments_are_one_line_and_exit_2(data_dir: Path, args: tuple[str, ...]) -> None:
     result = run(data_dir, *args, timeout=20)
@@ -94,6 +116,7 @@ def test_bad_arguments_are_one_line_and_exit_2(data_dir: Path, args: tuple[str, 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and len(lines[0]) < 400, result.stderr
+    assert "invalid" not in lines[0]  # argparse's words when a type fails unexpectedly
 
 
 def test_a_review_choice_of_many_digits_is_refused() -> None:
@@ -206,6 +229,26 @@ def test_a_running_monitor_keeps_its_last_good_trust_list(data_dir: Path) -> Non
     assert "FIFO" in err
 
 
+def test_a_watch_list_of_only_refused_lines_keeps_the_running_monitor_watching(
+    data_dir: Path,
+) -> None:
+    """Saved in another encoding, or half-written: every line refused. The monitor used
+    to switch to an empty list and silently watch nothing."""
+    port = free_port()
+    (data_dir / "watchlist.txt").write_text(f"{port}/tcp\n")
+    with monitoring(data_dir) as monitor:
+        wait_for(lambda: monitor.errors_with("first-run review"), timeout=30)
+        time.sleep(0.5)
+        (data_dir / "watchlist.txt").write_bytes(f"{port}/tcp\n".encode("utf-16-le"))
+        wait_for(lambda: monitor.errors_with("is not a valid port spec"), timeout=30)
+        child = ChildSockets.start([("tcp", "127.0.0.1", port, "listen")])
+        try:
+            wait_for(lambda: monitor.events_for(port, "unknown-owner"), timeout=30)
+        finally:
+            child.stop()
+    assert not [line for line in monitor.raw if "Traceback" in line]
+
+
 # -- size and speed ------------------------------------------------------------------------
 
 
@@ -279,3 +322,29 @@ def test_a_byte_order_mark_is_accepted_everywhere(tmp_path: Path) -> None:
         "trust.json",
         "watchlist.txt",
     ]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_with_its_mark_is_read_too(tmp_path: Path, codec: str) -> None:
+    # What Notepad saves as "Unicode" and PowerShell 5's `>` writes.
+    def write(name: str, text: str) -> Path:
+        path = tmp_path / name
+        path.write_bytes("\ufeff".encode(codec) + text.encode(codec))
+        return path
+
+    loaded = watchfile.load(write("watchlist.txt", "3653\r\n4000/udp\r\n"))
+    assert [str(s) for s in loaded.watchlist] == ["3653", "4000/udp"] and not loaded.problems
+    trust = trustfile.load(write("trust.json", trust_text()))
+    assert len(trust.trust_list) == 1 and not trust.problems
+    assert (
+        settings.load(write("settings.json", '{"poll_interval_s": 5}')).settings.poll_interval_s
+        == 5
+    )
+    base, problems = KnowledgeBase.load(
+        write(
+            "ports.toml",
+            '[[entry]]\nport = 4999\nprotocols = ["tcp"]\nname = "mine"\nsummary = "s"\n',
+        )
+    )
+    assert not problems
+    assert base.service_name(4999, parse_spec("1/tcp").protos[0]) == "mine"

@@ -206,7 +206,7 @@ def test_the_user_file_adds_and_overrides(tmp_path: Path) -> None:
     ("content", "reason"),
     [
         (b"[[entry]\nport = ", "not valid TOML"),
-        (b"\xff\xfe[[entry]]", "not UTF-8"),
+        (b"\xc3\x28[[entry]]", "not UTF-8"),  # \xff\xfe would be a UTF-16 mark
         (b"# " + b"x" * (MAX_USER_FILE_BYTES + 1), "larger than"),
     ],
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from collections.abc import Iterator
@@ -14,11 +15,11 @@ from test_netlink_children import SocketChild, start_child
 from portwatch.core.types import Endpoint, Family, PortActivity, Proto, Sample
 from portwatch.core.watchlist import WatchList, parse_spec
 from portwatch.probe.base import ProbeError
-from portwatch.probe.netlink import NetlinkProbe, codec
+from portwatch.probe.netlink import NetlinkProbe, codec, inodes
 from portwatch.probe.netlink.fallback import FirstPollFallback, netlink_or_fallback
 from portwatch.probe.netlink.fdtables import FdTables
 from portwatch.probe.netlink.inodes import InodeResolver
-from portwatch.probe.netlink.probe import MAX_CONNECTION_SKIP
+from portwatch.probe.netlink.probe import CONNECTION_BUDGET_S, MAX_CONNECTION_SKIP
 from portwatch.probe.netlink.sockdiag import (
     BOTH_FAMILIES,
     FAMILIES,
@@ -169,11 +170,14 @@ def test_a_costly_connection_count_is_spread_over_polls_and_loses_no_bytes(
     child: SocketChild,
 ) -> None:
     """A count that costs 3.5 ms of CPU (a busy server's whole connection table) is
-    taken every fourth poll; the polls between repeat it and carry no byte counts, and
-    the bytes moved meanwhile all come with the next count."""
+    taken only every few polls (as many as keep its share of each poll within the
+    budget); the polls between repeat it and carry no byte counts, and the bytes moved
+    meanwhile all come with the next count."""
     pair = next(o for o in child.opened if o["kind"] == "tcp-pair" and o["host"] == "127.0.0.1")
     watched = _watch(pair["port"])
     probe = NetlinkProbe(cpu=StepCPU(0.0035))
+    skipped = int(0.0035 / CONNECTION_BUDGET_S)
+    assert 2 <= skipped <= MAX_CONNECTION_SKIP
     try:
 
         def tcp() -> PortActivity:
@@ -184,9 +188,9 @@ def test_a_costly_connection_count_is_spread_over_polls_and_loses_no_bytes(
         assert (first.established, first.bytes_delta) == (1, None)
         assert tcp().bytes_delta is None
         child.send(pair["pair"], 50_000)
-        between = [tcp(), tcp()]
+        between = [tcp() for _ in range(skipped - 1)]
         assert probe.connection_reads == 1
-        assert [(a.established, a.bytes_delta) for a in between] == [(1, None), (1, None)]
+        assert [(a.established, a.bytes_delta) for a in between] == [(1, None)] * (skipped - 1)
         counted = tcp()
         assert probe.connection_reads == 2
         assert counted.established == 1
@@ -284,6 +288,23 @@ def test_resolver_finds_a_holder_that_joins_a_known_socket(tmp_path: Path) -> No
     _fake_process(tmp_path, 10, 100, {3: "pipe:[8]"})
     seen = [resolver.resolve([1001])[1001] for _ in range(3)]
     assert (10, 20) in seen and seen[-1] == (20,)
+
+
+def test_resolver_spaces_out_a_costly_periodic_pass(tmp_path: Path) -> None:
+    # On a machine with many descriptors the periodic full re-read is costly: it runs
+    # no more often than keeps its share of each poll within the budget (the clock is
+    # the resolver's CPU seam; each full pass "costs" 40 ms here), and a cheap one keeps
+    # the set rhythm.
+    _fake_process(tmp_path, 10, 100, {3: "socket:[1001]"})
+    ticks = iter(range(1000))
+    expensive = InodeResolver(str(tmp_path), rescan_every=3, cpu=lambda: next(ticks) * 0.040)
+    cheap = InodeResolver(str(tmp_path), rescan_every=3, cpu=lambda: 0.0)
+    for _ in range(150):
+        assert expensive.resolve([1001]) == {1001: (10,)}
+        cheap.resolve([1001])
+    spacing = math.ceil(0.040 / inodes.RESCAN_BUDGET_S)
+    assert expensive.stats.scans == 1 + (150 - 3) // spacing
+    assert cheap.stats.scans == 150 // 3
 
 
 def test_resolver_finds_a_reused_fd_number_and_a_reused_pid(tmp_path: Path) -> None:

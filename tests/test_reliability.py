@@ -126,6 +126,13 @@ def test_non_utf8_executable_name_is_escaped_not_dropped(
         (3653, "3653"),
         (None, ""),
         (True, "yes"),
+        # Bytes in a history row written by another program: text, not b'...'.
+        (b"=x", "'=x"),
+        (b"a\xffb", "a\\xffb"),
+        # Escape sequences and bidi overrides are shown as escapes, as on screen.
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("\u202eexe.txt", "\\u202eexe.txt"),
+        ("\x00=cmd", "\\x00=cmd"),
     ],
 )
 def test_formula_cells_are_neutralised(value: object, expected: str) -> None:

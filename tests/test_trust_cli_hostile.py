@@ -159,3 +159,25 @@ def test_trusting_a_device_or_fifo_is_refused_at_once(data_dir: Path, tmp_path: 
         (line,) = added.stderr.splitlines()
         assert exe in line and kind in line
     assert not (data_dir / "trust.json").exists()
+
+
+def test_messages_quoting_what_the_user_or_a_file_gave_show_it_escaped(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    # Paths and arguments land in errors and warnings; an escape sequence in one must
+    # not reach the terminal (clear the screen, retitle the window, forge a line).
+    hostile = "/x\x1b[2J\x1b]0;owned\x07\u202e\n2. forged"
+    (data_dir / "ports.toml").write_text(f'[[entry]]\nport = 1\nname = "{hostile[:3]}"\n')
+    for args in (
+        ("trust", "remove", "3653", "--exe", hostile),
+        ("trust", "add", "3653", "--exe", hostile),
+        ("export", "-o", str(tmp_path / hostile.lstrip("/")) + "/x.csv"),
+        ("monitor", "--jsonl", hostile + "/x"),
+        ("monitor", "--interval", hostile),
+        ("describe", "3653"),
+    ):
+        result = cli(data_dir, *args)
+        assert result.returncode != 0 or args[0] == "describe", result
+        assert not RAW.search(result.stderr.replace("\n", "")), (args, result.stderr)
+        assert "\\x1b" in result.stderr or args[0] == "describe", (args, result.stderr)
+        assert "\n2. forged" not in result.stderr

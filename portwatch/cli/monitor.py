@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import signal
+import os
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 from portwatch import files
 from portwatch.cli import CommandError, common
@@ -31,6 +30,7 @@ from portwatch.engine.sinks import Sinks, TickSink
 from portwatch.engine.textfile import TextfileSink
 from portwatch.files import ResourceShortage
 from portwatch.paths import Paths
+from portwatch.stop_requests import StopRequests
 from portwatch.store.history import HistoryStore, StoreError, StoreUnavailable
 
 MAX_INTERVAL_S = 3600.0
@@ -43,13 +43,16 @@ def _seconds(low: float, high: float) -> Callable[[str], float]:
     (exit status 2), never clamped."""
 
     def parse(text: str) -> float:
-        shown = text if len(text) <= 30 else f"{text[:30]}... ({len(text):,} characters)"
+        shown = _shown(text)
         try:
-            value = float(text)
+            # float() also reads Arabic-Indic digits and "1_0"; seconds are written in ASCII.
+            value = float(text) if text.isascii() and "_" not in text else math.nan
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{shown!r} is not a number of seconds") from None
+            raise argparse.ArgumentTypeError(f"{shown} is not a number of seconds") from None
+        if math.isnan(value) and text.strip().lower().lstrip("+-") != "nan":
+            raise argparse.ArgumentTypeError(f"{shown} is not a number of seconds")
         if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{shown!r} is outside {low:g}-{high:g} seconds")
+            raise argparse.ArgumentTypeError(f"{shown} is outside {low:g}-{high:g} seconds")
         return value
 
     return parse
@@ -81,9 +84,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--jsonl",
-        type=Path,
+        type=_file_path,
         metavar="FILE",
-        help="append each event to FILE as one JSON object per line, rotated by size",
+        help="append each event to FILE as one JSON object per line, rotated by size (a"
+        " regular file or a new one: links, devices, FIFOs and portwatch's own files are"
+        " refused)",
     )
     parser.add_argument(
         "--jsonl-max-bytes",
@@ -102,25 +107,53 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=run)
 
 
+# Larger than any disk a rotated event file could need; a bound, so no value is absurd.
+MAX_JSONL_BYTES = 1024**4
+
+
+def _shown(text: str) -> str:
+    """An argument as quoted in a message: a value of thousands of characters is cut."""
+    return repr(text) if len(text) <= 30 else f"{text[:30]!r}... ({len(text):,} characters)"
+
+
+def _whole(text: str) -> int | None:
+    """ASCII digits only (not "²", other scripts' digits or "1_000"), and few enough to
+    be a real value: Python's int() takes all those, and fails on thousands of digits."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        return None
+    return int(text)
+
+
 def _size(text: str) -> int:
     units = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
     body = text.strip().upper().removesuffix("B").removesuffix("I")
     unit = body[-1:] if body[-1:] in ("K", "M", "G") else ""
-    number = body[: len(body) - len(unit)]
-    if not number.isdigit() or int(number) * units[unit] < 1024:
+    number = _whole(body[: len(body) - len(unit)])
+    if number is None or not 1024 <= number * units[unit] <= MAX_JSONL_BYTES:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a size of at least 1024 bytes (like 1048576 or 10M)"
+            f"{_shown(text)} is not a size from 1024 bytes to 1024G (like 1048576 or 10M)"
         )
-    return int(number) * units[unit]
+    return number * units[unit]
 
 
 def _count(text: str) -> int:
-    if not text.strip().isdigit() or not 1 <= int(text) <= 1000:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of files from 1 to 1000")
-    return int(text)
+    number = _whole(text)
+    if number is None or not 1 <= number <= 1000:
+        raise argparse.ArgumentTypeError(f"{_shown(text)} is not a number of files from 1 to 1000")
+    return number
 
 
-def _sinks(args: argparse.Namespace, watchlist: Callable[[], WatchList]) -> list[TickSink]:
+def _file_path(text: str) -> Path:
+    if text.endswith(("/", os.sep)):
+        # Path() drops the slash: "events/" would become a file named "events".
+        raise argparse.ArgumentTypeError(f"{_shown(text)} names a folder, not a file")
+    return Path(text).expanduser()
+
+
+def _sinks(
+    args: argparse.Namespace, watchlist: Callable[[], WatchList], paths: Paths
+) -> list[TickSink]:
     """The files other tools read, checked before the first poll so mistakes are clear."""
     out: list[TickSink] = []
     if args.textfile is not None:
@@ -131,8 +164,16 @@ def _sinks(args: argparse.Namespace, watchlist: Callable[[], WatchList]) -> list
     if args.jsonl is not None:
         if not args.jsonl.parent.is_dir():
             raise CommandError(f"the folder of the event file {args.jsonl} does not exist")
-        if args.jsonl.is_dir():
-            raise CommandError(f"the event file {args.jsonl} is a folder")
+        try:
+            files.check_target(args.jsonl)  # a link, a device, a FIFO, a folder: refused
+        except OSError as exc:
+            raise CommandError(f"will not write {args.jsonl}: {exc.strerror or exc}") from exc
+        own = files.one_of(args.jsonl, paths.own_files())
+        if own is not None:
+            raise CommandError(
+                f"will not write {args.jsonl}: it is portwatch's own {own.name}; choose"
+                " another file"
+            )
         _check_folder(args.jsonl.parent)
         out.append(JsonlSink(args.jsonl, args.jsonl_max_bytes, args.jsonl_keep))
     return out
@@ -180,7 +221,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     # The sinks follow the monitor's watch list, which follows the watch-list file; they
     # are checked first so a bad --textfile or --jsonl is reported before anything opens.
     running: list[Monitor] = []
-    sinks = Sinks(_sinks(args, lambda: running[0].watchlist if running else watchlist))
+    sinks = Sinks(_sinks(args, lambda: running[0].watchlist if running else watchlist, paths))
     store: HistoryStore | None
     try:
         store = HistoryStore.open(paths.history_db)
@@ -206,11 +247,6 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
     )
     running.append(monitor)
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     schedule = TickSchedule(max(args.interval, MIN_INTERVAL_S))
 
     # Out of descriptors or memory outside the poll (reading a changed config file,
@@ -234,7 +270,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         if rewatched is not None:
             for problem in rewatched.problems:
                 common.warn(problem)
-            if rewatched.readable:  # else keep the last good watch list
+            if rewatched.replaces_last_good:  # else keep the last good watch list
                 monitor.set_watchlist(rewatched.watchlist)
         reloaded = trust_reloader.poll()
         if reloaded is not None:
@@ -259,15 +295,16 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
                 f" {schedule.interval_s:g} s interval; the next one waits for it"
             )
 
-    try:
-        schedule_run(step, schedule, stop.wait, args.duration)
-    finally:
+    # Ctrl+C, SIGTERM, and on Windows Ctrl+Break and a closing console, all end in the same
+    # final flush below; a closing console is held open until it is written.
+    with StopRequests(stop):
         try:
-            for warning in sinks.close():
-                common.warn(warning)
+            schedule_run(step, schedule, stop.wait, args.duration)
         finally:
-            monitor.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        sys.stdout.flush()
+            try:
+                for warning in sinks.close():
+                    common.warn(warning)
+            finally:
+                monitor.close()
+            sys.stdout.flush()
     return 0

@@ -324,7 +324,8 @@ def _remove(args: argparse.Namespace, paths: Paths, trust_list: TrustList) -> in
     if not removed:
         raise CommandError(f"nothing is trusted for {spec} at {exe} (see `portwatch trust list`)")
     _save(paths, updated)
-    print(f"removed {removed} entr{'y' if removed == 1 else 'ies'} for {spec} at {exe}")
+    plural = "y" if removed == 1 else "ies"
+    print(f"removed {removed} entr{plural} for {spec} at {visible(exe)}")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Mapping
 
+from portwatch.core.text import clean, visible
 from portwatch.core.why import WHY_COLUMNS
 
 COLUMNS = (
@@ -40,7 +41,13 @@ def neutralise(value: object) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return str(value)
-    text = str(value)
+    # A history row holding bytes (written by something other than portwatch) reads as
+    # its text with the undecodable bytes escaped, not as Python's b'...'.
+    text = clean(value) or "" if isinstance(value, bytes) else str(value)
+    # Shown as escapes, like on screen: an escape sequence would drive the terminal of
+    # `export -o -`, a right-to-left override make "exe.txt" read as "txt.exe" in the
+    # spreadsheet. Tabs and line breaks stay: quoting keeps them inside the cell.
+    text = visible(text, keep="\t\r\n")
     if text.lstrip(" ").startswith(_FORMULA_STARTS):
         return "'" + text
     return text

@@ -78,14 +78,17 @@ def _has_surrogate(text: str) -> bool:
     return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
-def visible(text: str | None) -> str:
-    """Text for display: control, bidi and invisible characters shown as escapes."""
+def visible(text: str | None, keep: str = "") -> str:
+    """Text for display: control, bidi and invisible characters shown as escapes
+    (except those in ``keep``, such as the line breaks a CSV cell may hold)."""
     if not text:
         return ""
     out = []
     for ch in text:
         code = ord(ch)
-        if 0xDC80 <= code <= 0xDCFF:  # text that skipped clean(): show the byte anyway
+        if ch in keep:
+            out.append(ch)
+        elif 0xDC80 <= code <= 0xDCFF:  # text that skipped clean(): show the byte anyway
             out.append(f"\\x{code - 0xDC00:02x}")
         elif ch in _BIDI_AND_INVISIBLE or unicodedata.category(ch) in ("Cc", "Cf", "Cs"):
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")

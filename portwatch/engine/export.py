@@ -39,7 +39,7 @@ def check_target(target: Path, keep: Sequence[Path] = ()) -> None:
         raise ExportError(f"cannot write {target}: {exc.strerror or exc}") from exc
     if not target.parent.is_dir():
         raise ExportError(f"cannot write {target}: the folder {target.parent} does not exist")
-    own = _own_file(target, keep)
+    own = files.one_of(target, keep)
     if own is not None:
         raise ExportError(
             f"cannot write {target}: it is portwatch's own {own.name}; choose another file"
@@ -51,26 +51,6 @@ def check_target(target: Path, keep: Sequence[Path] = ()) -> None:
             raise ExportError(
                 f"cannot write {target}: it is read-only (mode {mode:o}); choose another file"
             )
-
-
-def _own_file(target: Path, keep: Sequence[Path]) -> Path | None:
-    """The file of ``keep`` that ``target`` names (the same folder entry, or a hard link
-    to the same file), if any."""
-    try:
-        here = os.path.realpath(target.parent)
-        found = os.lstat(target)
-    except OSError:
-        found = None
-    for own in keep:
-        if os.path.realpath(own.parent) == here and own.name == target.name:
-            return own
-        if found is not None:
-            try:
-                if os.path.samestat(found, os.lstat(own)):
-                    return own
-            except OSError:
-                continue
-    return None
 
 
 def render_csv(

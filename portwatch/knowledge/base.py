@@ -63,10 +63,12 @@ def read_user_file(path: Path) -> ParsedFile:
         return ParsedFile((), ())
     except OSError as exc:
         return ParsedFile((), (f"{path}: cannot be read ({exc.strerror or exc}); ignored",))
+    body, codec = files.encoding_of(data)
     try:
-        text = data.removeprefix(files.UTF8_BOM).decode("utf-8")
+        text = body.decode(codec)
     except UnicodeDecodeError as exc:
-        return ParsedFile((), (f"{path}: not UTF-8 text ({exc.reason}); the file is ignored",))
+        shown = "UTF-8" if codec == "utf-8" else "UTF-16"
+        return ParsedFile((), (f"{path}: not {shown} text ({exc.reason}); the file is ignored",))
     return parse_text(text, str(path), "user")
 
 

@@ -37,13 +37,14 @@ class HistoryBusy(UnsafeHistory):
 
 
 def check_files(path: Path, *, folder: bool = True) -> None:
-    """Raise :class:`UnsafeHistory` when the database or a side file is a link or not a
-    regular file, or (``folder``) when its folder is writable by another user."""
+    """Raise :class:`UnsafeHistory` when the database or a side file is a link (symbolic
+    or hard) or not a regular file, or (``folder``) when its folder is writable by
+    another user."""
     try:
         if folder:
             files.check_folder(path.parent)
         for candidate in (path, *(path.with_name(path.name + s) for s in SIDE_FILES)):
-            files.check_target(candidate)
+            files.check_in_place(candidate)
     except OSError as exc:
         where = exc.filename or path
         raise UnsafeHistory(

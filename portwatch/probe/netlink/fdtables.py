@@ -7,6 +7,7 @@ what it is asked, instead of patching ``os``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 
 from portwatch.files import raise_if_short
 
@@ -72,6 +73,21 @@ class FdTables:
             raise_if_short(exc)  # else its sockets would look ownerless
             raise
 
-    def fd_target(self, pid: int, name: str) -> str:
-        """What descriptor ``name`` refers to (``socket:[INODE]`` for a socket)."""
-        return os.readlink(f"{self.root}/{pid}/fd/{name}")
+    def fd_targets(self, pid: int, names: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(name, target) for each of ``names`` still open (``socket:[INODE]`` for a
+        socket). The links are read relative to one handle on the process's ``fd``
+        folder: a busy server's tens of thousands of links then cost half as much as
+        with a full path each. Nothing is yielded if the process is gone."""
+        try:
+            folder = os.open(f"{self.root}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as exc:
+            raise_if_short(exc)  # else its sockets would look ownerless
+            return
+        try:
+            for name in names:
+                try:
+                    yield name, os.readlink(name, dir_fd=folder)
+                except OSError:
+                    continue  # closed meanwhile
+        finally:
+            os.close(folder)

@@ -23,7 +23,9 @@ index lookup, and the work of a poll follows what changed:
 
 The trade-off: a process that, within one poll interval, closed one descriptor and
 received a socket under the same number (fd passing) keeps its count and its numbers,
-so it is not re-read; it is found by the full re-read every ``rescan_every`` polls,
+so it is not re-read; it is found by the full re-read every ``rescan_every`` polls
+(less often on a machine with so many descriptors that the re-read would cost more
+than ``RESCAN_BUDGET_S`` a poll, and at least every ``MAX_RESCAN_EVERY`` polls),
 which also catches anything else the counts hide. The socket's creator is never
 missed this way (if it is not found among the changed tables, the full pass runs), and
 neither is a process forked after bind (it is new). Each holder matters because each
@@ -32,12 +34,21 @@ can accept connections: a socket is only as trusted as its least trusted holder.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+import math
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from portwatch.probe.netlink.fdtables import FdTables
 
 _SOCKET_PREFIX = "socket:["
+
+# The periodic full re-read costs as many link reads as the machine has descriptors
+# (a busy server's 12,000 connections: tens of ms). Spread over the polls until the
+# next one, it may cost this much CPU per poll; where it costs more, it runs less often
+# than ``rescan_every`` polls, but at least every MAX_RESCAN_EVERY polls.
+RESCAN_BUDGET_S = 0.0004
+MAX_RESCAN_EVERY = 600
 
 
 @dataclass
@@ -71,11 +82,14 @@ class InodeResolver:
         rescan_every: int = 60,
         check_every: int = 5,
         tables: FdTables | None = None,
+        cpu: Callable[[], float] = time.thread_time,
     ) -> None:
         self._tables = tables if tables is not None else FdTables(proc_root)
         self._rescan_every = max(1, rescan_every)
         self._check_every = max(1, check_every)
+        self._cpu = cpu
         self._updates = 0
+        self._until_rescan = self._rescan_every  # updates left before the periodic pass
         self._processes: dict[int, _Process] = {}
         # Every socket inode in the tables read → the pids holding it (listening or not:
         # a socket bound earlier may start listening later).
@@ -125,8 +139,13 @@ class InodeResolver:
         self._drop_changed_processes(pids)
         self._note_new_processes(pids)
         self._updates += 1
-        if self._updates % self._rescan_every == 0:
+        self._until_rescan -= 1
+        if self._until_rescan <= 0:
+            started = self._cpu()
             self._read_all(pids)
+            cost = self._cpu() - started
+            wanted = math.ceil(cost / RESCAN_BUDGET_S) if cost > 0 else 0
+            self._until_rescan = max(self._rescan_every, min(MAX_RESCAN_EVERY, wanted))
             self._settle(found_all=True)
             return
         changed = self._settle(found_all=False)
@@ -241,11 +260,7 @@ class InodeResolver:
         else:
             fresh = {name: old[name] for name in names if name in old}
             to_read = [name for name in names if name not in old]
-        for name in to_read:
-            try:
-                target = self._tables.fd_target(pid, name)
-            except OSError:
-                continue  # closed meanwhile
+        for name, target in self._tables.fd_targets(pid, to_read) if to_read else ():
             self.stats.links_read += 1
             fresh[name] = (
                 int(target[len(_SOCKET_PREFIX) : -1]) if target.startswith(_SOCKET_PREFIX) else 0

@@ -46,7 +46,7 @@ _MAX_FILTER_RANGES = 16
 # established sockets, every connection on the machine: on a busy server (12,000
 # connections) that walk is most of a poll. Its CPU is measured; when it costs more
 # than this per poll, connections are counted on every n-th poll only ...
-CONNECTION_BUDGET_S = 0.001
+CONNECTION_BUDGET_S = 0.0005
 # ... but at least every this many polls. Polls in between repeat the last counts and
 # carry no byte counts (the next count has them all: counters are totals).
 MAX_CONNECTION_SKIP = 9
