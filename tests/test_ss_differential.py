@@ -18,6 +18,7 @@ opened are compared: other programs come and go on a busy machine.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -70,8 +71,6 @@ _LOCAL = re.compile(r"^(\[[^\]]*\]|[^%\[\]]*?)(?:%([^:\]]+))?:(\d+)$")
 
 
 def _spelling(address: str) -> str:
-    import ipaddress
-
     address = address.strip("[]")
     if address == "*":
         return "::"
@@ -354,7 +353,9 @@ class Machine:
 
     children: dict[str, SocketChild] = field(default_factory=dict)
     daemons: dict[str, Daemon] = field(default_factory=dict)
-    absent: dict[str, str] = field(default_factory=dict)
+    absent: dict[str, str] = field(default_factory=dict)  # not installed: skipped
+    broken: dict[str, str] = field(default_factory=dict)  # installed, would not start
+    no_netns: str = "needs root"
 
     def child_ports(self, *names: str) -> set[int]:
         return {
@@ -413,16 +414,24 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
             )
             (logs / "daemon.log").unlink()
             if shutil.which("unshare") and shutil.which("nsenter"):
-                started.children["netns"] = start_child(
-                    [{"kind": "tcp-listen", "host": "0.0.0.0"}, {"kind": "udp", "host": "::"}],
-                    prefix=["unshare", "-n"],
-                )
+                try:
+                    started.children["netns"] = start_child(
+                        [{"kind": "tcp-listen", "host": "0.0.0.0"}, {"kind": "udp", "host": "::"}],
+                        prefix=["unshare", "-n"],
+                    )
+                except RuntimeError as exc:  # a container may forbid new namespaces
+                    started.no_netns = f"unshare -n failed: {exc}"
+            else:
+                started.no_netns = "unshare or nsenter is not installed"
         for name, start in DAEMONS.items():
             reason = start.missing()
             if reason:
                 started.absent[name] = reason
                 continue
-            started.daemons[name] = start()
+            try:
+                started.daemons[name] = start()
+            except (AssertionError, OSError, subprocess.SubprocessError) as exc:
+                started.broken[name] = f"{name} is installed but did not start: {exc}"
         yield started
     finally:
         for daemon in started.daemons.values():
@@ -685,6 +694,8 @@ def test_debian_daemon_as_ss_shows_it(
 ) -> None:
     if daemon in machine.absent:
         pytest.skip(machine.absent[daemon])
+    if daemon in machine.broken:
+        pytest.fail(machine.broken[daemon])
     started = machine.daemons[daemon]
     pids = started.pids()
     view = viewer.view(probe, "root" if user == "self" else user)
@@ -712,7 +723,7 @@ def test_a_namespaced_listener_is_shown_only_inside(
     machine: Machine, viewer: Viewer, probe: str, user: str
 ) -> None:
     if "netns" not in machine.children:
-        pytest.skip("unshare or nsenter is not installed")
+        pytest.skip(machine.no_netns)
     child = machine.children["netns"]
     view = viewer.view(probe, user, netns_pid=child.pid)
     ports = machine.child_ports("netns")
