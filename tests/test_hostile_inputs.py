@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_runner import portwatch_cmd, run
+from childsockets import ChildSockets, free_port, wait_for
+from cli_runner import monitoring, portwatch_cmd, run
 from trust_fixtures import sha
 
 from portwatch.config import trustfile, watchfile
@@ -226,6 +227,26 @@ def test_a_running_monitor_keeps_its_last_good_trust_list(data_dir: Path) -> Non
     assert process.returncode == 0, err
     assert "Traceback" not in err
     assert "FIFO" in err
+
+
+def test_a_watch_list_of_only_refused_lines_keeps_the_running_monitor_watching(
+    data_dir: Path,
+) -> None:
+    """Saved in another encoding, or half-written: every line refused. The monitor used
+    to switch to an empty list and silently watch nothing."""
+    port = free_port()
+    (data_dir / "watchlist.txt").write_text(f"{port}/tcp\n")
+    with monitoring(data_dir) as monitor:
+        wait_for(lambda: monitor.errors_with("first-run review"), timeout=30)
+        time.sleep(0.5)
+        (data_dir / "watchlist.txt").write_bytes(f"{port}/tcp\n".encode("utf-16-le"))
+        wait_for(lambda: monitor.errors_with("is not a valid port spec"), timeout=30)
+        child = ChildSockets.start([("tcp", "127.0.0.1", port, "listen")])
+        try:
+            wait_for(lambda: monitor.events_for(port, "unknown-owner"), timeout=30)
+        finally:
+            child.stop()
+    assert not [line for line in monitor.raw if "Traceback" in line]
 
 
 # -- size and speed ------------------------------------------------------------------------

@@ -270,7 +270,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         if rewatched is not None:
             for problem in rewatched.problems:
                 common.warn(problem)
-            if rewatched.readable:  # else keep the last good watch list
+            if rewatched.replaces_last_good:  # else keep the last good watch list
                 monitor.set_watchlist(rewatched.watchlist)
         reloaded = trust_reloader.poll()
         if reloaded is not None:

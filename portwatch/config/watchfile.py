@@ -29,6 +29,13 @@ class LoadedWatchList:
     problems: tuple[str, ...] = ()
     readable: bool = True
 
+    @property
+    def replaces_last_good(self) -> bool:
+        """Whether a running watcher should switch to this list: the file could be read,
+        and it is not all refused lines (half-written, or saved in another encoding),
+        which would silently stop every watch."""
+        return self.readable and bool(self.watchlist.specs or not self.problems)
+
 
 def load(path: Path, *, create: bool = True) -> LoadedWatchList:
     """Read the watch list. A missing file is created with the defaults (the first

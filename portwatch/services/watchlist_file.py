@@ -77,7 +77,7 @@ class WatchListFile(QObject):
     def _apply(self, loaded: watchfile.LoadedWatchList) -> None:
         if loaded.problems:
             self.problems.emit(list(loaded.problems))
-        if loaded.readable and loaded.watchlist != self._watchlist:
+        if loaded.replaces_last_good and loaded.watchlist != self._watchlist:
             self._watchlist = loaded.watchlist
             self.changed.emit(self._watchlist)
 
