@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -30,7 +31,12 @@ def where(host, port):
     return (host, port)
 
 def options(s, spec):
-    # Optional: bind to a device (SO_BINDTODEVICE) or set IPV6_V6ONLY before binding.
+    # Optional: bind to a device (SO_BINDTODEVICE), set IPV6_V6ONLY, join an
+    # SO_REUSEPORT group or share the port with SO_REUSEADDR before binding.
+    if spec.get("reuseport"):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if spec.get("reuseaddr"):
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if "device" in spec:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, spec["device"].encode())
     if "v6only" in spec:
@@ -161,21 +167,29 @@ def python_for(user: int | None) -> str | None:
 
 
 def start_child(
-    specs: list[dict[str, Any]], user: int | None = None, stderr: IO[Any] | None = None
+    specs: list[dict[str, Any]],
+    user: int | None = None,
+    stderr: IO[Any] | None = None,
+    prefix: Sequence[str] = (),
+    group: int | None = None,
 ) -> SocketChild:
     """Start a child holding ``specs`` sockets (as ``user`` if given) and read its report.
 
-    ``stderr``: an open file for the child's standard error (a daemon's log), else ours.
+    ``stderr``: an open file for the child's standard error (a daemon's log), else ours;
+    ``prefix``: a command that runs the child (``unshare -n``: in a network namespace);
+    ``group``: its group, alone (else it keeps ours, and only that group may inspect it).
     """
     python = python_for(user)
     assert python is not None, f"no interpreter runnable as uid {user}"
     proc = subprocess.Popen(
-        [python, "-c", CHILD, json.dumps(specs)],
+        [*prefix, python, "-c", CHILD, json.dumps(specs)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=stderr,
         text=True,
         user=user,
+        group=group,
+        extra_groups=None if group is None else [],
         cwd="/",
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
     )

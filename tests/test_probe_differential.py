@@ -107,7 +107,7 @@ out = {}
 for probe in (PsutilProbe(), NetlinkProbe()):
     sample = probe.poll(watched)
     out[sample.probe_name] = {
-        "listeners": sorted(
+        "listeners": sorted((
             [l.endpoint.proto.value, l.endpoint.family.value, l.endpoint.address,
              l.endpoint.port, l.endpoint.device,
              None if l.exposure is None else [l.exposure.scope, list(l.exposure.addresses),
@@ -117,7 +117,7 @@ for probe in (PsutilProbe(), NetlinkProbe()):
              [l.owner.pid, l.owner.exe, l.owner.sha256, l.owner.user, l.owner.name]]
             for l in sample.listeners if l.endpoint.port in ports
             and (l.owner is None or l.owner.pid in pids)
-        ),
+        ), key=json.dumps),
         "activity": [[a.port, a.proto.value, a.listeners, a.established] for a in sample.activity],
     }
     probe.close()
@@ -138,6 +138,12 @@ def children(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Soc
         started["root"] = start_child(_root_specs())
         started["nobody"] = start_child(SPECS[:4] + SPECS[6:7] + SPECS[8:], user=NOBODY, stderr=log)
         (logs / "daemon.log").unlink()
+        # One UDP port two users share (SO_REUSEADDR), as an mDNS responder and a
+        # browser share 5353: to uid 65534 one socket is its own, the other nobody's.
+        shared = {"kind": "udp", "host": "127.0.0.1", "reuseaddr": 1}
+        started["shared-root"] = start_child([shared])
+        port = started["shared-root"].opened[0]["port"]
+        started["shared-nobody"] = start_child([{**shared, "port": port}], user=NOBODY)
         # A pre-fork server: one listener, two processes holding it.
         started["forked"] = start_child(
             [{"kind": "tcp-listen", "host": "127.0.0.1"}, {"kind": "fork", "host": ""}]
@@ -290,6 +296,11 @@ def test_both_probes_agree_for_an_unprivileged_user(
     for item in children["nobody"].opened:
         if item["kind"] in ("tcp-listen", "udp"):
             assert [owner[0] for owner in by_port[item["port"]]] == [children["nobody"].pid]
+    shared = by_port[children["shared-root"].opened[0]["port"]]
+    assert sorted(owner[0] if owner else 0 for owner in shared) == [
+        0,
+        children["shared-nobody"].pid,
+    ]
     assert socket.AF_NETLINK  # the run above really used netlink (Linux only module)
 
 

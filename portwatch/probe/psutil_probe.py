@@ -403,24 +403,36 @@ class PsutilProbe:
             return found
         # psutil's rows carry no device: match them to listeners without it.
         fresh_rows = {_without_device(ep) for ep in fresh}
-        now: dict[Endpoint, tuple[int | None, int]] = {}
+        listed: dict[Endpoint, list[tuple[int | None, int]]] = {}
         for row in again:
             endpoint = self._listener_endpoint(row)
-            if endpoint in fresh_rows and now.get(endpoint, (None, -1))[0] is None:
-                now[endpoint] = (row.pid, row.fd)
+            if endpoint in fresh_rows:
+                listed.setdefault(endpoint, []).append((row.pid, row.fd))
+        # A process already named at an endpoint is not the owner of another socket
+        # there: sockets of other users can share a port with this user's (UDP with
+        # SO_REUSEADDR, as mDNS responders and browsers do), and stay unattributed.
+        named = {(ep, pid) for ep, _owner, pid, _inode in found if pid is not None}
         settled: list[_Found] = []
         for endpoint, owner, pid, inode in found:
             if owner is not None or pid is not None or endpoint not in fresh:
                 settled.append((endpoint, owner, pid, inode))
-            elif _without_device(endpoint) in now:
-                new_pid, new_fd = now[_without_device(endpoint)]
-                new_owner = self.owners.owner(new_pid) if new_pid is not None else None
-                if new_pid is None:
-                    settled.append((endpoint, None, None, inode))
-                elif new_owner is not None:
-                    settled.append(
-                        (endpoint, new_owner, new_pid, _socket_inode(new_pid, new_fd) or inode)
-                    )
+                continue
+            rows = listed.get(_without_device(endpoint))
+            if rows is None:
+                continue  # gone
+            for new_pid, new_fd in rows:
+                if new_pid is None or (endpoint, new_pid) in named:
+                    continue
+                new_inode = _socket_inode(new_pid, new_fd)
+                if inode and new_inode and new_inode != inode:
+                    continue  # another socket at the same endpoint
+                new_owner = self.owners.owner(new_pid)
+                if new_owner is not None:
+                    named.add((endpoint, new_pid))
+                    settled.append((endpoint, new_owner, new_pid, new_inode or inode))
+                break
+            else:
+                settled.append((endpoint, None, None, inode))
         self._unowned_checked = {
             ep for ep, owner, pid, _inode in settled if owner is None and pid is None
         }
