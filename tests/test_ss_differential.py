@@ -650,11 +650,12 @@ def _memcached(exe: str, folder: Path, ports: list[int]) -> list[str]:
 
 def _named(exe: str, folder: Path, ports: list[int]) -> list[str]:
     # One socket per address and worker thread: IPv6 on each address of each device,
-    # link-local ones bound to their device. No control channel (its port is fixed).
+    # link-local ones bound to their device, as they are at start (no rescans while the
+    # test runs). No control channel (its port is fixed).
     (folder / "named.conf").write_text(
         f'options {{ directory "{folder}"; pid-file "{folder}/named.pid";'
         f" listen-on port {ports[0]} {{ 127.0.0.1; }}; listen-on-v6 port {ports[0]} {{ any; }};"
-        " recursion no; };\ncontrols { };\n"
+        " recursion no; automatic-interface-scan no; };\ncontrols { };\n"
     )
     return [exe, "-f", "-n", "2", "-c", str(folder / "named.conf")]
 
