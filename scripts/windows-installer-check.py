@@ -8,11 +8,17 @@ both check the same things:
 1. ``SETUP /S /DESKTOP /LOGIN`` installs, per user, the program files, the Start-menu
    shortcut carrying portwatch's AppUserModelID, the desktop shortcut, start at login, the
    Settings > Apps entry and the AppUserModelID registration that names portwatch as the
-   sender of its notifications;
+   sender of its notifications, and adds the program folder (``portwatch-cli.exe``) to the
+   user's PATH after the entries already there, keeping its REG_EXPAND_SZ type;
 2. with portwatch running, a second ``SETUP /S`` and ``uninstall.exe /S`` both refuse
    (non-zero exit) and leave the install whole;
-3. with portwatch stopped and start at login switched on, ``uninstall.exe /S`` removes the
-   program, shortcut, Run value, Apps entry and AppUserModelID, and keeps the user's data.
+3. reinstalling adds the PATH entry once, never twice; ``/NOPATH`` takes it out again;
+4. with portwatch stopped and start at login switched on, ``uninstall.exe /S`` removes the
+   program, shortcut, Run value, Apps entry, AppUserModelID and its own PATH entry, and keeps
+   the user's data and the user's other PATH entries.
+
+The user's PATH is read with ``reg query`` (what Windows itself stores), set to a known value
+with a pre-existing entry for the check, and put back afterwards.
 
 ``--stand-in SCRIPT``: the installed portwatch.exe is a Python stand-in (the lane cannot
 build the frozen app), started with SCRIPT instead of ``--minimized``.
@@ -22,7 +28,9 @@ Prints one line per check, then ``installer: N passed, N failed``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -62,6 +70,11 @@ def _desktop() -> Path:
 DESKTOP_SHORTCUT = _desktop() / "portwatch.lnk"
 USER_DATA = Path(os.environ["APPDATA"]) / "portwatch"
 TIMEOUT_S = 180
+ENV_KEY = "Environment"
+# The user's PATH before the install: one entry to expand (the type must stay REG_EXPAND_SZ
+# for it to work) and a plain one; both must come through install and uninstall untouched.
+USER_PATH_BEFORE = r"%USERPROFILE%\portwatch-check-bin;C:\portwatch-check-keep"
+_REG_LINE = re.compile(r"^\s*Path\s+(REG_[A-Z_]+)(?: {4}(.*))?$", re.IGNORECASE)
 
 
 # PKEY_AppUserModel_ID: format {9F4C2855-9F79-4B39-A8D0-E1D42DE1D5F3}, property 5, VT_LPWSTR.
@@ -100,6 +113,61 @@ def value(key: str, name: str) -> str | None:
         return None
 
 
+def user_path() -> tuple[str, str] | None:
+    """(type, value) of HKCU\\Environment Path as ``reg query`` shows it; None without one."""
+    done = subprocess.run(
+        ["reg", "query", rf"HKCU\{ENV_KEY}", "/v", "Path"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    for line in done.stdout.splitlines():
+        found = _REG_LINE.match(line.rstrip("\r\n"))
+        if found:
+            return found.group(1).upper(), found.group(2) or ""
+    return None
+
+
+def set_user_path(saved: tuple[int, str] | None) -> None:
+    """Put the user's PATH to ``(type, value)``, or remove it for None."""
+    with winreg.CreateKey(winreg.HKEY_CURRENT_USER, ENV_KEY) as handle:
+        if saved is None:
+            with contextlib.suppress(FileNotFoundError):
+                winreg.DeleteValue(handle, "Path")
+        else:
+            winreg.SetValueEx(handle, "Path", 0, saved[0], saved[1])
+
+
+def saved_user_path() -> tuple[int, str] | None:
+    try:
+        with winreg.OpenKey(winreg.HKEY_CURRENT_USER, ENV_KEY) as handle:
+            text, kind = winreg.QueryValueEx(handle, "Path")
+    except OSError:
+        return None
+    return int(kind), str(text)
+
+
+def path_problems(expect_entry: bool) -> list[str]:
+    """What is wrong with the user's PATH: the entries from before must all be there, in
+    their order, as REG_EXPAND_SZ; the program folder once when expected, else not at all."""
+    found = user_path()
+    if found is None:
+        return ["no user PATH"]
+    kind, text = found
+    problems = [] if kind == "REG_EXPAND_SZ" else [f"PATH became {kind}"]
+    entries = text.split(";")
+    ours = [e for e in entries if e.rstrip("\\").lower() == str(INSTALL).lower()]
+    others = [e for e in entries if e not in ours]
+    if others != USER_PATH_BEFORE.split(";"):
+        problems.append(f"the other entries are now {';'.join(others)!r}")
+    if expect_entry and len(ours) != 1:
+        problems.append(f"{INSTALL} is on PATH {len(ours)} times: {text!r}")
+    if not expect_entry and ours:
+        problems.append(f"{INSTALL} is still on PATH: {text!r}")
+    return problems
+
+
 def run(argv: Sequence[str]) -> int:
     return subprocess.run(list(argv), timeout=TIMEOUT_S, check=False).returncode
 
@@ -135,6 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a shortcut without a property store is Wine's limit, not a failure",
     )
     args = parser.parse_args(argv)
+    original_path = saved_user_path()
+    set_user_path((winreg.REG_EXPAND_SZ, USER_PATH_BEFORE))
+    try:
+        return check(args)
+    finally:
+        set_user_path(original_path)
+
+
+def check(args: argparse.Namespace) -> int:
     checks = Checks()
 
     code = run([args.setup, "/S", "/DESKTOP", "/LOGIN"])
@@ -157,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if value(RUN_KEY, "portwatch") != expected_run:
         problems.append(f"Run value is {value(RUN_KEY, 'portwatch')!r}")
     checks.report("silent-install-options", problems, "/DESKTOP and /LOGIN chosen without a page")
+    checks.report(
+        "user-path-added",
+        path_problems(expect_entry=True),
+        f"{INSTALL} after the user's entries, REG_EXPAND_SZ kept",
+    )
     # Toasts are filed under the starting shortcut's AppUserModelID: it must be the app's.
     if shortcut_id == AUMID:
         checks.report("shortcut-app-user-model-id", [], AUMID)
@@ -209,6 +291,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         running.wait(timeout=60)
     time.sleep(1)  # Windows releases a killed program's image a moment after it exits
 
+    # Reinstalls: the PATH entry once however often; /NOPATH takes it out, the next install
+    # puts it back.
+    problems = []
+    for options, expected in (([], True), (["/NOPATH"], False), ([], True), ([], True)):
+        code = run([args.setup, "/S", *options])
+        if code != 0:
+            problems.append(f"setup /S {' '.join(options)} exit {code}")
+        problems += [f"after /S {' '.join(options)}: {p}" for p in path_problems(expected)]
+    checks.report("user-path-reinstall", problems, "never twice; /NOPATH removes it")
+    # A PATH longer than NSIS's strings would come back cut short: it must be left alone.
+    long_path = ";".join(rf"C:\portwatch-check-long\{n:04}" for n in range(80))
+    kept = saved_user_path()
+    set_user_path((winreg.REG_EXPAND_SZ, long_path))
+    code = run([args.setup, "/S"])
+    problems = [] if code == 0 else [f"setup /S exit {code}"]
+    if user_path() != ("REG_EXPAND_SZ", long_path):
+        problems.append("a PATH too long for the setup to hold was changed")
+    set_user_path(kept)
+    checks.report("user-path-too-long-untouched", problems, f"{len(long_path)} characters kept")
+
     USER_DATA.mkdir(parents=True, exist_ok=True)
     keep = USER_DATA / "installer-check-keep.txt"
     keep.write_text("the user's data")
@@ -234,6 +336,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems,
         "program, shortcut, Run value, Apps entry, AUMID removed; user data kept",
     )
+    found = user_path()
+    problems = path_problems(expect_entry=False)
+    if found is not None and found[1] != USER_PATH_BEFORE:
+        problems.append(f"PATH is {found[1]!r}, not {USER_PATH_BEFORE!r} as before")
+    checks.report("user-path-removed", problems, "only its own entry removed; the user's kept")
     keep.unlink(missing_ok=True)
     print(f"installer: {checks.passed} passed, {checks.failed} failed", flush=True)
     return 1 if checks.failed else 0

@@ -18,6 +18,7 @@ opened are compared: other programs come and go on a busy machine.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -70,8 +71,6 @@ _LOCAL = re.compile(r"^(\[[^\]]*\]|[^%\[\]]*?)(?:%([^:\]]+))?:(\d+)$")
 
 
 def _spelling(address: str) -> str:
-    import ipaddress
-
     address = address.strip("[]")
     if address == "*":
         return "::"
@@ -354,7 +353,9 @@ class Machine:
 
     children: dict[str, SocketChild] = field(default_factory=dict)
     daemons: dict[str, Daemon] = field(default_factory=dict)
-    absent: dict[str, str] = field(default_factory=dict)
+    absent: dict[str, str] = field(default_factory=dict)  # not installed: skipped
+    broken: dict[str, str] = field(default_factory=dict)  # installed, would not start
+    no_netns: str = "needs root"
 
     def child_ports(self, *names: str) -> set[int]:
         return {
@@ -413,16 +414,24 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
             )
             (logs / "daemon.log").unlink()
             if shutil.which("unshare") and shutil.which("nsenter"):
-                started.children["netns"] = start_child(
-                    [{"kind": "tcp-listen", "host": "0.0.0.0"}, {"kind": "udp", "host": "::"}],
-                    prefix=["unshare", "-n"],
-                )
+                try:
+                    started.children["netns"] = start_child(
+                        [{"kind": "tcp-listen", "host": "0.0.0.0"}, {"kind": "udp", "host": "::"}],
+                        prefix=["unshare", "-n"],
+                    )
+                except RuntimeError as exc:  # a container may forbid new namespaces
+                    started.no_netns = f"unshare -n failed: {exc}"
+            else:
+                started.no_netns = "unshare or nsenter is not installed"
         for name, start in DAEMONS.items():
             reason = start.missing()
             if reason:
                 started.absent[name] = reason
                 continue
-            started.daemons[name] = start()
+            try:
+                started.daemons[name] = start()
+            except (AssertionError, OSError, subprocess.SubprocessError) as exc:
+                started.broken[name] = f"{name} is installed but did not start: {exc}"
         yield started
     finally:
         for daemon in started.daemons.values():
@@ -545,6 +554,8 @@ class DaemonStart:
                 stderr=subprocess.DEVNULL,
                 user=uid,
                 cwd=folder,
+                # Its own process group: a daemon may signal its whole group on the way out.
+                start_new_session=True,
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -637,6 +648,46 @@ def _memcached(exe: str, folder: Path, ports: list[int]) -> list[str]:
             "-u", "nobody"]  # fmt: skip
 
 
+def _named(exe: str, folder: Path, ports: list[int]) -> list[str]:
+    # One socket per address and worker thread: IPv6 on each address of each device,
+    # link-local ones bound to their device, as they are at start (no rescans while the
+    # test runs). No control channel (its port is fixed).
+    (folder / "named.conf").write_text(
+        f'options {{ directory "{folder}"; pid-file "{folder}/named.pid";'
+        f" listen-on port {ports[0]} {{ 127.0.0.1; }}; listen-on-v6 port {ports[0]} {{ any; }};"
+        " recursion no; automatic-interface-scan no; };\ncontrols { };\n"
+    )
+    return [exe, "-f", "-n", "2", "-c", str(folder / "named.conf")]
+
+
+def _apache(exe: str, folder: Path, ports: list[int]) -> list[str]:
+    modules = "/usr/lib/apache2/modules"
+    user = "User www-data\nGroup www-data\n" if ROOT else ""
+    # Two children, never more or fewer: they hold the sockets too, and must not come
+    # and go between ss and portwatch.
+    (folder / "httpd.conf").write_text(
+        f"ServerName localhost\nListen 127.0.0.1:{ports[0]}\nListen [::]:{ports[1]}\n"
+        f"PidFile {folder}/httpd.pid\nErrorLog {folder}/error.log\n"
+        f"Mutex file:{folder} default\nDefaultRuntimeDir {folder}\n{user}"
+        f"LoadModule mpm_prefork_module {modules}/mod_mpm_prefork.so\n"
+        f"LoadModule authz_core_module {modules}/mod_authz_core.so\n"
+        "StartServers 2\nMinSpareServers 2\nMaxSpareServers 2\nMaxRequestWorkers 2\n"
+    )
+    return [exe, "-f", str(folder / "httpd.conf"), "-DFOREGROUND"]
+
+
+def _haproxy(exe: str, folder: Path, ports: list[int]) -> list[str]:
+    # "interface lo": a Debian daemon's own device-bound socket (SO_BINDTODEVICE).
+    (folder / "haproxy.cfg").write_text(
+        "defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 1s\n"
+        "  timeout server 1s\n"
+        f"frontend f\n  bind 127.0.0.1:{ports[0]}\n  bind :::{ports[1]} v4v6\n"
+        f"  bind 0.0.0.0:{ports[2]} interface lo\n  default_backend b\n"
+        "backend b\n  server s 127.0.0.1:9\n"
+    )
+    return [exe, "-db", "-f", str(folder / "haproxy.cfg")]
+
+
 DAEMONS: dict[str, DaemonStart] = {
     "nginx": DaemonStart("nginx", _nginx, ports=3, workers=2),
     "redis": DaemonStart("redis-server", _redis),
@@ -644,6 +695,9 @@ DAEMONS: dict[str, DaemonStart] = {
     "sshd": DaemonStart("sshd", _sshd, root_only=True, needs=("/run/sshd",)),
     "dnsmasq": DaemonStart("dnsmasq", _dnsmasq, root_only=True),
     "memcached": DaemonStart("memcached", _memcached, root_only=True),
+    "named": DaemonStart("named", _named, user="bind"),
+    "apache2": DaemonStart("apache2", _apache, ports=2, workers=2),
+    "haproxy": DaemonStart("haproxy", _haproxy, ports=3, root_only=True),
 }
 
 
@@ -685,6 +739,8 @@ def test_debian_daemon_as_ss_shows_it(
 ) -> None:
     if daemon in machine.absent:
         pytest.skip(machine.absent[daemon])
+    if daemon in machine.broken:
+        pytest.fail(machine.broken[daemon])
     started = machine.daemons[daemon]
     pids = started.pids()
     view = viewer.view(probe, "root" if user == "self" else user)
@@ -712,7 +768,7 @@ def test_a_namespaced_listener_is_shown_only_inside(
     machine: Machine, viewer: Viewer, probe: str, user: str
 ) -> None:
     if "netns" not in machine.children:
-        pytest.skip("unshare or nsenter is not installed")
+        pytest.skip(machine.no_netns)
     child = machine.children["netns"]
     view = viewer.view(probe, user, netns_pid=child.pid)
     ports = machine.child_ports("netns")

@@ -5,9 +5,10 @@
 ;            -DOUTFILE=..\out\portwatch-0.1.0-setup.exe installer\windows\portwatch.nsi
 ; VERSION/VERSION4 come from `python installer/buildinfo.py version` / `nsis-version`.
 ;
-; Installs to %LOCALAPPDATA%\Programs\portwatch with a Start-menu shortcut; optionally a desktop
-; shortcut and start at login (HKCU\...\Run, the same value the app's Settings switch uses).
-; Silent installs choose those two on the command line: setup.exe /S /DESKTOP /LOGIN.
+; Installs to %LOCALAPPDATA%\Programs\portwatch with a Start-menu shortcut and its folder on the
+; user's PATH (so `portwatch-cli scan` works in a terminal); optionally a desktop shortcut and
+; start at login (HKCU\...\Run, the same value the app's Settings switch uses). Silent installs
+; choose on the command line: setup.exe /S /DESKTOP /LOGIN /NOPATH.
 ; The uninstaller removes what the installer made and leaves the user's watch list and history.
 
 Unicode true
@@ -37,6 +38,10 @@ ManifestDPIAware true
 ; registered here so Windows names portwatch, with its icon, as the sender of its notifications.
 !define AUMID "io.github.portwatch.Portwatch"
 !define AUMID_KEY "Software\Classes\AppUserModelId\${AUMID}"
+; The user's own PATH (what "Edit environment variables for your account" edits); the
+; uninstall entry remembers the exact folder added there, so only that one is ever removed.
+!define ENV_KEY "Environment"
+!define PATH_ENTRY_VALUE "PathEntry"
 
 Name "${APP_NAME}"
 OutFile "${OUTFILE}"
@@ -61,6 +66,7 @@ VIAddVersionKey /LANG=1033 "LegalCopyright" "MIT License, ${PUBLISHER}"
 !include "Sections.nsh"
 !include "Win\COM.nsh"
 !include "Win\Propkey.nsh"
+!include "WinMessages.nsh"
 
 !define MUI_ICON "..\..\icons\portwatch.ico"
 !define MUI_UNICON "..\..\icons\portwatch.ico"
@@ -146,6 +152,114 @@ FunctionEnd
 !macroend
 !insertmacro SET_SHORTCUT_AUMID ""
 
+; The user's PATH as a list of folders separated by ";", edited one entry at a time: every
+; other entry, empty ones and the order included, is written back as it was, and the value
+; keeps its type (REG_EXPAND_SZ, as Windows makes it, or REG_SZ). NSIS holds at most
+; ${NSIS_MAX_STRLEN} characters in a string: a longer PATH is never read (it would come back
+; cut short); it is left alone and the setup says so.
+!macro USER_PATH_FUNCTIONS prefix
+; Out: $R1 = the value's type (0: there is no PATH; 1 REG_SZ; 2 REG_EXPAND_SZ; else not a
+; string), $R2 = its size in characters.
+Function ${prefix}UserPathInfo
+  Push $0
+  ; RegGetValueW(HKEY_CURRENT_USER, "Environment", "Path", RRF_RT_ANY | RRF_NOEXPAND, ...),
+  ; no buffer: only the type and size. HKEY_CURRENT_USER as a sign-extended handle.
+  System::Call 'advapi32::RegGetValueW(p -2147483647, w "${ENV_KEY}", w "Path", i 0x1000FFFF, *i 0 r11, p 0, *i 0 r12) i .r0'
+  ${If} $0 <> 0
+    StrCpy $R1 0
+    StrCpy $R2 0
+  ${Else}
+    IntOp $R2 $R2 / 2
+  ${EndIf}
+  Pop $0
+FunctionEnd
+
+; In: $R0 = PATH, $R3 = the folder. Out: $R4 = PATH without that folder (compared without
+; case and a trailing "\", as Windows compares them), $R5 = how many entries were removed.
+Function ${prefix}PathWithout
+  Push $6
+  Push $7
+  Push $8
+  Push $9
+  StrCpy $R4 ""
+  StrCpy $R5 0
+  StrCpy $6 $R0
+  StrCpy $9 0 ; entries kept so far
+  ${Do}
+    ; $7 = the entry up to the next ";", $6 = what follows it.
+    StrCpy $8 0
+    ${Do}
+      StrCpy $7 $6 1 $8
+      ${If} $7 == ""
+      ${OrIf} $7 == ";"
+        ${ExitDo}
+      ${EndIf}
+      IntOp $8 $8 + 1
+    ${Loop}
+    StrCpy $7 $6 $8
+    IntOp $8 $8 + 1
+    StrCpy $6 $6 "" $8
+    ${If} $7 == $R3
+    ${OrIf} $7 == "$R3\"
+      IntOp $R5 $R5 + 1
+    ${Else}
+      ${If} $9 > 0
+        StrCpy $R4 "$R4;"
+      ${EndIf}
+      StrCpy $R4 "$R4$7"
+      IntOp $9 $9 + 1
+    ${EndIf}
+  ${LoopUntil} $6 == ""
+  ; A ";" at the very end was one more (empty) entry.
+  StrCpy $7 $R0 1 -1
+  ${If} $7 == ";"
+    StrCpy $R4 "$R4;"
+  ${EndIf}
+  Pop $9
+  Pop $8
+  Pop $7
+  Pop $6
+FunctionEnd
+
+; Writes $R4 back as the user's PATH with type $R1 and tells running programs (Explorer
+; hands the new PATH to the terminals it starts next; open ones keep theirs).
+Function ${prefix}WriteUserPath
+  ${If} $R4 == ""
+    ; Nothing but portwatch's folder was there: no PATH of the user's own, as before.
+    DeleteRegValue HKCU "${ENV_KEY}" "Path"
+  ${ElseIf} $R1 == 1
+    WriteRegStr HKCU "${ENV_KEY}" "Path" $R4
+  ${Else}
+    WriteRegExpandStr HKCU "${ENV_KEY}" "Path" $R4
+  ${EndIf}
+  SendMessage ${HWND_BROADCAST} ${WM_SETTINGCHANGE} 0 "STR:Environment" /TIMEOUT=5000
+FunctionEnd
+
+; Removes the folder this setup added (recorded in the uninstall entry), if it did.
+Function ${prefix}RemoveFromUserPath
+  ReadRegStr $R3 HKCU "${UNINSTALL_KEY}" "${PATH_ENTRY_VALUE}"
+  ${If} $R3 == ""
+    Return
+  ${EndIf}
+  Call ${prefix}UserPathInfo
+  ${If} $R1 = 1
+  ${OrIf} $R1 = 2
+    ${If} $R2 >= ${NSIS_MAX_STRLEN}
+      DetailPrint "PATH is too long to edit here: remove $R3 from it by hand."
+    ${Else}
+      ReadRegStr $R0 HKCU "${ENV_KEY}" "Path"
+      Call ${prefix}PathWithout
+      ${If} $R5 > 0
+        Call ${prefix}WriteUserPath
+      ${EndIf}
+    ${EndIf}
+  ${EndIf}
+  DeleteRegValue HKCU "${UNINSTALL_KEY}" "${PATH_ENTRY_VALUE}"
+FunctionEnd
+!macroend
+!insertmacro USER_PATH_FUNCTIONS ""
+!insertmacro USER_PATH_FUNCTIONS "un."
+
 Section "${APP_NAME} (with a Start-menu shortcut)" SecMain
   SectionIn RO
   SetShellVarContext current
@@ -187,7 +301,57 @@ Section /o "Start ${APP_NAME} when I log in" SecLogin
   WriteRegStr HKCU "${RUN_KEY}" "${APP_NAME}" '"$INSTDIR\${APP_EXE}" --minimized'
 SectionEnd
 
-; /DESKTOP and /LOGIN tick the optional sections, so a silent (/S) install can have them too.
+Section "Add portwatch-cli to my PATH (for terminals)" SecPath
+  ; portwatch-cli.exe is the console program: `portwatch-cli scan` in a new terminal.
+  Call UserPathInfo
+  ${If} $R1 <> 0
+  ${AndIf} $R1 <> 1
+  ${AndIf} $R1 <> 2
+    DetailPrint "PATH is not a text value: add $INSTDIR to it by hand."
+    Return
+  ${EndIf}
+  StrLen $0 "$INSTDIR"
+  IntOp $0 $0 + $R2
+  ${If} $0 >= ${NSIS_MAX_STRLEN}
+    DetailPrint "PATH is too long to edit here: add $INSTDIR to it by hand."
+    Return
+  ${EndIf}
+  StrCpy $R0 ""
+  ${If} $R1 <> 0
+    ReadRegStr $R0 HKCU "${ENV_KEY}" "Path"
+  ${EndIf}
+  StrCpy $R3 "$INSTDIR"
+  Call PathWithout
+  ${If} $R5 > 0
+    ; Already there (a reinstall, an upgrade, or the user's own entry): never twice.
+    Return
+  ${EndIf}
+  ${If} $R0 == ""
+    StrCpy $R4 "$INSTDIR"
+  ${Else}
+    StrCpy $0 $R0 1 -1
+    ${If} $0 == ";"
+      StrCpy $R4 "$R0$INSTDIR"
+    ${Else}
+      StrCpy $R4 "$R0;$INSTDIR"
+    ${EndIf}
+  ${EndIf}
+  ${If} $R1 = 0
+    StrCpy $R1 2
+  ${EndIf}
+  Call WriteUserPath
+  WriteRegStr HKCU "${UNINSTALL_KEY}" "${PATH_ENTRY_VALUE}" "$INSTDIR"
+SectionEnd
+
+; Reinstalled without the PATH choice: the entry an earlier install added goes.
+Section "-PathChoiceUndone"
+  ${IfNot} ${SectionIsSelected} ${SecPath}
+    Call RemoveFromUserPath
+  ${EndIf}
+SectionEnd
+
+; /DESKTOP and /LOGIN tick the optional sections and /NOPATH unticks the PATH entry, so a
+; silent (/S) install can choose them too.
 Function .onInit
   ${GetParameters} $R0
   ClearErrors
@@ -200,6 +364,12 @@ Function .onInit
   ${IfNot} ${Errors}
     !insertmacro SelectSection ${SecLogin}
   ${EndIf}
+  ; The PATH entry is on unless /NOPATH says otherwise.
+  ClearErrors
+  ${GetOptions} $R0 "/NOPATH" $R1
+  ${IfNot} ${Errors}
+    !insertmacro UnselectSection ${SecPath}
+  ${EndIf}
 FunctionEnd
 
 Function un.onInit
@@ -211,6 +381,8 @@ Section "Uninstall"
   Delete "$SMPROGRAMS\${APP_NAME}.lnk"
   Delete "$DESKTOP\${APP_NAME}.lnk"
   DeleteRegValue HKCU "${RUN_KEY}" "${APP_NAME}"
+  ; Before the uninstall entry goes: it names the PATH entry to remove.
+  Call un.RemoveFromUserPath
   DeleteRegKey HKCU "${UNINSTALL_KEY}"
   DeleteRegKey HKCU "${AUMID_KEY}"
   ; Only what the installer put there: never `RMDir /r $INSTDIR`, which could be a user folder.
