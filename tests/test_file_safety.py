@@ -574,3 +574,29 @@ def test_a_file_written_in_place_is_never_a_hard_link(
     assert "Traceback" not in result.stderr
     assert "hard links" in result.stderr, result.stderr
     assert victim.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        ("PRAGMA user_version = 3", "is missing"),
+        ("CREATE TABLE listeners (a); PRAGMA user_version = 3", "is missing"),
+        ("CREATE TABLE x (y); PRAGMA user_version = -3", "schema number -3"),
+        ("CREATE TABLE listeners (a)", "portwatch did not make"),
+    ],
+    ids=["no-tables", "wrong-tables", "negative-version", "foreign-table"],
+)
+def test_a_history_whose_tables_are_not_portwatchs_is_set_aside(
+    data_dir: Path, make: str, reason: str
+) -> None:
+    """A file whose version number promises tables it lacks ended the monitor in a
+    traceback ("no such table"); it is moved aside like any damaged history."""
+    path = data_dir / "history.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(make)
+    conn.close()
+    result = run(data_dir, "monitor", "--duration", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert reason in result.stderr and "moved to" in result.stderr
+    assert run(data_dir, "export", "-o", "-").returncode == 0
