@@ -6,11 +6,14 @@ import argparse
 import contextlib
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from portwatch import __version__, files, logs, paths
 from portwatch.cli import CommandError, add_commands
+from portwatch.cli.common import warn
 from portwatch.cli.console import make_output_safe
 
 
@@ -57,6 +60,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     where = paths.resolve(args.data_dir)
+    with contextlib.ExitStack() as cleanup:
+        problem = _prepare_folders(where)
+        if problem is not None and _may_run_without_folders(args):
+            # A one-off look (scan, connections, describe) run by a user whose default
+            # folders are not theirs (``setpriv``/``runuser`` keep or set a HOME they
+            # cannot write): it keeps nothing, so a scratch folder does, with a warning.
+            try:
+                scratch = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="portwatch-"))
+            except OSError:
+                return _error(problem)
+            where = paths.rooted(Path(scratch))
+            warn(f"{problem}; this run uses the defaults and keeps nothing (--data-dir DIR)")
+            problem = _prepare_folders(where)
+        if problem is not None:
+            return _error(problem)
+        return _run(args, where)
+
+
+def _prepare_folders(where: paths.Paths) -> str | None:
+    """Create portwatch's folders; what is wrong with the first that cannot be used."""
     folders = {where.log_dir: "log", where.config_dir: "config", where.data_dir: "data"}
     for folder, role in sorted(folders.items(), key=lambda item: len(item[0].parts)):
         try:
@@ -65,7 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             inside = any(other in folder.parents for other in folders)
             files.prepare_folder(folder, link_ok=not inside)
         except OSError as exc:
-            return _error(f"cannot use the {role} folder {folder}: {exc.strerror or exc}")
+            return f"cannot use the {role} folder {folder}: {exc.strerror or exc}"
+    return None
+
+
+def _may_run_without_folders(args: argparse.Namespace) -> bool:
+    """A command that writes nothing, run with the default folders (a folder the user
+    chose and cannot use stays an error)."""
+    chosen = args.data_dir or os.environ.get(paths.ENV_DATA_DIR)
+    return bool(getattr(args, "keeps_nothing", False)) and not chosen
+
+
+def _run(args: argparse.Namespace, where: paths.Paths) -> int:
     logs.configure(where.log_file, verbose=args.verbose, console=args.command is not None)
     if args.command is None:
         from portwatch.display import NO_DISPLAY_MESSAGE, missing_display

@@ -501,6 +501,36 @@ def prepare_folder(folder: str | os.PathLike[str], *, link_ok: bool = True) -> N
     elif not stat.S_ISDIR(st.st_mode):
         raise RefusedFile(path, f"it is {kind_of(st.st_mode)}, not a folder")
     check_folder(path)
+    _check_above(path)
+
+
+def _check_above(folder: Path) -> None:
+    """Refuse a folder inside one another user can rename things in: they could move
+    ours away and put a link or a folder of theirs in its place between our checks and
+    our writes. A sticky folder (``/tmp``) lets only an entry's owner move it."""
+    if os.name != "posix":
+        return
+    me = os.geteuid()
+    real = Path(os.path.realpath(folder))
+    for above in real.parents:
+        st = os.stat(above)
+        if st.st_uid not in (me, 0):
+            raise RefusedFile(
+                folder,
+                f"the folder {above} above it belongs to {_user_name(st.st_uid)}, who could"
+                " move it and put another in its place; use a folder of your own",
+            )
+        if st.st_mode & stat.S_ISVTX:
+            continue  # only an entry's owner (or the folder's) may move it
+        open_to_others = st.st_mode & stat.S_IWOTH or (
+            st.st_mode & stat.S_IWGRP and _group_has_others(st.st_gid, st.st_uid)
+        )
+        if open_to_others:
+            raise RefusedFile(
+                folder,
+                f"other users can write in the folder {above} above it (mode"
+                f" {stat.S_IMODE(st.st_mode):o}) and could put another folder in its place",
+            )
 
 
 def _user_name(uid: int) -> str:

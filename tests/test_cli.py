@@ -243,6 +243,34 @@ def test_unwritable_data_dir_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@needs_posix  # the default folders come from HOME and XDG_* here
+def test_a_look_runs_where_the_default_folders_cannot_be_used(tmp_path: Path) -> None:
+    """``setpriv``/``runuser`` to another user keep or set a HOME that user cannot
+    write: scan, connections and describe keep nothing, so they run (with a warning);
+    a command that keeps something, and a folder chosen with --data-dir, stay errors."""
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    xdg = ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME", "PORTWATCH_DATA_DIR")
+    env = {k: v for k, v in os.environ.items() if k not in xdg}
+    env["HOME"] = str(blocker / "home")
+
+    def portwatch(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*portwatch_cmd(), *args], capture_output=True, text=True, env=env, check=False
+        )
+
+    for look in (["scan", "--json", "--all"], ["connections", "--all"], ["describe", "22"]):
+        result = portwatch(*look)
+        assert result.returncode == 0, (look, result.stderr)
+        assert "cannot use the config folder" in result.stderr
+        assert "keeps nothing" in result.stderr and "Traceback" not in result.stderr
+    assert isinstance(json.loads(portwatch("scan", "--json", "--all").stdout), list)
+    for keeps in (["watch", "add", "9999"], ["--data-dir", str(blocker / "d"), "scan"]):
+        result = portwatch(*keeps)
+        assert result.returncode == 1 and "cannot use the" in result.stderr
+        assert "keeps nothing" not in result.stderr
+
+
 def test_environment_variable_sets_the_data_dir(tmp_path: Path) -> None:
     env = {**os.environ, "PORTWATCH_DATA_DIR": str(tmp_path / "envdata")}
     result = subprocess.run(

@@ -342,6 +342,29 @@ def test_a_data_folder_link_another_user_owns_is_refused(tmp_path: Path) -> None
     assert "symbolic link owned by" in one_line(result.stderr)
 
 
+@pytest.mark.skipif(not IS_ROOT, reason="giving a folder to another user needs root")
+def test_a_data_folder_inside_one_others_can_change_is_refused(tmp_path: Path) -> None:
+    """Its owner, or anyone who can write there, could move our folder away and put one
+    of theirs (or a link) in its place. A sticky folder such as /tmp is fine."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    (shared / "data").mkdir(mode=0o700)
+    result = run(shared / "data", "watch", "list")
+    assert result.returncode == 1
+    assert f"other users can write in the folder {shared}" in one_line(result.stderr)
+    assert list((shared / "data").iterdir()) == []
+    shared.chmod(0o1777)
+    assert run(shared / "data", "watch", "list").returncode == 0
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o755)
+    (theirs / "data").mkdir(mode=0o700)
+    os.chown(theirs, 65534, 65534)
+    result = run(theirs / "data", "watch", "list")
+    assert result.returncode == 1
+    assert f"the folder {theirs} above it belongs to" in one_line(result.stderr)
+
+
 @posix_only
 def test_a_private_folder_is_fine(tmp_path: Path) -> None:
     folder = tmp_path / "mine"
@@ -551,3 +574,29 @@ def test_a_file_written_in_place_is_never_a_hard_link(
     assert "Traceback" not in result.stderr
     assert "hard links" in result.stderr, result.stderr
     assert victim.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        ("PRAGMA user_version = 3", "is missing"),
+        ("CREATE TABLE listeners (a); PRAGMA user_version = 3", "is missing"),
+        ("CREATE TABLE x (y); PRAGMA user_version = -3", "schema number -3"),
+        ("CREATE TABLE listeners (a)", "portwatch did not make"),
+    ],
+    ids=["no-tables", "wrong-tables", "negative-version", "foreign-table"],
+)
+def test_a_history_whose_tables_are_not_portwatchs_is_set_aside(
+    data_dir: Path, make: str, reason: str
+) -> None:
+    """A file whose version number promises tables it lacks ended the monitor in a
+    traceback ("no such table"); it is moved aside like any damaged history."""
+    path = data_dir / "history.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.executescript(make)
+    conn.close()
+    result = run(data_dir, "monitor", "--duration", "0.2")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert reason in result.stderr and "moved to" in result.stderr
+    assert run(data_dir, "export", "-o", "-").returncode == 0

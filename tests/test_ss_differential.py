@@ -554,6 +554,8 @@ class DaemonStart:
                 stderr=subprocess.DEVNULL,
                 user=uid,
                 cwd=folder,
+                # Its own process group: a daemon may signal its whole group on the way out.
+                start_new_session=True,
             )
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
@@ -646,6 +648,46 @@ def _memcached(exe: str, folder: Path, ports: list[int]) -> list[str]:
             "-u", "nobody"]  # fmt: skip
 
 
+def _named(exe: str, folder: Path, ports: list[int]) -> list[str]:
+    # One socket per address and worker thread: IPv6 on each address of each device,
+    # link-local ones bound to their device, as they are at start (no rescans while the
+    # test runs). No control channel (its port is fixed).
+    (folder / "named.conf").write_text(
+        f'options {{ directory "{folder}"; pid-file "{folder}/named.pid";'
+        f" listen-on port {ports[0]} {{ 127.0.0.1; }}; listen-on-v6 port {ports[0]} {{ any; }};"
+        " recursion no; automatic-interface-scan no; };\ncontrols { };\n"
+    )
+    return [exe, "-f", "-n", "2", "-c", str(folder / "named.conf")]
+
+
+def _apache(exe: str, folder: Path, ports: list[int]) -> list[str]:
+    modules = "/usr/lib/apache2/modules"
+    user = "User www-data\nGroup www-data\n" if ROOT else ""
+    # Two children, never more or fewer: they hold the sockets too, and must not come
+    # and go between ss and portwatch.
+    (folder / "httpd.conf").write_text(
+        f"ServerName localhost\nListen 127.0.0.1:{ports[0]}\nListen [::]:{ports[1]}\n"
+        f"PidFile {folder}/httpd.pid\nErrorLog {folder}/error.log\n"
+        f"Mutex file:{folder} default\nDefaultRuntimeDir {folder}\n{user}"
+        f"LoadModule mpm_prefork_module {modules}/mod_mpm_prefork.so\n"
+        f"LoadModule authz_core_module {modules}/mod_authz_core.so\n"
+        "StartServers 2\nMinSpareServers 2\nMaxSpareServers 2\nMaxRequestWorkers 2\n"
+    )
+    return [exe, "-f", str(folder / "httpd.conf"), "-DFOREGROUND"]
+
+
+def _haproxy(exe: str, folder: Path, ports: list[int]) -> list[str]:
+    # "interface lo": a Debian daemon's own device-bound socket (SO_BINDTODEVICE).
+    (folder / "haproxy.cfg").write_text(
+        "defaults\n  mode tcp\n  timeout connect 1s\n  timeout client 1s\n"
+        "  timeout server 1s\n"
+        f"frontend f\n  bind 127.0.0.1:{ports[0]}\n  bind :::{ports[1]} v4v6\n"
+        f"  bind 0.0.0.0:{ports[2]} interface lo\n  default_backend b\n"
+        "backend b\n  server s 127.0.0.1:9\n"
+    )
+    return [exe, "-db", "-f", str(folder / "haproxy.cfg")]
+
+
 DAEMONS: dict[str, DaemonStart] = {
     "nginx": DaemonStart("nginx", _nginx, ports=3, workers=2),
     "redis": DaemonStart("redis-server", _redis),
@@ -653,6 +695,9 @@ DAEMONS: dict[str, DaemonStart] = {
     "sshd": DaemonStart("sshd", _sshd, root_only=True, needs=("/run/sshd",)),
     "dnsmasq": DaemonStart("dnsmasq", _dnsmasq, root_only=True),
     "memcached": DaemonStart("memcached", _memcached, root_only=True),
+    "named": DaemonStart("named", _named, user="bind"),
+    "apache2": DaemonStart("apache2", _apache, ports=2, workers=2),
+    "haproxy": DaemonStart("haproxy", _haproxy, ports=3, root_only=True),
 }
 
 

@@ -24,7 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("port", metavar="PORT[/PROTO]", help="a port such as 3653 or 3653/udp")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
-    parser.set_defaults(handler=run)
+    # Writes nothing: runs in a scratch folder when the default ones are not usable.
+    parser.set_defaults(handler=run, keeps_nothing=True)
 
 
 def parse_port(text: str) -> tuple[int, tuple[Proto, ...]]:

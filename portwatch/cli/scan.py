@@ -16,7 +16,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--json", action="store_true", help="print one JSON array")
     parser.add_argument("--all", action="store_true", help="include listeners on any port")
-    parser.set_defaults(handler=run)
+    # Writes nothing: runs in a scratch folder when the default ones are not usable.
+    parser.set_defaults(handler=run, keeps_nothing=True)
 
 
 def run(args: argparse.Namespace, paths: Paths) -> int:

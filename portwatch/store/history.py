@@ -212,6 +212,7 @@ def _damage(path: Path) -> str | None:
         try:
             result = conn.execute("PRAGMA quick_check").fetchone()[0]
             user_version = conn.execute("PRAGMA user_version").fetchone()[0]
+            tables = schema.mismatch(conn) if result == "ok" else None
         finally:
             conn.close()
     except sqlite3.OperationalError as exc:
@@ -226,7 +227,7 @@ def _damage(path: Path) -> str | None:
         return f"integrity check failed: {result}"
     if user_version > schema.SCHEMA_VERSION:
         return f"it was written by a newer portwatch (schema {user_version})"
-    return None
+    return tables
 
 
 def _reading(method: Callable[P, R]) -> Callable[P, R]:

@@ -166,10 +166,11 @@ def version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn: sqlite3.Connection) -> int:
-    """Apply every migration past the file's version, each in its own transaction."""
+def migrate(conn: sqlite3.Connection, target: int = SCHEMA_VERSION) -> int:
+    """Apply every migration past the file's version (up to ``target``), each in its own
+    transaction."""
     current = version(conn)
-    for number in range(current, SCHEMA_VERSION):
+    for number in range(current, target):
         step = MIGRATIONS[number]
         if isinstance(step, str):
             with conn:
@@ -184,3 +185,50 @@ def migrate(conn: sqlite3.Connection) -> int:
             conn.execute("ROLLBACK")
             raise
     return version(conn)
+
+
+def _columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    tables = [
+        str(row[0])
+        for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if not str(row[0]).startswith("sqlite_")
+    ]
+    return {
+        table: {str(row[1]) for row in conn.execute("SELECT * FROM pragma_table_info(?)", (table,))}
+        for table in tables
+    }
+
+
+def mismatch(conn: sqlite3.Connection) -> str | None:
+    """Why the file's tables are not those its version number promises (a file written
+    by something else, or damaged by hand), or None when they are: every table and
+    column portwatch's migrations made up to that version is there. A file of version 0
+    holds none of portwatch's tables yet."""
+    current = version(conn)
+    if current < 0:
+        return f"its schema number {current} is not one portwatch writes"
+    if current > SCHEMA_VERSION:
+        return None  # a newer portwatch's file: said elsewhere
+    reference = sqlite3.connect(":memory:")
+    try:
+        migrate(reference, current)
+        wanted = _columns(reference) if current else _columns(_fresh(reference))
+    finally:
+        reference.close()
+    found = _columns(conn)
+    for table, columns in sorted(wanted.items()):
+        if current == 0:
+            if table in found:
+                return f"it holds a table {table!r} that portwatch did not make"
+            continue
+        if table not in found:
+            return f"its table {table!r} is missing (schema {current})"
+        lacking = sorted(columns - found[table])
+        if lacking:
+            return f"its table {table!r} lacks the column {lacking[0]!r} (schema {current})"
+    return None
+
+
+def _fresh(conn: sqlite3.Connection) -> sqlite3.Connection:
+    migrate(conn)
+    return conn
