@@ -11,10 +11,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from portwatch import __version__, files, logs, paths
-from portwatch.cli import CommandError, add_commands
-from portwatch.cli.common import warn
-from portwatch.cli.console import make_output_safe
+
+def _out_of_memory() -> NoReturn:
+    # Before anything else is loaded: only what the interpreter already holds is used.
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write("portwatch: error: out of memory while starting; portwatch stopped\n")
+        sys.stderr.flush()
+    raise SystemExit(1)
+
+
+# A memory limit (ulimit -v) can be reached while loading portwatch itself: one line,
+# not the traceback of an import.
+try:
+    from portwatch import __version__, files, logs, paths
+    from portwatch.cli import CommandError, add_commands
+    from portwatch.cli.common import warn
+    from portwatch.cli.console import make_output_safe
+except MemoryError:
+    _out_of_memory()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     make_output_safe()
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports every command's module
+    except MemoryError:
+        _out_of_memory()
     args = parser.parse_args(argv)
     where = paths.resolve(args.data_dir)
     with contextlib.ExitStack() as cleanup:
