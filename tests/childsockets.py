@@ -122,19 +122,26 @@ def wait_for(condition: Callable[[], object], timeout: float = 15.0, step: float
         time.sleep(step)
 
 
-def free_port(proto: str = "tcp", host: str = "127.0.0.1") -> int:
-    """A port that is free right now for both TCP and UDP on ``host``."""
+def free_port(proto: str = "tcp", host: str = "127.0.0.1", also: tuple[str, ...] = ()) -> int:
+    """A port that is free right now for both TCP and UDP on ``host`` and on each
+    address in ``also`` (a test that listens on 127.0.0.1 and ::1 needs both free)."""
     import socket
+
+    def free_on(address: str, port: int) -> bool:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(family, kind) as probe:
+                    probe.bind((address, port))
+        except OSError:
+            return False
+        return True
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(50):
         with socket.socket(family, socket.SOCK_STREAM) as probe_tcp:
             probe_tcp.bind((host, 0))
             port = probe_tcp.getsockname()[1]
-            try:
-                with socket.socket(family, socket.SOCK_DGRAM) as probe_udp:
-                    probe_udp.bind((host, port))
-            except OSError:
-                continue
+        if free_on(host, port) and all(free_on(address, port) for address in also):
             return port
     raise RuntimeError("no free port")

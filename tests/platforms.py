@@ -66,6 +66,7 @@ POSIX_ONLY_NAMES = (
     "setgid",
     "setgroups",
     "fork",
+    "mkfifo",
     "SIGKILL",
     "SIGUSR1",
     "SIGHUP",

@@ -243,7 +243,15 @@ def test_a_watch_list_of_only_refused_lines_keeps_the_running_monitor_watching(
         wait_for(lambda: monitor.errors_with("is not a valid port spec"), timeout=30)
         child = ChildSockets.start([("tcp", "127.0.0.1", port, "listen")])
         try:
-            wait_for(lambda: monitor.events_for(port, "unknown-owner"), timeout=30)
+            # Either alert shows the port is still watched; under Wine every socket's owner
+            # is pid 0, so there it is the unattributed one.
+            wait_for(
+                lambda: (
+                    monitor.events_for(port, "unknown-owner")
+                    or monitor.events_for(port, "unattributed-owner")
+                ),
+                timeout=30,
+            )
         finally:
             child.stop()
     assert not [line for line in monitor.raw if "Traceback" in line]

@@ -15,7 +15,7 @@ from PySide6.QtGui import QFontInfo
 def test_one_process_on_four_sockets_is_one_card_with_the_actions_on_screen(
     qtbot: Any, make_desktop: Any, child_sockets: list
 ) -> None:
-    port = free_port()
+    port = free_port(also=("::1",))
     desktop = make_desktop([str(port)])
     window = desktop.window
     child = ChildSockets.start(
