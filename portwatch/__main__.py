@@ -119,6 +119,9 @@ def _may_run_without_folders(args: argparse.Namespace) -> bool:
 def _run(args: argparse.Namespace, where: paths.Paths) -> int:
     logs.configure(where.log_file, verbose=args.verbose, console=args.command is not None)
     if args.command is None:
+        refused = _smoke_target_refused(args.smoke, where)
+        if refused is not None:
+            return _error(refused)
         from portwatch.display import NO_DISPLAY_MESSAGE, missing_display
 
         if missing_display():
@@ -153,6 +156,27 @@ def _run(args: argparse.Namespace, where: paths.Paths) -> int:
             return _error(f"{short}; portwatch stopped")
         where_ = f" ({exc.filename})" if exc.filename else ""
         return _error(f"{exc.strerror or exc}{where_}")
+
+
+def _smoke_target_refused(smoke: str | None, where: paths.Paths) -> str | None:
+    """Why the ``--smoke`` screenshot cannot be written where asked, before the window
+    opens: the rules of an export (no link, device, FIFO, read-only file or file of
+    portwatch's own; Qt's own save wrote through a link, over the history too)."""
+    if not smoke:
+        return None
+    from portwatch.engine.export import ExportError, check_target
+
+    if smoke.endswith(("/", os.sep)):
+        return f"cannot write {smoke}: it names a folder, not a file"
+    target = Path(smoke).expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        check_target(target, where.own_files())
+    except ExportError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot write {target}: {exc.strerror or exc}"
+    return None
 
 
 def _drop_stdout() -> None:
