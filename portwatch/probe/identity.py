@@ -19,11 +19,11 @@ from typing import Any
 
 import psutil
 
+from portwatch import files
 from portwatch.core.identity import script_is_file
 from portwatch.core.startedby import socket_activated
 from portwatch.core.text import clean
 from portwatch.core.types import Owner, SignerInfo
-from portwatch import files
 from portwatch.files import raise_if_short
 from portwatch.probe import procfs, winfile
 from portwatch.probe.extracode import extra_code, read_environ
