@@ -336,3 +336,26 @@ def test_hashing_a_script_path_swapped_for_a_fifo_device_or_huge_file_returns_no
     real = tmp_path / "real.py"
     real.write_bytes(b"print(1)\n")
     assert hasher.hash_path(str(real)) == hashlib.sha256(b"print(1)\n").hexdigest()
+
+
+@needs_linux
+def test_the_package_check_of_a_script_swapped_for_a_fifo_does_not_wait(tmp_path: Path) -> None:
+    from portwatch.probe.packages import DpkgDatabase, PackageVerifier
+
+    if not os.path.isdir("/var/lib/dpkg/info"):
+        pytest.skip("no dpkg database here")
+    import threading
+
+    fifo = tmp_path / "script.py"
+    os.mkfifo(fifo)
+    verifier = PackageVerifier([DpkgDatabase()])
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(verifier.check(str(fifo))))
+    worker.daemon = True
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():
+        with open(fifo, "wb"):  # unblock the thread before failing
+            pass
+        pytest.fail("the package check waited on a FIFO")
+    assert results and getattr(results[0], "package", None) is None
