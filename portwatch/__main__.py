@@ -11,10 +11,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from portwatch import __version__, files, logs, paths
-from portwatch.cli import CommandError, add_commands
-from portwatch.cli.common import warn
-from portwatch.cli.console import make_output_safe
+
+def _out_of_memory() -> NoReturn:
+    # Before anything else is loaded: only what the interpreter already holds is used.
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write("portwatch: error: out of memory while starting; portwatch stopped\n")
+        sys.stderr.flush()
+    raise SystemExit(1)
+
+
+# A memory limit (ulimit -v) can be reached while loading portwatch itself: one line,
+# not the traceback of an import.
+try:
+    from portwatch import __version__, files, logs, paths
+    from portwatch.cli import CommandError, add_commands
+    from portwatch.cli.common import warn
+    from portwatch.cli.console import make_output_safe
+except MemoryError:
+    _out_of_memory()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     make_output_safe()
-    parser = build_parser()
+    try:
+        parser = build_parser()  # imports every command's module
+    except MemoryError:
+        _out_of_memory()
     args = parser.parse_args(argv)
     where = paths.resolve(args.data_dir)
     with contextlib.ExitStack() as cleanup:
@@ -102,6 +119,9 @@ def _may_run_without_folders(args: argparse.Namespace) -> bool:
 def _run(args: argparse.Namespace, where: paths.Paths) -> int:
     logs.configure(where.log_file, verbose=args.verbose, console=args.command is not None)
     if args.command is None:
+        refused = _smoke_target_refused(args.smoke, where)
+        if refused is not None:
+            return _error(refused)
         from portwatch.display import NO_DISPLAY_MESSAGE, missing_display
 
         if missing_display():
@@ -136,6 +156,27 @@ def _run(args: argparse.Namespace, where: paths.Paths) -> int:
             return _error(f"{short}; portwatch stopped")
         where_ = f" ({exc.filename})" if exc.filename else ""
         return _error(f"{exc.strerror or exc}{where_}")
+
+
+def _smoke_target_refused(smoke: str | None, where: paths.Paths) -> str | None:
+    """Why the ``--smoke`` screenshot cannot be written where asked, before the window
+    opens: the rules of an export (no link, device, FIFO, read-only file or file of
+    portwatch's own; Qt's own save wrote through a link, over the history too)."""
+    if not smoke:
+        return None
+    from portwatch.engine.export import ExportError, check_target
+
+    if smoke.endswith(("/", os.sep)):
+        return f"cannot write {smoke}: it names a folder, not a file"
+    target = Path(smoke).expanduser()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        check_target(target, where.own_files())
+    except ExportError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot write {target}: {exc.strerror or exc}"
+    return None
 
 
 def _drop_stdout() -> None:

@@ -310,7 +310,11 @@ def run_app(paths: Paths, args: argparse.Namespace) -> int:
     stop_signals = StopSignals()
     stop_signals.stop_requested.connect(lambda _signum: desktop.window.request_quit())
 
-    smoke = SmokeShot(desktop.window, Path(smoke_png)) if smoke_png else None
+    smoke = (
+        SmokeShot(desktop.window, Path(smoke_png).expanduser(), paths.own_files())
+        if smoke_png
+        else None
+    )
     if smoke is not None:
         desktop.window.tick_shown.connect(smoke.on_tick)
         smoke.done.connect(app.exit)

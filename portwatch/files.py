@@ -398,17 +398,30 @@ def set_aside(
     for the user; ``companions`` are suffixes of files that travel with it (``-wal``).
     Only a regular file is moved. Returns the new path; raises OSError."""
     check_target(path)
+    aside = _aside_name(path, reason)
+    _move_or_copy(path, aside, replace, sleep)
+    for suffix in companions:
+        side = path.with_name(path.name + suffix)
+        if check_target(side):
+            _move_or_copy(side, aside.with_name(aside.name + suffix), replace, sleep)
+    return aside
+
+
+def _aside_name(path: Path, reason: str) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = path.with_name(f"{path.name}.{reason}-{stamp}")
     counter = 1
     while os.path.lexists(aside):
         aside = path.with_name(f"{path.name}.{reason}-{stamp}-{counter}")
         counter += 1
-    _move_or_copy(path, aside, replace, sleep)
-    for suffix in companions:
-        side = path.with_name(path.name + suffix)
-        if check_target(side):
-            _move_or_copy(side, aside.with_name(aside.name + suffix), replace, sleep)
+    return aside
+
+
+def keep_copy(path: Path, data: bytes, reason: str) -> Path:
+    """Write ``data`` (what ``path`` held) beside it as ``NAME.REASON-TIME`` before
+    ``path`` is replaced: a copy, so that a failure leaves every file as it was."""
+    aside = _aside_name(path, reason)
+    write_bytes(aside, data)
     return aside
 
 

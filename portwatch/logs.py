@@ -65,6 +65,13 @@ class Console(logging.StreamHandler):  # type: ignore[type-arg]
         return
 
 
+class _ConsoleFormat(logging.Formatter):
+    """Lines like every other the commands write: "portwatch: warning: ..."."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"portwatch: {record.levelname.lower()}: {record.message}"
+
+
 def _stderr_line(text: str) -> None:
     with contextlib.suppress(OSError, ValueError):
         print(text, file=sys.stderr, flush=True)
@@ -97,5 +104,5 @@ def configure(log_file: Path | None, *, verbose: bool = False, console: bool = T
     if console:
         stream = Console(sys.stderr)
         stream.setLevel(logging.DEBUG if verbose else logging.WARNING)
-        stream.setFormatter(logging.Formatter("portwatch: %(levelname)s: %(message)s"))
+        stream.setFormatter(_ConsoleFormat())
         root.addHandler(stream)

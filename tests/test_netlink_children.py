@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
+
+import psutil
 
 CHILD = r"""
 import json, socket, sys
@@ -146,6 +149,23 @@ class SocketChild:
             self.proc.wait()
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def other_device() -> tuple[str, str | None] | None:
+    """A device besides ``lo`` with an IPv4 address, and its IPv6 link-local address
+    (for sockets bound to a device, or to an address only that device has)."""
+    for name, addresses in sorted(psutil.net_if_addrs().items()):
+        if name == "lo":
+            continue
+        ipv4 = [a for a in addresses if a.family == socket.AF_INET]
+        local6 = [
+            a.address.partition("%")[0]
+            for a in addresses
+            if a.family == socket.AF_INET6 and a.address.lower().startswith("fe80")
+        ]
+        if ipv4:
+            return name, (local6[0] if local6 else None)
+    return None
 
 
 def python_for(user: int | None) -> str | None:

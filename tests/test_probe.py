@@ -302,3 +302,60 @@ def test_owner_cache_sees_a_process_drop_to_another_user(child_sockets: list) ->
         proc.stdin.close()
         proc.wait(timeout=10)
         proc.stdout.close()
+
+
+@needs_posix  # FIFOs and /dev/zero
+def test_hashing_a_script_path_swapped_for_a_fifo_device_or_huge_file_returns_none(
+    tmp_path: Path,
+) -> None:
+    """A process's owner may put any of these at its script's path after it started:
+    the open waited for a writer for ever, /dev/zero was read for ever."""
+    import threading
+
+    fifo = tmp_path / "script.py"
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero.py"
+    zero.symlink_to("/dev/zero")
+    huge = tmp_path / "huge.py"
+    with open(huge, "wb") as handle:
+        handle.truncate(1 << 40)  # sparse: a terabyte of nothing
+    hasher = FileHasher()
+    results: list[str | None] = []
+
+    def hash_all() -> None:
+        results.extend(hasher.hash_path(str(p)) for p in (fifo, zero, huge))
+
+    worker = threading.Thread(target=hash_all, daemon=True)
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():
+        with open(fifo, "wb"):  # unblock the thread before failing
+            pass
+        pytest.fail("hashing a script path blocked or read for ever")
+    assert results == [None, None, None]
+    real = tmp_path / "real.py"
+    real.write_bytes(b"print(1)\n")
+    assert hasher.hash_path(str(real)) == hashlib.sha256(b"print(1)\n").hexdigest()
+
+
+@needs_linux
+def test_the_package_check_of_a_script_swapped_for_a_fifo_does_not_wait(tmp_path: Path) -> None:
+    from portwatch.probe.packages import DpkgDatabase, PackageVerifier
+
+    if not os.path.isdir("/var/lib/dpkg/info"):
+        pytest.skip("no dpkg database here")
+    import threading
+
+    fifo = tmp_path / "script.py"
+    os.mkfifo(fifo)
+    verifier = PackageVerifier([DpkgDatabase()])
+    results: list[object] = []
+    worker = threading.Thread(target=lambda: results.append(verifier.check(str(fifo))))
+    worker.daemon = True
+    worker.start()
+    worker.join(10)
+    if worker.is_alive():
+        with open(fifo, "wb"):  # unblock the thread before failing
+            pass
+        pytest.fail("the package check waited on a FIFO")
+    assert results and getattr(results[0], "package", None) is None

@@ -19,7 +19,7 @@ from typing import Any
 
 import psutil
 import pytest
-from test_netlink_children import SocketChild, start_child
+from test_netlink_children import SocketChild, other_device, start_child
 
 import portwatch
 from portwatch.core.types import Sample
@@ -58,26 +58,9 @@ DEVICE_SPECS = [
 ]
 
 
-def _other_device() -> tuple[str, str | None] | None:
-    """A device besides ``lo`` with an IPv4 address, and its IPv6 link-local address."""
-    table = psutil.net_if_addrs()
-    for name, addresses in sorted(table.items()):
-        if name == "lo":
-            continue
-        ipv4 = [a.address for a in addresses if a.family == socket.AF_INET]
-        local6 = [
-            a.address.partition("%")[0]
-            for a in addresses
-            if a.family == socket.AF_INET6 and a.address.lower().startswith("fe80")
-        ]
-        if ipv4:
-            return name, (local6[0] if local6 else None)
-    return None
-
-
 def _root_specs() -> list[dict[str, Any]]:
     specs = SPECS + DEVICE_SPECS
-    other = _other_device()
+    other = other_device()
     if other is not None:
         name, link_local = other
         specs = [*specs, {"kind": "tcp-listen", "host": "0.0.0.0", "device": name}]

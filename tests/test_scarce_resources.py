@@ -285,3 +285,26 @@ def test_a_shortage_in_the_poll_is_told_once_and_the_end_too(
     assert warnings[0].startswith(said)
     assert warnings[1] == "polling works again after 5 failed polls"
     assert all(not r.events and not r.views for r in results[:5])
+
+
+def test_out_of_memory_while_loading_portwatch_is_one_line() -> None:
+    """A memory limit (ulimit -v) reached while portwatch's own modules load ended in
+    the traceback of an import. (The limit itself is machine-specific, so the
+    MemoryError is raised at the import of a module the entry point needs.)"""
+    code = (
+        "import builtins, sys\n"
+        "real = builtins.__import__\n"
+        "def short(name, *args, **kwargs):\n"
+        "    if name == 'portwatch.cli.common':\n"
+        "        raise MemoryError\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = short\n"
+        "sys.argv = ['portwatch', 'scan']\n"
+        "from portwatch.__main__ import main\n"
+        "sys.exit(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr == "portwatch: error: out of memory while starting; portwatch stopped\n"

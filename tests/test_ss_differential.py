@@ -36,7 +36,7 @@ from typing import Any
 import psutil
 import pytest
 from cli_runner import portwatch_cmd
-from test_netlink_children import SocketChild, start_child
+from test_netlink_children import SocketChild, other_device, start_child
 
 import portwatch
 from portwatch.core.startedby import started_by
@@ -299,22 +299,6 @@ def _check_origin(row: dict[str, Any], ss_rows: list[SsRow], where: Any) -> None
 # --- child sockets ---------------------------------------------------------------------
 
 
-def _other_device() -> tuple[str, str | None] | None:
-    """A device besides ``lo`` with an IPv4 address, and its IPv6 link-local address."""
-    for name, addresses in sorted(psutil.net_if_addrs().items()):
-        if name == "lo":
-            continue
-        ipv4 = [a for a in addresses if a.family == socket.AF_INET]
-        local6 = [
-            a.address.partition("%")[0]
-            for a in addresses
-            if a.family == socket.AF_INET6 and a.address.lower().startswith("fe80")
-        ]
-        if ipv4:
-            return name, (local6[0] if local6 else None)
-    return None
-
-
 SPECS: list[dict[str, Any]] = [
     {"kind": "tcp-listen", "host": "127.0.0.1"},
     {"kind": "udp", "host": "::1"},
@@ -335,7 +319,7 @@ def _device_specs() -> list[dict[str, Any]]:
         {"kind": "udp", "host": "0.0.0.0", "device": "lo"},
         {"kind": "tcp-listen", "host": "::", "device": "lo", "v6only": 0},
     ]
-    other = _other_device()
+    other = other_device()
     if other is not None:
         name, link_local = other
         specs += [

@@ -167,3 +167,14 @@ def test_following_a_file_never_creates_or_rewrites_it(tmp_path: Path) -> None:
     assert loaded is not None and loaded.readable
     assert [str(s) for s in loaded.watchlist] == ["4000/udp"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["watchlist.txt"]
+
+
+def test_saving_keeps_the_lines_it_could_not_use(tmp_path: Path) -> None:
+    """A save writes the canonical list; a line that was refused was silently dropped."""
+    path = tmp_path / "watchlist.txt"
+    path.write_text("3653\nbadline\n")
+    kept = watchfile.save(path, WatchList((parse_spec("3653"), parse_spec("4000"))))
+    assert kept is not None and kept.read_text() == "3653\nbadline\n"
+    assert [str(s) for s in watchfile.load(path).watchlist] == ["3653", "4000"]
+    assert watchfile.save(path, WatchList((parse_spec("3653"),))) is None  # clean now
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["watchlist.txt", kept.name]

@@ -50,8 +50,10 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         updated = watchlist.without(spec)
         verb = "stopped watching"
     try:
-        watchfile.save(paths.watchlist_file, updated)
+        kept = watchfile.save(paths.watchlist_file, updated)
     except OSError as exc:
         raise CommandError(f"cannot write {paths.watchlist_file}: {exc.strerror or exc}") from exc
+    if kept is not None:
+        common.warn(f"the lines portwatch could not use are kept in {kept}")
     print(f"{verb} {spec}")
     return 0

@@ -78,8 +78,20 @@ def follow_load(path: Path) -> LoadedWatchList:
     return load(path, create=False)
 
 
-def save(path: Path, watchlist: WatchList) -> None:
+def save(path: Path, watchlist: WatchList) -> Path | None:
     """Write the watch list atomically; raises OSError (``files.RefusedFile`` when a
-    link or a special file is in the way, which is never replaced)."""
+    link or a special file is in the way, which is never replaced).
+
+    The file is written in the canonical form, without the lines it could not use; so
+    that what the user wrote is not silently lost, a file with such lines is first kept
+    as ``watchlist.txt.rejected-TIME``, whose path is returned (None otherwise)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    kept = None
+    try:
+        raw = files.read_bytes(path, MAX_BYTES)
+    except OSError:
+        raw = b""  # missing, or not a file we would replace: write_text says which
+    if raw and parse_lines(files.decode_text(raw).splitlines()).errors:
+        kept = files.keep_copy(path, raw, "rejected")
     files.write_text(path, render_lines(watchlist))
+    return kept

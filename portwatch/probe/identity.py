@@ -19,6 +19,7 @@ from typing import Any
 
 import psutil
 
+from portwatch import files
 from portwatch.core.identity import script_is_file
 from portwatch.core.startedby import socket_activated
 from portwatch.core.text import clean
@@ -65,6 +66,11 @@ def change_time_ns(fd: int, st: os.stat_result) -> int:
     return st.st_ctime_ns
 
 
+# Scripts and service DLLs are far smaller; a file larger than this (a sparse file put
+# in a script's place) is not hashed, so the poll cannot be made to read for minutes.
+MAX_HASHED_PATH_BYTES = 512 << 20
+
+
 class FileHasher:
     """SHA-256 of files, cached by (device, inode, size, mtime) so polling stays cheap."""
 
@@ -79,9 +85,23 @@ class FileHasher:
         self.hashed = 0  # files actually read, for tests and benchmarks
 
     def hash_path(self, path: str) -> str | None:
-        """Hash the file at ``path``; None when it cannot be read."""
+        """Hash the regular file at ``path`` (links followed); None when it cannot be
+        read, or is not a regular file of at most :data:`MAX_HASHED_PATH_BYTES`.
+
+        The path is a process's script: its owner may swap it for a FIFO (an open that
+        waits for ever), a device such as /dev/zero (a read that never ends) or a huge
+        sparse file between any check and this open, so the opened file is what is
+        checked.
+        """
         try:
-            with open(path, "rb") as handle:
+            fd = files.open_regular(path, os.O_RDONLY, follow=True)
+        except OSError as exc:
+            raise_if_short(exc)
+            return None
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size > MAX_HASHED_PATH_BYTES:
+                    return None
                 return self.hash_open_file(handle)
         except OSError as exc:
             raise_if_short(exc)

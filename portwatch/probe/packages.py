@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from portwatch import files
 from portwatch.core.text import clean
 from portwatch.core.types import PackageInfo
 from portwatch.files import raise_if_short
@@ -521,7 +522,10 @@ class PackageVerifier:
         if not self.databases or not path.startswith("/"):
             return PackageCheck()
         try:
-            with open(open_path or path, "rb") as handle:
+            # Only a regular file is read: a script's owner may have put a FIFO (an open
+            # that waits for ever) or a device at its path since it was hashed.
+            fd = files.open_regular(open_path or path, os.O_RDONLY, follow=True)
+            with os.fdopen(fd, "rb") as handle:
                 return self._check_open(path, handle)
         except OSError as exc:
             raise_if_short(exc)

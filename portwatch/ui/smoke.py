@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import QWidget
+
+from portwatch import files
+from portwatch.engine.export import EXPORT_MODE, ExportError, check_target
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +23,17 @@ class SmokeShot(QObject):
 
     done = Signal(int)
 
-    def __init__(self, window: QWidget, target: Path, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        window: QWidget,
+        target: Path,
+        keep: Sequence[Path] = (),
+        parent: QObject | None = None,
+    ) -> None:
         super().__init__(parent)
         self._window = window
         self._target = target
+        self._keep = tuple(keep)
         self.status = 1
         self._finished = False
         self._timeout = QTimer(self)
@@ -42,13 +53,23 @@ class SmokeShot(QObject):
     def _grab(self) -> None:
         if hasattr(self._window, "chart"):
             self._window.chart.redraw()
-        try:
-            self._target.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.error("cannot create %s: %s", self._target.parent, exc)
-        saved = self._window.grab().save(str(self._target))
-        if not saved:
-            log.error("could not save the smoke screenshot to %s", self._target)
+        saved = False
+        png = QByteArray()
+        buffer = QBuffer(png)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not self._window.grab().save(buffer, "PNG"):
+            log.error("could not render the smoke screenshot")
+        else:
+            # Written like an export (never through a link, over a device or one of
+            # portwatch's own files): Qt's own save opens the path as given.
+            try:
+                self._target.parent.mkdir(parents=True, exist_ok=True)
+                check_target(self._target, self._keep)
+                files.write_bytes(self._target, bytes(png.data()), EXPORT_MODE)
+                saved = True
+            except (OSError, ExportError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                log.error("could not save the smoke screenshot to %s: %s", self._target, reason)
         self.status = 0 if saved else 1
         self.done.emit(self.status)
 

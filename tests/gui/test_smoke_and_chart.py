@@ -36,6 +36,31 @@ def test_smoke_option_saves_a_screenshot_and_exits_zero(tmp_path: Path) -> None:
     assert image.height() > 300
 
 
+def test_smoke_never_writes_through_a_link_nor_over_portwatchs_files(tmp_path: Path) -> None:
+    """Qt's own save truncated the file behind a link (and would write over the
+    history); the screenshot follows the export's rules, refused before the window."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep\n")
+    link = tmp_path / "shot.png"
+    link.symlink_to(victim)
+    data = tmp_path / "d"
+    data.mkdir(mode=0o700)
+    (data / "trust.json").write_text("{}")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(REPO))
+    for target, reason in ((link, "symbolic link"), (data / "trust.json", "portwatch's own")):
+        result = subprocess.run(
+            [sys.executable, "-m", "portwatch", "--data-dir", str(data), "--smoke", str(target)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1
+        assert reason in result.stderr and "Traceback" not in result.stderr
+    assert victim.read_text() == "keep\n"
+    assert (data / "trust.json").read_text() == "{}"
+
+
 def test_ring_buffer_keeps_the_newest_points_in_order() -> None:
     buffer = SeriesBuffer(capacity=4)
     for i in range(6):
