@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,6 +99,16 @@ def root_home() -> Path:
     return Path(pwd.getpwuid(0).pw_dir)
 
 
+def xdg_dir(env: Mapping[str, str], variable: str, fallback: Path) -> Path:
+    """An XDG base folder: ``variable`` when it holds an absolute path, else ``fallback``.
+
+    The XDG spec has a relative value ignored: it would put the files wherever portwatch
+    happened to be started from. The one rule for every XDG folder portwatch uses.
+    """
+    value = env.get(variable, "")
+    return Path(value) if os.path.isabs(value) else fallback
+
+
 def platform_default(
     platform: str = sys.platform, env: dict[str, str] | None = None, euid: int | None = None
 ) -> Paths:
@@ -117,9 +128,9 @@ def platform_default(
     if platform == "darwin":
         support = home / "Library" / "Application Support" / "portwatch"
         return Paths(support, support, home / "Library" / "Logs" / "portwatch")
-    config = Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "portwatch"
-    state = Path(env.get("XDG_STATE_HOME") or home / ".local" / "state") / "portwatch"
-    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "portwatch"
+    config = xdg_dir(env, "XDG_CONFIG_HOME", home / ".config") / "portwatch"
+    state = xdg_dir(env, "XDG_STATE_HOME", home / ".local" / "state") / "portwatch"
+    data = xdg_dir(env, "XDG_DATA_HOME", home / ".local" / "share") / "portwatch"
     return Paths(config, data, state / "logs")
 
 

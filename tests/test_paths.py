@@ -66,6 +66,13 @@ def test_linux_follows_xdg_with_its_defaults() -> None:
     )
 
 
+def test_a_relative_xdg_folder_is_ignored_as_the_spec_says() -> None:
+    # A relative value would put the history wherever portwatch was started from; the
+    # autostart entry already ignored one, the data folders now do too.
+    env = {"HOME": "/home/u", "XDG_CONFIG_HOME": "c", "XDG_DATA_HOME": "./d", "XDG_STATE_HOME": ""}
+    assert platform_default("linux", env) == platform_default("linux", {"HOME": "/home/u"})
+
+
 def test_data_dir_option_then_environment_then_platform(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -35,6 +35,7 @@ from xml.parsers.expat import ExpatError
 
 from portwatch import APP_ID, APP_NAME
 from portwatch.config import atomic
+from portwatch.paths import xdg_dir
 
 RUN_KEY_PATH = r"Software\Microsoft\Windows\CurrentVersion\Run"
 # Where Task Manager's Startup apps (and Settings > Apps > Startup) keep their own switch for
@@ -418,7 +419,4 @@ def for_platform(
     if platform == "darwin":
         return LaunchAgentAutostart(home)
     environ = os.environ if environ is None else environ
-    config_home = environ.get("XDG_CONFIG_HOME", "")
-    # The spec says to ignore a relative XDG_CONFIG_HOME.
-    base = Path(config_home) if os.path.isabs(config_home) else home / ".config"
-    return XdgAutostart(base)
+    return XdgAutostart(xdg_dir(environ, "XDG_CONFIG_HOME", home / ".config"))
