@@ -247,3 +247,76 @@ def test_rate_window_counts_across_ticks() -> None:
 def test_seconds_until_tomorrow_uses_local_wall_time() -> None:
     assert seconds_until_tomorrow(dt.datetime(2026, 11, 21, 23, 0, 0)) == 3600
     assert seconds_until_tomorrow(dt.datetime(2026, 11, 21, 0, 0, 0)) == 86400
+
+
+def test_by_default_one_alert_per_program_and_port_per_half_hour_and_three_a_minute() -> None:
+    # The defaults people are told about: the settings' cooldown is this one.
+    clock = FakeClock()
+    policy = RateLimitedPolicy()
+    ev = event(UNKNOWN, listener(3653, owner("/usr/bin/evil")))
+    assert len(policy.alerts_for([ev], clock.now)) == 1
+    assert policy.alerts_for([ev], clock.advance(30 * 60 - 1)) == []
+    assert len(policy.alerts_for([ev], clock.advance(1))) == 1
+    clock.advance(60)
+    burst = [event(UNKNOWN, listener(5000 + i, owner(f"/tmp/d{i}"))) for i in range(4)]
+    alerts = policy.alerts_for(burst, clock.now)
+    assert len(singles(alerts)) == 3
+    assert [s.folded for s in summaries(alerts)] == [1]
+
+
+def test_alerts_folded_into_a_summary_are_not_alerted_again_within_the_cooldown() -> None:
+    clock = FakeClock()
+    policy = RateLimitedPolicy()
+    burst = [event(UNKNOWN, listener(4000 + i, owner(f"/tmp/f{i}"))) for i in range(5)]
+    first = policy.alerts_for(burst, clock.now)
+    assert len(singles(first)) == 3
+    assert [s.folded for s in summaries(first)] == [2]
+    # The same five still there a few minutes later: the summary told about the two it
+    # counted, so none of the five comes back on its own.
+    assert policy.alerts_for(burst, clock.advance(300)) == []
+
+
+def test_a_summary_held_back_waits_while_alerts_are_paused() -> None:
+    clock = FakeClock()
+    policy = RateLimitedPolicy()
+    policy.alerts_for(
+        [event(UNKNOWN, listener(4000 + i, owner(f"/tmp/g{i}"))) for i in range(4)], clock.now
+    )
+    # More than the limit ten seconds later: folded, its summary held for the window.
+    held = [event(UNKNOWN, listener(4100 + i, owner(f"/tmp/h{i}"))) for i in range(3)]
+    assert policy.alerts_for(held, clock.advance(10)) == []
+    assert policy.has_pending_summary()
+    policy.pause()
+    assert policy.alerts_for([], clock.advance(120)) == []
+    policy.resume()
+    assert [a.folded for a in policy.alerts_for([], clock.advance(1))] == [3]
+
+
+def test_a_clock_that_went_back_does_not_shorten_cooldowns_measured_from_later_times() -> None:
+    clock = FakeClock()
+    policy = RateLimitedPolicy()
+    # Three alerts and a summary of one: the rate window and the summary's are in use.
+    policy.alerts_for(
+        [event(UNKNOWN, listener(3000 + i, owner(f"/tmp/k{i}"))) for i in range(4)], clock.now
+    )
+    latest = clock.now
+    # The clock goes back an hour and a half, then runs on for half an hour: still earlier
+    # than the latest time seen. The same five events in both ticks are folded once.
+    again = [event(UNKNOWN, listener(7000 + i, owner(f"/m{i}"))) for i in range(5)]
+    assert policy.alerts_for(again, latest - 5400) == []
+    assert policy.alerts_for(again, latest - 5400 + 1800) == []
+    assert [a.folded for a in policy.alerts_for([], latest + 61)] == [5]
+
+
+def test_a_long_running_monitor_with_many_programs_keeps_their_cooldowns() -> None:
+    # Past 256 remembered programs the old ones are forgotten, but only once their
+    # cooldown is over.
+    clock = FakeClock()
+    policy = RateLimitedPolicy()
+    first = event(UNKNOWN, listener(3653, owner("/usr/bin/first")))
+    assert len(policy.alerts_for([first], clock.now)) == 1
+    for i in range(300):
+        policy.alerts_for([event(UNKNOWN, listener(10000 + i, owner(f"/opt/p{i}")))], clock.now)
+    clock.advance(120)  # the rate window is free again
+    assert singles(policy.alerts_for([first], clock.now)) == []
+    assert len(singles(policy.alerts_for([first], clock.advance(30 * 60)))) == 1

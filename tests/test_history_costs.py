@@ -78,7 +78,7 @@ def test_event_retention_deletes_events_older_than_the_limit_and_keeps_the_rest(
 ) -> None:
     store = HistoryStore.open(tmp_path / "h.sqlite3")
     now = time.time()
-    limit = history_module.EVENT_RETENTION_S
+    limit = 90 * DAY  # the README's "kept 90 days"
     listener = Listener(EP, OWNER)
     for age in (limit + 10 * DAY, limit + DAY, limit - DAY, 0.0):
         record(store, None, sample_at(now - age, 1.0, (listener,)))
@@ -192,3 +192,40 @@ def test_a_write_of_the_few_views_that_changed_leaves_what_a_full_write_leaves(
     assert patched_rows == full_rows
     assert len(full_rows) == 41  # 40 and the UDP one (7, seen again, keeps its row)
     assert none == 0 and patches >= 5
+
+
+def test_retention_runs_by_itself_once_an_hour_of_monitoring(tmp_path: Path) -> None:
+    store = HistoryStore.open(tmp_path / "h.sqlite3")
+    now = time.time()
+    listener = Listener(EP, OWNER)
+    record(store, None, sample_at(now, 1.0, ()))  # the first poll runs retention
+    old = now - 100 * DAY
+    record(store, None, sample_at(old, 2.0, (listener,)))
+    # Not on every poll: within the hour the old event is still there.
+    record(store, None, sample_at(now + 3598, 3599.0, ()))
+    assert [e.wall for e in store.recent_events()] == [old]
+    # An hour (monotonic) after the last run, a poll deletes it.
+    record(store, None, sample_at(now + 3599, 3601.0, ()))
+    assert store.recent_events() == []
+    store.close()
+
+
+def test_an_hour_of_one_second_polls_waits_in_memory_while_the_file_is_locked(
+    tmp_path: Path,
+) -> None:
+    # The README's promise: "up to 3600 polls" are kept, the oldest dropped beyond that.
+    path = tmp_path / "h.sqlite3"
+    store = HistoryStore.open(path)
+    store._conn.execute("PRAGMA busy_timeout = 0")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    now = time.time()
+    for i in range(3601):
+        record(store, None, sample_at(now + i, 1.0 + i))
+    assert store.pending == 3600
+    blocker.execute("COMMIT")
+    blocker.close()
+    # One more poll: 3602 for 3600 places, the two oldest dropped and the rest written.
+    warnings = record(store, None, sample_at(now + 3601, 3602.0))
+    assert warnings == ["history is written again; 2 polls could not be recorded and were dropped"]
+    store.close()

@@ -31,6 +31,15 @@ def test_windows_without_the_appdata_variables_uses_the_profile_folders() -> Non
     assert found.log_dir == Path("/users/u/AppData/Local/portwatch/logs")
 
 
+def test_windows_keeps_the_users_folders_whatever_a_sudo_variable_says() -> None:
+    # Windows has no root home to fall back on: SUDO_UID (Windows 11's sudo, or one left
+    # in the environment) changes nothing there.
+    env = {"HOME": "/users/u", "APPDATA": "/w/Roaming", "LOCALAPPDATA": "/w/Local"}
+    plain = platform_default("win32", env, euid=0)
+    assert platform_default("win32", {**env, "SUDO_UID": "1000"}, euid=0) == plain
+    assert plain.config_dir == Path("/w/Roaming/portwatch")
+
+
 def test_macos_uses_application_support_and_library_logs() -> None:
     found = platform_default("darwin", {"HOME": "/Users/u"})
     support = Path("/Users/u/Library/Application Support/portwatch")

@@ -116,3 +116,23 @@ def test_the_sampler_follows_a_new_interval_and_never_bursts_after_a_slow_tick(
     before = len(ticks.at)
     clock.advance(3.0)
     assert len(ticks.at) - before <= 4
+
+
+def test_a_paused_sampler_does_not_tick_and_resumes_at_once_then_on_the_interval(
+    qtbot: Any,
+) -> None:
+    clock = FakeClock()
+    sampler, ticks = make_sampler(clock, 5.0)
+    paused: list[bool] = []
+    sampler.paused_changed.connect(paused.append)
+    sampler.start()
+    sampler.pause()
+    clock.advance(100.0)
+    assert len(ticks.at) == 1
+    sampler.resume()
+    assert paused == [True, False]
+    clock.advance(0.0)
+    assert len(ticks.at) == 2  # at once, not an interval later
+    clock.advance(5.0)
+    assert len(ticks.at) == 3
+    assert ticks.at[-1] - ticks.at[-2] == 5.0

@@ -41,6 +41,7 @@ def make_desktop(
         settings: Settings | None = None,
         autostart: Any = None,
         resolver: Any = None,
+        clock: Any = None,
     ) -> DesktopApp:
         paths = prepare_data_dir(folder or data_dir, specs, settings)
         desktop = DesktopApp(
@@ -55,6 +56,8 @@ def make_desktop(
             autostart=autostart or XdgAutostart(paths.config_dir / "xdg-config"),
             # Reverse DNS at its seam (None: the system's resolver; the setting is off).
             resolver=resolver,
+            # The alert service's clock and timers (None: the real ones).
+            clock=clock,
         )
         created.append(desktop)
         if start:

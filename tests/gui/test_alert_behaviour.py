@@ -3,20 +3,32 @@ and with every silencing state visible. Real child processes hold the sockets.""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from childsockets import ChildSockets, free_port
+from fakeclock import FakeClock
 from guikit import RecordingBackend, prepare_data_dir, wait_ticks
 from platforms import wine_gives_pid_0
 from PySide6.QtWidgets import QApplication
 
 from portwatch.app import DesktopApp
 from portwatch.config import trustfile
-from portwatch.core.alerts import Alert, Urgency
-from portwatch.core.types import Proto, Status
+from portwatch.core.alerts import Alert, Urgency, describe_event
+from portwatch.core.types import (
+    Endpoint,
+    EventKind,
+    Family,
+    Listener,
+    Owner,
+    PortEvent,
+    Proto,
+    Status,
+)
 from portwatch.core.watchlist import parse_spec
 from portwatch.services.background import JobRunner
+from portwatch.services.settings import Settings
 from portwatch.ui.trust_review import TrustReviewDialog
 from portwatch.ui.trust_scope_dialog import TrustScopeDialog
 
@@ -173,3 +185,45 @@ def test_a_summary_opens_the_alert_log(qtbot: Any, make_desktop: Any) -> None:
     assert not window.alert_dock.isVisible()
     window.open_alert(summary)
     qtbot.waitUntil(window.alert_dock.isVisible)
+
+
+def _unknown_on(port: int) -> Alert:
+    owner = Owner(pid=port, create_time=1.0, name="x", exe="/tmp/x", sha256="a" * 64)
+    listener = Listener(Endpoint(Proto.TCP, Family.IPV4, "127.0.0.1", port), owner)
+    return describe_event(PortEvent(EventKind.UNKNOWN_OWNER, listener, 1.0, 1.0, watched=True))
+
+
+def test_the_settings_file_and_the_dialog_govern_alerts_and_the_poll_interval(
+    qtbot: Any, make_desktop: Any, recording_backend: RecordingBackend
+) -> None:
+    """Each setting reaches the service it governs, at start and when changed."""
+    clock = FakeClock()
+    saved = Settings(poll_interval_s=3600.0, notifications=False, alert_cooldown_s=120.0)
+    desktop = make_desktop(["4100"], settings=saved, clock=clock)
+    alerts, service = desktop.alerts, desktop.settings_service
+    wait_ticks(qtbot, desktop, 1)  # the first tick, at once; the next is an hour away
+    # Notifications off in the file: logged, not shown.
+    alerts.submit([_unknown_on(4100)])
+    assert recording_backend.shown == []
+    assert "notifications off" in alerts.recent()[-1].shown_by
+    assert service.apply(replace(service.current, notifications=True))
+    # The file's cooldown (two minutes), not the default half hour.
+    alerts.submit([_unknown_on(4100)])
+    assert len(recording_backend.shown) == 1
+    clock.advance(119)
+    alerts.submit([_unknown_on(4100)])
+    assert len(recording_backend.shown) == 1
+    clock.advance(1)
+    alerts.submit([_unknown_on(4100)])
+    assert len(recording_backend.shown) == 2
+    # A cooldown changed in the dialog is the one used from then on.
+    assert service.apply(replace(service.current, alert_cooldown_s=600.0))
+    clock.advance(599)
+    alerts.submit([_unknown_on(4100)])
+    assert len(recording_backend.shown) == 2
+    clock.advance(1)
+    alerts.submit([_unknown_on(4100)])
+    assert len(recording_backend.shown) == 3
+    # A shorter poll interval takes effect without waiting out the hour.
+    assert service.apply(replace(service.current, poll_interval_s=0.5))
+    wait_ticks(qtbot, desktop, 2, timeout=10_000)

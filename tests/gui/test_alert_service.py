@@ -259,3 +259,61 @@ def test_tray_recent_alerts_and_tooltip_say_when_who_and_what_is_silenced(qtbot:
     tray.set_paused(False)
     tray.set_alert_state(AlertState())
     assert tray.tooltip_text() == "portwatch: all watched ports fine"
+
+
+def test_the_cooldown_set_on_the_service_is_the_one_the_rules_use() -> None:
+    clock = FakeClock()
+    backend = RecordingBackend()
+    service = _service(backend, clock)
+    service.set_cooldown(120.0)
+    service.submit([_alert(4000)])
+    clock.advance(119)
+    service.submit([_alert(4000)])
+    assert len(backend.shown) == 1
+    assert "rate limit" in service.recent()[-1].shown_by
+    clock.advance(1)
+    service.submit([_alert(4000)])
+    assert len(backend.shown) == 2
+
+
+def test_each_snooze_ends_by_itself_at_its_own_time() -> None:
+    clock = FakeClock()
+    service = _service(RecordingBackend(), clock)
+    states: list[AlertState] = []
+    service.state_changed.connect(states.append)
+    service.snooze(parse_spec("4000"), 600)
+    service.snooze(parse_spec("4001"), SNOOZE_HOUR_S)
+    clock.advance(600)
+    assert [spec for spec, _ in states[-1].snoozed] == [parse_spec("4001")]
+    clock.advance(SNOOZE_HOUR_S - 600)
+    assert states[-1].snoozed == ()
+
+
+def test_a_summary_held_by_the_rate_limit_is_not_shown_while_alerts_are_paused() -> None:
+    clock = FakeClock()
+    backend = RecordingBackend()
+    service = _service(backend, clock)
+    service.submit([_alert(4000 + i, f"/tmp/p{i}") for i in range(4)])
+    assert len(backend.shown) == 4  # three and a summary
+    clock.advance(10)
+    service.submit([_alert(5000 + i, f"/tmp/q{i}") for i in range(3)])
+    service.set_alerts_paused(True)
+    clock.advance(300)
+    assert len(backend.shown) == 4
+    service.set_alerts_paused(False)
+    clock.advance(10)
+    assert len(backend.shown) == 5
+    assert "3 more" in backend.shown[-1][1]
+
+
+def test_the_alarm_names_the_first_unknown_owner_and_counts_the_others() -> None:
+    service = _service(RecordingBackend(), FakeClock())
+    alarms: list[tuple[bool, str]] = []
+    service.alarm_changed.connect(lambda on, why: alarms.append((on, why)))
+    views = []
+    for port in (4000, 4001):
+        owner = Owner(pid=port, create_time=1.0, name="nc", exe="/bin/nc")
+        listener = Listener(Endpoint(Proto.TCP, Family.IPV4, "127.0.0.1", port), owner)
+        views.append(ListenerView(listener, watched=True, status=Status.UNKNOWN))
+    service.on_tick(Tick(views=tuple(views)))
+    assert alarms == [(True, "unknown owner nc on 4000/tcp and 1 more")]

@@ -77,6 +77,38 @@ def test_every_setting_is_declared_once_with_its_range() -> None:
             assert settings_file.validate(declared.name, limits.lo) is None
 
 
+def test_the_defaults_are_the_documented_ones_and_the_cooldown_is_the_policys() -> None:
+    from portwatch.core.alert_policy import RateLimitedPolicy
+
+    defaults = Settings()
+    assert defaults.poll_interval_s == 2.0
+    assert defaults.notifications is True
+    assert defaults.start_minimized is False
+    assert defaults.reverse_dns is False  # a lookup tells the DNS server who we talk to
+    # One cooldown: the settings' default is the alert policy's own half hour.
+    assert defaults.alert_cooldown_s == RateLimitedPolicy().settings.cooldown_s == 1800.0
+
+
+def test_whole_seconds_in_the_file_are_read_as_the_declared_float(tmp_path: Path) -> None:
+    path = tmp_path / "settings.json"
+    path.write_text('{"poll_interval_s": 5, "alert_cooldown_s": 60}')
+    loaded = settings_file.load(path)
+    assert loaded.problems == ()
+    assert type(loaded.settings.poll_interval_s) is float
+    assert type(loaded.settings.alert_cooldown_s) is float
+
+
+def test_lists_of_column_names_are_bounded() -> None:
+    most = [f"c{i}" for i in range(settings_file.MAX_NAMES)]
+    assert settings_file.validate("hidden_columns", most) is None
+    assert settings_file.validate("hidden_columns", [*most, "one more"]) is not None
+    assert settings_file.validate("hidden_columns", ["x" * settings_file.MAX_NAME_LENGTH]) is None
+    too_long = ["x" * (settings_file.MAX_NAME_LENGTH + 1)]
+    assert settings_file.validate("hidden_columns", too_long) is not None
+    assert settings_file.validate("hidden_columns", [""]) is not None
+    assert settings_file.validate("hidden_columns", [3]) is not None
+
+
 def test_unreadable_settings_fall_back_to_defaults(tmp_path: Path) -> None:
     path = tmp_path / "settings.json"
     path.write_text("{not json")

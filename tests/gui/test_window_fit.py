@@ -48,3 +48,20 @@ def test_cooldown_is_shown_in_minutes(qtbot: Any) -> None:
     assert dialog.cooldown.value() == 30
     dialog.cooldown.setValue(45)
     assert dialog.result_settings().alert_cooldown_s == 2700.0
+
+
+def test_the_dialog_offers_exactly_the_declared_ranges(qtbot: Any) -> None:
+    from portwatch.services.settings import bounds
+
+    dialog = SettingsDialog(Settings())
+    qtbot.addWidget(dialog)
+    interval = bounds("poll_interval_s")
+    assert (dialog.interval.minimum(), dialog.interval.maximum()) == (interval.lo, interval.hi)
+    cooldown = bounds("alert_cooldown_s")
+    assert (dialog.cooldown.minimum(), dialog.cooldown.maximum()) == (
+        cooldown.lo / 60,
+        cooldown.hi / 60,
+    )
+    # The defaults are shown as they are declared.
+    assert dialog.interval.value() == Settings().poll_interval_s
+    assert dialog.cooldown.value() * 60 == Settings().alert_cooldown_s
