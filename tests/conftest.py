@@ -36,6 +36,18 @@ def child_sockets() -> Iterator[list[ChildSockets]]:
         child.stop()
 
 
+@pytest.fixture(autouse=True)
+def verify_netlink_patches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every time the netlink probe patches the last poll's listeners instead of going
+    through every socket, the patch is checked against a full pass over the same rows
+    (in every test that polls with it)."""
+    try:
+        from portwatch.probe.netlink import probe as netlink_probe
+    except (ImportError, AttributeError, OSError):
+        return  # no netlink here (Windows, macOS)
+    monkeypatch.setattr(netlink_probe, "VERIFY_PATCHES", True)
+
+
 # -- Windows: what needs POSIX is skipped with the reason, never a failure -----------------
 
 

@@ -5,12 +5,22 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from test_history import EP, OWNER, record, sample_at, views_of
 
-from portwatch.core.types import Endpoint, Family, Listener, ListenerView, Proto, Sample
+from portwatch.core.types import (
+    Endpoint,
+    Family,
+    Listener,
+    ListenerView,
+    Owner,
+    Proto,
+    Sample,
+    Status,
+)
 from portwatch.store import history as history_module
 from portwatch.store.history import HistoryStore
 
@@ -117,6 +127,71 @@ def test_polls_held_while_the_file_is_locked_are_bounded_and_the_loss_is_told(
     ).fetchone()[0]
     assert polls == 5
     store.close()
+
+
+def _scripted_history(path: Path) -> tuple[list[tuple[object, ...]], int]:
+    """A history written through listeners that come, go, change status and share an
+    identity; its listener rows, and how many writes were patches."""
+    store = HistoryStore.open(path)
+    now = 1_700_000_000.0
+    pool = {
+        i: Listener(Endpoint(Proto.TCP, Family.IPV4, "127.0.0.1", 2000 + i), OWNER)
+        for i in range(40)
+    }
+    views = {i: ListenerView(lst, True, Status.UNKNOWN) for i, lst in pool.items()}
+    twin = Listener(
+        pool[3].endpoint,
+        Owner(
+            pid=OWNER.pid + 1, name=OWNER.name, exe=OWNER.exe, sha256=OWNER.sha256, user=OWNER.user
+        ),
+    )
+    steps: list[Callable[[], None]] = [
+        lambda: None,
+        lambda: views.update(
+            {
+                40: ListenerView(
+                    Listener(Endpoint(Proto.UDP, Family.IPV6, "::1", 2040), OWNER),
+                    True,
+                    Status.UNKNOWN,
+                )
+            }
+        ),
+        lambda: views.pop(7) and None,
+        lambda: views.update({5: ListenerView(pool[5], True, Status.KNOWN)}),
+        lambda: views.update(
+            {41: ListenerView(twin, False, Status.UNKNOWN)}
+        ),  # one identity, two views
+        lambda: views.pop(41) and None,
+        lambda: views.pop(3) and None,
+        lambda: views.update({7: ListenerView(pool[7], True, Status.UNKNOWN)}),  # seen again
+        lambda: views.update({8: ListenerView(pool[8], False, Status.UNKNOWN)}),
+    ]
+    for tick, step in enumerate(steps):
+        step()
+        ordered = tuple(views[i] for i in sorted(views))
+        sample = Sample(
+            wall=now + tick, mono=1.0 + tick, listeners=tuple(v.listener for v in ordered)
+        )
+        assert store.record(sample, ordered, ()) == []
+    patched = store.listeners_patched
+    store.close()
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT * FROM listeners ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    return rows, patched
+
+
+def test_a_write_of_the_few_views_that_changed_leaves_what_a_full_write_leaves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patched_rows, patches = _scripted_history(tmp_path / "patched.sqlite3")
+    monkeypatch.setattr(history_module, "PATCH_LIMIT", -1)
+    full_rows, none = _scripted_history(tmp_path / "full.sqlite3")
+    assert patched_rows == full_rows
+    assert len(full_rows) == 41  # 40 and the UDP one (7, seen again, keeps its row)
+    assert none == 0 and patches >= 5
 
 
 def test_retention_runs_by_itself_once_an_hour_of_monitoring(tmp_path: Path) -> None:

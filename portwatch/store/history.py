@@ -166,6 +166,20 @@ _SELECT_OBSERVED = (
 )
 KeyedView = tuple[ListenerView, IdentityKey, WhyValues]
 
+# A poll where at most this many views came or went writes only those (the engine
+# hands the same view objects for unchanged listeners); more go through every view.
+PATCH_LIMIT = 64
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What a write of the listeners leaves open, once it is committed."""
+
+    open: dict[IdentityKey, OpenRow]  # identity → its open row
+    keys: dict[int, KeyedView]  # id(view) → the view, its identity and why values
+    open_ids: set[int]  # the open rows' ids
+    key_count: dict[IdentityKey, int]  # identity → how many views hold it
+
 
 def _why(view: ListenerView) -> WhyValues:
     return tuple(value or None for value in WhyFields.of(view.listener).values())
@@ -515,6 +529,10 @@ class HistoryStore(HistoryReader):
         # looked at.
         self._written: tuple[ListenerView, ...] | None = None
         self._keys: dict[int, KeyedView] = {}
+        # identity -> how many of those views have it (see _patch_listeners).
+        self._key_count: dict[IdentityKey, int] = {}
+        # Writes that looked only at the views that came or went: for tests.
+        self.listeners_patched = 0
         # Row ids whose last_seen is to be refreshed, a batch per poll.
         self._due: deque[int] = deque()
         self._last_wall: float | None = None
@@ -670,7 +688,7 @@ class HistoryStore(HistoryReader):
         conn.execute("BEGIN IMMEDIATE")
         try:
             changed = None if views is self._written else self._write_listeners(sample, views)
-            open_ids = changed[2] if changed is not None else self._open_ids
+            open_ids = changed.open_ids if changed is not None else self._open_ids
             refreshed = self._refresh_last_seen(sample, open_ids)
             self._write_activity(sample)
             self._write_events(events)
@@ -682,24 +700,27 @@ class HistoryStore(HistoryReader):
                 conn.execute("ROLLBACK")
             raise
         if changed is not None:
-            self._open, self._keys, self._open_ids = changed
+            self._open, self._keys = changed.open, changed.keys
+            self._open_ids, self._key_count = changed.open_ids, changed.key_count
             self._written = views
         for _ in range(refreshed):
             self._due.popleft()
         self._last_wall = max(sample.wall, self._last_wall or sample.wall)
 
-    def _write_listeners(
-        self, sample: Sample, views: tuple[ListenerView, ...]
-    ) -> tuple[dict[IdentityKey, OpenRow], dict[int, KeyedView], set[int]]:
+    def _write_listeners(self, sample: Sample, views: tuple[ListenerView, ...]) -> _Written:
         """Insert new listener identities, update changed ones, close the gone ones.
 
-        Returns the open identities, the identity of each view and the open row ids.
+        Returns the open identities, the identity of each view, the open row ids and
+        how many views hold each identity.
         """
-        conn = self._conn
+        patched = self._patch_listeners(sample, views)
+        if patched is not None:
+            return patched
         wall = sample.wall
         cached = self._keys
         keys: dict[int, KeyedView] = {}
         open_after: dict[IdentityKey, OpenRow] = {}
+        key_count: dict[IdentityKey, int] = {}
         for view in views:
             hit = cached.get(id(view))
             if hit is not None and hit[0] is view:
@@ -707,34 +728,10 @@ class HistoryStore(HistoryReader):
             else:
                 key, why = _identity(view), _why(view)
             keys[id(view)] = (view, key, why)
+            key_count[key] = key_count.get(key, 0) + 1
             if key in open_after:
                 continue
-            owner = view.listener.owner
-            status = view.status.value
-            known = self._open.get(key)
-            if known is None:
-                row = conn.execute(
-                    _INSERT_LISTENER,
-                    (
-                        *key,
-                        owner.name if owner else None,
-                        owner.pid if owner else None,
-                        int(view.watched),
-                        status,
-                        wall,
-                        wall,
-                        *why,
-                    ),
-                ).fetchone()
-                open_after[key] = (int(row[0]), status, view.watched, why)
-                continue
-            if known[1] != status or known[2] != view.watched or known[3] != why:
-                conn.execute(
-                    _UPDATE_LISTENER,
-                    (status, int(view.watched), wall, *why, known[0]),
-                )
-                known = (known[0], status, view.watched, why)
-            open_after[key] = known
+            open_after[key] = self._open_row(key, view, why, wall)
         # Gone: identities of views no longer present that no present view holds.
         gone = {
             self._open[key][0]
@@ -744,7 +741,95 @@ class HistoryStore(HistoryReader):
         if gone and self._last_wall is not None:
             # Last seen is the last poll that saw them, not this one.
             self._touch(sorted(gone), self._last_wall)
-        return open_after, keys, {entry[0] for entry in open_after.values()}
+        open_ids = {entry[0] for entry in open_after.values()}
+        return _Written(open_after, keys, open_ids, key_count)
+
+    def _open_row(
+        self, key: IdentityKey, view: ListenerView, why: WhyValues, wall: float
+    ) -> OpenRow:
+        """The open row for identity ``key`` as ``view`` shows it: inserted if new,
+        updated if its status, watched flag or why values changed."""
+        owner = view.listener.owner
+        status = view.status.value
+        known = self._open.get(key)
+        if known is None:
+            row = self._conn.execute(
+                _INSERT_LISTENER,
+                (
+                    *key,
+                    owner.name if owner else None,
+                    owner.pid if owner else None,
+                    int(view.watched),
+                    status,
+                    wall,
+                    wall,
+                    *why,
+                ),
+            ).fetchone()
+            return (int(row[0]), status, view.watched, why)
+        if known[1] != status or known[2] != view.watched or known[3] != why:
+            self._conn.execute(
+                _UPDATE_LISTENER,
+                (status, int(view.watched), wall, *why, known[0]),
+            )
+            return (known[0], status, view.watched, why)
+        return known
+
+    def _patch_listeners(self, sample: Sample, views: tuple[ListenerView, ...]) -> _Written | None:
+        """Only the views that came or went since the last write, when they are few
+        and each identity they touch is held by at most one view before and after
+        (else which view speaks for an identity depends on the order: the full pass
+        decides). None when the full pass is needed."""
+        cached = self._keys
+        if not cached:
+            return None
+        current = {id(view): view for view in views}
+        removed = cached.keys() - current.keys()
+        added = current.keys() - cached.keys()
+        if len(removed) + len(added) > PATCH_LIMIT:
+            return None
+        delta: dict[IdentityKey, int] = {}
+        for view_id in removed:
+            key = cached[view_id][1]
+            delta[key] = delta.get(key, 0) - 1
+        fresh: dict[int, KeyedView] = {}
+        for view_id in added:
+            view = current[view_id]
+            key = _identity(view)
+            fresh[view_id] = (view, key, _why(view))
+            delta[key] = delta.get(key, 0) + 1
+        for key, change in delta.items():
+            if self._key_count.get(key, 0) > 1 or self._key_count.get(key, 0) + change > 1:
+                return None
+        keys = dict(cached)
+        for view_id in removed:
+            del keys[view_id]
+        keys.update(fresh)
+        key_count = dict(self._key_count)
+        open_after = dict(self._open)
+        open_ids = set(self._open_ids)
+        gone: list[int] = []
+        for key, change in delta.items():
+            count = key_count.get(key, 0) + change
+            if count:
+                key_count[key] = count
+            else:
+                key_count.pop(key, None)
+        for view, key, why in fresh.values():
+            before = open_after.get(key)
+            row = self._open_row(key, view, why, sample.wall)
+            open_after[key] = row
+            if before is None:
+                open_ids.add(row[0])
+        for key in delta:
+            if key not in key_count and key in open_after:
+                row_id = open_after.pop(key)[0]
+                open_ids.discard(row_id)
+                gone.append(row_id)
+        if gone and self._last_wall is not None:
+            self._touch(sorted(gone), self._last_wall)
+        self.listeners_patched += 1
+        return _Written(open_after, keys, open_ids, key_count)
 
     def _refresh_last_seen(self, sample: Sample, open_ids: set[int]) -> int:
         """Write the last-seen time of at most one batch of open rows; returns how many

@@ -102,6 +102,10 @@ class InodeResolver:
         self._dirty: set[int] = set()  # inodes whose holders may have changed
         # Bumped whenever any inode's holders change: equal generations, equal answers.
         self.generation = 0
+        # The inodes whose holders changed since take_changes() was last called, for a
+        # caller that updates its own results instead of rebuilding them; None after
+        # forget() (everything may have changed).
+        self._changed: set[int] | None = None
         self.stats = ScanStats()
 
     @property
@@ -128,7 +132,8 @@ class InodeResolver:
             for inode in gone:
                 # Its holders closed a descriptor: that number may now name a new socket.
                 self._suspect.update(self._index.get(inode, ()))
-                self._owners.pop(inode, None)
+                if self._owners.pop(inode, None) is not None:
+                    self._note_changed(inode)
             if gone or self._missing - live:
                 self.generation += 1
             self._missing &= live
@@ -162,8 +167,19 @@ class InodeResolver:
         """Live inodes with no holder known that were not searched for in vain."""
         return self._live - self._owners.keys() - self._missing
 
+    def take_changes(self) -> set[int] | None:
+        """The inodes whose holders changed since the last call (None: anything may
+        have, the caches were dropped); the next call starts counting afresh."""
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def _note_changed(self, inode: int) -> None:
+        if self._changed is not None:
+            self._changed.add(inode)
+
     def forget(self) -> None:
         """Drop every cache (the next resolve scans from scratch)."""
+        self._changed = None
         self._processes.clear()
         self._index.clear()
         self._owners.clear()
@@ -291,8 +307,10 @@ class InodeResolver:
                 self._missing.discard(inode)
                 if self._owners.get(inode) != holders:
                     self._owners[inode] = holders
+                    self._note_changed(inode)
                     changed = True
             elif self._owners.pop(inode, None) is not None:
+                self._note_changed(inode)
                 changed = True
         if found_all:
             missing = self._live - self._owners.keys()

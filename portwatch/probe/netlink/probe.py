@@ -9,11 +9,12 @@ without root. The sample means what the psutil probe's means (see ``_poll``).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from portwatch.core.pairs import PairKey, connection_pair
 from portwatch.core.types import Endpoint, Family, Listener, Owner, PortActivity, Proto, Sample
@@ -101,6 +102,105 @@ class _Assembled:
     firewall: FirewallState | None = None
 
 
+# A poll where at most this many sockets came, went or changed holders patches the
+# last poll's listeners (work in proportion to the change) instead of going through
+# every socket again.
+PATCH_LIMIT = 64
+# Tests set this: every patch is checked against a full pass over the same rows.
+VERIFY_PATCHES = False
+
+_Order = tuple[str, str, str, int, str]
+_Key = tuple[_Order, int]  # a listener's place: endpoint order, then owner pid (-1: none)
+
+
+@dataclass
+class _Layout:
+    """The listeners of one poll in order, and what patching them needs."""
+
+    plan: _WatchPlan
+    rows: dict[int, _Row] = field(default_factory=dict)  # id → every listening row
+    at_order: dict[_Order, int] = field(default_factory=dict)  # endpoint → its rows
+    keys: list[_Key] = field(default_factory=list)  # sorted, one per listener
+    listeners: list[Listener] = field(default_factory=list)
+    counts: dict[tuple[int, Proto], int] = field(default_factory=dict)
+    # id(row) → its listener's key and the (row, owner) identity it was built under.
+    placed: dict[int, tuple[_Key, tuple[int, int]]] = field(default_factory=dict)
+    owners: dict[int, Owner | None] = field(default_factory=dict)  # pid → as last read
+
+    def copy(self) -> _Layout:
+        return _Layout(
+            self.plan,
+            dict(self.rows),
+            dict(self.at_order),
+            list(self.keys),
+            list(self.listeners),
+            dict(self.counts),
+            dict(self.placed),
+            self.owners,
+        )
+
+    def add(
+        self, key: _Key, row: _Row, listener: Listener, ident: tuple[int, int], insert: bool = False
+    ) -> None:
+        """Place ``listener`` (at the end, or with ``insert`` where its key sorts)."""
+        if insert:
+            at = bisect.bisect_right(self.keys, key)
+            self.keys.insert(at, key)
+            self.listeners.insert(at, listener)
+        else:
+            self.keys.append(key)
+            self.listeners.append(listener)
+        self.placed[id(row)] = (key, ident)
+        port, proto = row.endpoint.port, row.endpoint.proto
+        if port in (self.plan.tcp_ports if proto is Proto.TCP else self.plan.udp_ports):
+            self.counts[(port, proto)] = self.counts.get((port, proto), 0) + 1
+
+    def remove(self, row_id: int) -> tuple[int, int] | None:
+        """Take out row ``row_id`` and its listener; the identity it was built under."""
+        row = self.rows.pop(row_id)
+        placed = self.placed.pop(row_id, None)
+        if placed is None:
+            return None  # it made no listener
+        key, ident = placed
+        at = bisect.bisect_left(self.keys, key)
+        if at >= len(self.keys) or self.keys[at] != key:
+            raise AssertionError(f"listener {key} is not where its key sorts")
+        del self.keys[at]
+        del self.listeners[at]
+        port, proto = row.endpoint.port, row.endpoint.proto
+        if (port, proto) in self.counts:
+            self.counts[(port, proto)] -= 1
+            if not self.counts[(port, proto)]:
+                del self.counts[(port, proto)]
+        return ident
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What listeners are built from in one poll."""
+
+    plan: _WatchPlan
+    listening: list[_Row]
+    gone: set[int]
+    owner_of: Callable[[int], Owner | None]
+    interfaces: dict[str, list[str]]
+    firewall: FirewallState | None
+
+
+def _check_patch(patched: _Layout, full: _Layout) -> None:
+    """A patched layout must say what a full pass over the same rows says."""
+    if (patched.listeners, patched.counts, patched.keys) != (
+        full.listeners,
+        full.counts,
+        full.keys,
+    ):
+        raise AssertionError(
+            f"patched listeners differ from a full pass: {patched.keys} != {full.keys}"
+        )
+    if patched.rows.keys() != full.rows.keys() or patched.at_order != full.at_order:
+        raise AssertionError("patched rows differ from a full pass")
+
+
 def _plan(watched: WatchList) -> _WatchPlan:
     tcp_ranges = codec.coarsen(
         ((spec.lo, spec.hi) for spec in watched.specs if Proto.TCP in spec.protos),
@@ -147,6 +247,8 @@ class NetlinkProbe:
         self.connection_reads = 0
         # Listeners built anew (not re-used from the last poll): for tests and benchmarks.
         self.listeners_built = 0
+        # Polls whose listeners were patched rather than gone through again: for tests.
+        self.listeners_patched = 0
         self._diag: SockDiag | None = SockDiag()
         self.resolver = InodeResolver(proc_root)
         # TCP is asked for both families in one request where the kernel allows it.
@@ -162,6 +264,8 @@ class NetlinkProbe:
         # objects: an unchanged listener stays the same object from poll to poll, so the
         # engine finds what changed by identity instead of comparing values.
         self._built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
+        # The last poll's listeners in order, with what a patch needs (see _patch).
+        self._layout: _Layout | None = None
         self._plans: dict[WatchList, _WatchPlan] = {}
         # Unowned sockets already seen in two dumps (see _gone_unowned).
         self._unowned_checked: set[int] = set()
@@ -183,6 +287,7 @@ class NetlinkProbe:
         self._rows.clear()
         self._assembled = None
         self._built = {}
+        self._layout = None
 
     # --- polling --------------------------------------------------------------------
 
@@ -268,6 +373,7 @@ class NetlinkProbe:
         )
         if moved:
             self._built = {}  # every exposure is to be worked out again
+            self._layout = None
         if unchanged and assembled is not None:
             self.resolver.update(None)
             if (
@@ -343,9 +449,50 @@ class NetlinkProbe:
     ) -> _Assembled:
         """Listeners, their counts and UDP connection counts from the decoded rows.
 
-        The resolver must be up to date for these rows.
+        The resolver must be up to date for these rows. When only a few sockets came,
+        went or changed holders since the last poll, the last poll's listeners are
+        patched (see :meth:`_patch`); otherwise every row is gone through again.
         """
         listening = self._listening(tables)
+        holders = self.resolver.holders
+        gone = self._gone_unowned([row.inode for row in listening if not holders.get(row.inode)])
+        changed = self.resolver.take_changes()
+        owners: dict[int, Owner | None] = {}
+
+        def owner_of(pid: int) -> Owner | None:
+            if pid not in owners:
+                owners[pid] = self.owners.owner(pid)
+            return owners[pid]
+
+        inputs = _Inputs(plan, listening, gone, owner_of, interfaces, firewall)
+        layout = None
+        last = self._layout
+        if last is not None and last.plan is plan and changed is not None:
+            layout = self._patch(last, inputs, changed)
+            if layout is not None and VERIFY_PATCHES:
+                built = self.listeners_built
+                _check_patch(layout, self._rebuild(inputs, dict(self._built))[0])
+                self.listeners_built = built
+        if layout is None:
+            layout, self._built = self._rebuild(inputs, self._built)
+        layout.owners = owners
+        self._layout = layout
+        return _Assembled(
+            plan=plan,
+            generation=self.resolver.generation,
+            owners=owners,
+            listeners=tuple(layout.listeners),
+            listener_counts=dict(layout.counts),
+            udp_connections=self._udp_connections(plan, tables),
+            interfaces=interfaces,
+            firewall=firewall,
+        )
+
+    @staticmethod
+    def _udp_connections(
+        plan: _WatchPlan, tables: list[tuple[Proto, list[tuple[_Row, ...]]]]
+    ) -> dict[tuple[int, Proto], int]:
+        """Connected UDP sockets per watched UDP pair, a local pair counted once."""
         udp_connections: dict[tuple[int, Proto], int] = {}
         pairs: set[PairKey] = set()  # both ends of a local connection are listed
         for proto, chunks in tables:
@@ -364,24 +511,25 @@ class NetlinkProbe:
                         if port in plan.udp_ports:
                             key = (port, Proto.UDP)
                             udp_connections[key] = udp_connections.get(key, 0) + 1
-        holders = self.resolver.holders
-        owners: dict[int, Owner | None] = {}
+        return udp_connections
 
-        def owner_of(pid: int) -> Owner | None:
-            if pid not in owners:
-                owners[pid] = self.owners.owner(pid)
-            return owners[pid]
-
+    def _rebuild(
+        self,
+        inputs: _Inputs,
+        built_before: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]],
+    ) -> tuple[_Layout, dict[tuple[int, int], tuple[_Row, Owner | None, Listener]]]:
+        """Every row gone through: the listeners in order, and what each was built from."""
+        plan, holders, owner_of = inputs.plan, self.resolver.holders, inputs.owner_of
         ordered: list[tuple[tuple[str, str, str, int, str], int, SocketRow, _Row]] = []
-        listener_counts: dict[tuple[int, Proto], int] = {}
         seen: set[tuple[tuple[str, str, str, int, str], int | None]] = set()
-        built_before = self._built
-        built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
-        gone = self._gone_unowned([row.inode for row in listening if not holders.get(row.inode)])
-        for row in listening:
+        at_order: dict[tuple[str, str, str, int, str], int] = {}
+        layout = _Layout(plan=plan)
+        for row in inputs.listening:
+            layout.rows[id(row)] = row
+            at_order[row.order] = at_order.get(row.order, 0) + 1
             pids = holders.get(row.inode, ())
             pid = pids[-1] if pids else None
-            if pid is None and row.inode in gone:
+            if pid is None and row.inode in inputs.gone:
                 continue  # closed, or its process exited, between the dump and /proc
             if (row.order, pid) in seen:
                 continue  # SO_REUSEPORT twins in one process: one listener, as psutil says
@@ -400,16 +548,12 @@ class NetlinkProbe:
             ordered.append(
                 (row.order, owner.pid if owner else -1, (row.endpoint, owner, others), row)
             )
-            port, proto = row.endpoint.port, row.endpoint.proto
-            if port in (plan.tcp_ports if proto is Proto.TCP else plan.udp_ports):
-                key = (port, proto)
-                listener_counts[key] = listener_counts.get(key, 0) + 1
         ordered.sort(key=_sort_key)
-        listeners: list[Listener] = []
+        built: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]] = {}
         # A listener is built only for a socket that is new, has another owner or is
         # shared otherwise; the others keep last poll's object (and the engine, seeing
         # the same object, keeps its view and verdict).
-        for (_order, _pid, (endpoint, owner, _others), row), shared in zip(
+        for (order, pid, (_endpoint, owner, _others), row), shared in zip(
             ordered, shared_holders([item[2] for item in ordered]), strict=True
         ):
             ident = (id(row), id(owner))
@@ -420,24 +564,90 @@ class NetlinkProbe:
                 or reused[1] is not owner
                 or reused[2].shared_with != shared
             ):
-                exposure = listener_exposure(
-                    endpoint, interfaces, row.v6only, owner=owner, firewall=firewall
-                )
-                reused = (row, owner, Listener(endpoint, owner, shared, exposure))
-                self.listeners_built += 1
+                reused = (row, owner, self._listener(row, owner, shared, inputs))
             built[ident] = reused
-            listeners.append(reused[2])
-        self._built = built
-        return _Assembled(
-            plan=plan,
-            generation=self.resolver.generation,
-            owners=owners,
-            listeners=tuple(listeners),
-            listener_counts=listener_counts,
-            udp_connections=udp_connections,
-            interfaces=interfaces,
-            firewall=firewall,
+            layout.add((order, pid), row, reused[2], ident)
+        layout.at_order = at_order
+        return layout, built
+
+    def _patch(self, last: _Layout, inputs: _Inputs, changed: set[int]) -> _Layout | None:
+        """The last poll's listeners with the few sockets that came, went or changed
+        holders since then taken out or put in; None when a full pass is needed (many
+        changes, an owner that changed, or a touched socket that shares its address
+        and port or has several holders: those affect other listeners)."""
+        current = {id(row): row for row in inputs.listening}
+        removed = last.rows.keys() - current.keys()
+        added = current.keys() - last.rows.keys()
+        # Sockets still there whose holders changed: taken out and put in again.
+        regrouped = (
+            {key for key, row in current.items() if row.inode in changed} if changed else set()
         )
+        regrouped -= added
+        if len(removed) + len(added) + len(regrouped) > PATCH_LIMIT:
+            return None
+        # An owner that changed (exec, another user) changes every listener it holds.
+        if any(inputs.owner_of(pid) is not owner for pid, owner in last.owners.items()):
+            return None
+        at_order = dict(last.at_order)
+        for key in removed:
+            order = last.rows[key].order
+            at_order[order] -= 1
+            if not at_order[order]:
+                del at_order[order]
+        for key in added:
+            order = current[key].order
+            at_order[order] = at_order.get(order, 0) + 1
+        holders = self.resolver.holders
+        for key in removed | regrouped:
+            if last.at_order.get(last.rows[key].order, 0) > 1:
+                return None
+        for key in added | regrouped:
+            row = current[key]
+            if at_order[row.order] > 1 or last.at_order.get(row.order, 1) > 1:
+                return None
+            if len(holders.get(row.inode, ())) > 1:
+                return None
+        layout = last.copy()
+        layout.at_order = at_order
+        built = self._built
+        for key in removed | regrouped:
+            ident = layout.remove(key)
+            if ident is not None:
+                built.pop(ident, None)
+        for key in added | regrouped:
+            row = current[key]
+            layout.rows[key] = row
+            pids = holders.get(row.inode, ())
+            pid = pids[-1] if pids else None
+            if pid is None and row.inode in inputs.gone:
+                continue
+            owner = None
+            if pid is not None:
+                owner = inputs.owner_of(pid)
+                if owner is None:
+                    continue
+            ident = (id(row), id(owner))
+            reused = built.get(ident)
+            if (
+                reused is None
+                or reused[0] is not row
+                or reused[1] is not owner
+                or reused[2].shared_with
+            ):
+                reused = (row, owner, self._listener(row, owner, (), inputs))
+            built[ident] = reused
+            layout.add((row.order, owner.pid if owner else -1), row, reused[2], ident, insert=True)
+        self.listeners_patched += 1
+        return layout
+
+    def _listener(
+        self, row: _Row, owner: Owner | None, shared: tuple[Owner, ...], inputs: _Inputs
+    ) -> Listener:
+        exposure = listener_exposure(
+            row.endpoint, inputs.interfaces, row.v6only, owner=owner, firewall=inputs.firewall
+        )
+        self.listeners_built += 1
+        return Listener(row.endpoint, owner, shared, exposure)
 
     def _gone_unowned(self, inodes: list[int]) -> set[int]:
         """Of the sockets no process held when ``/proc`` was read, those a second dump
