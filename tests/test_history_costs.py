@@ -229,3 +229,22 @@ def test_an_hour_of_one_second_polls_waits_in_memory_while_the_file_is_locked(
     warnings = record(store, None, sample_at(now + 3601, 3602.0))
     assert warnings == ["history is written again; 2 polls could not be recorded and were dropped"]
     store.close()
+
+
+def test_one_dropped_poll_is_said_in_the_singular(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history_module, "MAX_PENDING", 2)
+    path = tmp_path / "h.sqlite3"
+    store = HistoryStore.open(path)
+    store._conn.execute("PRAGMA busy_timeout = 0")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    now = time.time()
+    for i in range(2):
+        record(store, None, sample_at(now + i, 1.0 + i))
+    blocker.execute("COMMIT")
+    blocker.close()
+    warnings = record(store, None, sample_at(now + 2, 3.0))
+    assert warnings == ["history is written again; 1 poll could not be recorded and was dropped"]
+    store.close()

@@ -266,6 +266,7 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
             outage.ended()
 
     def guarded_step() -> None:
+        started = schedule.clock()
         rewatched = watch_follower.poll()
         if rewatched is not None:
             for problem in rewatched.problems:
@@ -289,9 +290,10 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
             else:
                 print(_text(event), flush=True)
         _record_upgrades(paths.trust_file, judge)
-        if result.duration_s > schedule.interval_s:
+        overran = schedule.overran(started)
+        if overran is not None:
             common.warn(
-                f"a poll took {result.duration_s:.2f} s, longer than the"
+                f"a poll took {overran:.2f} s, longer than the"
                 f" {schedule.interval_s:g} s interval; the next one waits for it"
             )
 

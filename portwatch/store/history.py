@@ -672,10 +672,12 @@ class HistoryStore(HistoryReader):
         if not self._pending:
             failed = self._outage.ended()
             if self._dropped:
-                warnings.append(
-                    f"history is written again; {self._dropped} polls could not be recorded"
-                    " and were dropped"
+                lost = (
+                    "1 poll could not be recorded and was dropped"
+                    if self._dropped == 1
+                    else f"{self._dropped} polls could not be recorded and were dropped"
                 )
+                warnings.append(f"history is written again; {lost}")
                 self._dropped = 0
             elif failed:
                 warnings.append("history is written again; no poll was lost")
