@@ -36,6 +36,10 @@ def silenced(monitoring_paused: bool, alerts: AlertState) -> list[str]:
     return parts
 
 
+def _listeners(count: int) -> str:
+    return "1 listener" if count == 1 else f"{count} listeners"
+
+
 def status_line(
     last_wall: float | None,
     listeners: int,
@@ -55,11 +59,11 @@ def status_line(
         head = f"Check at {failed} failed"
         if last_wall is not None:
             stamp = time.strftime("%H:%M:%S", time.localtime(last_wall))
-            head += f"; showing the last good check ({stamp}): {listeners} listeners"
+            head += f"; showing the last good check ({stamp}): {_listeners(listeners)}"
     elif last_wall is None:
         head = "Waiting for the first check\u2026"
     else:
         stamp = time.strftime("%H:%M:%S", time.localtime(last_wall))
-        head = f"Last check {stamp}: {listeners} listeners, {watched} on watched ports"
+        head = f"Last check {stamp}: {_listeners(listeners)}, {watched} on watched ports"
     parts = silenced(monitoring_paused, alerts)
     return head + "".join(f" \u2014 {part}" for part in parts)
