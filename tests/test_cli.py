@@ -115,6 +115,8 @@ def test_monitor_reports_open_and_close_then_history_and_export_have_it(
     assert {r["proto"] for r in mine} == {"tcp", "udp"}
     assert all(r["exe"] == PYTHON and r["watched"] == "yes" for r in mine)
     assert all(r["first_seen"] and r["last_seen"] and r["sha256"] for r in mine)
+    count = len(rows)
+    assert f"wrote {count} listener{'' if count == 1 else 's'} to {out}" in result.stderr
     header = out.read_text(encoding="utf-8-sig").splitlines()[0].split(",")
     assert header == [
         "first_seen",
@@ -313,3 +315,20 @@ def test_export_neutralises_formulas_from_process_names(
     cells = [cell for row in rows for cell in row]
     assert "'=HYPERLINK(1)" in cells or any(c.startswith("'=HYPERLINK") for c in cells)
     assert not any(c.startswith("=") for c in cells)
+
+
+def test_export_counts_one_listener_in_the_singular(data_dir: Path, tmp_path: Path) -> None:
+    import time
+
+    from test_history import EP, OWNER, record, sample_at
+
+    from portwatch.core.types import Listener
+    from portwatch.store.history import HistoryStore
+
+    store = HistoryStore.open(data_dir / "history.sqlite3")
+    record(store, None, sample_at(time.time(), 1.0, (Listener(EP, OWNER),)))
+    store.close()
+    out = tmp_path / "one.csv"
+    result = run(data_dir, "export", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert f"wrote 1 listener to {out}" in result.stderr

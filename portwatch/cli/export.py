@@ -59,5 +59,6 @@ def run(args: argparse.Namespace, paths: Paths) -> int:
         raise CommandError(str(exc)) from exc
     finally:
         reader.close()
-    print(f"wrote {count} listeners to {target}", file=sys.stderr)
+    rows = "1 listener" if count == 1 else f"{count} listeners"
+    print(f"wrote {rows} to {target}", file=sys.stderr)
     return 0
