@@ -149,39 +149,73 @@ def netlink_connections(
     else:
         tcp_ranges = [(spec.lo, spec.hi) for spec in watched.specs if Proto.TCP in spec.protos]
         with_udp = any(Proto.UDP in spec.protos for spec in watched.specs)
-    names: dict[int, tuple[str | None, float | None, str | None]] = {}
-    seen: set[tuple[Proto, str, int, str, int]] = set()
-    found: list[Connection] = []
+    found = _Found(ports, ps)
     for item, pid in source.read(tcp_ranges, with_udp):
-        proto = item.proto
-        if ports is not None and not ((item.sport, proto) in ports or (item.dport, proto) in ports):
-            continue
-        key = (proto, item.src, item.sport, item.dst, item.dport)
-        if key in seen:
-            continue
-        seen.add(key)
-        if pid is not None and pid not in names:
-            names[pid] = _process_facts(ps, pid)
-        name, started, user = names[pid] if pid is not None else (None, None, None)
-        found.append(
+        found.add(
+            item.proto,
+            "IPv6" if item.family == socket.AF_INET6 else "IPv4",
+            (item.src, item.sport),
+            (item.dst, item.dport),
+            item.state,
+            pid,
+            item.bytes,
+        )
+    return found.in_order()
+
+
+class _Found:
+    """The connections a listing finds: on the watched ports only (``ports`` None: all),
+    each socket once (one socket held by several processes, forked workers, is listed
+    under the first), and each process's facts read once."""
+
+    def __init__(self, ports: frozenset[tuple[int, Proto]] | None, ps: Any) -> None:
+        self._ports = ports
+        self._ps = ps
+        self._facts: dict[int, tuple[str | None, float | None, str | None]] = {}
+        self._seen: set[tuple[Proto, str, int, str, int]] = set()
+        self._found: list[Connection] = []
+
+    def add(
+        self,
+        proto: Proto,
+        family: str,
+        local: tuple[str, int],
+        remote: tuple[str, int],
+        state: str,
+        pid: int | None,
+        moved: tuple[int, int] | None = None,
+    ) -> None:
+        """One socket as read; ``moved`` is its (bytes in, bytes out) where known."""
+        ports = self._ports
+        if ports is not None and not ((local[1], proto) in ports or (remote[1], proto) in ports):
+            return
+        key = (proto, local[0], local[1], remote[0], remote[1])
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        if pid is not None and pid not in self._facts:
+            self._facts[pid] = _process_facts(self._ps, pid)
+        name, started, user = self._facts[pid] if pid is not None else (None, None, None)
+        self._found.append(
             Connection(
                 proto=proto,
-                family="IPv6" if item.family == socket.AF_INET6 else "IPv4",
-                local_address=item.src,
-                local_port=item.sport,
-                remote_address=item.dst,
-                remote_port=item.dport,
-                state=item.state,
+                family=family,
+                local_address=local[0],
+                local_port=local[1],
+                remote_address=remote[0],
+                remote_port=remote[1],
+                state=state,
                 pid=pid,
                 process=name,
-                bytes_in=item.bytes[0] if item.bytes is not None else None,
-                bytes_out=item.bytes[1] if item.bytes is not None else None,
+                bytes_in=moved[0] if moved is not None else None,
+                bytes_out=moved[1] if moved is not None else None,
                 create_time=started,
                 user=user,
             )
         )
-    found.sort(key=_order)
-    return found
+
+    def in_order(self) -> list[Connection]:
+        return sorted(self._found, key=_order)
 
 
 def _order(c: Connection) -> tuple[int, int, str, str]:
@@ -192,50 +226,27 @@ def psutil_connections(watched: WatchList | None, ps: Any = psutil) -> list[Conn
     """Connections from psutil's socket table (bytes from netlink's tcp_info on Linux)."""
     ports = watched.ports() if watched is not None else None
     rows = ps.net_connections(kind="inet")
-    names: dict[int, tuple[str | None, float | None, str | None]] = {}
-    seen: set[tuple[Proto, str, int, str, int]] = set()
-    found: list[Connection] = []
+    found = _Found(ports, ps)
     for row in rows:
         proto = Proto.TCP if row.type == socket.SOCK_STREAM else Proto.UDP
         if not row.laddr or not row.raddr:
             continue  # listeners and unconnected UDP sockets
         if proto is Proto.TCP and row.status in (ps.CONN_LISTEN, ps.CONN_NONE):
             continue
-        local, remote = row.laddr, row.raddr
-        if ports is not None and not (
-            (local.port, proto) in ports or (remote.port, proto) in ports
-        ):
-            continue
-        key = (proto, local.ip, local.port, remote.ip, remote.port)
-        if key in seen:  # one socket held by several processes (forked workers)
-            continue
-        seen.add(key)
-        pid = row.pid if row.pid else None
-        if pid is not None and pid not in names:
-            names[pid] = _process_facts(ps, pid)
-        name, started, user = names[pid] if pid is not None else (None, None, None)
-        found.append(
-            Connection(
-                proto=proto,
-                family="IPv6" if row.family == socket.AF_INET6 else "IPv4",
-                local_address=local.ip,
-                local_port=local.port,
-                remote_address=remote.ip,
-                remote_port=remote.port,
-                state=str(row.status) if proto is Proto.TCP else "NONE",
-                pid=pid,
-                process=name,
-                create_time=started,
-                user=user,
-            )
+        found.add(
+            proto,
+            "IPv6" if row.family == socket.AF_INET6 else "IPv4",
+            (row.laddr.ip, row.laddr.port),
+            (row.raddr.ip, row.raddr.port),
+            str(row.status) if proto is Proto.TCP else "NONE",
+            row.pid if row.pid else None,
         )
-    tcp_ports = sorted({c.local_port for c in found if c.proto is Proto.TCP})
+    listed = found.in_order()
+    tcp_ports = sorted({c.local_port for c in listed if c.proto is Proto.TCP})
     # Only the ports of what was found are asked for (a kernel-side filter), not every
     # connection of the machine; a long list is asked as a few wider ranges.
     counters = tcp_byte_counters([(p, p) for p in tcp_ports]) if tcp_ports else {}
-    with_bytes = [_with_bytes(item, counters) for item in found]
-    with_bytes.sort(key=_order)
-    return with_bytes
+    return [_with_bytes(item, counters) for item in listed]  # still in order
 
 
 def _with_bytes(item: Connection, counters: dict[_TcpKey, tuple[int, int]]) -> Connection:
