@@ -23,8 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -93,8 +91,8 @@ def main() -> int:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    from PySide6.QtCore import QEventLoop, QTimer
-    from PySide6.QtWidgets import QApplication, QSystemTrayIcon, QWidget
+    from PySide6.QtWidgets import QApplication, QSystemTrayIcon
+    from shot_app import grabber, pause, start_app, wait_until
 
     from portwatch.app import DesktopApp
     from portwatch.config import watchfile
@@ -105,30 +103,10 @@ def main() -> int:
     from portwatch.services.settings import Settings
     from portwatch.ui.trust_review import TrustReviewDialog
 
-    app = QApplication([sys.argv[0]])
+    app = start_app()
     app.setQuitOnLastWindowClosed(False)
-    app.setStyle("Fusion")
 
-    def wait_until(condition: Callable[[], object], timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        loop = QEventLoop()
-        while not condition():
-            if time.monotonic() > deadline:
-                raise SystemExit("timed out waiting for the app")
-            QTimer.singleShot(50, loop.quit)
-            loop.exec()
-
-    def settle(seconds: float) -> None:
-        end = time.monotonic() + seconds
-        wait_until(lambda: time.monotonic() >= end, seconds + 5)
-
-    def grab(widget: QWidget, name: str) -> None:
-        path = out / name
-        widget.repaint()
-        if not widget.grab().save(str(path)):
-            raise SystemExit(f"could not save {path}")
-        print(f"saved {path}", flush=True)
-
+    grab = grabber(out, whole_window=False)
     helpers: list[subprocess.Popen[bytes]] = []
     children: list[subprocess.Popen[str]] = []
     with tempfile.TemporaryFile(mode="w+") as log, tempfile.TemporaryDirectory() as folder:
@@ -171,7 +149,7 @@ def main() -> int:
 
             wait_until(lambda: review() is not None)
             wait_until(lambda: window.ticks_shown >= 3)
-            settle(1.0)
+            pause(1.0)
             screen(out / "review-pending-screen.png")
             grab(window, "review-pending-window.png")
             dialog = review()
@@ -183,7 +161,7 @@ def main() -> int:
             # A burst: one program takes eight ports of the watched range.
             children.append(start_child("burst", [("tcp", lo + 10 + i) for i in range(8)]))
             wait_until(lambda: len(summaries(log)) >= 4, 20)
-            settle(1.0)
+            pause(1.0)
             screen(out / "burst-screen.png")
             print("dunst summaries:", summaries(log), flush=True)
 
@@ -192,12 +170,12 @@ def main() -> int:
             desktop.alerts.snooze(parse_spec(str(single)), SNOOZE_HOUR_S)
             window.watch_panel.select_port(lo)
             window.alert_dock.show()
-            settle(2.5)
+            pause(2.5)
             screen(out / "range-watchlist-screen.png")
             grab(window, "range-watchlist-window.png")
 
             window.alerts_pause_action.trigger()
-            settle(1.5)
+            pause(1.5)
             screen(out / "paused-screen.png")
             width = QApplication.primaryScreen().geometry().width()
             subprocess.run(
