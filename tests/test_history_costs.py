@@ -42,6 +42,16 @@ def last_seen(path: Path) -> list[float]:
         reader.close()
 
 
+def _locked_store(path: Path) -> tuple[HistoryStore, sqlite3.Connection]:
+    """A history store, and another connection holding its file locked (COMMIT and
+    close it to let the store write)."""
+    store = HistoryStore.open(path)
+    store._conn.execute("PRAGMA busy_timeout = 0")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    return store, blocker
+
+
 def test_steady_polls_do_not_rewrite_listener_rows_and_stop_loses_nothing(
     tmp_path: Path,
 ) -> None:
@@ -105,11 +115,7 @@ def test_polls_held_while_the_file_is_locked_are_bounded_and_the_loss_is_told(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(history_module, "MAX_PENDING", 5)
-    path = tmp_path / "h.sqlite3"
-    store = HistoryStore.open(path)
-    store._conn.execute("PRAGMA busy_timeout = 0")
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
+    store, blocker = _locked_store(tmp_path / "h.sqlite3")
     now = time.time()
     for i in range(8):
         warnings = record(store, None, sample_at(now + i, 1.0 + i))
@@ -214,11 +220,7 @@ def test_an_hour_of_one_second_polls_waits_in_memory_while_the_file_is_locked(
     tmp_path: Path,
 ) -> None:
     # The README's promise: "up to 3600 polls" are kept, the oldest dropped beyond that.
-    path = tmp_path / "h.sqlite3"
-    store = HistoryStore.open(path)
-    store._conn.execute("PRAGMA busy_timeout = 0")
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
+    store, blocker = _locked_store(tmp_path / "h.sqlite3")
     now = time.time()
     for i in range(3601):
         record(store, None, sample_at(now + i, 1.0 + i))
@@ -235,11 +237,7 @@ def test_one_dropped_poll_is_said_in_the_singular(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(history_module, "MAX_PENDING", 2)
-    path = tmp_path / "h.sqlite3"
-    store = HistoryStore.open(path)
-    store._conn.execute("PRAGMA busy_timeout = 0")
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN EXCLUSIVE")
+    store, blocker = _locked_store(tmp_path / "h.sqlite3")
     now = time.time()
     for i in range(2):
         record(store, None, sample_at(now + i, 1.0 + i))
