@@ -50,3 +50,12 @@ def wait_ticks(qtbot: Any, desktop: Any, count: int = 1, timeout: int = 15_000) 
     """Wait until the window has shown ``count`` more ticks."""
     target = desktop.window.ticks_shown + count
     qtbot.waitUntil(lambda: desktop.window.ticks_shown >= target, timeout=timeout)
+
+
+def shown_default_window(qtbot: Any, make_desktop: Any, ticks: int) -> Any:
+    """The app on the three default ports, its window on screen after ``ticks`` ticks."""
+    desktop = make_desktop(["3321", "3353", "3653"])
+    desktop.window.show()
+    qtbot.waitExposed(desktop.window)
+    wait_ticks(qtbot, desktop, ticks)
+    return desktop

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from guikit import wait_ticks
+from guikit import shown_default_window
 from PySide6.QtGui import QFontMetrics
 
 import portwatch.ui.chart as chart_module
@@ -37,11 +37,8 @@ def _lines_fit(strip: PortStrip) -> list[str]:
 def test_every_strip_row_fits_at_the_default_size_and_at_the_narrowest(
     qtbot: Any, make_desktop: Callable[..., DesktopApp]
 ) -> None:
-    desktop = make_desktop(["3321", "3353", "3653"])
+    desktop = shown_default_window(qtbot, make_desktop, 2)
     window = desktop.window
-    window.show()
-    qtbot.waitExposed(window)
-    wait_ticks(qtbot, desktop, 2)
     window.chart.redraw()
     assert window.chart.strip.count() == 3
     assert _lines_fit(window.chart.strip) == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from guikit import wait_ticks
+from guikit import shown_default_window, wait_ticks
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QImage, QPainter
 
@@ -19,11 +19,8 @@ ALERT = "Alert: Untrusted program on 3353/udp (View \u25b8 Alert log lists every
 def test_the_status_message_is_elided_beside_the_whole_status_line(
     qtbot: Any, make_desktop: Callable[..., DesktopApp]
 ) -> None:
-    desktop = make_desktop(["3321", "3353", "3653"])
+    desktop = shown_default_window(qtbot, make_desktop, 1)
     window = desktop.window
-    window.show()
-    qtbot.waitExposed(window)
-    wait_ticks(qtbot, desktop, 1)
     window.resize(720, window.height())
     qtbot.waitUntil(lambda: window.width() == 720)
     bar = window.statusBar()
@@ -49,11 +46,8 @@ def test_the_status_message_is_elided_beside_the_whole_status_line(
 def test_a_short_window_keeps_table_rows_and_whole_count_labels(
     qtbot: Any, make_desktop: Callable[..., DesktopApp]
 ) -> None:
-    desktop = make_desktop(["3321", "3353", "3653"])
+    desktop = shown_default_window(qtbot, make_desktop, 2)
     window = desktop.window
-    window.show()
-    qtbot.waitExposed(window)
-    wait_ticks(qtbot, desktop, 2)
     window.resize(700, 480)
     qtbot.waitUntil(lambda: window.width() == 700 and abs(window.height() - 480) <= 5)
     qtbot.wait(50)
