@@ -556,15 +556,7 @@ class NetlinkProbe:
         for (order, pid, (_endpoint, owner, _others), row), shared in zip(
             ordered, shared_holders([item[2] for item in ordered]), strict=True
         ):
-            ident = (id(row), id(owner))
-            reused = built_before.get(ident)
-            if (
-                reused is None
-                or reused[0] is not row
-                or reused[1] is not owner
-                or reused[2].shared_with != shared
-            ):
-                reused = (row, owner, self._listener(row, owner, shared, inputs))
+            ident, reused = self._listener_for(built_before, row, owner, shared, inputs)
             built[ident] = reused
             layout.add((order, pid), row, reused[2], ident)
         layout.at_order = at_order
@@ -626,19 +618,33 @@ class NetlinkProbe:
                 owner = inputs.owner_of(pid)
                 if owner is None:
                     continue
-            ident = (id(row), id(owner))
-            reused = built.get(ident)
-            if (
-                reused is None
-                or reused[0] is not row
-                or reused[1] is not owner
-                or reused[2].shared_with
-            ):
-                reused = (row, owner, self._listener(row, owner, (), inputs))
+            ident, reused = self._listener_for(built, row, owner, (), inputs)
             built[ident] = reused
             layout.add((row.order, owner.pid if owner else -1), row, reused[2], ident, insert=True)
         self.listeners_patched += 1
         return layout
+
+    def _listener_for(
+        self,
+        known: dict[tuple[int, int], tuple[_Row, Owner | None, Listener]],
+        row: _Row,
+        owner: Owner | None,
+        shared: tuple[Owner, ...],
+        inputs: _Inputs,
+    ) -> tuple[tuple[int, int], tuple[_Row, Owner | None, Listener]]:
+        """The listener for ``row`` held by ``owner``, under its (row, owner) identity:
+        the one in ``known`` if it was built from the same row and owner with the same
+        other holders, else a new one."""
+        ident = (id(row), id(owner))
+        reused = known.get(ident)
+        if (
+            reused is None
+            or reused[0] is not row
+            or reused[1] is not owner
+            or reused[2].shared_with != shared
+        ):
+            reused = (row, owner, self._listener(row, owner, shared, inputs))
+        return ident, reused
 
     def _listener(
         self, row: _Row, owner: Owner | None, shared: tuple[Owner, ...], inputs: _Inputs
