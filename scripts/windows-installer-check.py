@@ -168,8 +168,20 @@ def path_problems(expect_entry: bool) -> list[str]:
     return problems
 
 
+# Wine's CreateProcess now and then fails a start with ERROR_INTERNAL_ERROR (1359)
+# that a second try does not see; a real Windows does not give it for a setup program.
+_WINE_SPAWN_FLAKE = 1359
+
+
 def run(argv: Sequence[str]) -> int:
-    return subprocess.run(list(argv), timeout=TIMEOUT_S, check=False).returncode
+    try:
+        return subprocess.run(list(argv), timeout=TIMEOUT_S, check=False).returncode
+    except OSError as exc:
+        if getattr(exc, "winerror", None) != _WINE_SPAWN_FLAKE:
+            raise
+        print(f"installer: note  starting {argv[0]} failed once ({exc}); trying again", flush=True)
+        time.sleep(1)
+        return subprocess.run(list(argv), timeout=TIMEOUT_S, check=False).returncode
 
 
 def uninstall() -> int:
